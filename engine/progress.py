@@ -1,0 +1,149 @@
+"""Progress protocol between the engine process and whoever launched it.
+
+Pure Python (no numpy): the Blender add-on imports this module to parse what the engine prints.
+
+With ``--progress jsonl`` the engine prints one JSON object per stdout line and nothing else on
+stdout (diagnostics go to stderr). Events:
+
+``{"event": "start", "protocol": 1, "command": "capture", "engine_version": "0.1.0"}``
+    first line of every run.
+``{"event": "stage", "stage": "detect", "message": "Detecting hands"}``
+    a new stage begins. Stages of ``capture``: ``read``, ``detect``, ``init``, ``fit1``, ``fit2``,
+    ``write``, ``preview``.
+``{"event": "progress", "stage": "detect", "done": 120, "total": 300}``
+    ``done`` out of ``total`` units of the current stage (``total`` may be null when unknown).
+``{"event": "log", "level": "info" | "warning", "message": "..."}``
+    something a user should read.
+``{"event": "done", "result": "/abs/result.npz", "preview": "/abs/preview.mp4" | null}``
+    last line of a successful run; the result file is complete and validated.
+``{"event": "error", "message": "..."}``
+    last line of a failed run (exit code non-zero); no result file was written.
+
+With ``--progress bar`` (the default at a terminal) humans get a tqdm bar on stderr instead.
+"""
+
+import json
+import sys
+
+PROTOCOL_VERSION = 1
+EVENTS = ("start", "stage", "progress", "log", "done", "error")
+
+
+class ProtocolError(ValueError):
+    """A line from the engine is not a valid progress event."""
+
+
+def parse_line(line):
+    """Parse one line of engine output into an event dict; raises ``ProtocolError`` on garbage."""
+    line = line.strip()
+    if not line:
+        raise ProtocolError("empty line")
+    try:
+        event = json.loads(line)
+    except json.JSONDecodeError:
+        raise ProtocolError(f"not a progress event: {line[:200]!r}") from None
+    if not isinstance(event, dict) or event.get("event") not in EVENTS:
+        raise ProtocolError(f"unknown progress event: {line[:200]!r}")
+    if event["event"] == "progress":
+        if not isinstance(event.get("done"), (int, float)):
+            raise ProtocolError(f"progress event without 'done': {line[:200]!r}")
+    if event["event"] in ("done",) and not isinstance(event.get("result"), str):
+        raise ProtocolError(f"done event without 'result': {line[:200]!r}")
+    if event["event"] == "error" and not isinstance(event.get("message"), str):
+        raise ProtocolError(f"error event without 'message': {line[:200]!r}")
+    return event
+
+
+def fraction(event):
+    """Fraction in [0, 1] of a progress event's stage, or None when the total is unknown."""
+    total = event.get("total")
+    if not total:
+        return None
+    return max(0.0, min(1.0, float(event["done"]) / float(total)))
+
+
+class Reporter:
+    """Emits progress either as JSON lines (machine) or as a tqdm bar and plain lines (human).
+
+    ``reporter.stage("detect", "Detecting hands", total=300)`` then ``reporter.advance(n)``;
+    ``reporter.log(msg)``, ``reporter.warn(msg)``, ``reporter.done(path)``, ``reporter.error(msg)``.
+    """
+
+    def __init__(self, mode="bar", stream=None, min_interval=0.1):
+        if mode not in ("bar", "jsonl", "quiet"):
+            raise ValueError(f"unknown progress mode {mode!r} (bar, jsonl or quiet)")
+        self.mode = mode
+        self.stream = stream if stream is not None else sys.stdout
+        self.min_interval = min_interval
+        self._stage = None
+        self._total = None
+        self._done = 0
+        self._bar = None
+        self._last_emit = 0.0
+
+    def _emit(self, **event):
+        self.stream.write(json.dumps(event) + "\n")
+        self.stream.flush()
+
+    def start(self, command, engine_version):
+        if self.mode == "jsonl":
+            self._emit(event="start", protocol=PROTOCOL_VERSION, command=command, engine_version=engine_version)
+
+    def stage(self, name, message, total=None):
+        self._close_bar()
+        self._stage, self._total, self._done = name, total, 0
+        if self.mode == "jsonl":
+            self._emit(event="stage", stage=name, message=message)
+            self._emit(event="progress", stage=name, done=0, total=total)
+        elif self.mode == "bar":
+            from tqdm import tqdm
+
+            self._bar = tqdm(total=total, desc=message, unit="it", file=sys.stderr, leave=True, dynamic_ncols=True)
+
+    def advance(self, n=1):
+        import time
+
+        self._done += n
+        if self.mode == "jsonl":
+            now = time.monotonic()
+            finished = self._total is not None and self._done >= self._total
+            if finished or now - self._last_emit >= self.min_interval:
+                self._last_emit = now
+                self._emit(event="progress", stage=self._stage, done=self._done, total=self._total)
+        elif self._bar is not None:
+            self._bar.update(n)
+
+    def log(self, message, level="info"):
+        if self.mode == "jsonl":
+            self._emit(event="log", level=level, message=message)
+        elif self.mode == "bar":
+            self._write_stderr(("warning: " if level == "warning" else "") + message)
+
+    def warn(self, message):
+        self.log(message, level="warning")
+
+    def done(self, result, preview=None):
+        self._close_bar()
+        if self.mode == "jsonl":
+            self._emit(event="done", result=result, preview=preview)
+        elif self.mode == "bar":
+            self._write_stderr(f"result written to {result}" + (f", preview {preview}" if preview else ""))
+
+    def error(self, message):
+        self._close_bar()
+        if self.mode == "jsonl":
+            self._emit(event="error", message=message)
+        else:
+            self._write_stderr(f"error: {message}")
+
+    def _write_stderr(self, text):
+        if self._bar is not None:
+            self._bar.write(text, file=sys.stderr)
+        else:
+            sys.stderr.write(text + "\n")
+            sys.stderr.flush()
+
+    def _close_bar(self):
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
