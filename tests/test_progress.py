@@ -1,0 +1,81 @@
+"""The progress protocol from the engine's side (Reporter) and the reader's side (parse_line)."""
+
+import io
+import json
+
+import pytest
+
+from engine import progress
+
+
+def _events(mode="jsonl"):
+    stream = io.StringIO()
+    rep = progress.Reporter(mode, stream=stream, min_interval=0.0)
+    rep.start("capture", "0.1.0")
+    rep.stage("detect", "Detecting hands", total=3)
+    for _ in range(3):
+        rep.advance()
+    rep.warn("hand lost in 2 frames")
+    rep.done("/tmp/r.npz", preview=None)
+    return stream.getvalue().splitlines()
+
+
+def test_jsonl_lines_parse_back_in_order():
+    lines = _events()
+    events = [progress.parse_line(line) for line in lines]
+    kinds = [e["event"] for e in events]
+    assert kinds[0] == "start" and kinds[-1] == "done"
+    assert events[0]["protocol"] == progress.PROTOCOL_VERSION
+    prog = [e for e in events if e["event"] == "progress"]
+    assert [e["done"] for e in prog] == [0, 1, 2, 3]
+    assert progress.fraction(prog[-1]) == 1.0
+    assert any(e["event"] == "log" and e["level"] == "warning" for e in events)
+    assert events[-1]["result"] == "/tmp/r.npz"
+
+
+def test_throttling_keeps_the_last_step():
+    stream = io.StringIO()
+    rep = progress.Reporter("jsonl", stream=stream, min_interval=3600)
+    rep.stage("fit1", "Stage I", total=100)
+    for _ in range(100):
+        rep.advance()
+    done = [json.loads(l)["done"] for l in stream.getvalue().splitlines() if '"progress"' in l]
+    assert done[0] == 0 and done[-1] == 100 and len(done) <= 3
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "",
+        "Traceback (most recent call last):",
+        "[1, 2, 3]",
+        '{"event": "teleport"}',
+        '{"event": "progress", "stage": "detect"}',
+        '{"event": "done"}',
+        '{"event": "error"}',
+    ],
+)
+def test_garbage_is_rejected(line):
+    with pytest.raises(progress.ProtocolError):
+        progress.parse_line(line)
+
+
+def test_error_event_and_unknown_total():
+    assert progress.parse_line('{"event": "error", "message": "no hand"}')["message"] == "no hand"
+    ev = progress.parse_line('{"event": "progress", "stage": "read", "done": 5, "total": null}')
+    assert progress.fraction(ev) is None
+
+
+def test_bar_mode_writes_nothing_on_stdout(capsys):
+    stream = io.StringIO()
+    rep = progress.Reporter("bar", stream=stream)
+    rep.stage("detect", "Detecting hands", total=2)
+    rep.advance(2)
+    rep.done("/tmp/r.npz")
+    assert stream.getvalue() == ""
+    assert "result written" in capsys.readouterr().err
+
+
+def test_unknown_mode():
+    with pytest.raises(ValueError):
+        progress.Reporter("xml")
