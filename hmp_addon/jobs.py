@@ -1,0 +1,172 @@
+"""A capture job: the engine run plus what to do with its result. Shared by the modal operator,
+the blocking operator path and the headless script (no UI code here)."""
+
+import os
+import shutil
+import tempfile
+
+import bpy
+
+from . import importer, runner
+from .preferences import settings
+
+
+class CaptureParams:
+    """What to capture, snapshotted when the capture starts (the panel may change meanwhile)."""
+
+    def __init__(self, video, hands="right", device="auto", quality="balanced", start=None, end=None,
+                 targets=None, make_camera=True, engine_python="", mano_dir="", extra_args=()):
+        self.video = video
+        self.hands = hands
+        self.device = device
+        self.quality = quality
+        self.start = start
+        self.end = end
+        self.targets = dict(targets or {})  # side -> armature object NAME (checked again at the end)
+        self.make_camera = make_camera
+        self.engine_python = engine_python
+        self.mano_dir = mano_dir
+        self.extra_args = tuple(extra_args)
+
+    @property
+    def sides(self):
+        return ("right", "left") if self.hands == "both" else (self.hands,)
+
+    @classmethod
+    def from_scene(cls, context):
+        s = context.scene.hmp_capture
+        prefs = settings(context)
+        targets = {}
+        if s.target == "EXISTING":
+            sides = ("right", "left") if s.hands == "both" else (s.hands,)
+            for side in sides:
+                obj = getattr(s, f"armature_{side}")
+                targets[side] = obj.name if obj is not None else None
+        return cls(
+            video=bpy.path.abspath(s.video) if s.video else "",
+            hands=s.hands,
+            device=prefs.default_device if s.device == "PREFS" else s.device,
+            quality=s.quality,
+            start=s.range_start if s.use_range else None,
+            end=s.range_end if s.use_range else None,
+            targets=targets,
+            make_camera=s.make_camera,
+            engine_python=prefs.engine_python,
+            mano_dir=prefs.mano_dir,
+        )
+
+    def problem(self):
+        """First reason this capture cannot start (one line), or None."""
+        if not self.video:
+            return "choose a video file first"
+        if not os.path.isfile(self.video):
+            return f"video not found: {self.video}"
+        if self.start is not None and self.end is not None and self.end <= self.start:
+            return f"empty frame range: end ({self.end}) must be after start ({self.start})"
+        for side, name in self.targets.items():
+            if not name:
+                return f"choose the {side} armature to bake onto (or use target 'New Hand Rig')"
+        try:
+            runner.check_engine_python(self.engine_python)
+        except runner.EngineSetupError as exc:
+            return str(exc)
+        return None
+
+
+class CaptureJob:
+    """Runs the engine; ``step()`` polls without blocking and, once a result arrives, bakes it."""
+
+    def __init__(self, params, root=None):
+        problem = params.problem()
+        if problem:
+            raise runner.EngineSetupError(problem)
+        self.params = params
+        self.clip = os.path.splitext(os.path.basename(params.video))[0] or "clip"
+        self.workdir = tempfile.mkdtemp(prefix="hmp-capture-")
+        self.result_path = os.path.join(self.workdir, f"{self.clip}.npz")
+        argv = runner.capture_argv(params.engine_python, params.video, self.result_path, params.hands,
+                                   params.device, params.quality, params.start, params.end,
+                                   params.mano_dir, params.extra_args)
+        kwargs = {"root": root} if root else {}
+        try:
+            self.run = runner.EngineRun(argv, **kwargs)
+        except runner.EngineSetupError:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+            raise
+        self.state = "running"  # -> "done" | "error" | "cancelled"
+        self.error = None
+        self.imported = []  # apply_result's output once done
+
+    @property
+    def finished(self):
+        return self.state != "running"
+
+    @property
+    def fraction(self):
+        return self.run.fraction
+
+    @property
+    def message(self):
+        return self.run.message
+
+    def step(self, context):
+        """Poll the engine once; on success read, check and bake the result. Returns the state."""
+        if self.finished:
+            return self.state
+        self.run.poll()
+        if self.run.state == "running":
+            return self.state
+        if self.run.state == "cancelled":
+            return self._end("cancelled")
+        if self.run.state == "error":
+            return self._end("error", self.run.error)
+        try:
+            res = importer.load(self.run.result_path)
+            targets = {}
+            for side, name in self.params.targets.items():
+                obj = bpy.data.objects.get(name)
+                if obj is None:
+                    raise importer.ImportProblem(f"the target armature '{name}' was deleted during the capture")
+                targets[side] = obj
+            self.imported = importer.apply_result(context, res, clip=self.clip, sides=self.params.sides,
+                                                  targets=targets, make_camera=self.params.make_camera)
+        except importer.ImportProblem as exc:
+            return self._end("error", str(exc))
+        self.state = "done"
+        return self.state
+
+    def _end(self, state, error=None):
+        self.state, self.error = state, error
+        shutil.rmtree(self.workdir, ignore_errors=True)  # cancelled/failed: leave nothing behind
+        return state
+
+    def cancel(self):
+        if not self.finished:
+            self.run.cancel()
+            self._end("cancelled")
+
+
+_CURRENT = None  # the one capture job of this Blender session
+
+
+def current():
+    return _CURRENT
+
+
+def start(params, root=None):
+    """Start the session's capture job (one at a time)."""
+    global _CURRENT
+    if _CURRENT is not None and not _CURRENT.finished:
+        raise runner.EngineSetupError("a capture is already running: wait for it or cancel it")
+    _CURRENT = CaptureJob(params, root=root)
+    return _CURRENT
+
+
+def cancel_current():
+    if _CURRENT is not None:
+        _CURRENT.cancel()
+
+
+def forget():
+    global _CURRENT
+    _CURRENT = None

@@ -1,0 +1,70 @@
+"""Add-on preferences: engine Python, MANO directory, default device."""
+
+import os
+
+import bpy
+
+from .engine_link import default_engine_python
+
+# The id Blender files our preferences under: the extension package ("bl_ext.<repo>.hmp_hand_capture")
+# when installed, or "hmp_addon" when the package is imported from a source checkout.
+ADDON_ID = __package__.rpartition(".")[0] or __package__
+
+DEVICE_ITEMS = [
+    ("auto", "Auto", "CUDA when available, else CPU"),
+    ("cpu", "CPU", "Run the engine on the CPU"),
+    ("cuda", "CUDA", "Run the engine on an NVIDIA GPU"),
+]
+
+
+class HMP_AddonPreferences(bpy.types.AddonPreferences):
+    bl_idname = ADDON_ID
+
+    engine_python: bpy.props.StringProperty(
+        name="Engine Python",
+        description="Python interpreter of an environment with the engine's requirements "
+        "(requirements.txt); empty: the project's .venv next to the extension, if any",
+        subtype="FILE_PATH",
+        default="",
+    )
+    mano_dir: bpy.props.StringProperty(
+        name="MANO Directory",
+        description="Optional folder with MANO_RIGHT.pkl / MANO_LEFT.pkl; without it the open default hand model is used",
+        subtype="DIR_PATH",
+        default="",
+    )
+    default_device: bpy.props.EnumProperty(name="Default Device", items=DEVICE_ITEMS, default="auto")
+
+    def draw(self, context):
+        layout = self.layout
+        layout.prop(self, "engine_python")
+        if not self.engine_python:
+            found = default_engine_python()
+            layout.label(text=f"Using: {found}" if found else "No engine Python found: set one", icon="INFO")
+        layout.prop(self, "mano_dir")
+        layout.prop(self, "default_device")
+        layout.operator("hmp.check_engine", icon="CHECKMARK")
+
+
+class Settings:
+    """Resolved preferences (works also when the add-on is registered without Blender's add-on
+    manager, e.g. by tests or the headless script, where no preferences entry exists)."""
+
+    def __init__(self, engine_python="", mano_dir="", default_device="auto"):
+        self.engine_python = engine_python
+        self.mano_dir = mano_dir
+        self.default_device = default_device
+
+
+def settings(context=None):
+    context = context or bpy.context
+    entry = context.preferences.addons.get(ADDON_ID)
+    prefs = getattr(entry, "preferences", None) if entry is not None else None
+    engine_python = bpy.path.abspath(prefs.engine_python) if prefs is not None and prefs.engine_python else ""
+    engine_python = engine_python or os.environ.get("HMP_ENGINE_PYTHON", "") or default_engine_python()
+    mano_dir = bpy.path.abspath(prefs.mano_dir) if prefs is not None and prefs.mano_dir else os.environ.get("HMP_MANO_DIR", "")
+    device = prefs.default_device if prefs is not None else "auto"
+    return Settings(engine_python, mano_dir, device)
+
+
+classes = (HMP_AddonPreferences,)

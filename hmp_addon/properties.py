@@ -1,0 +1,69 @@
+"""Scene settings of the capture panel, and the window manager's (unsaved) run state."""
+
+import bpy
+
+from .preferences import DEVICE_ITEMS
+
+
+def _is_armature(self, obj):
+    return obj.type == "ARMATURE"
+
+
+class HMP_CaptureSettings(bpy.types.PropertyGroup):
+    video: bpy.props.StringProperty(name="Video", description="Video file of the hands", subtype="FILE_PATH")
+    hands: bpy.props.EnumProperty(
+        name="Hands",
+        items=[("right", "Right", "Capture the right hand"), ("left", "Left", "Capture the left hand"),
+               ("both", "Both", "Capture both hands")],
+        default="right",
+    )
+    use_range: bpy.props.BoolProperty(name="Frame Range", description="Capture only part of the video", default=False)
+    range_start: bpy.props.IntProperty(name="Start", description="First video frame (0-based)", min=0, default=0)
+    range_end: bpy.props.IntProperty(name="End", description="Video frame after the last one captured", min=1, default=100)
+    quality: bpy.props.EnumProperty(
+        name="Quality",
+        items=[("draft", "Draft", "Fast, per-frame fit and a short optimisation"),
+               ("balanced", "Balanced", "The default trade-off"),
+               ("best", "Best", "Slowest, most optimisation")],
+        default="balanced",
+    )
+    device: bpy.props.EnumProperty(
+        name="Device", items=[("PREFS", "Default", "The default device from the add-on preferences")] + DEVICE_ITEMS,
+        default="PREFS",
+    )
+    target: bpy.props.EnumProperty(
+        name="Target",
+        items=[("NEW", "New Hand Rig", "Build a hand rig (armature with MANO joint names) per hand"),
+               ("EXISTING", "Existing Armature", "Bake onto an armature with MANO bone names")],
+        default="NEW",
+    )
+    armature_right: bpy.props.PointerProperty(name="Right Armature", type=bpy.types.Object, poll=_is_armature)
+    armature_left: bpy.props.PointerProperty(name="Left Armature", type=bpy.types.Object, poll=_is_armature)
+    make_camera: bpy.props.BoolProperty(
+        name="Camera", description="Add a camera matching the video's intrinsics, so the rig lines up with the video",
+        default=True,
+    )
+
+
+class HMP_RunState(bpy.types.PropertyGroup):
+    running: bpy.props.BoolProperty(default=False)
+    progress: bpy.props.FloatProperty(default=0.0, min=0.0, max=1.0, subtype="FACTOR")
+    message: bpy.props.StringProperty(default="")
+    last_error: bpy.props.StringProperty(default="")
+    last_info: bpy.props.StringProperty(default="")
+    engine_status: bpy.props.StringProperty(default="")
+    engine_ok: bpy.props.BoolProperty(default=False)
+    cancel_requested: bpy.props.BoolProperty(default=False)
+
+
+classes = (HMP_CaptureSettings, HMP_RunState)
+
+
+def register():
+    bpy.types.Scene.hmp_capture = bpy.props.PointerProperty(type=HMP_CaptureSettings)
+    bpy.types.WindowManager.hmp_state = bpy.props.PointerProperty(type=HMP_RunState)
+
+
+def unregister():
+    del bpy.types.WindowManager.hmp_state
+    del bpy.types.Scene.hmp_capture

@@ -1,0 +1,252 @@
+"""The engine subprocess: launch, read its progress protocol without blocking, cancel, clean up.
+
+No bpy here: the modal operator, the blocking operator path and the headless script all drive an
+``EngineRun`` by calling ``poll()`` (non-blocking) until ``finished``.
+"""
+
+import atexit
+import collections
+import os
+import queue
+import subprocess
+import threading
+
+from .engine_link import EXTENSION_ROOT, progress
+
+# Rough share of the whole capture taken by each engine stage, for one overall progress bar.
+# (Guessed from the stage list in engine/progress.py; only the bar's pace depends on it.)
+STAGE_WEIGHTS = {"read": 0.02, "detect": 0.40, "init": 0.08, "fit1": 0.20, "fit2": 0.24, "write": 0.03, "preview": 0.03}
+
+_LIVE = set()  # EngineRun objects whose process may still be running
+_LIVE_LOCK = threading.Lock()
+
+
+class EngineSetupError(Exception):
+    """The engine cannot be started (not configured, missing interpreter, bad arguments)."""
+
+
+def engine_env(root=EXTENSION_ROOT):
+    """Environment for the engine: the extension root first on PYTHONPATH so `-m engine` resolves."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    env["PYTHONUNBUFFERED"] = "1"  # progress lines arrive as they are printed
+    env.pop("PYTHONHOME", None)  # Blender's own Python home must not leak into the engine's
+    return env
+
+
+def check_engine_python(engine_python):
+    """Raise EngineSetupError with what to do when the interpreter setting is unusable."""
+    if not engine_python:
+        raise EngineSetupError(
+            "engine Python is not set: in Preferences > Add-ons > HMP Hand Capture, set 'Engine Python' "
+            "to the python of an environment with the engine's requirements installed"
+        )
+    if not os.path.isfile(engine_python):
+        raise EngineSetupError(f"engine Python not found: {engine_python} (fix it in the add-on preferences)")
+    if not os.access(engine_python, os.X_OK):
+        raise EngineSetupError(f"engine Python is not executable: {engine_python}")
+
+
+def capture_argv(engine_python, video, out, hands="right", device="auto", quality="balanced",
+                 start=None, end=None, mano_dir="", extra=()):
+    """The engine command line (an argument list, never a shell string)."""
+    argv = [engine_python, "-m", "engine", "capture", os.fspath(video), "--out", os.fspath(out),
+            "--progress", "jsonl", "--hands", hands, "--device", device, "--quality", quality]
+    if start is not None:
+        argv += ["--start", str(int(start))]
+    if end is not None:
+        argv += ["--end", str(int(end))]
+    if mano_dir:
+        argv += ["--mano-dir", os.fspath(mano_dir)]
+    argv += list(extra)
+    return argv
+
+
+def engine_version(engine_python, root=EXTENSION_ROOT, timeout=60.0):
+    """Run `engine_python -m engine --version`; return its output or raise EngineSetupError."""
+    check_engine_python(engine_python)
+    try:
+        proc = subprocess.run([engine_python, "-m", "engine", "--version"], cwd=root, env=engine_env(root),
+                              capture_output=True, text=True, timeout=timeout)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise EngineSetupError(f"engine does not start: {exc}") from None
+    if proc.returncode != 0:
+        last = (proc.stderr.strip().splitlines() or ["(no output)"])[-1]
+        raise EngineSetupError(f"engine is broken (exit code {proc.returncode}): {last}")
+    return (proc.stdout.strip() or proc.stderr.strip()).splitlines()[-1] if (proc.stdout or proc.stderr) else "engine"
+
+
+class EngineRun:
+    """One engine process. ``poll()`` drains what its reader threads queued and updates the state.
+
+    state: "running" -> "done" (``result_path`` set) | "error" (``error`` set) | "cancelled".
+    """
+
+    def __init__(self, argv, root=EXTENSION_ROOT, env=None):
+        self.argv = list(argv)
+        self.state = "running"
+        self.stage = ""
+        self.message = "Starting the engine"
+        self.fraction = 0.0  # overall, in [0, 1]
+        self.stage_fraction = None
+        self.result_path = None
+        self.preview_path = None
+        self.error = None
+        self.logs = []  # (level, message) from log events
+        self.garbage = []  # stdout lines that were not progress events
+        self._stages_done = 0.0
+        self._stage_weight = 0.0
+        self._error_event = None
+        self._lines = queue.Queue()
+        self._stderr_tail = collections.deque(maxlen=40)
+        try:
+            self.proc = subprocess.Popen(
+                self.argv, cwd=root, env=env if env is not None else engine_env(root),
+                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                text=True, encoding="utf-8", errors="replace", bufsize=1,
+            )
+        except OSError as exc:
+            raise EngineSetupError(f"cannot start the engine ({self.argv[0]}): {exc.strerror or exc}") from None
+        with _LIVE_LOCK:
+            _LIVE.add(self)
+        self._readers = [
+            threading.Thread(target=self._read, args=(self.proc.stdout, self._lines.put), daemon=True),
+            threading.Thread(target=self._read, args=(self.proc.stderr, self._stderr_tail.append), daemon=True),
+        ]
+        for thread in self._readers:
+            thread.start()
+
+    @staticmethod
+    def _read(stream, sink):
+        try:
+            for line in stream:
+                sink(line.rstrip("\n"))
+        except (OSError, ValueError):  # stream closed under us (cancel)
+            pass
+
+    @property
+    def finished(self):
+        return self.state != "running"
+
+    def poll(self):
+        """Process queued output; never blocks. Returns the new events (dicts)."""
+        if self.finished:
+            return []
+        events = []
+        while True:
+            try:
+                line = self._lines.get_nowait()
+            except queue.Empty:
+                break
+            if not line.strip():
+                continue
+            try:
+                event = progress.parse_line(line)
+            except progress.ProtocolError:
+                self.garbage.append(line[:200])
+                continue
+            events.append(event)
+            self._handle(event)
+        if self.proc.poll() is not None and not self._readers[0].is_alive():
+            # the process ended and stdout is fully read: drain the last lines, then conclude
+            if not self._lines.empty():
+                return events + self.poll()
+            self._readers[1].join(timeout=1.0)
+            self._conclude()
+        return events
+
+    def _handle(self, event):
+        kind = event["event"]
+        if kind == "stage":
+            self._stages_done += self._stage_weight
+            self.stage = str(event.get("stage", ""))
+            self._stage_weight = STAGE_WEIGHTS.get(self.stage, 0.0)
+            self.message = str(event.get("message") or self.stage)
+            self.stage_fraction = None
+        elif kind == "progress":
+            frac = progress.fraction(event)
+            self.stage_fraction = frac
+            if frac is not None:
+                self.fraction = min(1.0, self._stages_done + self._stage_weight * frac)
+        elif kind == "log":
+            self.logs.append((str(event.get("level", "info")), str(event.get("message", ""))))
+        elif kind == "done":
+            self.result_path = event["result"]
+            self.preview_path = event.get("preview")
+        elif kind == "error":
+            self._error_event = event["message"]
+
+    def _conclude(self):
+        code = self.proc.returncode
+        with _LIVE_LOCK:
+            _LIVE.discard(self)
+        if self.state == "cancelled":
+            return
+        if code == 0 and self.result_path:
+            self.state, self.fraction = "done", 1.0
+            return
+        self.state = "error"
+        if self._error_event:
+            self.error = f"engine: {self._error_event}"
+        elif code == 0:
+            detail = f"; it printed unexpected output: {self.garbage[-1]!r}" if self.garbage else ""
+            self.error = f"engine finished without reporting a result{detail}"
+        else:
+            tail = [line for line in self._stderr_tail if line.strip()]
+            hint = tail[-1].strip() if tail else (self.garbage[-1] if self.garbage else "no output")
+            self.error = f"engine crashed (exit code {code}): {hint[:300]}"
+
+    def wait(self, timeout=None, interval=0.05, on_poll=None):
+        """Block until finished (for the headless script and the blocking operator path)."""
+        import time
+
+        t0 = time.monotonic()
+        while not self.finished:
+            self.poll()
+            if on_poll is not None:
+                on_poll(self)
+            if timeout is not None and time.monotonic() - t0 > timeout:
+                self.cancel()
+                self.state, self.error = "error", f"engine did not finish within {timeout:.0f} s"
+                break
+            time.sleep(interval)
+        return self.state
+
+    def cancel(self):
+        """Stop the engine (terminate, then kill) and mark the run cancelled."""
+        if self.state == "running":
+            self.state = "cancelled"
+        _stop(self.proc)
+        with _LIVE_LOCK:
+            _LIVE.discard(self)
+
+
+def _stop(proc, grace=3.0):
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=grace)
+    for stream in (proc.stdout, proc.stderr):
+        try:
+            stream.close()
+        except Exception:  # noqa: BLE001 - closing is best effort
+            pass
+
+
+def stop_all():
+    """Terminate every engine process still running (Blender quits, a new file is loaded)."""
+    with _LIVE_LOCK:
+        runs = list(_LIVE)
+    for run in runs:
+        run.cancel()
+
+
+def live_runs():
+    with _LIVE_LOCK:
+        return list(_LIVE)
+
+
+atexit.register(stop_all)

@@ -1,0 +1,140 @@
+"""The extension registers for real in bpy 5.0.1, its panel draws, and the zip builds/installs."""
+
+import os
+import subprocess
+import sys
+import textwrap
+import zipfile
+
+import bpy
+import pytest
+
+import hmp_addon
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# the extension tool shipped with the bpy wheel (same code as `blender --command extension`)
+BLENDER_EXT = os.path.join(bpy.utils.system_resource("SCRIPTS"), "addons_core", "bl_pkg", "cli", "blender_ext.py")
+
+
+def test_register_unregister_twice():
+    for _ in range(2):
+        hmp_addon.register()
+        assert hasattr(bpy.types, "HMP_PT_capture")
+        assert bpy.ops.hmp.capture.idname() == "HMP_OT_capture"
+        assert bpy.context.scene.hmp_capture.hands == "right"
+        assert bpy.context.window_manager.hmp_state.running is False
+        hmp_addon.unregister()
+        assert not hasattr(bpy.types, "HMP_PT_capture")
+        assert not hasattr(bpy.types.Scene, "hmp_capture")
+        assert all(h.__name__ != "_on_load_pre" for h in bpy.app.handlers.load_pre)
+
+
+def test_capture_and_import_are_single_undo_steps():
+    hmp_addon.register()
+    try:
+        from hmp_addon import operators
+
+        assert "UNDO" in operators.HMP_OT_capture.bl_options
+        assert "UNDO" in operators.HMP_OT_import_result.bl_options
+    finally:
+        hmp_addon.unregister()
+
+
+DRAW_SCRIPT = textwrap.dedent("""
+    import os, sys
+    import bpy, hmp_addon
+    hmp_addon.register()
+    from hmp_addon import ui
+    scene = bpy.context.scene
+    state = bpy.context.window_manager.hmp_state
+    variants = [
+        lambda: None,
+        lambda: (setattr(scene.hmp_capture, "target", "EXISTING"), setattr(scene.hmp_capture, "hands", "both")),
+        lambda: setattr(state, "last_error", "Capture failed: engine crashed (exit code 1): " + "x " * 80),
+        lambda: os.environ.__setitem__("HMP_ENGINE_PYTHON", "/nonexistent/python"),
+    ]
+    drawn = []
+    def draw(menu, context):
+        for change in variants:
+            change()
+            ui.HMP_PT_capture.draw(menu, context)   # the real panel draw into a real UILayout
+            drawn.append(1)
+        print("DRAWN", len(drawn), flush=True)
+        os._exit(0)  # popups need a window event loop, which background Blender lacks
+    bpy.context.window_manager.popup_menu(draw, title="Hand Capture")
+    print("NOT DRAWN", flush=True)
+    os._exit(1)
+""")
+
+
+def test_panel_draws_in_a_real_layout():
+    env = dict(os.environ, PYTHONPATH=ROOT)
+    env.pop("HMP_ENGINE_PYTHON", None)
+    proc = subprocess.run([sys.executable, "-c", DRAW_SCRIPT], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=120)
+    assert "DRAWN 4" in proc.stdout, proc.stdout[-2000:] + proc.stderr[-3000:]
+    assert "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    assert proc.returncode == 0
+
+
+def test_panel_is_in_the_sidebar_tab():
+    from hmp_addon import ui
+
+    assert ui.HMP_PT_capture.bl_space_type == "VIEW_3D"
+    assert ui.HMP_PT_capture.bl_region_type == "UI"
+    assert ui.HMP_PT_capture.bl_category == "Hand Capture"
+    assert ui.HMP_PT_capture.bl_label == "Capture hands from video"
+
+
+def _ext(*args):
+    return subprocess.run([sys.executable, BLENDER_EXT, *args], cwd=ROOT, capture_output=True, text=True, timeout=300)
+
+
+def test_manifest_validates():
+    proc = _ext("validate", ROOT)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+@pytest.fixture(scope="module")
+def built_zip(tmp_path_factory):
+    out = tmp_path_factory.mktemp("ext") / "hmp_hand_capture.zip"
+    proc = _ext("build", "--source-dir", ROOT, "--output-filepath", str(out))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return out
+
+
+def test_extension_zip_layout(built_zip):
+    names = zipfile.ZipFile(built_zip).namelist()
+    for needed in ("blender_manifest.toml", "__init__.py", "hmp_addon/__init__.py", "hmp_addon/bake.py",
+                   "engine/__init__.py", "engine/result.py", "engine/progress.py", "engine/joints.py"):
+        assert needed in names, needed
+    for name in names:
+        assert not name.startswith(("tests/", ".venv/", "docs/", "benchmarks/", ".git/", "output/")), name
+        assert "__pycache__" not in name and not name.endswith(".pyc"), name
+
+
+INSTALL_SCRIPT = textwrap.dedent("""
+    import sys, bpy, addon_utils
+    zip_path = sys.argv[1]
+    assert "user_default" in [r.module for r in bpy.context.preferences.extensions.repos]
+    bpy.ops.extensions.package_install_files(filepath=zip_path, repo="user_default", enable_on_install=True)
+    name = "bl_ext.user_default.hmp_hand_capture"
+    assert name in bpy.context.preferences.addons, list(bpy.context.preferences.addons.keys())
+    assert hasattr(bpy.types, "HMP_PT_capture")
+    prefs = bpy.context.preferences.addons[name].preferences
+    assert prefs.default_device == "auto"
+    mod = sys.modules[name + ".hmp_addon.engine_link"]
+    assert mod.result.__name__ == name + ".engine.result", mod.result.__name__   # engine shipped inside
+    addon_utils.disable(name)
+    assert not hasattr(bpy.types, "HMP_PT_capture")
+    print("INSTALLED OK", flush=True)
+""")
+
+
+def test_built_zip_installs_and_enables(built_zip, tmp_path):
+    env = dict(os.environ)
+    env["BLENDER_USER_RESOURCES"] = str(tmp_path / "user")  # a throwaway user folder
+    env.pop("PYTHONPATH", None)
+    proc = subprocess.run([sys.executable, "-c", INSTALL_SCRIPT, str(built_zip)], cwd=str(tmp_path), env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert "INSTALLED OK" in proc.stdout, proc.stdout[-3000:] + proc.stderr[-3000:]
