@@ -82,7 +82,9 @@ class CaptureJob:
             raise runner.EngineSetupError(problem)
         self.params = params
         self.clip = os.path.splitext(os.path.basename(params.video))[0] or "clip"
-        self.workdir = tempfile.mkdtemp(prefix="hmp-capture-")
+        # Blender's session temp folder (removed when Blender quits): the result stays re-importable
+        # for the session ("Import Result"), and nothing piles up on disk
+        self.workdir = tempfile.mkdtemp(prefix="hmp-capture-", dir=bpy.app.tempdir or None)
         self.result_path = os.path.join(self.workdir, f"{self.clip}.npz")
         argv = runner.capture_argv(params.engine_python, params.video, self.result_path, params.hands,
                                    params.device, params.quality, params.start, params.end,

@@ -1,0 +1,99 @@
+"""Capture + bake without a UI: `blender -b [scene.blend] --python scripts/headless_capture.py -- ...`
+or `python scripts/headless_capture.py ...` with the bpy module. Same job and bake as the panel."""
+
+import argparse
+import os
+import sys
+import time
+
+import bpy
+
+from . import importer, jobs, runner
+from .engine_link import default_engine_python
+
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(prog="headless_capture",
+                                description="Capture hands from a video into keyframed hand rigs, then save a .blend")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--video", help="video of the hands (runs the engine)")
+    src.add_argument("--result", help="bake an existing result .npz instead of running the engine")
+    p.add_argument("--save", required=True, help="output .blend")
+    p.add_argument("--scene", help="open this .blend first (under plain python; with blender pass it before --python)")
+    p.add_argument("--armature", help="bake the (first) hand onto this existing armature (MANO bone names)")
+    p.add_argument("--armature-left", help="with --hands both: the armature for the left hand")
+    p.add_argument("--hands", choices=("right", "left", "both"), default="right")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    p.add_argument("--quality", choices=("draft", "balanced", "best"), default="balanced")
+    p.add_argument("--start", type=int, help="first video frame")
+    p.add_argument("--end", type=int, help="video frame after the last one")
+    p.add_argument("--engine-python", default=os.environ.get("HMP_ENGINE_PYTHON") or default_engine_python(),
+                   help="python of the engine environment (default: $HMP_ENGINE_PYTHON or the project's .venv)")
+    p.add_argument("--mano-dir", default=os.environ.get("HMP_MANO_DIR", ""))
+    p.add_argument("--no-camera", action="store_true", help="do not add a camera matching the video")
+    p.add_argument("--timeout", type=float, default=None, help="give up after this many seconds")
+    return p.parse_args(argv)
+
+
+def _targets(args, sides):
+    names = {}
+    if args.armature:
+        names[sides[0]] = args.armature
+    if args.armature_left:
+        names["left"] = args.armature_left
+    for name in names.values():
+        obj = bpy.data.objects.get(name)
+        if obj is None:
+            raise importer.ImportProblem(f"no object called '{name}' in the scene")
+    return names
+
+
+def run(argv):
+    """Returns the process exit code (0 ok, 2 user-facing error). Prints one line per problem."""
+    args = parse_args(argv)
+    try:
+        if args.scene:
+            if not os.path.isfile(args.scene):
+                raise importer.ImportProblem(f"scene not found: {args.scene}")
+            bpy.ops.wm.open_mainfile(filepath=os.path.abspath(args.scene))
+        context = bpy.context
+        if args.result:
+            res = importer.load(args.result)
+            sides = list(res.hands) if args.hands == "both" else [args.hands]
+            targets = {s: bpy.data.objects[n] for s, n in _targets(args, sides).items()}
+            imported = importer.apply_result(context, res, sides=sides, targets=targets,
+                                             make_camera=not args.no_camera)
+        else:
+            sides = ["right", "left"] if args.hands == "both" else [args.hands]
+            params = jobs.CaptureParams(
+                video=os.path.abspath(args.video), hands=args.hands, device=args.device, quality=args.quality,
+                start=args.start, end=args.end, targets=_targets(args, sides), make_camera=not args.no_camera,
+                engine_python=args.engine_python, mano_dir=args.mano_dir)
+            job = jobs.CaptureJob(params)
+            t0, last = time.monotonic(), ""
+            try:
+                while not job.finished:
+                    job.step(context)
+                    line = f"{job.message} {100 * job.fraction:.0f}%"
+                    if line != last:
+                        print(line, file=sys.stderr, flush=True)
+                        last = line
+                    if args.timeout and time.monotonic() - t0 > args.timeout:
+                        job.cancel()
+                        raise importer.ImportProblem(f"capture did not finish within {args.timeout:.0f} s")
+                    time.sleep(0.05)
+            except KeyboardInterrupt:
+                job.cancel()
+                raise importer.ImportProblem("interrupted: nothing saved") from None
+            if job.state != "done":
+                raise importer.ImportProblem(job.error or job.state)
+            imported = job.imported
+        out = os.path.abspath(args.save)
+        bpy.ops.wm.save_as_mainfile(filepath=out)
+    except (importer.ImportProblem, runner.EngineSetupError) as exc:
+        print(f"error: {exc}", file=sys.stderr, flush=True)
+        return 2
+    for item in imported:
+        print(f"{item['side']} hand: {item['rig'].name} <- {item['action'].name} ({item['keys']} frames)", flush=True)
+    print(f"saved {out}", flush=True)
+    return 0
