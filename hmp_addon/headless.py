@@ -88,6 +88,8 @@ def run(argv):
             if job.state != "done":
                 raise importer.ImportProblem(job.error or job.state)
             imported = job.imported
+            for warning in job.warnings:
+                print(f"warning: {warning}", file=sys.stderr, flush=True)
         out = os.path.abspath(args.save)
         bpy.ops.wm.save_as_mainfile(filepath=out)
     except (importer.ImportProblem, runner.EngineSetupError) as exc:

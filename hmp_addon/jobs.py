@@ -98,6 +98,7 @@ class CaptureJob:
         self.state = "running"  # -> "done" | "error" | "cancelled"
         self.error = None
         self.imported = []  # apply_result's output once done
+        self.warnings = []
 
     @property
     def finished(self):
@@ -130,7 +131,13 @@ class CaptureJob:
                 if obj is None:
                     raise importer.ImportProblem(f"the target armature '{name}' was deleted during the capture")
                 targets[side] = obj
-            self.imported = importer.apply_result(context, res, clip=self.clip, sides=self.params.sides,
+            # "both" on a clip where one hand never shows: bake the hand that was found, and say so
+            sides = [side for side in self.params.sides if side in res.hands]
+            if not sides:
+                raise importer.ImportProblem(f"the engine found no {' or '.join(self.params.sides)} hand in the video")
+            self.warnings = [f"no {side} hand found in the video" for side in self.params.sides if side not in sides]
+            targets = {side: obj for side, obj in targets.items() if side in sides}
+            self.imported = importer.apply_result(context, res, clip=self.clip, sides=sides,
                                                   targets=targets, make_camera=self.params.make_camera)
         except importer.ImportProblem as exc:
             return self._end("error", str(exc))

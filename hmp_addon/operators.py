@@ -35,8 +35,9 @@ def _finish_report(op, context, job):
     state.progress = 0.0
     if job.state == "done":
         names = ", ".join(f"{item['action'].name} ({item['keys']} frames)" for item in job.imported)
-        state.last_info, state.last_error = f"Captured {names} (result: {job.run.result_path})", ""
-        op.report({"INFO"}, state.last_info)
+        warn = "".join(f"; {w}" for w in job.warnings)
+        state.last_info, state.last_error = f"Captured {names}{warn} (result: {job.run.result_path})", ""
+        op.report({"WARNING"} if warn else {"INFO"}, state.last_info)
         return {"FINISHED"}
     if job.state == "cancelled":
         state.last_info, state.last_error = "Capture cancelled: nothing changed", ""

@@ -295,3 +295,15 @@ def test_check_engine_reports_broken_engine(scene, tmp_path, monkeypatch):
     with pytest.raises(RuntimeError, match="engine Python not found"):
         bpy.ops.hmp.check_engine()
     assert not bpy.context.window_manager.hmp_state.engine_ok
+
+
+def test_both_hands_requested_one_found(scene, tmp_path):
+    result = tmp_path / "prepared.npz"
+    make_result(result, T=5, sides=("left",), mesh=False)
+    body = f"""
+shutil.copy({str(result)!r}, out)
+emit(event="done", result=out)
+"""
+    job = _run_to_end(jobs.start(_params(hands="both"), root=fake_engine(tmp_path, body)))
+    assert job.state == "done" and [i["side"] for i in job.imported] == ["left"]
+    assert job.warnings == ["no right hand found in the video"]
