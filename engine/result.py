@@ -50,6 +50,7 @@ are the full forward kinematics of (global_orient, hand_pose, betas, transl).
 
 import os
 import tempfile
+import zipfile
 
 import numpy as np
 
@@ -251,10 +252,12 @@ def read(path):
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise ResultError(f"result file not found: {path}")
+    if not zipfile.is_zipfile(path):
+        raise ResultError(f"not an HMP result file (expected a .npz archive): {path}")
     try:
         with np.load(path, allow_pickle=False) as data:
             arrays = {key: data[key] for key in data.files}
-    except ValueError as exc:  # object arrays need pickle: refused
+    except ValueError as exc:  # inside a valid archive, only object arrays (pickle) fail like this
         raise ResultError(f"result file {path} holds pickled objects, which are refused: {exc}") from None
     except Exception as exc:  # zipfile.BadZipFile, OSError, EOFError, ...
         raise ResultError(f"cannot read result file {path}: {exc}") from None
