@@ -1,0 +1,238 @@
+"""The capture pipeline: video -> keypoints -> per-frame estimate -> stage I -> stage II -> result.
+
+``capture(video, out, CaptureOptions(...), reporter)`` is what ``python -m engine capture`` runs.
+Bad input raises ``EngineError`` before anything is written; the result (and the preview) appear
+only once complete (atomic writes), so a failure never leaves a partial file.
+"""
+
+import os
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from engine import __version__
+from engine import result as R
+from engine.errors import EngineError
+from engine.progress import Reporter
+
+# --quality presets: augmented views for per-joint confidence, Adam iterations per fitting stage.
+# "best" is the authors' setting (400 iterations per stage); fewer views/iterations trade accuracy
+# for speed (see docs/benchmarks.md for what each costs).
+QUALITY_PRESETS = {
+    "draft": {"views": 0, "iters": (100, 100)},
+    "balanced": {"views": 4, "iters": (200, 200)},
+    "best": {"views": 8, "iters": (400, 400)},
+}
+
+
+@dataclass
+class CaptureOptions:
+    hands: str = "right"  # right | left | both
+    device: str = "auto"
+    mano_dir: str = None
+    stages: int = 2
+    quality: str = "balanced"
+    fov: float = None
+    K: list = None  # fx, fy, cx, cy
+    start: int = 0
+    end: int = None
+    keypoints: str = None
+    prior: str = None
+    no_cache: bool = False
+    views: int = None
+    preview: str = None
+    extra: dict = field(default_factory=dict)
+
+    @classmethod
+    def from_args(cls, args):
+        return cls(hands=args.hands, device=args.device, mano_dir=args.mano_dir, stages=args.stages,
+                   quality=args.quality, fov=args.fov, K=args.K, start=args.start, end=args.end,
+                   keypoints=args.keypoints, prior=args.prior, no_cache=args.no_cache, views=args.views,
+                   preview=args.preview)
+
+    @property
+    def sides(self):
+        return ("right", "left") if self.hands == "both" else (self.hands,)
+
+
+def resolve_device(name):
+    """'auto' | 'cpu' | 'cuda' | 'cuda:N' -> a torch device string; EngineError when unusable."""
+    import torch
+
+    name = (name or "auto").strip().lower()
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cpu":
+        return "cpu"
+    if name == "cuda" or (name.startswith("cuda:") and name[5:].isdigit()):
+        if not torch.cuda.is_available():
+            raise EngineError(f"device '{name}' requested but no CUDA GPU is available to this torch "
+                              f"({torch.__version__}); use --device cpu or auto")
+        if ":" in name and int(name[5:]) >= torch.cuda.device_count():
+            raise EngineError(f"device '{name}' does not exist: {torch.cuda.device_count()} CUDA device(s) found")
+        return name
+    raise EngineError(f"unknown device '{name}': use auto, cpu or cuda")
+
+
+def check_writable(path, what="output"):
+    """Fail early (before hours of work) when ``path`` cannot be written."""
+    path = os.path.abspath(os.fspath(path))
+    if os.path.isdir(path):
+        raise EngineError(f"{what} path is a directory: {path}")
+    directory = os.path.dirname(path)
+    if not os.path.isdir(directory):
+        raise EngineError(f"{what} folder does not exist: {directory}")
+    if not os.access(directory, os.W_OK):
+        raise EngineError(f"{what} folder is not writable: {directory}")
+    if os.path.exists(path) and not os.access(path, os.W_OK):
+        raise EngineError(f"{what} file exists and is not writable: {path}")
+    return path
+
+
+def _intrinsics(video, options):
+    from engine.video import guess_intrinsics
+
+    if options.K is not None:
+        fx, fy, cx, cy = options.K
+        return np.array([[fx, 0, cx], [0, fy, cy], [0, 0, 1]], dtype=np.float64)
+    return np.asarray(guess_intrinsics(video.width, video.height, fov_deg=options.fov), dtype=np.float64)
+
+
+def _detect(video, options, quality, reporter):
+    """Per side a HandTrack (see engine.keypoints), from MediaPipe or an external keypoints file."""
+    from engine import keypoints as kp
+
+    if options.keypoints:
+        return kp.load_external_keypoints(options.keypoints, video, sides=options.sides, start=options.start,
+                                          end=options.end)
+    views = quality["views"] if options.views is None else options.views
+    if views < 0:
+        raise EngineError(f"--views must be 0 or more, got {views}")
+    kp_options = kp.KeypointOptions(views=views, use_cache=not options.no_cache, start=options.start, end=options.end)
+    return kp.detect_hands(video, sides=options.sides, options=kp_options, reporter=reporter)
+
+
+def capture(video_path, out_path, options=None, reporter=None):
+    """Run the whole capture. Returns {"result": abs path, "preview": abs path or None}."""
+    options = options or CaptureOptions()
+    reporter = reporter or Reporter("quiet")
+    if options.hands not in ("right", "left", "both"):
+        raise EngineError(f"unknown --hands '{options.hands}': use right, left or both")
+    if options.quality not in QUALITY_PRESETS:
+        raise EngineError(f"unknown --quality '{options.quality}': use {', '.join(QUALITY_PRESETS)}")
+    if options.stages not in (0, 1, 2):
+        raise EngineError(f"--stages must be 0, 1 or 2, got {options.stages}")
+    if not str(out_path).lower().endswith(".npz"):
+        raise EngineError(f"the result file must end in .npz: {out_path}")
+    out_path = check_writable(out_path, "result")
+    preview_path = check_writable(options.preview, "preview") if options.preview else None
+    quality = QUALITY_PRESETS[options.quality]
+    device = resolve_device(options.device)
+
+    from engine.hand_model import load_hand_model
+    from engine.video import open_video
+
+    reporter.stage("read", "Opening video")
+    models = {side: load_hand_model(side=side, mano_dir=options.mano_dir, device=device) for side in options.sides}
+    video = open_video(video_path)
+    if options.start < 0 or options.start >= video.num_frames:
+        raise EngineError(f"--start {options.start} is outside the video (0..{video.num_frames - 1})")
+    if options.end is not None and options.end <= options.start:
+        raise EngineError(f"--end {options.end} must be after --start {options.start}")
+    K = _intrinsics(video, options)
+
+    reporter.stage("detect", "Detecting hands", total=None)
+    tracks = _detect(video, options, quality, reporter)
+    found = {side: t for side, t in tracks.items() if t is not None and np.any(t.source != R.SOURCE_NONE)}
+    if not found:
+        other = [s for s in ("right", "left") if s not in options.sides]
+        raise EngineError(f"no {' or '.join(options.sides)} hand found in any frame of {video_path}"
+                          + (f" (try --hands {other[0]} or --hands both)" if other else ""))
+    for side in options.sides:
+        if side not in found:
+            reporter.warn(f"no {side} hand found in the clip: only the {', '.join(found)} hand is captured")
+    frame_ids = np.asarray(next(iter(found.values())).frame_ids, dtype=np.int64)
+    fps = float(video.fps)
+
+    from engine.fit.init import per_frame_estimate
+
+    reporter.stage("init", "Per-frame estimate", total=len(found))
+    estimates = {}
+    for side, track in found.items():
+        estimates[side] = per_frame_estimate(models[side], track, K, fps)
+        reporter.advance()
+
+    fits, warnings = {}, []
+    if options.stages > 0:
+        from engine.fit.stages import FitOptions, fit_sequence
+        from engine.prior import load_prior
+
+        prior = load_prior(options.prior, device=device) if options.stages >= 2 else None
+        fit_options = FitOptions(iters_stage1=quality["iters"][0], iters_stage2=quality["iters"][1])
+        for side, est in estimates.items():
+            fitted, warn = fit_sequence(models[side], prior, est, est["keypoints_2d"], est["confidence"], K, fps,
+                                        stages=options.stages, options=fit_options, reporter=reporter)
+            fits[side] = fitted
+            warnings += [f"{side} hand: {w}" for w in warn]
+    for w in warnings:
+        reporter.warn(w)
+
+    reporter.stage("write", "Writing result")
+    arrays = {
+        "schema_version": np.array(R.SCHEMA_VERSION),
+        "engine_version": np.array(__version__),
+        "fps": np.array(fps),
+        "K": K,
+        "image_size": np.array([video.width, video.height], dtype=np.int64),
+        "frame_ids": frame_ids,
+        "hand_model": np.array(next(iter(models.values())).name),
+        "hands": np.array(list(found), dtype=np.str_),
+        "video": np.array(os.path.abspath(os.fspath(video_path))),
+        "stages": np.array(options.stages),
+    }
+    for side, est in estimates.items():
+        fit = fits.get(side, est)
+        arrays.update(_hand_arrays(side, models[side], est, fit))
+    try:
+        R.write(out_path, arrays)
+    except R.ResultError as exc:  # a bug, not bad input: say what failed
+        raise RuntimeError(f"internal error: the engine produced an invalid result ({exc})") from exc
+    except OSError as exc:
+        raise EngineError(f"cannot write the result file {out_path}: {exc.strerror or exc}") from None
+
+    if preview_path:
+        from engine.preview import write_preview
+
+        reporter.stage("preview", "Writing preview", total=len(frame_ids))
+        write_preview(video, R.read(out_path), preview_path, reporter=reporter)
+    return {"result": out_path, "preview": preview_path}
+
+
+def _hand_arrays(side, model, est, fit):
+    """One hand's result entries (schema v1), with the rest mesh for the add-on's skinned hand."""
+    import torch
+
+    betas = np.asarray(fit["betas"], dtype=np.float64)
+    with torch.no_grad():
+        b = torch.as_tensor(betas, dtype=torch.float32, device=next(model.buffers()).device)[None]
+        rest_joints = model.rest_joints(b)[0].cpu().numpy()
+        zeros3 = torch.zeros(1, 3, device=b.device)
+        rest = model(zeros3, torch.zeros(1, 45, device=b.device), b, zeros3)
+        rest_vertices = rest.vertices[0].cpu().numpy()
+    p = f"{side}/"
+    return {
+        p + "global_orient": np.asarray(fit["global_orient"], np.float32),
+        p + "hand_pose": np.asarray(fit["hand_pose"], np.float32),
+        p + "betas": betas.astype(np.float32),
+        p + "transl": np.asarray(fit["transl"], np.float32),
+        p + "joints": np.asarray(fit["joints"], np.float32),
+        p + "keypoints_2d": np.asarray(est["keypoints_2d"], np.float32),
+        p + "confidence": np.asarray(est["confidence"], np.float32),
+        p + "valid": np.asarray(est["valid"], bool),
+        p + "keypoint_source": np.asarray(est["keypoint_source"], np.uint8),
+        p + "rest_joints": rest_joints.astype(np.float32),
+        p + "rest_vertices": rest_vertices.astype(np.float32),
+        p + "faces": np.asarray(model.faces.cpu().numpy() if hasattr(model.faces, "cpu") else model.faces, np.int64),
+        p + "skin_weights": np.asarray(model.skin_weights.cpu().numpy() if hasattr(model.skin_weights, "cpu")
+                                       else model.skin_weights, np.float32),
+    }

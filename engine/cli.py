@@ -1,0 +1,121 @@
+"""The engine's command line: ``python -m engine <command>``.
+
+Commands
+  capture       video -> result.npz (+ preview.mp4): the main job (engine.capture)
+  train-prior   train the hand motion prior (engine.prior.train)
+  benchmark     ground-truth benchmark on rendered clips (engine.benchmark)
+  evaluate      metrics on HO3D-v3 / DexYCB (engine.evaluate)
+
+Every failure the user can act on is an ``EngineError``: one line ``error: ...`` on stderr (or a
+jsonl ``error`` event with ``--progress jsonl``) and exit code 2, never a traceback and never a
+partial result file. Anything else is a bug: exit code 1 with the traceback on stderr.
+"""
+
+import argparse
+import importlib
+import sys
+
+from engine import __version__
+from engine.errors import EngineError
+from engine.progress import Reporter
+
+# command -> module exposing main(argv) -> int (each parses its own arguments)
+DELEGATED = {
+    "train-prior": "engine.prior.train",
+    "benchmark": "engine.benchmark",
+    "evaluate": "engine.evaluate",
+}
+QUALITY = ("draft", "balanced", "best")
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that raises EngineError instead of printing usage and exiting."""
+
+    def error(self, message):
+        raise EngineError(f"{message} (see '{self.prog} --help')")
+
+
+def _intrinsics(text):
+    try:
+        values = [float(v) for v in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--K expects fx,fy,cx,cy in pixels, got {text!r}") from None
+    if len(values) != 4 or values[0] <= 0 or values[1] <= 0:
+        raise argparse.ArgumentTypeError(f"--K expects four numbers fx,fy,cx,cy with fx, fy > 0, got {text!r}")
+    return values
+
+
+def capture_parser():
+    p = _Parser(prog="python -m engine capture", description="Capture MANO hands from a video.")
+    p.add_argument("video", help="input video file")
+    p.add_argument("--out", required=True, help="result file to write (.npz, schema in engine/result.py)")
+    p.add_argument("--hands", choices=("right", "left", "both"), default="right", help="hands to capture")
+    p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda[:N]")
+    p.add_argument("--mano-dir", default=None,
+                   help="folder with MANO_RIGHT.pkl / MANO_LEFT.pkl (or env HMP_MANO_DIR); default: the open hand model")
+    p.add_argument("--progress", choices=("bar", "jsonl", "quiet"), default=None,
+                   help="bar at a terminal (default), jsonl for programs, quiet")
+    p.add_argument("--preview", default=None, help="also write an overlay video (.mp4) of keypoints and fit")
+    p.add_argument("--start", type=int, default=0, help="first video frame to process (default 0)")
+    p.add_argument("--end", type=int, default=None, help="video frame after the last one to process")
+    p.add_argument("--stages", type=int, choices=(0, 1, 2), default=2,
+                   help="0: per-frame estimate only, 1: + stage I, 2: + stage II with the motion prior")
+    p.add_argument("--quality", choices=QUALITY, default="balanced",
+                   help="draft (fast), balanced, best (the method's full iteration counts and views)")
+    cam = p.add_mutually_exclusive_group()
+    cam.add_argument("--fov", type=float, default=None, help="horizontal field of view in degrees")
+    cam.add_argument("--K", type=_intrinsics, default=None, metavar="FX,FY,CX,CY", help="intrinsics in pixels")
+    p.add_argument("--keypoints", default=None, help="external 2D keypoints (.json or .npz) instead of MediaPipe")
+    p.add_argument("--prior", default=None, help="motion prior checkpoint (default: the shipped weights)")
+    p.add_argument("--no-cache", action="store_true", help="do not read or write the detection cache")
+    p.add_argument("--views", type=int, default=None,
+                   help="augmented views for per-joint confidence (default by --quality; 0 disables)")
+    return p
+
+
+def _progress_mode(argv):
+    """The --progress mode, read leniently so that argument errors are reported in that mode too."""
+    if "--progress" in argv:
+        i = argv.index("--progress")
+        if i + 1 < len(argv) and argv[i + 1] in ("bar", "jsonl", "quiet"):
+            return argv[i + 1]
+    return "bar"
+
+
+def run_capture(argv):
+    reporter = Reporter(_progress_mode(argv))
+    try:
+        args = capture_parser().parse_args(argv)
+        reporter.start("capture", __version__)
+        from engine.capture import CaptureOptions, capture
+
+        out = capture(args.video, args.out, CaptureOptions.from_args(args), reporter)
+        reporter.done(out["result"], out.get("preview"))
+        return 0
+    except EngineError as exc:
+        reporter.error(str(exc))
+        return exc.exit_code
+    except KeyboardInterrupt:
+        reporter.error("interrupted")
+        return 130
+
+
+def main(argv=None):
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        print(__doc__.strip())
+        return 0 if argv else 2
+    if argv[0] == "--version":
+        print(f"hmp-hand-capture engine {__version__}")
+        return 0
+    command, rest = argv[0], argv[1:]
+    try:
+        if command == "capture":
+            return run_capture(rest)
+        if command in DELEGATED:
+            module = importlib.import_module(DELEGATED[command])
+            return int(module.main(rest) or 0)
+        raise EngineError(f"unknown command {command!r}: expected capture, {', '.join(DELEGATED)}")
+    except EngineError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code

@@ -1,0 +1,275 @@
+"""The per-frame estimate: the hatted targets of the two-stage fit, and the "per-frame" baseline.
+
+For each frame where a hand was detected:
+
+1. pose and shape from MediaPipe's 3D world landmarks by batched inverse kinematics
+   (``engine.fit.ik``); MediaPipe's world landmarks are metric and axis-aligned with the image
+   (x right, y down, z away from the camera; checked on real frames), so the IK root orientation
+   is already a camera-frame orientation;
+2. placement in the camera: the translation that best reprojects the posed keypoints onto the 2D
+   keypoints (a linear least-squares solve, exact for a pinhole camera), then a Perspective-n-Point
+   refinement of rotation and translation from that guess (OpenCV, Levenberg-Marquardt), kept only
+   where it lowers the reprojection error without flipping the hand;
+3. frames with 2D keypoints but no 3D landmarks (external keypoints, crops tracked without world
+   landmarks) get a 2D-only fit from their neighbours' estimate;
+4. short gaps (no keypoints, at most ``max_gap_s``) are filled by SLERP of every joint rotation and
+   linear interpolation of translation (the method's "dense source": the projection of the
+   interpolated estimate becomes that frame's 2D keypoints, with low confidence and its own source
+   code); longer gaps and the frames before the first / after the last detection are marked not
+   valid and hold the nearest estimate.
+
+Everything here is batched over frames; nothing depends on the clip length beyond O(T) arrays.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+import roma
+import torch
+
+from engine import result as R
+from engine.errors import EngineError
+
+# confidence given to keypoints that are projections of the interpolated estimate (gap fill)
+FILL_CONFIDENCE = 0.1
+
+
+@dataclass
+class InitOptions:
+    max_gap_s: float = 1.0  # longer gaps are "hand absent" (valid=False), not interpolated
+    ik_iters: int = None  # None: engine.fit.ik's default
+    pnp_refine: bool = True
+
+
+def project(points, K):
+    """points (..., 3) camera frame -> pixels (..., 2). Points behind the camera are clamped."""
+    z = np.maximum(points[..., 2:3], 1e-6)
+    uv = points[..., :2] / z
+    return uv * np.array([K[0, 0], K[1, 1]]) + np.array([K[0, 2], K[1, 2]])
+
+
+def translation_from_2d(points, keypoints_2d, weights, K):
+    """Least-squares translation t so that project(points + t) ~ keypoints_2d.
+
+    points (T,21,3) camera-oriented, root at the origin; keypoints_2d (T,21,2) px; weights (T,21).
+    From u (Z + tz) = fx (X + tx) + cx (Z + tz), linear in t.  Returns (T,3).
+    """
+    fx, fy, cx, cy = K[0, 0], K[1, 1], K[0, 2], K[1, 2]
+    X, Y, Z = points[..., 0], points[..., 1], points[..., 2]
+    u, v = keypoints_2d[..., 0], keypoints_2d[..., 1]
+    T, N = X.shape
+    A = np.zeros((T, 2 * N, 3))
+    b = np.zeros((T, 2 * N))
+    A[:, :N, 0] = fx
+    A[:, :N, 2] = cx - u
+    b[:, :N] = u * Z - fx * X - cx * Z
+    A[:, N:, 1] = fy
+    A[:, N:, 2] = cy - v
+    b[:, N:] = v * Z - fy * Y - cy * Z
+    w = np.concatenate([weights, weights], axis=1)[..., None]  # (T,2N,1)
+    AtA = np.einsum("tni,tnj->tij", A * w, A) + 1e-9 * np.eye(3)
+    Atb = np.einsum("tni,tn->ti", A * w, b)
+    return np.linalg.solve(AtA, Atb[..., None])[..., 0]
+
+
+def _device(model):
+    return next(model.buffers()).device
+
+
+def _forward_np(model, global_orient, hand_pose, betas, transl):
+    with torch.no_grad():
+        T = global_orient.shape[0]
+        dev = _device(model)
+        f = lambda a: torch.as_tensor(np.asarray(a), dtype=torch.float32, device=dev)
+        out = model(f(global_orient), f(hand_pose), f(np.broadcast_to(betas, (T, betas.shape[-1]))), f(transl))
+        return out.keypoints.cpu().numpy().astype(np.float64)
+
+
+def _rest_root(model, betas):
+    with torch.no_grad():
+        dev = _device(model)
+        return model.rest_joints(torch.as_tensor(betas, dtype=torch.float32, device=dev)[None])[0, 0].cpu().numpy()
+
+
+def _reproj_error(points, keypoints_2d, weights, K):
+    err = np.linalg.norm(project(points, K) - keypoints_2d, axis=-1)
+    return (err * weights).sum(-1) / np.maximum(weights.sum(-1), 1e-9)
+
+
+def place_in_camera(model, global_orient, hand_pose, betas, keypoints_2d, weights, K, pnp_refine=True):
+    """Camera-frame global_orient (T,3) and transl (T,3) for posed hands seen at keypoints_2d."""
+    import cv2
+
+    T = global_orient.shape[0]
+    zeros = np.zeros((T, 3))
+    local = _forward_np(model, global_orient, hand_pose, betas, zeros)  # (T,21,3), root rotated
+    j0 = _rest_root(model, betas)
+    centred = local - j0  # rotation about the wrist leaves it at the origin
+    t = translation_from_2d(centred, keypoints_2d, weights, K)
+    # never put a hand behind the camera: a degenerate solve falls back to a typical distance
+    bad = ~np.isfinite(t).all(1) | (t[:, 2] < 0.05)
+    if bad.any():
+        t[bad] = [0.0, 0.0, 0.5]
+    orient = roma.rotvec_to_rotmat(torch.as_tensor(global_orient, dtype=torch.float64)).numpy()
+    if pnp_refine:
+        Kf = np.asarray(K, dtype=np.float64)
+        base_err = _reproj_error(centred + t[:, None], keypoints_2d, weights, K)
+        for i in range(T):
+            use = weights[i] > 0.2
+            if use.sum() < 6:
+                continue
+            ok, rvec, tvec = cv2.solvePnP(centred[i, use], keypoints_2d[i, use].astype(np.float64), Kf, None,
+                                          rvec=np.zeros((3, 1)), tvec=t[i].reshape(3, 1).copy(),
+                                          useExtrinsicGuess=True, flags=cv2.SOLVEPNP_ITERATIVE)
+            if not ok or not np.isfinite(tvec).all() or tvec[2, 0] < 0.05 or np.linalg.norm(rvec) > np.radians(60):
+                continue
+            Rd = cv2.Rodrigues(rvec)[0]
+            moved = centred[i] @ Rd.T + tvec[:, 0]
+            if _reproj_error(moved[None], keypoints_2d[i:i + 1], weights[i:i + 1], K)[0] < base_err[i]:
+                orient[i] = Rd @ orient[i]
+                t[i] = tvec[:, 0]
+    # the wrist sits at j0 + transl in the model's convention
+    transl = t - j0
+    go = roma.rotmat_to_rotvec(torch.as_tensor(orient)).numpy()
+    return go, transl
+
+
+def _slerp_fill(rotvecs, known, max_gap):
+    """Fill unknown frames of rotvecs (T,J,3) between known frames at most max_gap apart (SLERP).
+
+    Returns (filled rotvecs, filled mask). Frames outside any fillable gap keep their values.
+    """
+    out = rotvecs.copy()
+    filled = np.zeros(len(known), dtype=bool)
+    idx = np.flatnonzero(known)
+    for a, b in zip(idx[:-1], idx[1:]):
+        if b - a <= 1 or b - a > max_gap + 1:
+            continue
+        steps = torch.as_tensor((np.arange(a + 1, b) - a) / (b - a), dtype=torch.float64)
+        q0 = roma.rotvec_to_unitquat(torch.as_tensor(rotvecs[a], dtype=torch.float64))
+        q1 = roma.rotvec_to_unitquat(torch.as_tensor(rotvecs[b], dtype=torch.float64))
+        q = roma.unitquat_slerp(q0, q1, steps)  # (S,J,4)
+        out[a + 1:b] = roma.unitquat_to_rotvec(q).numpy()
+        filled[a + 1:b] = True
+    return out, filled
+
+
+def _lerp_fill(values, known, filled_mask):
+    out = values.copy()
+    idx = np.flatnonzero(known)
+    frames = np.flatnonzero(filled_mask)
+    if len(idx) and len(frames):
+        for k in range(values.shape[1]):
+            out[frames, k] = np.interp(frames, idx, values[idx, k])
+    return out
+
+
+def _hold_nearest(values, known):
+    """Copy each unknown frame from the nearest known frame (in place on a copy)."""
+    idx = np.flatnonzero(known)
+    T = len(known)
+    nearest = idx[np.clip(np.searchsorted(idx, np.arange(T)), 0, len(idx) - 1)]
+    prev = idx[np.clip(np.searchsorted(idx, np.arange(T)) - 1, 0, len(idx) - 1)]
+    use_prev = np.abs(np.arange(T) - prev) < np.abs(np.arange(T) - nearest)
+    nearest = np.where(use_prev, prev, nearest)
+    out = values.copy()
+    out[~known] = values[nearest[~known]]
+    return out
+
+
+def per_frame_estimate(model, track, K, fps, options=None, reporter=None):
+    """Per-frame MANO estimate of one hand over a clip.
+
+    track: keypoints_2d (T,21,2) px, confidence (T,21), source (T,) uint8, world_landmarks
+    (T,21,3) m (NaN where absent). Returns a dict of numpy arrays: global_orient (T,3),
+    hand_pose (T,45), betas (10,), transl (T,3), joints (T,21,3) camera frame, keypoints_2d,
+    confidence, keypoint_source (T,), valid (T,) bool, and "detected" (T,) bool (frames with
+    keypoints of their own, before gap filling).
+    """
+    from engine.fit.ik import ik_from_keypoints3d
+
+    options = options or InitOptions()
+    K = np.asarray(K, dtype=np.float64)
+    kp2d = np.asarray(track.keypoints_2d, dtype=np.float64)
+    conf = np.clip(np.nan_to_num(np.asarray(track.confidence, dtype=np.float64)), 0, 1)
+    source = np.asarray(track.source, dtype=np.uint8).copy()
+    world = np.asarray(track.world_landmarks, dtype=np.float64)
+    T = kp2d.shape[0]
+    has2d = (source != R.SOURCE_NONE) & np.isfinite(kp2d).all((1, 2)) & (conf.max(1) > 0)
+    has3d = has2d & np.isfinite(world).all((1, 2))
+    if not has2d.any():
+        raise EngineError("no hand keypoints in any frame")
+    kp2d = np.where(np.isfinite(kp2d), kp2d, 0.0)
+    conf = np.where(has2d[:, None], conf, 0.0)
+
+    go = np.zeros((T, 3))
+    pose = np.zeros((T, 45))
+    if has3d.any():
+        kwargs = {} if options.ik_iters is None else {"iters": options.ik_iters}
+        ik = ik_from_keypoints3d(model, torch.as_tensor(world[has3d], dtype=torch.float32), **kwargs)
+        betas = ik["betas"].detach().cpu().numpy().astype(np.float64)
+        go[has3d] = ik["global_orient"].detach().cpu().numpy()
+        pose[has3d] = ik["hand_pose"].detach().cpu().numpy()
+    else:
+        betas = np.zeros(10)
+    if (has2d & ~has3d).any():
+        # no 3D: start from the nearest 3D estimate (or a flat hand, palm to the camera) and fit 2D
+        if has3d.any():
+            go = _hold_nearest(go, has3d)
+            pose = _hold_nearest(pose, has3d)
+        else:
+            go[:] = [np.pi, 0.0, 0.0]  # model frame -> camera frame (y down); documented guess
+    transl = np.zeros((T, 3))
+    go[has2d], transl[has2d] = place_in_camera(model, go[has2d], pose[has2d], betas, kp2d[has2d], conf[has2d], K,
+                                                pnp_refine=options.pnp_refine)
+    only2d = has2d & ~has3d
+    if only2d.any():
+        go[only2d], pose[only2d], transl[only2d] = fit_to_2d(model, go[only2d], pose[only2d], betas,
+                                                            transl[only2d], kp2d[only2d], conf[only2d], K)
+
+    # gaps: SLERP over short ones, hold (not valid) elsewhere
+    max_gap = max(1, int(round(options.max_gap_s * fps)))
+    rot = np.concatenate([go[:, None], pose.reshape(T, 15, 3)], axis=1)
+    rot, filled = _slerp_fill(rot, has2d, max_gap)
+    transl = _lerp_fill(transl, has2d, filled)
+    valid = has2d | filled
+    rot = _hold_nearest(rot, valid)
+    transl = _hold_nearest(transl, valid)
+    go, pose = rot[:, 0], rot[:, 1:].reshape(T, 45)
+    joints = _forward_np(model, go, pose, betas, transl)
+    if filled.any():
+        kp2d[filled] = project(joints[filled], K)
+        conf[filled] = FILL_CONFIDENCE
+        source[filled] = R.SOURCE_INTERPOLATED
+    source[~valid] = R.SOURCE_NONE
+    kp2d[~valid] = 0.0
+    conf[~valid] = 0.0
+    return {
+        "global_orient": go, "hand_pose": pose, "betas": betas, "transl": transl, "joints": joints,
+        "keypoints_2d": kp2d, "confidence": conf, "keypoint_source": source, "valid": valid, "detected": has2d,
+    }
+
+
+def fit_to_2d(model, global_orient, hand_pose, betas, transl, keypoints_2d, weights, K, iters=150, lr=0.05):
+    """Per-frame 2D-only refinement (no 3D landmarks): Adam on reprojection + a pull to the start.
+
+    The start pose is the prior knowledge here (nearest 3D estimate or a flat hand); the pull
+    (weight 1e-2 per radian^2) keeps depth-ambiguous fingers from folding through the palm.
+    """
+    dev = _device(model)
+    f = lambda a: torch.as_tensor(np.asarray(a), dtype=torch.float32, device=dev)
+    go0, pose0 = f(global_orient), f(hand_pose)
+    go, pose, tr = go0.clone().requires_grad_(), pose0.clone().requires_grad_(), f(transl).requires_grad_()
+    B = go.shape[0]
+    b = f(np.broadcast_to(betas, (B, 10)))
+    Kt, kp, w = f(K), f(keypoints_2d), f(weights)
+    opt = torch.optim.Adam([go, pose, tr], lr=lr)
+    for _ in range(iters):
+        opt.zero_grad()
+        pts = model(go, pose, b, tr).keypoints
+        uv = pts[..., :2] / pts[..., 2:3].clamp(min=1e-3) * Kt.diagonal()[:2] + Kt[:2, 2]
+        res = ((uv - kp) ** 2).sum(-1)
+        loss = (w * res / (res + 40.0 ** 2)).sum() + 1e-2 * ((pose - pose0) ** 2).sum()
+        loss.backward()
+        opt.step()
+    return (go.detach().cpu().numpy(), pose.detach().cpu().numpy(), tr.detach().cpu().numpy())
