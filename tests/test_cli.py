@@ -1,0 +1,158 @@
+"""``python -m engine capture`` end to end in a real subprocess: a real clip, and every bad input.
+
+Each bad input must give one clear error line, exit code 2, no traceback and no result file.
+"""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from engine import result as R
+from engine.progress import parse_line
+
+ROOT = Path(__file__).resolve().parents[1]
+CLIP = ROOT / "tests" / "data" / "hand_short.mp4"
+
+
+def run_engine(*args, timeout=600):
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    env.pop("HMP_MANO_DIR", None)
+    return subprocess.run([sys.executable, "-m", "engine", *map(str, args)], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def assert_clean_failure(proc, out, message):
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr, proc.stderr
+    lines = [l for l in proc.stderr.strip().splitlines() if l.startswith("error:")]
+    assert len(lines) == 1, proc.stderr
+    assert message in lines[0], lines[0]
+    assert not Path(out).exists()
+    assert not [p for p in Path(out).parent.glob(".hmp-*")], "temporary files left behind"
+
+
+def write_video(path, frames, fps=30.0):
+    import cv2
+
+    h, w = frames[0].shape[:2]
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
+    for f in frames:
+        writer.write(f)
+    writer.release()
+    return path
+
+
+def test_version():
+    proc = run_engine("--version")
+    assert proc.returncode == 0 and "engine" in proc.stdout
+
+
+def test_missing_video(tmp_path):
+    out = tmp_path / "r.npz"
+    assert_clean_failure(run_engine("capture", tmp_path / "nope.mp4", "--out", out), out, "nope.mp4")
+
+
+def test_not_a_video(tmp_path):
+    fake = tmp_path / "notes.mp4"
+    fake.write_text("this is text, not a video\n" * 50)
+    out = tmp_path / "r.npz"
+    assert_clean_failure(run_engine("capture", fake, "--out", out), out, "notes.mp4")
+
+
+def test_zero_frame_video(tmp_path):
+    import cv2
+
+    empty = tmp_path / "empty.mp4"  # a real container with a video stream and no frame in it
+    cv2.VideoWriter(str(empty), cv2.VideoWriter_fourcc(*"mp4v"), 30.0, (64, 48)).release()
+    if not empty.exists():
+        empty.write_bytes(b"")
+    out = tmp_path / "r.npz"
+    assert_clean_failure(run_engine("capture", empty, "--out", out), out, "empty.mp4")
+
+
+def test_no_hand_in_any_frame(tmp_path):
+    rng = np.random.default_rng(0)
+    frames = [np.full((240, 320, 3), 90, np.uint8) + rng.integers(0, 20, (240, 320, 3), dtype=np.uint8)
+              for _ in range(8)]
+    clip = write_video(tmp_path / "wall.mp4", frames)
+    out = tmp_path / "r.npz"
+    assert_clean_failure(run_engine("capture", clip, "--out", out, "--stages", "0"), out, "no right hand found")
+
+
+def test_unwritable_output(tmp_path):
+    out = tmp_path / "missing_folder" / "r.npz"
+    assert_clean_failure(run_engine("capture", CLIP, "--out", out), out, "does not exist")
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    try:
+        if os.access(locked, os.W_OK):
+            pytest.skip("running as root: permissions are not enforced")
+        out = locked / "r.npz"
+        assert_clean_failure(run_engine("capture", CLIP, "--out", out), out, "not writable")
+    finally:
+        locked.chmod(0o700)
+
+
+def test_bad_mano_dir(tmp_path):
+    (tmp_path / "mano").mkdir()
+    out = tmp_path / "r.npz"
+    assert_clean_failure(run_engine("capture", CLIP, "--out", out, "--mano-dir", tmp_path / "mano"), out, "MANO_RIGHT.pkl")
+
+
+def test_unknown_device(tmp_path):
+    out = tmp_path / "r.npz"
+    assert_clean_failure(run_engine("capture", CLIP, "--out", out, "--device", "tpu"), out, "unknown device 'tpu'")
+
+
+def test_cuda_without_gpu(tmp_path):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present")
+    out = tmp_path / "r.npz"
+    assert_clean_failure(run_engine("capture", CLIP, "--out", out, "--device", "cuda"), out, "no CUDA GPU")
+
+
+def test_bad_arguments_are_one_line_and_jsonl_aware(tmp_path):
+    out = tmp_path / "r.npz"
+    assert_clean_failure(run_engine("capture", CLIP, "--out", out, "--hands", "three"), out, "--hands")
+    proc = run_engine("capture", CLIP, "--out", out, "--stages", "7", "--progress", "jsonl")
+    assert proc.returncode == 2
+    events = [parse_line(l) for l in proc.stdout.splitlines()]
+    assert events[-1]["event"] == "error" and "--stages" in events[-1]["message"]
+
+
+@pytest.mark.skipif(not CLIP.exists(), reason="tests/data/hand_short.mp4 is missing")
+def test_capture_end_to_end_jsonl_and_preview(tmp_path):
+    out, preview = tmp_path / "r.npz", tmp_path / "p.mp4"
+    proc = run_engine("capture", CLIP, "--out", out, "--preview", preview, "--progress", "jsonl",
+                      "--quality", "draft", "--end", "30")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    events = [parse_line(l) for l in proc.stdout.splitlines()]  # stdout is pure protocol
+    assert events[0]["event"] == "start" and events[-1]["event"] == "done"
+    stages = [e["stage"] for e in events if e["event"] == "stage"]
+    assert stages[:3] == ["read", "detect", "init"] and "write" in stages and stages[-1] == "preview"
+    assert events[-1]["result"] == str(out) and events[-1]["preview"] == str(preview)
+    res = R.read(out)
+    hand = res.hands["right"]
+    assert res.num_frames == 30 and list(res["frame_ids"]) == list(range(30))
+    assert hand["valid"].mean() > 0.9
+    assert (hand["keypoint_source"][hand["valid"]] != R.SOURCE_NONE).all()
+    # the fitted hand projects onto the detected keypoints (pixels), and sits in front of the camera
+    from engine.fit.init import project
+
+    detected = hand["keypoint_source"] == R.SOURCE_MEDIAPIPE
+    err = np.linalg.norm(project(hand["joints"][detected], res["K"]) - hand["keypoints_2d"][detected], axis=-1)
+    assert np.median(err) < 0.04 * res["image_size"].max(), np.median(err)
+    assert (hand["joints"][..., 2] > 0.05).all()
+    import cv2
+
+    cap = cv2.VideoCapture(str(preview))
+    assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 30
+    cap.release()
