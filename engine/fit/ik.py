@@ -1,0 +1,81 @@
+"""Batched inverse kinematics: 3D keypoints (MediaPipe order) -> MANO pose, shape and placement.
+
+    fit = ik_from_keypoints3d(model, keypoints3d (T,21,3), weights (T,21) | None)
+    fit["global_orient"] (T,3), fit["hand_pose"] (T,45), fit["betas"] (10,), fit["transl"] (T,3),
+    fit["residual"] (T,) mean joint distance in metres
+
+One shape for the whole sequence (a person's hand does not change size), per-frame pose.
+Initialisation: the root rotation and translation by Kabsch/Umeyama on the palm points (wrist and
+the four MCPs, rigid in a hand), so the optimisation starts with the palm in place and only the
+fingers to bend. Then Adam on all frames at once (the field's usual choice for batched fitting)
+on the squared keypoint error (in cm^2), with small regularisers that keep an under-determined fit sensible:
+a pull of the pose towards zero (the flat hand; 1e-4 per rad^2) and of the shape towards the mean
+(1e-3). The scale of the target skeleton (MediaPipe's world landmarks are metric but not the
+model's size) is absorbed by the shape space, whose first direction is overall scale.
+Rows with NaN are skipped and get the identity pose at the mean of the others' placement.
+"""
+
+import numpy as np
+import roma
+import torch
+
+PALM = [0, 5, 9, 13, 17]  # MediaPipe indices of the wrist and the four finger MCPs
+
+
+def _kabsch(src, dst):
+    """Rotation R (T,3,3) and translation t (T,3) with R src + t ~ dst; src, dst (T,N,3)."""
+    R, t = roma.rigid_points_registration(src, dst)
+    return R, t
+
+
+def ik_from_keypoints3d(model, keypoints3d, weights=None, iters=200, lr=0.05, fit_betas=True,
+                        pose_reg=1e-4, betas_reg=1e-3, betas=None):
+    device = model.device
+    target = torch.as_tensor(keypoints3d, dtype=torch.float32, device=device)  # (T,21,3)
+    T = target.shape[0]
+    ok = torch.isfinite(target).all(-1).all(-1)
+    w = torch.ones(T, 21, device=device) if weights is None else torch.as_tensor(weights, dtype=torch.float32,
+                                                                                   device=device).clone()
+    w = torch.where(ok[:, None], w, torch.zeros_like(w))
+    target = torch.where(ok[:, None, None], target, torch.zeros_like(target))
+    if not bool(ok.any()):
+        raise ValueError("ik_from_keypoints3d: no frame without NaN")
+
+    with torch.no_grad():
+        rest = model(torch.zeros(1, 3, device=device), torch.zeros(1, 45, device=device),
+                     torch.zeros(10, device=device), torch.zeros(1, 3, device=device), vertices=False).keypoints[0]
+        # size: match the palm's spread before Kabsch so the rotation is not biased by scale
+        src = rest[PALM][None].expand(T, -1, -1)
+        R, t = _kabsch(src, target[:, PALM])
+        go0 = roma.rotmat_to_rotvec(R)
+        # Kabsch put rest[0] (wrist) at R rest0 + t; the model rotates about the rest wrist joint
+        j0 = model.rest_joints(torch.zeros(10, device=device))[0, 0]
+        transl0 = t + (R @ j0[:, None])[..., 0] - j0
+    go = go0.clone().requires_grad_(True)
+    pose = torch.zeros(T, 45, device=device, requires_grad=True)
+    transl = transl0.clone().requires_grad_(True)
+    b = (torch.zeros(10, device=device) if betas is None else torch.as_tensor(betas, dtype=torch.float32,
+                                                                                device=device)).clone()
+    b.requires_grad_(fit_betas)
+    params = [go, pose, transl] + ([b] if fit_betas else [])
+    opt = torch.optim.Adam(params, lr=lr)
+    sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=[int(iters * 0.6), int(iters * 0.85)], gamma=0.3)
+    wsum = w.sum().clamp(min=1)
+    for _ in range(iters):
+        opt.zero_grad()
+        kp = model(go, pose, b, transl, vertices=False).keypoints
+        err = ((kp - target) ** 2).sum(-1) * 1e4  # cm^2: the regularisers are relative to this
+        loss = (w * err).sum() / wsum + pose_reg * (pose ** 2).sum() / T + betas_reg * (b ** 2).sum()
+        loss.backward()
+        opt.step()
+        sched.step()
+    with torch.no_grad():
+        kp = model(go, pose, b, transl, vertices=False).keypoints
+        residual = (kp - target).norm(dim=-1).mean(-1)
+        residual[~ok] = float("nan")
+        if not bool(ok.all()):  # NaN rows: identity pose, mean placement
+            go[~ok] = 0
+            pose[~ok] = 0
+            transl[~ok] = transl[ok].mean(0)
+    return {"global_orient": go.detach(), "hand_pose": pose.detach(), "betas": b.detach(),
+            "transl": transl.detach(), "residual": residual}
