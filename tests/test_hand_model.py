@@ -1,0 +1,157 @@
+"""Hand model: both backends (open default, MANO via smplx), shapes, known poses, mirror, shape space."""
+
+import math
+import pickle
+
+import numpy as np
+import pytest
+import scipy.sparse
+import torch
+
+from engine import joints as J
+from engine.errors import EngineError
+from engine.hand_model import load_hand_model, mirror_pose
+
+
+def zeros(B=1):
+    return torch.zeros(B, 3), torch.zeros(B, 45), torch.zeros(10), torch.zeros(B, 3)
+
+
+@pytest.mark.parametrize("side", ["right", "left"])
+def test_default_model_shapes(side):
+    m = load_hand_model(side)
+    out = m(torch.zeros(4, 3), torch.zeros(4, 45), torch.zeros(10), torch.zeros(4, 3))
+    V = m.v_template.shape[0]
+    assert out.vertices.shape == (4, V, 3) and out.joints.shape == (4, 16, 3) and out.keypoints.shape == (4, 21, 3)
+    assert m.name == "default" and m.side == side and m.num_betas == 10
+    assert m.faces.shape[1] == 3 and int(m.faces.max()) < V
+    assert torch.allclose(m.skin_weights.sum(1), torch.ones(V), atol=1e-5)
+    # keypoints hold the joints at MediaPipe's indices and fingertip vertices at the tips
+    assert torch.equal(out.keypoints[:, J.MANO_TO_MEDIAPIPE], out.joints)
+    assert torch.equal(out.keypoints[:, J.FINGERTIPS_MEDIAPIPE], out.vertices[:, m.tip_ids])
+    # a real hand's size: wrist to middle fingertip 17-21 cm, fingertips beyond their last joint
+    length = float((out.keypoints[0, 12] - out.keypoints[0, 0]).norm())
+    assert 0.17 < length < 0.21
+    for tip, parent in zip(J.FINGERTIPS_MEDIAPIPE, J.FINGERTIPS_MEDIAPIPE - 1):
+        assert float((out.keypoints[0, tip] - out.keypoints[0, 0]).norm()) > float(
+            (out.keypoints[0, parent] - out.keypoints[0, 0]).norm())
+
+
+def test_known_pose_moves_only_the_child_chain_as_computed_by_hand():
+    m = load_hand_model("right")
+    go, hp, b, tr = zeros()
+    rest = m(go, hp, b, tr).joints[0]
+    hp[0, 3 * (2 - 1) + 2] = math.pi / 2  # joint 2 (index2, PIP): 90 degrees about z
+    posed = m(go, hp, b, tr).joints[0]
+    Rz = torch.tensor([[0.0, -1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 1.0]])  # by hand
+    expected3 = rest[2] + Rz @ (rest[3] - rest[2])
+    assert torch.allclose(posed[3], expected3, atol=1e-6)
+    unchanged = [j for j in range(16) if j != 3]
+    assert torch.allclose(posed[unchanged], rest[unchanged], atol=1e-6)
+
+
+def test_global_orient_rotates_about_the_wrist_and_transl_adds():
+    m = load_hand_model("right")
+    go, hp, b, tr = zeros()
+    rest = m(go, hp, b, tr).joints[0]
+    go[0, 1] = math.pi  # 180 degrees about y: (x, y, z) -> (-x, y, -z) about the wrist
+    tr[0] = torch.tensor([0.1, -0.2, 0.5])
+    posed = m(go, hp, b, tr).joints[0]
+    rel = rest - rest[0]
+    expected = rel * torch.tensor([-1.0, 1.0, -1.0]) + rest[0] + tr[0]
+    assert torch.allclose(posed, expected, atol=1e-6)
+
+
+def test_left_is_the_mirror_of_the_right():
+    r, l = load_hand_model("right"), load_hand_model("left")
+    torch.manual_seed(0)
+    go, hp = torch.randn(3, 3) * 0.5, torch.randn(3, 45) * 0.3
+    b, tr = torch.randn(10), torch.randn(3, 3) * 0.1
+    out_r = r(go, hp, b, tr)
+    flip = torch.tensor([-1.0, 1.0, 1.0])
+    out_l = l(mirror_pose(go), mirror_pose(hp), b, tr * flip)
+    assert torch.allclose(out_l.vertices, out_r.vertices * flip, atol=1e-5)
+    assert torch.allclose(out_l.keypoints, out_r.keypoints * flip, atol=1e-5)
+
+
+def test_shape_space_is_meaningful():
+    m = load_hand_model("right")
+    go, hp, b0, tr = zeros()
+
+    def measure(betas):
+        kp = m(go, hp, betas, tr).keypoints[0]
+        return {"length": float((kp[12] - kp[0]).norm()), "width": float((kp[5] - kp[17]).norm()),
+                "index": float((kp[8] - kp[5]).norm()), "thumb": float((kp[4] - kp[2]).norm())}
+
+    base = measure(b0)
+    unit = lambda k: torch.eye(10)[k]
+    bigger = measure(2 * unit(0))
+    assert bigger["length"] == pytest.approx(base["length"] * 1.11, rel=0.01)  # 5.5 % per unit
+    assert measure(unit(1))["width"] > base["width"] * 1.03  # palm width
+    assert measure(unit(6))["index"] > base["index"] * 1.03  # index finger length
+    assert measure(unit(6))["thumb"] == pytest.approx(base["thumb"], abs=1e-6)  # ...and only that finger
+    assert measure(unit(5))["thumb"] > base["thumb"] * 1.03
+    # rest_joints agrees with the posed joints at zero pose
+    assert torch.allclose(m.rest_joints(2 * unit(0))[0], m(go, hp, 2 * unit(0), tr).joints[0])
+
+
+# ---------------------------------------------------------------- MANO backend with a generated pickle
+
+def write_fake_mano(folder, side="RIGHT", V=778, seed=0):
+    """A MANO-format pickle with the fields smplx reads (random but valid numbers)."""
+    rng = np.random.default_rng(seed)
+    parents = J.MANO_PARENTS.copy()
+    kintree = np.stack([np.where(parents < 0, 4294967295, parents), np.arange(16)]).astype(np.int64)
+    reg = rng.uniform(0, 1, (16, V)) * (rng.uniform(0, 1, (16, V)) > 0.9)
+    reg /= reg.sum(1, keepdims=True)
+    weights = rng.uniform(0, 1, (V, 16)) ** 6
+    weights /= weights.sum(1, keepdims=True)
+    data = {
+        "v_template": rng.normal(0, 0.05, (V, 3)), "f": rng.integers(0, V, (1538, 3)).astype(np.uint32),
+        "shapedirs": rng.normal(0, 1e-3, (V, 3, 10)), "posedirs": rng.normal(0, 1e-3, (V, 3, 135)),
+        "J_regressor": scipy.sparse.csc_matrix(reg), "weights": weights, "kintree_table": kintree,
+        "hands_components": np.eye(45), "hands_mean": rng.normal(0, 0.1, 45),
+    }
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / f"MANO_{side}.pkl", "wb") as fh:
+        pickle.dump(data, fh, protocol=2)
+    return data
+
+
+def test_mano_backend_matches_smplx(tmp_path):
+    import smplx
+
+    write_fake_mano(tmp_path / "mano", "RIGHT")
+    ours = load_hand_model("right", mano_dir=tmp_path / "mano")
+    ref = smplx.MANO(str(tmp_path / "mano"), is_rhand=True, use_pca=False, flat_hand_mean=True)
+    assert ours.name == "mano" and ours.v_template.shape == (778, 3)
+    torch.manual_seed(1)
+    go, hp, b, tr = torch.randn(2, 3) * 0.5, torch.randn(2, 45) * 0.3, torch.randn(2, 10), torch.randn(2, 3)
+    out = ours(go, hp, b, tr)
+    exp = ref(global_orient=go, hand_pose=hp, betas=b, transl=tr)
+    assert torch.allclose(out.vertices, exp.vertices, atol=1e-5)
+    assert torch.allclose(out.joints, exp.joints[:, :16], atol=1e-5)
+    assert torch.equal(out.keypoints[:, J.FINGERTIPS_MEDIAPIPE], out.vertices[:, J.MANO_FINGERTIP_VERTEX_IDS])
+    # the environment variable works as well as the argument
+    import os
+
+    os.environ["HMP_MANO_DIR"] = str(tmp_path / "mano")
+    try:
+        assert load_hand_model("right").name == "mano"
+    finally:
+        del os.environ["HMP_MANO_DIR"]
+
+
+def test_bad_mano_folders(tmp_path):
+    with pytest.raises(EngineError, match="MANO folder not found"):
+        load_hand_model("right", mano_dir=tmp_path / "absent")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(EngineError, match="MANO_LEFT.pkl not found"):
+        load_hand_model("left", mano_dir=tmp_path / "empty")
+    (tmp_path / "junk").mkdir()
+    (tmp_path / "junk" / "MANO_RIGHT.pkl").write_bytes(b"not a pickle at all")
+    with pytest.raises(EngineError, match="not a usable MANO model file"):
+        load_hand_model("right", mano_dir=tmp_path / "junk")
+    write_fake_mano(tmp_path / "small", V=100)
+    with pytest.raises(EngineError, match="not a MANO model"):
+        load_hand_model("right", mano_dir=tmp_path / "small")
