@@ -81,7 +81,7 @@ def _forward_np(model, global_orient, hand_pose, betas, transl):
         T = global_orient.shape[0]
         dev = _device(model)
         f = lambda a: torch.as_tensor(np.asarray(a), dtype=torch.float32, device=dev)
-        out = model(f(global_orient), f(hand_pose), f(np.broadcast_to(betas, (T, betas.shape[-1]))), f(transl))
+        out = model(f(global_orient), f(hand_pose), f(np.tile(betas, (T, 1))), f(transl))
         return out.keypoints.cpu().numpy().astype(np.float64)
 
 
@@ -261,7 +261,7 @@ def fit_to_2d(model, global_orient, hand_pose, betas, transl, keypoints_2d, weig
     go0, pose0 = f(global_orient), f(hand_pose)
     go, pose, tr = go0.clone().requires_grad_(), pose0.clone().requires_grad_(), f(transl).requires_grad_()
     B = go.shape[0]
-    b = f(np.broadcast_to(betas, (B, 10)))
+    b = f(np.tile(betas, (B, 1)))
     Kt, kp, w = f(K), f(keypoints_2d), f(weights)
     opt = torch.optim.Adam([go, pose, tr], lr=lr)
     for _ in range(iters):

@@ -1,0 +1,99 @@
+"""Video decoding (OpenCV, streamed) and the camera intrinsics guess.
+
+    video = open_video(path)          # EngineError for missing / unreadable / non-video / empty files
+    video.fps, video.width, video.height, video.num_frames, video.rotation
+    for frame_id, rgb in video.frames(start=0, end=None): ...   # rgb (H,W,3) uint8, upright
+
+Rotation metadata (phones record portrait clips as rotated landscape streams) is applied by
+OpenCV's FFmpeg backend (CAP_PROP_ORIENTATION_AUTO, on by default since 4.5); ``width``/``height``
+are those of the upright frames as decoded. Variable-frame-rate files: OpenCV reports the
+container's average rate, which becomes the clip's ``fps``; frames are taken in decode order
+(one result row per decoded frame), as the field's video pipelines do.
+"""
+
+import os
+
+import numpy as np
+
+from engine.errors import EngineError
+
+# Default horizontal-or-vertical field of view (of the longer image side), degrees. Phone main
+# cameras and webcams span roughly 60-75 degrees along the long side; 60 degrees errs towards the
+# narrower (longer focal length) end, which errs towards placing the hand slightly too far away
+# rather than distorting it. Give --fov or --K when the camera is known.
+DEFAULT_FOV_DEG = 60.0
+
+
+def guess_intrinsics(width, height, fov_deg=None):
+    """Pinhole K (3,3) with square pixels, principal point at the image centre, and ``fov_deg``
+    (default ``DEFAULT_FOV_DEG``) across the longer image side."""
+    fov = DEFAULT_FOV_DEG if fov_deg is None else float(fov_deg)
+    if not 1.0 <= fov <= 170.0:
+        raise EngineError(f"--fov must be between 1 and 170 degrees, got {fov:g}")
+    f = 0.5 * max(width, height) / np.tan(np.radians(fov) / 2)
+    return np.array([[f, 0.0, width / 2.0], [0.0, f, height / 2.0], [0.0, 0.0, 1.0]])
+
+
+class Video:
+    """An opened video file; ``frames()`` decodes it again on each call (streaming)."""
+
+    def __init__(self, path):
+        import cv2
+
+        self.path = os.fspath(path)
+        cap = cv2.VideoCapture(self.path)
+        try:
+            if not cap.isOpened():
+                raise EngineError(f"cannot read {self.path}: not a video file, or a format OpenCV cannot decode")
+            ok, frame = cap.read()
+            if not ok or frame is None:
+                raise EngineError(f"{self.path} has no video frames")
+            self.height, self.width = frame.shape[:2]
+            fps = cap.get(cv2.CAP_PROP_FPS)
+            self.fps_guessed = not (np.isfinite(fps) and 1.0 <= fps <= 1000.0)
+            self.fps = 30.0 if self.fps_guessed else float(fps)
+            count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
+            self.num_frames = count if count > 0 else self._count(cap) + 1
+            self.rotation = int(cap.get(cv2.CAP_PROP_ORIENTATION_META) or 0)
+        finally:
+            cap.release()
+
+    @staticmethod
+    def _count(cap):
+        n = 0
+        while cap.grab():
+            n += 1
+        return n
+
+    def frames(self, start=0, end=None):
+        """Yield (frame_id, rgb uint8 (H,W,3)) for start <= frame_id < end, in order."""
+        import cv2
+
+        cap = cv2.VideoCapture(self.path)
+        try:
+            i = 0
+            while i < start and cap.grab():  # grab() is exact where seeking is not (B-frames, VFR)
+                i += 1
+            while end is None or i < end:
+                ok, frame = cap.read()
+                if not ok:
+                    break
+                if frame.shape[:2] != (self.height, self.width):  # odd streams change size: keep one
+                    frame = cv2.resize(frame, (self.width, self.height))
+                yield i, cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+                i += 1
+        finally:
+            cap.release()
+
+
+def open_video(path):
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise EngineError(f"video not found: {path}")
+    if os.path.isdir(path):
+        raise EngineError(f"expected a video file, got a folder: {path}")
+    if not os.access(path, os.R_OK):
+        raise EngineError(f"video is not readable (permissions): {path}")
+    if os.path.getsize(path) == 0:
+        raise EngineError(f"video file is empty (0 bytes, no frames): {path}")
+    return Video(path)
