@@ -11,11 +11,16 @@ the whole result keyed on the video's content and the options (``cache``). Exter
 ``load_external_keypoints`` (``external``).
 """
 
+import os
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from engine import result as R
+
+# MediaPipe's C++ logging (glog/absl) writes start-up chatter to stderr: keep warnings and errors only
+os.environ.setdefault("GLOG_minloglevel", "2")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
 @dataclass

@@ -8,14 +8,9 @@ subject's right hand; ``side`` holds the un-mirrored answer for one frame. A cli
 (``engine.keypoints.tracks``) overrides it, since per-frame labels flip.
 """
 
-import os
 from dataclasses import dataclass
 
 import numpy as np
-
-# MediaPipe's C++ logging (glog/absl) writes start-up chatter to stderr: keep warnings and errors only
-os.environ.setdefault("GLOG_minloglevel", "2")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 LABEL_TO_SIDE = {"Left": "right", "Right": "left"}  # MediaPipe labels are for a mirrored image
 

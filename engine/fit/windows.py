@@ -1,0 +1,92 @@
+"""Windows of the motion prior over a clip, and the blend of their overlaps.
+
+The prior decodes a window of ``prior.window`` frames at ``prior.fps``, i.e. a fixed duration. In
+clip frames (any frame rate) a window spans ``n = floor(duration * fps) + 1`` frames; consecutive
+windows overlap by 16 prior frames (the authors' setting) scaled to the clip's rate, and the last
+window is aligned with the clip's end. Inside an overlap each window's weight ramps linearly, so
+the blended motion has no jump at a border. A clip shorter than one window gets one window that
+decodes only the times it has.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+import roma
+import torch
+
+
+@dataclass
+class Layout:
+    starts: np.ndarray  # (W,) first clip frame of each window
+    length: int  # clip frames per (full) window
+    frame_index: torch.Tensor  # (W,n) clip frame of each window slot (clamped), long
+    mask: torch.Tensor  # (W,n) slot inside the clip
+    weight: torch.Tensor  # (W,n) blend weight of each slot (0 outside), sums to 1 per frame
+    times: torch.Tensor  # (W,n) seconds from the window start
+
+
+def layout(T, fps, prior_window, prior_fps, overlap=16, device="cpu"):
+    duration = (prior_window - 1) / prior_fps
+    n = int(np.floor(duration * fps + 1e-6)) + 1
+    ov = int(round(overlap * fps / prior_fps))
+    ov = min(ov, n // 2)
+    if T <= n:
+        starts = np.array([0])
+    else:
+        stride = max(1, n - ov)
+        starts = list(range(0, T - n + 1, stride))
+        if starts[-1] != T - n:
+            starts.append(T - n)
+        starts = np.array(starts)
+    slots = np.arange(n)
+    frames = starts[:, None] + slots[None]
+    mask = frames < T
+    ramp = np.minimum(1.0, np.minimum(slots + 1, n - slots) / (ov + 1.0))[None].repeat(len(starts), 0)
+    ramp[0, : n // 2] = 1.0  # the clip's own ends are not blended with anything
+    ramp[-1, n // 2:] = 1.0
+    weight = np.where(mask, ramp, 0.0)
+    total = np.zeros(T)
+    np.add.at(total, frames[mask], weight[mask])
+    weight = np.where(mask, weight / np.maximum(total[np.minimum(frames, T - 1)], 1e-9), 0.0)
+    return Layout(starts=starts, length=n,
+                  frame_index=torch.as_tensor(np.minimum(frames, T - 1), device=device),
+                  mask=torch.as_tensor(mask, device=device),
+                  weight=torch.as_tensor(weight, dtype=torch.float32, device=device),
+                  times=torch.as_tensor(slots / fps, dtype=torch.float32, device=device)[None].expand(len(starts), n))
+
+
+def blend_rotations(rotvecs, lay, T, reference):
+    """Per clip frame, the weighted average of the windows' rotations (unit quaternions, signs
+    aligned to ``reference``). rotvecs (W,n,J,3); reference (T,J,3) -> (T,J,3)."""
+    q = roma.rotvec_to_unitquat(rotvecs)  # (W,n,J,4)
+    q_ref = roma.rotvec_to_unitquat(reference)[lay.frame_index]  # (W,n,J,4)
+    sign = torch.where((q * q_ref).sum(-1, keepdim=True) < 0, -1.0, 1.0)
+    contrib = q * sign * lay.weight[..., None, None]
+    J = rotvecs.shape[2]
+    acc = torch.zeros(T, J, 4, dtype=q.dtype, device=q.device)
+    acc = acc.index_add(0, lay.frame_index[lay.mask], contrib[lay.mask])
+    return roma.unitquat_to_rotvec(roma.quat_normalize(acc))
+
+
+def gather_windows(values, lay, pad_with_last=True):
+    """values (T,...) -> (W,n,...) per window slot (slots past the clip's end repeat the last frame)."""
+    return values[lay.frame_index]
+
+
+def resample_windows(values, lay, fps, prior_window, prior_fps):
+    """Per window, rotations (T,J*3) resampled from clip frames to the prior's frames: (W,prior_window,J*3).
+
+    Linear interpolation of quaternions (then normalised) between the two nearest clip frames; past the
+    clip's end the last frame is held (the decoder is still asked for the whole window)."""
+    T = values.shape[0]
+    t_prior = torch.arange(prior_window, dtype=torch.float32, device=values.device) / prior_fps
+    pos = torch.as_tensor(lay.starts, dtype=torch.float32, device=values.device)[:, None] + t_prior[None] * fps
+    pos = pos.clamp(max=T - 1)
+    i0 = pos.floor().long().clamp(max=max(T - 2, 0))
+    i1 = (i0 + 1).clamp(max=T - 1)
+    w = (pos - i0).clamp(0, 1)[..., None, None]
+    q = roma.rotvec_to_unitquat(values.reshape(T, -1, 3))
+    q0, q1 = q[i0], q[i1]
+    q1 = torch.where((q0 * q1).sum(-1, keepdim=True) < 0, -q1, q1)
+    out = roma.quat_normalize((1 - w) * q0 + w * q1)
+    return roma.unitquat_to_rotvec(out).reshape(*pos.shape, -1)

@@ -1,0 +1,78 @@
+"""The hand motion prior (HMP_METHOD.md section 1): model, data, training, and loading.
+
+    prior = load_prior(path=None, device="cpu")     # the shipped weights by default
+    prior.window, prior.fps                           # frames per window, frames per second
+    mu, sigma = prior.encode(hand_pose (B,T,45) [, global_orient (B,T,3)])
+    hand_pose = prior.decode(z (B,D), times (B,T) seconds from the window start)
+    nll = prior.neg_log_likelihood(z, mu, sigma)      # (B,)
+
+Checkpoints are plain dicts of tensors and numbers, saved with ``torch.save`` and read with
+``torch.load(weights_only=True)`` (no arbitrary pickle). What the shipped weights were trained on:
+docs/prior.md.
+"""
+
+from pathlib import Path
+
+from engine.errors import EngineError
+
+DEFAULT_WEIGHTS = Path(__file__).resolve().parents[1] / "assets" / "prior" / "prior.pt"
+CHECKPOINT_FORMAT = "hmp-motion-prior"
+CHECKPOINT_VERSION = 1
+
+
+def checkpoint_of(model, extra=None):
+    return {"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, "config": dict(model.config),
+            "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()}, **(extra or {})}
+
+
+def save_checkpoint(path, model, extra=None):
+    import os
+    import tempfile
+
+    import torch
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".pt", dir=path.parent)
+    os.close(fd)
+    try:
+        torch.save(checkpoint_of(model, extra), tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def read_checkpoint(path):
+    import torch
+
+    path = Path(path)
+    if not path.is_file():
+        raise EngineError(f"motion prior checkpoint not found: {path}")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # truncated, not a torch file, or holding non-tensor objects
+        raise EngineError(f"cannot read the motion prior checkpoint {path} ({type(exc).__name__}: "
+                          f"{str(exc).splitlines()[0][:200]})") from None
+    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
+        raise EngineError(f"{path} is not an HMP motion prior checkpoint")
+    if int(ckpt.get("version", 0)) > CHECKPOINT_VERSION:
+        raise EngineError(f"{path} is a newer motion prior checkpoint (version {ckpt['version']}): update the engine")
+    return ckpt
+
+
+def load_prior(path=None, device="cpu"):
+    """The motion prior from ``path`` (default: the shipped weights), in eval mode on ``device``."""
+    from engine.prior.model import MotionPrior
+
+    ckpt = read_checkpoint(DEFAULT_WEIGHTS if path is None else path)
+    state = ckpt["state_dict"]
+    try:
+        model = MotionPrior(state["rest_joints"], **ckpt["config"])
+        model.load_state_dict(state)
+    except (KeyError, TypeError, RuntimeError) as exc:
+        raise EngineError(f"motion prior checkpoint {path or DEFAULT_WEIGHTS} does not match this engine's model "
+                          f"({type(exc).__name__}: {str(exc).splitlines()[0][:200]})") from None
+    model.requires_grad_(False)
+    return model.to(device).eval()

@@ -1,0 +1,160 @@
+"""Training data for the motion prior: MANO hand-pose sequences, resampled and cut into windows.
+
+A sequence is a dict: ``hand_pose (T,45)`` axis-angle, ``global_orient (T,3)``, ``fps``, ``name``,
+always a RIGHT hand (left hands are mirrored into right ones: the prior is learnt once, and a left
+hand is fitted through ``hand_model.mirror_pose``).
+
+Loaders (``load_sequences(paths)`` picks by file content):
+
+- AMASS ``.npz`` (SMPL-H: ``poses`` (T,156) with the left hand at 66:111 and the right at 111:156;
+  SMPL-X: ``pose_hand`` (T,90) or ``left_hand_pose``/``right_hand_pose``), with
+  ``mocap_framerate`` / ``mocap_frame_rate``. SMPL-H/SMPL-X hand poses are MANO's 15 joint
+  rotations in MANO's joint order, relative to MANO's flat hand (AMASS stores full poses, not PCA,
+  and without adding ``hands_mean``), so they are taken as they are. The wrist's global rotation
+  is the body's chain up to the wrist, which AMASS does not store per joint: it is not used (the
+  prior's root channel then stays at identity for AMASS data).
+- plain MANO sequence ``.npz``: ``hand_pose`` (T,45), optional ``global_orient`` (T,3), ``fps``,
+  optional ``side`` ("right"/"left").
+- this repository's converted Leap Motion recordings (``engine/assets/prior/leap_mano.npz``,
+  made by ``tools/convert_leap.py``): many sequences in one file, keys ``{name}/hand_pose`` etc.
+
+Resampling to the prior's frame rate is SLERP per joint (roma), then windows of ``window`` frames
+with a stride. ``mirror`` turns a left-hand sequence into a right-hand one (and back).
+"""
+
+import os
+from pathlib import Path
+
+import numpy as np
+import roma
+import torch
+
+from engine.errors import EngineError
+
+
+def mirror(rotvecs):
+    """Mirror axis-angle rotations between left and right hands: (x, y, z) -> (x, -y, -z)."""
+    r = np.asarray(rotvecs, dtype=np.float64)
+    return (r.reshape(*r.shape[:-1], -1, 3) * np.array([1.0, -1.0, -1.0])).reshape(r.shape)
+
+
+def resample(rotvecs, fps_in, fps_out):
+    """SLERP-resample rotations (T,J*3) from fps_in to fps_out. Returns (T',J*3)."""
+    r = np.asarray(rotvecs, dtype=np.float64)
+    T = r.shape[0]
+    if abs(fps_in - fps_out) < 1e-6 or T < 2:
+        return r.copy()
+    duration = (T - 1) / fps_in
+    times = np.arange(0, duration + 1e-9, 1.0 / fps_out) * fps_in  # in input frames
+    i0 = np.clip(np.floor(times).astype(int), 0, T - 2)
+    w = torch.as_tensor(times - i0)
+    q = roma.rotvec_to_unitquat(torch.as_tensor(r.reshape(T, -1, 3)))
+    q0, q1 = q[i0], q[i0 + 1]
+    # per-frame slerp with per-frame weights: roma.unitquat_slerp takes one step list for all;
+    # do the standard formula on the batch (shortest arc)
+    dot = (q0 * q1).sum(-1, keepdim=True)
+    q1 = torch.where(dot < 0, -q1, q1)
+    dot = dot.abs().clamp(max=1.0)
+    theta = torch.acos(dot)
+    s = torch.sin(theta)
+    ww = w[:, None, None]
+    small = s < 1e-6
+    a = torch.where(small, 1 - ww, torch.sin((1 - ww) * theta) / torch.where(small, torch.ones_like(s), s))
+    b = torch.where(small, ww, torch.sin(ww * theta) / torch.where(small, torch.ones_like(s), s))
+    out = roma.unitquat_to_rotvec(roma.quat_normalize(a * q0 + b * q1))
+    return out.reshape(len(times), -1).numpy()
+
+
+def _seq(name, hand_pose, fps, global_orient=None, side="right"):
+    hand_pose = np.asarray(hand_pose, dtype=np.float64).reshape(-1, 45)
+    go = np.zeros((len(hand_pose), 3)) if global_orient is None else np.asarray(global_orient, np.float64).reshape(-1, 3)
+    if side == "left":
+        hand_pose, go = mirror(hand_pose), mirror(go)
+    if not (np.isfinite(hand_pose).all() and np.isfinite(go).all()):
+        raise EngineError(f"{name}: non-finite poses")
+    return {"name": name, "hand_pose": hand_pose, "global_orient": go, "fps": float(fps)}
+
+
+def load_file(path):
+    """All sequences in one .npz file (AMASS SMPL-H/SMPL-X, MANO sequence, or converted bundle)."""
+    path = os.fspath(path)
+    try:
+        with np.load(path, allow_pickle=False) as d:
+            a = {k: d[k] for k in d.files}
+    except Exception as exc:
+        raise EngineError(f"cannot read motion file {path}: {exc}") from None
+    name = Path(path).stem
+    fps = None
+    for key in ("mocap_framerate", "mocap_frame_rate", "fps"):
+        if key in a:
+            fps = float(a[key])
+    if "poses" in a and a["poses"].ndim == 2 and a["poses"].shape[1] == 156:  # AMASS SMPL-H
+        if fps is None:
+            raise EngineError(f"{path}: AMASS file without mocap_framerate")
+        p = a["poses"]
+        return [_seq(f"{name}/right", p[:, 111:156], fps), _seq(f"{name}/left", p[:, 66:111], fps, side="left")]
+    if "pose_hand" in a or "right_hand_pose" in a:  # AMASS SMPL-X
+        if fps is None:
+            raise EngineError(f"{path}: AMASS file without mocap_frame_rate")
+        if "pose_hand" in a:
+            left, right = a["pose_hand"][:, :45], a["pose_hand"][:, 45:90]
+        else:
+            left, right = a["left_hand_pose"], a["right_hand_pose"]
+        return [_seq(f"{name}/right", right, fps), _seq(f"{name}/left", left, fps, side="left")]
+    if "hand_pose" in a:  # plain MANO sequence
+        if fps is None:
+            raise EngineError(f"{path}: MANO sequence without 'fps'")
+        side = str(a.get("side", "right"))
+        return [_seq(name, a["hand_pose"], fps, a.get("global_orient"), side=side)]
+    names = sorted({k.split("/")[0] for k in a if k.endswith("/hand_pose")})
+    if names:  # bundle: {seq}/hand_pose, {seq}/global_orient, {seq}/fps
+        return [_seq(n, a[f"{n}/hand_pose"], float(a[f"{n}/fps"]), a.get(f"{n}/global_orient")) for n in names]
+    raise EngineError(f"{path}: not an AMASS (SMPL-H/SMPL-X), MANO sequence or converted motion file")
+
+
+def load_sequences(paths):
+    """Sequences from files and folders (searched recursively for .npz)."""
+    out = []
+    for p in paths:
+        p = Path(p)
+        if p.is_dir():
+            files = sorted(p.rglob("*.npz"))
+            if not files:
+                raise EngineError(f"no .npz motion files under {p}")
+            for f in files:
+                out += load_file(f)
+        elif p.is_file():
+            out += load_file(p)
+        else:
+            raise EngineError(f"motion data not found: {p}")
+    return out
+
+
+def windows(sequences, window, fps, stride=None):
+    """Cut resampled sequences into windows. Returns hand_pose (N,window,45), global_orient
+    (N,window,3) and the index of the source sequence of each window (N,)."""
+    stride = stride or max(1, window // 4)
+    hp, go, src = [], [], []
+    for k, s in enumerate(sequences):
+        pose = resample(s["hand_pose"], s["fps"], fps)
+        orient = resample(s["global_orient"], s["fps"], fps)
+        for start in range(0, len(pose) - window + 1, stride):
+            hp.append(pose[start:start + window])
+            go.append(orient[start:start + window])
+            src.append(k)
+    if not hp:
+        return np.zeros((0, window, 45)), np.zeros((0, window, 3)), np.zeros(0, np.int64)
+    return np.stack(hp), np.stack(go), np.asarray(src)
+
+
+def split_by_take(sequences, held_out_fraction=0.15, seed=0):
+    """Indices of training and held-out sequences, split by take (the part of the name before the
+    first '/' or '@': the same take recorded at several rates never lands on both sides)."""
+    takes = sorted({s["name"].split("/")[0].split("@")[0] for s in sequences})
+    rng = np.random.default_rng(seed)
+    rng.shuffle(takes)
+    n_held = max(1, int(round(len(takes) * held_out_fraction))) if len(takes) > 1 else 0
+    held = set(takes[:n_held])
+    tr = [i for i, s in enumerate(sequences) if s["name"].split("/")[0].split("@")[0] not in held]
+    te = [i for i, s in enumerate(sequences) if s["name"].split("/")[0].split("@")[0] in held]
+    return tr, te

@@ -1,0 +1,169 @@
+"""The hand motion prior: a NeMF-style motion VAE (HMP_METHOD.md section 1).
+
+Encoder E over a window: per frame and joint X_t = (position 3, velocity 3, global rotation as 6D 6,
+angular velocity 3) -> R^{16 x 15} (NeMF's features: positions root-relative by forward kinematics
+of the hand model at mean shape, rotations accumulated down the chain), normalised by the training
+set's statistics, then 1D convolutions over time and a mean over the window -> mu, log sigma^2 of z.
+
+Decoder D(t, z): a neural motion field, an MLP of a Fourier encoding of the time t (seconds from the
+window start, relative to the trained window length, so any frame rate and any length inside the
+window decode from one latent) concatenated with z, giving 6D rotations for the 16 joints: joint 0
+is the root's orientation relative to the window's first frame (canonical root), joints 1..15 the
+15 MANO joint rotations (``hand_pose``). The fitter uses the latter; the global rotation is a
+variable of its own there (stage II's Phi).
+
+Much smaller than the authors' 59M-parameter NeMF (about 1.2M here; measured, see docs/prior.md):
+the open training data here is small, and the fitter backpropagates through it every iteration.
+
+Losses (``losses``): L_rot (local joint rotations, squared Frobenius), L_ori (root orientation),
+L_pos (joint positions through forward kinematics, cm^2), L_KL (to N(0, I)), weights configurable.
+"""
+
+import math
+
+import numpy as np
+import roma
+import torch
+from smplx.lbs import batch_rigid_transform
+from torch import nn
+
+from engine import joints as J
+
+NUM_JOINTS = 16
+FEATURES = 15
+
+
+def rotmat_to_6d(R):
+    """(...,3,3) -> (...,6): the first two columns (Zhou et al. 2019)."""
+    return torch.cat([R[..., :, 0], R[..., :, 1]], dim=-1)
+
+
+def sixd_to_rotmat(x):
+    """(...,6) -> (...,3,3) by Gram-Schmidt (roma.special_gramschmidt on the two columns)."""
+    return roma.special_gramschmidt(torch.stack([x[..., :3], x[..., 3:]], dim=-1))
+
+
+class MotionPrior(nn.Module):
+    def __init__(self, rest_joints, window=64, fps=30.0, latent=64, hidden=256, decoder_width=384,
+                 decoder_layers=5, frequencies=8):
+        super().__init__()
+        self.config = {"window": int(window), "fps": float(fps), "latent": int(latent), "hidden": int(hidden),
+                       "decoder_width": int(decoder_width), "decoder_layers": int(decoder_layers),
+                       "frequencies": int(frequencies)}
+        self.window, self.fps, self.latent = int(window), float(fps), int(latent)
+        self.register_buffer("rest_joints", torch.as_tensor(np.asarray(rest_joints), dtype=torch.float32))  # (16,3)
+        self.register_buffer("parents", torch.as_tensor(J.MANO_PARENTS))
+        self.register_buffer("feature_mean", torch.zeros(NUM_JOINTS * FEATURES))
+        self.register_buffer("feature_std", torch.ones(NUM_JOINTS * FEATURES))
+        C = NUM_JOINTS * FEATURES
+        act = nn.LeakyReLU(0.2)
+        self.encoder = nn.Sequential(
+            nn.Conv1d(C, hidden, 5, padding=2), act,
+            nn.Conv1d(hidden, hidden, 5, stride=2, padding=2), act,
+            nn.Conv1d(hidden, hidden, 5, stride=2, padding=2), act,
+            nn.Conv1d(hidden, hidden, 5, padding=2), act,
+        )
+        self.to_latent = nn.Linear(hidden, 2 * latent)
+        self.frequencies = int(frequencies)
+        d_in = 2 * self.frequencies + 1 + latent
+        layers = [nn.Linear(d_in, decoder_width), act]
+        for _ in range(decoder_layers - 1):
+            layers += [nn.Linear(decoder_width, decoder_width), act]
+        self.decoder = nn.Sequential(*layers)
+        self.to_rot = nn.Linear(decoder_width, NUM_JOINTS * 6)
+        nn.init.zeros_(self.to_rot.weight)
+        with torch.no_grad():  # start at the identity rotation for every joint
+            self.to_rot.bias.copy_(rotmat_to_6d(torch.eye(3)).repeat(NUM_JOINTS))
+
+    # ------------------------------------------------------------------ kinematics and features
+    def rotations(self, hand_pose, global_orient=None):
+        """(B,T,45) [+ (B,T,3)] -> local rotation matrices (B,T,16,3,3) with a canonical root."""
+        B, T = hand_pose.shape[:2]
+        local = roma.rotvec_to_rotmat(hand_pose.reshape(B, T, 15, 3))
+        if global_orient is None:
+            root = torch.eye(3, dtype=hand_pose.dtype, device=hand_pose.device).expand(B, T, 3, 3)
+        else:
+            Rg = roma.rotvec_to_rotmat(global_orient)
+            root = Rg[:, :1].transpose(-1, -2) @ Rg  # relative to the first frame
+        return torch.cat([root[:, :, None], local], dim=2)
+
+    def forward_kinematics(self, rot):
+        """Local rotations (B,T,16,3,3) -> joint positions (B,T,16,3) root at 0, global rotations."""
+        B, T = rot.shape[:2]
+        joints = self.rest_joints[None].expand(B * T, -1, -1)
+        pos, A = batch_rigid_transform(rot.reshape(B * T, 16, 3, 3), joints, self.parents)
+        pos = pos - pos[:, :1]
+        return pos.reshape(B, T, 16, 3), A[..., :3, :3].reshape(B, T, 16, 3, 3)
+
+    def features(self, rot, fps=None):
+        """(B,T,16,3,3) local rotations -> normalised features (B,T,240)."""
+        fps = self.fps if fps is None else fps
+        pos, glob = self.forward_kinematics(rot)
+        vel = torch.diff(pos, dim=1, prepend=pos[:, :1]) * fps
+        rel = glob[:, :-1].transpose(-1, -2) @ glob[:, 1:]
+        ang = roma.rotmat_to_rotvec(rel) * fps
+        ang = torch.cat([ang[:, :1], ang], dim=1)
+        x = torch.cat([pos, vel, rotmat_to_6d(glob), ang], dim=-1)  # (B,T,16,15)
+        x = x.reshape(*x.shape[:2], -1)
+        return (x - self.feature_mean) / self.feature_std
+
+    # ------------------------------------------------------------------ encoder / decoder
+    def encode_rot(self, rot, fps=None):
+        h = self.encoder(self.features(rot, fps).transpose(1, 2)).mean(-1)
+        mu, logvar = self.to_latent(h).chunk(2, dim=-1)
+        sigma = torch.exp(0.5 * logvar.clamp(-12, 8))
+        return mu, sigma
+
+    def encode(self, hand_pose, global_orient=None):
+        """(B,T,45) poses at the prior's frame rate (+ optional (B,T,3)) -> mu (B,D), sigma (B,D)."""
+        return self.encode_rot(self.rotations(hand_pose, global_orient))
+
+    def time_encoding(self, times):
+        """(B,T) seconds -> (B,T,2F+1)."""
+        duration = (self.window - 1) / self.fps
+        u = times / duration  # 0..1 inside the trained window
+        k = 2.0 ** torch.arange(self.frequencies, device=times.device, dtype=times.dtype) * math.pi
+        ang = u[..., None] * k
+        return torch.cat([u[..., None], torch.sin(ang), torch.cos(ang)], dim=-1)
+
+    def decode_rot(self, z, times):
+        """z (B,D), times (B,T) seconds -> local rotation matrices (B,T,16,3,3)."""
+        B, T = times.shape
+        h = torch.cat([self.time_encoding(times), z[:, None].expand(B, T, -1)], dim=-1)
+        return sixd_to_rotmat(self.to_rot(self.decoder(h)).reshape(B, T, NUM_JOINTS, 6))
+
+    def decode(self, z, times):
+        """z (B,D), times (B,T) seconds from the window start -> hand_pose (B,T,45)."""
+        rot = self.decode_rot(z, times)
+        return roma.rotmat_to_rotvec(rot[:, :, 1:]).reshape(*times.shape, 45)
+
+    def default_times(self, B, T=None, device=None):
+        T = self.window if T is None else T
+        return (torch.arange(T, device=device, dtype=torch.float32) / self.fps)[None].expand(B, T)
+
+    @staticmethod
+    def neg_log_likelihood(z, mu, sigma):
+        """-log N(z; mu, diag(sigma^2)), summed over the latent dimensions: (B,)."""
+        D = z.shape[-1]
+        return (0.5 * ((z - mu) / sigma) ** 2 + torch.log(sigma)).sum(-1) + 0.5 * D * math.log(2 * math.pi)
+
+    # ------------------------------------------------------------------ training losses
+    def losses(self, rot, weights, sample=True):
+        """Reconstruction of one batch of windows (B,T,16,3,3) through the VAE: dict of terms."""
+        B, T = rot.shape[:2]
+        mu, sigma = self.encode_rot(rot)
+        z = mu + sigma * torch.randn_like(sigma) if sample else mu
+        rec = self.decode_rot(z, self.default_times(B, T, rot.device))
+        pos_true, _ = self.forward_kinematics(rot)
+        pos_rec, _ = self.forward_kinematics(rec)
+        terms = {
+            "rot": ((rec[:, :, 1:] - rot[:, :, 1:]) ** 2).sum((-1, -2)).mean(),
+            "ori": ((rec[:, :, 0] - rot[:, :, 0]) ** 2).sum((-1, -2)).mean(),
+            "pos": (((pos_rec - pos_true) * 100) ** 2).sum(-1).mean(),  # cm^2
+            "kl": (0.5 * (mu ** 2 + sigma ** 2 - 1) - torch.log(sigma)).sum(-1).mean(),
+        }
+        terms["total"] = sum(weights[k] * terms[k] for k in ("rot", "ori", "pos", "kl"))
+        with torch.no_grad():  # finger articulation error: the true root, decoded joints 1..15
+            pos_fingers, _ = self.forward_kinematics(torch.cat([rot[:, :, :1], rec[:, :, 1:]], dim=2))
+            terms["mpjpe_mm"] = (pos_fingers - pos_true).norm(dim=-1).mean() * 1000
+        return terms

@@ -1,0 +1,190 @@
+"""``python -m engine train-prior``: train the hand motion prior.
+
+    python -m engine train-prior --out prior.pt                          # the shipped Leap data
+    python -m engine train-prior --data /data/AMASS/GRAB /data/AMASS/SAMP --out prior.pt --device cuda
+
+Data: AMASS npz (SMPL-H or SMPL-X), plain MANO sequence npz, or converted bundles (see
+engine.prior.data), files or folders. Split by take into training and held-out sets; windows of
+``--window`` frames at ``--fps``; augmented by playback speed (x0.8, x1.25) and time reversal
+(hand motion reversed is still hand motion). Adam, a fixed seed, a checkpoint every
+``--checkpoint-every`` epochs (atomic), ``--resume`` continues from one. At the end the held-out
+reconstruction error (mm, joint positions through the hand model's kinematics) is printed next to
+a mean-pose baseline.
+"""
+
+import argparse
+import sys
+import time
+
+import numpy as np
+
+from engine.errors import EngineError
+
+LEAP_BUNDLE = "engine/assets/prior/leap_mano.npz"
+
+
+def parser():
+    from engine.cli import _Parser
+
+    p = _Parser(prog="python -m engine train-prior", description=__doc__,
+                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", nargs="+", default=None, help=f"motion files or folders (default: {LEAP_BUNDLE})")
+    p.add_argument("--out", required=True, help="checkpoint to write (.pt)")
+    p.add_argument("--epochs", type=int, default=200)
+    p.add_argument("--batch", type=int, default=32)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--resume", default=None, help="checkpoint to continue from")
+    p.add_argument("--window", type=int, default=64, help="frames per window")
+    p.add_argument("--fps", type=float, default=30.0)
+    p.add_argument("--latent", type=int, default=64)
+    p.add_argument("--hidden", type=int, default=128, help="encoder channels")
+    p.add_argument("--decoder-width", type=int, default=256)
+    p.add_argument("--w-rot", type=float, default=1.0)
+    p.add_argument("--w-ori", type=float, default=1.0)
+    p.add_argument("--w-pos", type=float, default=0.1)
+    p.add_argument("--w-kl", type=float, default=1e-3)
+    p.add_argument("--held-out", type=float, default=0.15, help="fraction of takes held out")
+    p.add_argument("--checkpoint-every", type=int, default=20)
+    p.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
+    p.add_argument("--progress", choices=("bar", "jsonl", "quiet"), default="bar")
+    return p
+
+
+def make_windows(sequences, window, fps, augment):
+    from engine.prior.data import windows
+
+    hp, go, _ = windows(sequences, window, fps)
+    if augment and len(sequences):
+        for speed in (0.8, 1.25):  # the same motion played slower / faster
+            scaled = [dict(s, fps=s["fps"] * speed) for s in sequences]
+            h2, g2, _ = windows(scaled, window, fps)
+            hp, go = np.concatenate([hp, h2]), np.concatenate([go, g2])
+        hp, go = np.concatenate([hp, hp[:, ::-1]]), np.concatenate([go, go[:, ::-1]])
+    return hp, go
+
+
+def evaluate(model, hp, go, batch=64):
+    """Held-out reconstruction error (mm, mean over joints and frames) of the prior (z = mu) and
+    of the mean-pose baseline (the training set's mean pose for every frame)."""
+    import torch
+
+    errs = []
+    with torch.no_grad():
+        for i in range(0, len(hp), batch):
+            h = torch.as_tensor(hp[i:i + batch], dtype=torch.float32, device=model.rest_joints.device)
+            g = torch.as_tensor(go[i:i + batch], dtype=torch.float32, device=h.device)
+            rot = model.rotations(h, g)
+            errs.append(float(model.losses(rot, {"rot": 0, "ori": 0, "pos": 0, "kl": 0}, sample=False)["mpjpe_mm"])
+                        * len(h))
+    return sum(errs) / max(len(hp), 1)
+
+
+def mean_pose_error(model, hp_train, hp_test):
+    import torch
+
+    with torch.no_grad():
+        mean = torch.as_tensor(hp_train.reshape(-1, 45).mean(0), dtype=torch.float32, device=model.rest_joints.device)
+        h = torch.as_tensor(hp_test, dtype=torch.float32, device=mean.device)
+        p_true, _ = model.forward_kinematics(model.rotations(h))
+        p_mean, _ = model.forward_kinematics(model.rotations(mean.expand_as(h)))
+        return float((p_true - p_mean).norm(dim=-1).mean()) * 1000
+
+
+def train(args, reporter=None):
+    import torch
+
+    from engine.capture import resolve_device
+    from engine.hand_model import load_hand_model
+    from engine.prior import read_checkpoint, save_checkpoint
+    from engine.prior.data import load_sequences, split_by_take
+    from engine.prior.model import MotionPrior
+    from engine.progress import Reporter
+
+    reporter = reporter or Reporter(args.progress)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = resolve_device(args.device)
+    torch.manual_seed(args.seed)
+    np.random.seed(args.seed)
+    from pathlib import Path
+
+    data = args.data or [str(Path(__file__).resolve().parents[2] / LEAP_BUNDLE)]
+    sequences = load_sequences(data)
+    tr_idx, te_idx = split_by_take(sequences, args.held_out, seed=args.seed)
+    hp_tr, go_tr = make_windows([sequences[i] for i in tr_idx], args.window, args.fps, augment=True)
+    hp_te, go_te = make_windows([sequences[i] for i in te_idx], args.window, args.fps, augment=False)
+    if len(hp_tr) == 0:
+        raise EngineError(f"no training window of {args.window} frames: the data is too short")
+    reporter.log(f"{len(sequences)} sequences: {len(hp_tr)} training windows (augmented), "
+                 f"{len(hp_te)} held-out windows of {args.window} frames at {args.fps:g} fps")
+
+    rest = load_hand_model("right").rest_joints(torch.zeros(10))[0].numpy()
+    model = MotionPrior(rest, window=args.window, fps=args.fps, latent=args.latent, hidden=args.hidden,
+                        decoder_width=args.decoder_width).to(device)
+    opt = torch.optim.Adam(model.parameters(), lr=args.lr)
+    start_epoch = 0
+    if args.resume:
+        ckpt = read_checkpoint(args.resume)
+        model.load_state_dict(ckpt["state_dict"])
+        if "optimizer" in ckpt:
+            opt.load_state_dict(ckpt["optimizer"])
+        start_epoch = int(ckpt.get("epoch", 0))
+        reporter.log(f"resumed from {args.resume} at epoch {start_epoch}")
+    else:  # feature normalisation from the training windows
+        with torch.no_grad():
+            feats = []
+            for i in range(0, len(hp_tr), 256):
+                h = torch.as_tensor(hp_tr[i:i + 256], dtype=torch.float32, device=device)
+                g = torch.as_tensor(go_tr[i:i + 256], dtype=torch.float32, device=device)
+                feats.append(model.features(model.rotations(h, g)).reshape(-1, model.feature_mean.numel()))
+            feats = torch.cat(feats)
+            model.feature_mean.copy_(feats.mean(0))
+            model.feature_std.copy_(feats.std(0).clamp(min=1e-3))
+    weights = {"rot": args.w_rot, "ori": args.w_ori, "pos": args.w_pos, "kl": args.w_kl}
+    hp_t = torch.as_tensor(hp_tr, dtype=torch.float32, device=device)
+    go_t = torch.as_tensor(go_tr, dtype=torch.float32, device=device)
+    gen = torch.Generator(device="cpu").manual_seed(args.seed + start_epoch)
+    history = []
+    reporter.stage("train", "Training the motion prior", total=args.epochs - start_epoch)
+    t0 = time.time()
+    for epoch in range(start_epoch, args.epochs):
+        model.train()
+        perm = torch.randperm(len(hp_t), generator=gen).to(device)
+        sums = {}
+        for i in range(0, len(perm), args.batch):
+            idx = perm[i:i + args.batch]
+            terms = model.losses(model.rotations(hp_t[idx], go_t[idx]), weights)
+            opt.zero_grad()
+            terms["total"].backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            for k, v in terms.items():
+                sums[k] = sums.get(k, 0.0) + float(v.detach()) * len(idx)
+        history.append({k: v / len(perm) for k, v in sums.items()})
+        reporter.advance()
+        if (epoch + 1) % args.checkpoint_every == 0 and epoch + 1 < args.epochs:
+            save_checkpoint(args.out, model, {"epoch": epoch + 1, "optimizer": opt.state_dict(),
+                                              "seed": args.seed, "data": [str(d) for d in data]})
+    # the final checkpoint carries no optimizer state (a third of the size; --resume from it starts
+    # a fresh Adam)
+    save_checkpoint(args.out, model, {"epoch": args.epochs, "seed": args.seed, "data": [Path(d).name for d in data],
+                                      "history": history[-1] if history else {}})
+    model.eval()
+    summary = {"train_loss": history[-1] if history else None, "seconds": time.time() - t0,
+               "train_windows": len(hp_tr), "held_out_windows": len(hp_te)}
+    if len(hp_te):
+        summary["held_out_mm"] = evaluate(model, hp_te, go_te)
+        summary["mean_pose_mm"] = mean_pose_error(model, hp_tr, hp_te)
+        reporter.log(f"held-out reconstruction: {summary['held_out_mm']:.2f} mm "
+                     f"(mean-pose baseline {summary['mean_pose_mm']:.2f} mm)")
+    return model, summary, history
+
+
+def main(argv=None):
+    args = parser().parse_args(sys.argv[1:] if argv is None else argv)
+    _, summary, _ = train(args)
+    print(f"wrote {args.out}" + (f"; held-out error {summary['held_out_mm']:.2f} mm vs mean pose "
+                                  f"{summary['mean_pose_mm']:.2f} mm" if "held_out_mm" in summary else ""))
+    return 0
