@@ -120,20 +120,26 @@ def _optimise(params, closure, iters, options, reporter=None):
     return first, best[0], True
 
 
+# Translation is optimised in centimetres (tau = TAU_UNIT * variable): Adam's step is about lr per
+# variable, and 0.05 m (5 cm) per step would throw the hand around; 0.05 cm is the scale of the
+# rotations' 0.05 rad (3 degrees). A change of variable only: the losses are as in the table.
+TAU_UNIT = 0.01
+
+
 def _stage1(chunk, beta0, fit_beta, options, reporter):
     phi = chunk.phi_hat.clone().requires_grad_(True)
-    tau = chunk.tau_hat.clone().requires_grad_(True)
+    tau_v = (chunk.tau_hat / TAU_UNIT).requires_grad_(True)
     beta = beta0.clone().requires_grad_(fit_beta)
     w = options.weights1
 
     def closure():
-        terms = chunk.data_terms(phi, chunk.pose_hat, beta, tau)
+        terms = chunk.data_terms(phi, chunk.pose_hat, beta, tau_v * TAU_UNIT)
         return sum(w[k] * terms[k] for k in w)
 
-    params = [phi, tau] + ([beta] if fit_beta else [])
+    params = [phi, tau_v] + ([beta] if fit_beta else [])
     first, last, finite = _optimise(params, closure, options.iters_stage1, options, reporter)
     ok = finite and last <= first
-    return phi.detach(), tau.detach(), beta.detach(), ok
+    return phi.detach(), (tau_v * TAU_UNIT).detach(), beta.detach(), ok
 
 
 def _stage2(chunk, prior, phi0, tau0, beta0, fps, fit_beta, options, reporter):
@@ -150,7 +156,7 @@ def _stage2(chunk, prior, phi0, tau0, beta0, fps, fit_beta, options, reporter):
         z0, _ = prior.encode(init_windows.reshape(W, prior.window, 45))
     z = z0.clone().requires_grad_(True)
     phi = phi0.clone().requires_grad_(True)
-    tau = tau0.clone().requires_grad_(True)
+    tau_v = (tau0 / TAU_UNIT).requires_grad_(True)
     beta = beta0.clone().requires_grad_(fit_beta)
     w = options.weights2
     reference = chunk.pose_hat.reshape(chunk.T, 15, 3)
@@ -161,7 +167,7 @@ def _stage2(chunk, prior, phi0, tau0, beta0, fps, fit_beta, options, reporter):
 
     def closure():
         pose = poses(z)
-        terms = chunk.data_terms(phi, pose, beta, tau)
+        terms = chunk.data_terms(phi, pose, beta, tau_v * TAU_UNIT)
         terms.pop("ts")  # stage II has no translation smoothness term in the method's table
         if options.prior_term == "unit":
             terms["mp"] = (z ** 2).mean()
@@ -170,12 +176,12 @@ def _stage2(chunk, prior, phi0, tau0, beta0, fps, fit_beta, options, reporter):
             terms["mp"] = prior.neg_log_likelihood(z, mu, sigma).sum()
         return sum(w[k] * terms[k] for k in w)
 
-    params = [phi, tau, z] + ([beta] if fit_beta else [])
+    params = [phi, tau_v, z] + ([beta] if fit_beta else [])
     first, last, finite = _optimise(params, closure, options.iters_stage2, options, reporter)
     with torch.no_grad():
         pose = poses(z)
     ok = finite and last <= first and bool(torch.isfinite(pose).all())
-    return phi.detach(), tau.detach(), beta.detach(), pose.detach(), ok
+    return phi.detach(), (tau_v * TAU_UNIT).detach(), beta.detach(), pose.detach(), ok
 
 
 def _chunks(T, size, overlap):

@@ -32,7 +32,7 @@ def parser():
     p.add_argument("--out", required=True, help="checkpoint to write (.pt)")
     p.add_argument("--epochs", type=int, default=200)
     p.add_argument("--batch", type=int, default=32)
-    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto")
     p.add_argument("--resume", default=None, help="checkpoint to continue from")
@@ -44,12 +44,28 @@ def parser():
     p.add_argument("--w-rot", type=float, default=1.0)
     p.add_argument("--w-ori", type=float, default=1.0)
     p.add_argument("--w-pos", type=float, default=0.1)
-    p.add_argument("--w-kl", type=float, default=1e-3)
+    p.add_argument("--w-kl", type=float, default=1e-4)
     p.add_argument("--held-out", type=float, default=0.15, help="fraction of takes held out")
     p.add_argument("--checkpoint-every", type=int, default=20)
     p.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
     p.add_argument("--progress", choices=("bar", "jsonl", "quiet"), default="bar")
     return p
+
+
+def dedupe_takes(sequences):
+    """Keep one recording per take where a take was recorded several times ("take@file/..." names,
+    as the Leap bundle has: the same motion at other frame rates adds cost, not information)."""
+    first_file = {}
+    out = []
+    for s in sequences:
+        head = s["name"].split("/")[0]
+        if "@" not in head:
+            out.append(s)
+            continue
+        take, file = head.split("@", 1)
+        if first_file.setdefault(take, file) == file:
+            out.append(s)
+    return out
 
 
 def make_windows(sequences, window, fps, augment):
@@ -111,7 +127,7 @@ def train(args, reporter=None):
     from pathlib import Path
 
     data = args.data or [str(Path(__file__).resolve().parents[2] / LEAP_BUNDLE)]
-    sequences = load_sequences(data)
+    sequences = dedupe_takes(load_sequences(data))
     tr_idx, te_idx = split_by_take(sequences, args.held_out, seed=args.seed)
     hp_tr, go_tr = make_windows([sequences[i] for i in tr_idx], args.window, args.fps, augment=True)
     hp_te, go_te = make_windows([sequences[i] for i in te_idx], args.window, args.fps, augment=False)
@@ -124,6 +140,7 @@ def train(args, reporter=None):
     model = MotionPrior(rest, window=args.window, fps=args.fps, latent=args.latent, hidden=args.hidden,
                         decoder_width=args.decoder_width).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=args.lr)
+    sched = torch.optim.lr_scheduler.MultiStepLR(opt, [int(args.epochs * 0.6), int(args.epochs * 0.85)], gamma=0.3)
     start_epoch = 0
     if args.resume:
         ckpt = read_checkpoint(args.resume)
@@ -131,6 +148,8 @@ def train(args, reporter=None):
         if "optimizer" in ckpt:
             opt.load_state_dict(ckpt["optimizer"])
         start_epoch = int(ckpt.get("epoch", 0))
+        for _ in range(start_epoch):  # the schedule continues where it was
+            sched.step()
         reporter.log(f"resumed from {args.resume} at epoch {start_epoch}")
     else:  # feature normalisation from the training windows
         with torch.no_grad():
@@ -162,6 +181,7 @@ def train(args, reporter=None):
             opt.step()
             for k, v in terms.items():
                 sums[k] = sums.get(k, 0.0) + float(v.detach()) * len(idx)
+        sched.step()
         history.append({k: v / len(perm) for k, v in sums.items()})
         reporter.advance()
         if (epoch + 1) % args.checkpoint_every == 0 and epoch + 1 < args.epochs:

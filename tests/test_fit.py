@@ -1,0 +1,137 @@
+"""The two-stage fit on synthetic clips made with the real hand model, prior and camera."""
+
+import numpy as np
+import pytest
+import torch
+
+from engine import result as R
+from engine.fit import baselines
+from engine.fit.init import per_frame_estimate, project
+from engine.fit.stages import FitOptions, fit_sequence
+from engine.fit.windows import layout
+from engine.hand_model import load_hand_model
+from engine.keypoints import HandTrack
+from engine.metrics import all_metrics
+from engine.prior import load_prior
+
+K = np.array([[900.0, 0, 320], [0, 900.0, 240], [0, 0, 1]])
+FPS = 30.0
+
+
+def real_motion(model, T):
+    """Real hand motion: the longest held-out Leap Motion take of the prior's data (the prior never
+    trained on it), seen from a camera half a metre away."""
+    import roma
+
+    from engine.prior.data import load_sequences, split_by_take
+    from engine.prior.train import LEAP_BUNDLE
+
+    seqs = load_sequences([LEAP_BUNDLE])
+    _, held = split_by_take(seqs, 0.15)
+    seq = max((seqs[i] for i in held), key=lambda s: len(s["hand_pose"]))
+    assert len(seq["hand_pose"]) >= T
+    hp = torch.as_tensor(seq["hand_pose"][:T], dtype=torch.float32)
+    leap_to_camera = torch.diag(torch.tensor([1.0, -1.0, -1.0]))  # Leap: y up, z towards the user
+    go = roma.rotmat_to_rotvec(leap_to_camera @ roma.rotvec_to_rotmat(torch.as_tensor(seq["global_orient"][:T],
+                                                                                         dtype=torch.float32)))
+    with torch.no_grad():
+        kp = model(go, hp, torch.zeros(10), torch.zeros(T, 3), vertices=False).keypoints
+        kp = kp - kp[:, :1].mean(0, keepdim=True) + torch.tensor([0.0, 0.0, 0.5])
+    return kp.numpy().astype(np.float64)
+
+
+def noisy_track(kp3d, seed=0, px=2.0, mm=4.0, drop=()):
+    """What a detector would give: 2D with pixel noise, 3D world landmarks with mm noise."""
+    rng = np.random.default_rng(seed)
+    T = len(kp3d)
+    kp2d = project(kp3d, K) + rng.normal(0, px, (T, 21, 2))
+    world = kp3d - kp3d[:, :1] + rng.normal(0, mm / 1000, (T, 21, 3))
+    track = HandTrack(kp2d, np.full((T, 21), 0.9), np.full(T, R.SOURCE_MEDIAPIPE, np.uint8), world,
+                      np.arange(T), np.full(T, 0.9))
+    for t in drop:
+        track.source[t] = R.SOURCE_NONE
+        track.keypoints_2d[t] = 0
+        track.confidence[t] = 0
+        track.world_landmarks[t] = np.nan
+    return track
+
+
+@pytest.fixture(scope="module")
+def setup():
+    torch.manual_seed(0)
+    model = load_hand_model("right")
+    gt = real_motion(model, 90)
+    track = noisy_track(gt, drop=range(40, 46))
+    est = per_frame_estimate(model, track, K, FPS)
+    return model, load_prior(), gt, track, est
+
+
+def test_per_frame_estimate_fills_the_gap_and_reprojects(setup):
+    model, _, gt, track, est = setup
+    assert est["valid"].all() and (est["keypoint_source"][40:46] == R.SOURCE_INTERPOLATED).all()
+    assert (est["confidence"][40:46] < 0.2).all()
+    err = np.linalg.norm(project(est["joints"], K) - track.keypoints_2d, axis=-1)[est["detected"]]
+    assert np.median(err) < 6.0  # px, with 2 px of noise and a different-size skeleton in 3D
+
+
+def test_two_stages_smooth_without_losing_accuracy(setup):
+    model, prior, gt, track, est = setup
+    opts = FitOptions(iters_stage1=80, iters_stage2=80)
+    scores = {"per-frame": all_metrics(est["joints"], gt)}
+    for stages in (1, 2):
+        out, warnings = fit_sequence(model, prior, est, est["keypoints_2d"], est["confidence"], K, FPS,
+                                     stages=stages, options=opts)
+        assert not warnings and all(np.isfinite(v).all() for v in out.values())
+        assert out["joints"].shape == (90, 21, 3) and out["hand_pose"].shape == (90, 45)
+        scores[f"stage {stages}"] = all_metrics(out["joints"], gt)
+    base = scores["per-frame"]
+    assert scores["stage 2"]["RA-ACC"] < 0.5 * base["RA-ACC"], scores
+    assert scores["stage 2"]["PA-MPJPE"] < base["PA-MPJPE"] * 1.5, scores  # see docs/benchmarks.md
+
+
+def test_baselines_run_in_the_same_path(setup):
+    model, _, gt, _, est = setup
+    for name, fn in baselines.BASELINES.items():
+        b = fn(est, FPS)
+        assert b["hand_pose"].shape == (90, 45) and np.isfinite(b["hand_pose"]).all(), name
+    held = baselines.per_frame(est)
+    assert np.allclose(held["hand_pose"][40:46], est["hand_pose"][39])  # held, not interpolated
+    smooth = baselines.one_euro(est, FPS)
+    acc = lambda x: np.abs(np.diff(x, 2, axis=0)).mean()
+    assert acc(smooth["transl"]) < acc(est["transl"])
+
+
+def test_windows_blend_to_one_and_cover_the_clip():
+    lay = layout(200, 30.0, 64, 30.0, overlap=16)
+    w = np.zeros(200)
+    np.add.at(w, lay.frame_index[lay.mask].numpy(), lay.weight[lay.mask].numpy())
+    assert np.allclose(w, 1.0) and lay.starts[0] == 0 and lay.starts[-1] + lay.length == 200
+    short = layout(10, 25.0, 64, 30.0)
+    assert len(short.starts) == 1 and short.mask.sum() == 10
+    fast = layout(300, 60.0, 64, 30.0)  # 60 fps clip: a window spans twice the frames
+    assert fast.length == 127
+
+
+@pytest.mark.parametrize("case", ["zero-confidence window", "single frame", "shorter than window", "nan keypoints",
+                                  "diverging"])
+def test_bad_input_never_crashes_or_leaks_nan(setup, case):
+    model, prior, gt, track, est = setup
+    est = {k: (v.copy() if isinstance(v, np.ndarray) else v) for k, v in est.items()}
+    kp, conf = est["keypoints_2d"].copy(), est["confidence"].copy()
+    opts = FitOptions(iters_stage1=20, iters_stage2=20)
+    if case == "zero-confidence window":
+        conf[:] = 0
+    elif case == "single frame":
+        est = {k: (v[:1] if isinstance(v, np.ndarray) and v.ndim and v.shape[0] == 90 else v) for k, v in est.items()}
+        kp, conf = kp[:1], conf[:1]
+    elif case == "shorter than window":
+        est = {k: (v[:20] if isinstance(v, np.ndarray) and v.ndim and v.shape[0] == 90 else v) for k, v in est.items()}
+        kp, conf = kp[:20], conf[:20]
+    elif case == "nan keypoints":
+        kp[10:20] = np.nan
+    elif case == "diverging":
+        opts.lr = 1e6  # absurd steps: the loss blows up
+    out, warnings = fit_sequence(model, prior, est, kp, conf, K, FPS, stages=2, options=opts)
+    assert all(np.isfinite(v).all() for v in out.values())
+    if case in ("zero-confidence window", "diverging"):
+        assert warnings, case

@@ -1,0 +1,150 @@
+"""The motion prior: model, loaders, training, shipped weights, checkpoints."""
+
+import argparse
+
+import numpy as np
+import pytest
+import torch
+
+from engine.errors import EngineError
+from engine.hand_model import load_hand_model
+from engine.prior import load_prior, save_checkpoint
+from engine.prior.data import load_file, load_sequences, mirror, resample, split_by_take, windows
+from engine.prior.model import MotionPrior
+from engine.prior.train import LEAP_BUNDLE, dedupe_takes, evaluate, make_windows, mean_pose_error, parser, train
+
+
+@pytest.fixture(scope="module")
+def rest():
+    return load_hand_model("right").rest_joints(torch.zeros(10))[0].numpy()
+
+
+def wave(T, fps, seed=0):
+    """Smooth synthetic finger motion (T,45) at fps."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(T)[:, None] / fps
+    return 0.4 * np.sin(2 * np.pi * rng.uniform(0.2, 1.0, 45) * t + rng.uniform(0, 6, 45)) * rng.uniform(0.2, 1, 45)
+
+
+def test_shapes_and_determinism(rest):
+    torch.manual_seed(0)
+    a = MotionPrior(rest, window=32, latent=16, hidden=32, decoder_width=64).eval()
+    torch.manual_seed(0)
+    b = MotionPrior(rest, window=32, latent=16, hidden=32, decoder_width=64).eval()
+    hp = torch.as_tensor(wave(32, 30.0)[None].repeat(3, 0), dtype=torch.float32)
+    mu, sigma = a.encode(hp)
+    assert mu.shape == (3, 16) and sigma.shape == (3, 16) and (sigma > 0).all()
+    poses = a.decode(mu, a.default_times(3))
+    assert poses.shape == (3, 32, 45)
+    mu_b, _ = b.encode(hp)
+    assert torch.equal(mu, mu_b) and torch.equal(poses, b.decode(mu_b, b.default_times(3)))
+    nll = a.neg_log_likelihood(mu, mu, sigma)
+    assert nll.shape == (3,) and torch.allclose(nll, torch.log(sigma).sum(-1) + 8 * np.log(2 * np.pi))
+    # differentiable end to end (the fitter's L_MP backpropagates through decode and encode)
+    z = mu.detach().clone().requires_grad_(True)
+    m2, s2 = a.encode(a.decode(z, a.default_times(3)))
+    a.neg_log_likelihood(z, m2, s2).sum().backward()
+    assert z.grad is not None and torch.isfinite(z.grad).all()
+
+
+def write_mano_sequences(folder, n=4, T=90, fps=30.0):
+    folder.mkdir(parents=True, exist_ok=True)
+    for k in range(n):
+        np.savez(folder / f"take{k}.npz", hand_pose=wave(T, fps, seed=k), global_orient=np.zeros((T, 3)), fps=fps)
+    return folder
+
+
+def train_args(tmp_path, data, **kw):
+    argv = ["--data", str(data), "--out", str(tmp_path / "p.pt"), "--epochs", "40", "--window", "32",
+            "--latent", "16", "--hidden", "32", "--decoder-width", "64", "--progress", "quiet", "--held-out", "0.25", "--lr", "0.003",
+            "--threads", "1", "--checkpoint-every", "5", "--batch", "8"]
+    for k, v in kw.items():
+        argv += [f"--{k.replace('_', '-')}", str(v)]
+    return parser().parse_args(argv)
+
+
+def test_training_lowers_reconstruction_and_kl_and_resumes(tmp_path):
+    data = write_mano_sequences(tmp_path / "data")
+    model, summary, history = train(train_args(tmp_path, data))
+    assert history[-1]["rot"] < 0.7 * history[0]["rot"] and history[-1]["pos"] < 0.7 * history[0]["pos"]
+    assert np.isfinite(summary["held_out_mm"]) and summary["held_out_windows"] > 0
+    # the KL term is optimised too: weighted alone it goes down
+    _, _, kl_history = train(train_args(tmp_path, data, w_rot=0, w_ori=0, w_pos=0, w_kl=1, epochs=8, lr=0.01,
+                                           out=tmp_path / "kl.pt"))
+    assert kl_history[-1]["kl"] < 0.5 * kl_history[0]["kl"] + 1e-6
+    # checkpoints load, and training resumes from one
+    prior = load_prior(tmp_path / "p.pt")
+    assert prior.window == 32 and prior.latent == 16
+    _, _, more = train(train_args(tmp_path, data, resume=tmp_path / "p.pt", epochs=42))
+    assert len(more) == 2
+
+
+def test_amass_and_mano_loaders_read_known_content(tmp_path):
+    T = 20
+    poses = np.random.default_rng(0).normal(0, 0.3, (T, 156))
+    np.savez(tmp_path / "smplh.npz", poses=poses, mocap_framerate=120.0, trans=np.zeros((T, 3)))
+    right, left = load_file(tmp_path / "smplh.npz")
+    assert right["fps"] == 120.0 and np.allclose(right["hand_pose"], poses[:, 111:156])
+    assert np.allclose(left["hand_pose"], mirror(poses[:, 66:111]))  # left hands become right ones
+    hands = np.random.default_rng(1).normal(0, 0.3, (T, 90))
+    np.savez(tmp_path / "smplx.npz", pose_hand=hands, mocap_frame_rate=60.0)
+    right, left = load_file(tmp_path / "smplx.npz")
+    assert right["fps"] == 60.0 and np.allclose(right["hand_pose"], hands[:, 45:]) and np.allclose(
+        left["hand_pose"], mirror(hands[:, :45]))
+    np.savez(tmp_path / "mano.npz", hand_pose=hands[:, :45], fps=25.0, side="left")
+    (seq,) = load_file(tmp_path / "mano.npz")
+    assert seq["fps"] == 25.0 and np.allclose(seq["hand_pose"], mirror(hands[:, :45]))
+    np.savez(tmp_path / "junk.npz", something=np.zeros(3))
+    with pytest.raises(EngineError, match="not an AMASS"):
+        load_file(tmp_path / "junk.npz")
+    with pytest.raises(EngineError, match="not found"):
+        load_sequences([tmp_path / "absent"])
+    # resampling 120 -> 30 fps keeps every 4th frame exactly
+    assert np.allclose(resample(poses[:, 111:156], 120.0, 30.0), poses[::4, 111:156], atol=1e-6)
+    hp, go, src = windows([right], 8, 30.0, stride=4)
+    assert hp.shape[1:] == (8, 45) and go.shape[1:] == (8, 3) and len(src) == len(hp)
+
+
+def test_decoding_at_another_frame_rate_matches_resampling():
+    prior = load_prior()
+    seqs = dedupe_takes(load_sequences([LEAP_BUNDLE]))
+    hp, go, _ = windows(seqs[:3], prior.window, prior.fps)
+    with torch.no_grad():
+        mu, _ = prior.encode(torch.as_tensor(hp[:4], dtype=torch.float32))
+        at30 = prior.decode(mu, prior.default_times(4)).numpy()
+        n60 = 2 * prior.window - 1
+        at60 = prior.decode(mu, (torch.arange(n60, dtype=torch.float32) / 60.0)[None].expand(4, n60)).numpy()
+    for k in range(4):
+        up = resample(at30[k], 30.0, 60.0)
+        assert np.abs(up - at60[k]).mean() < 0.02  # radians: the field is smooth between frames
+        assert np.allclose(at60[k, ::2], at30[k], atol=1e-5)
+
+
+def test_shipped_weights_beat_the_mean_pose_on_held_out_takes():
+    prior = load_prior()
+    seqs = dedupe_takes(load_sequences([LEAP_BUNDLE]))
+    tr, te = split_by_take(seqs, 0.15)
+    hp_te, go_te = make_windows([seqs[i] for i in te], prior.window, prior.fps, augment=False)
+    hp_tr, _ = make_windows([seqs[i] for i in tr], prior.window, prior.fps, augment=False)
+    assert len(hp_te) > 0
+    err = evaluate(prior, hp_te, go_te)
+    base = mean_pose_error(prior, hp_tr, hp_te)
+    assert err < 0.8 * base, (err, base)
+
+
+def test_bad_checkpoints_are_clear_errors(tmp_path, rest):
+    with pytest.raises(EngineError, match="not found"):
+        load_prior(tmp_path / "absent.pt")
+    good = save_checkpoint(tmp_path / "good.pt", MotionPrior(rest, window=16, latent=8, hidden=16, decoder_width=32))
+    data = good.read_bytes()
+    (tmp_path / "cut.pt").write_bytes(data[: len(data) // 2])
+    with pytest.raises(EngineError, match="cannot read"):
+        load_prior(tmp_path / "cut.pt")
+    torch.save([1, 2, 3], tmp_path / "list.pt")
+    with pytest.raises(EngineError, match="not an HMP motion prior"):
+        load_prior(tmp_path / "list.pt")
+    ckpt = torch.load(good, weights_only=True)
+    ckpt["config"]["latent"] = 9  # the weights no longer fit the model
+    torch.save(ckpt, tmp_path / "mismatch.pt")
+    with pytest.raises(EngineError, match="does not match"):
+        load_prior(tmp_path / "mismatch.pt")
