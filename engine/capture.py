@@ -6,7 +6,7 @@ only once complete (atomic writes), so a failure never leaves a partial file.
 """
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -41,14 +41,14 @@ class CaptureOptions:
     no_cache: bool = False
     views: int = None
     preview: str = None
-    extra: dict = field(default_factory=dict)
+    prior_term: str = "unit"
 
     @classmethod
     def from_args(cls, args):
         return cls(hands=args.hands, device=args.device, mano_dir=args.mano_dir, stages=args.stages,
                    quality=args.quality, fov=args.fov, K=args.K, start=args.start, end=args.end,
                    keypoints=args.keypoints, prior=args.prior, no_cache=args.no_cache, views=args.views,
-                   preview=args.preview)
+                   preview=args.preview, prior_term=args.prior_term)
 
     @property
     def sides(self):
@@ -103,6 +103,7 @@ def _detect(video, options, quality, reporter):
     from engine import keypoints as kp
 
     if options.keypoints:
+        reporter.stage("detect", "Reading external keypoints")
         return kp.load_external_keypoints(options.keypoints, video, sides=options.sides, start=options.start,
                                           end=options.end)
     views = quality["views"] if options.views is None else options.views
@@ -141,7 +142,6 @@ def capture(video_path, out_path, options=None, reporter=None):
         raise EngineError(f"--end {options.end} must be after --start {options.start}")
     K = _intrinsics(video, options)
 
-    reporter.stage("detect", "Detecting hands", total=None)
     tracks = _detect(video, options, quality, reporter)
     found = {side: t for side, t in tracks.items() if t is not None and np.any(t.source != R.SOURCE_NONE)}
     if not found:
@@ -168,7 +168,8 @@ def capture(video_path, out_path, options=None, reporter=None):
         from engine.prior import load_prior
 
         prior = load_prior(options.prior, device=device) if options.stages >= 2 else None
-        fit_options = FitOptions(iters_stage1=quality["iters"][0], iters_stage2=quality["iters"][1])
+        fit_options = FitOptions(iters_stage1=quality["iters"][0], iters_stage2=quality["iters"][1],
+                                 prior_term=options.prior_term)
         for side, est in estimates.items():
             fitted, warn = fit_sequence(models[side], prior, est, est["keypoints_2d"], est["confidence"], K, fps,
                                         stages=options.stages, options=fit_options, reporter=reporter)

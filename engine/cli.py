@@ -67,6 +67,9 @@ def capture_parser():
     cam.add_argument("--K", type=_intrinsics, default=None, metavar="FX,FY,CX,CY", help="intrinsics in pixels")
     p.add_argument("--keypoints", default=None, help="external 2D keypoints (.json or .npz) instead of MediaPipe")
     p.add_argument("--prior", default=None, help="motion prior checkpoint (default: the shipped weights)")
+    p.add_argument("--prior-term", choices=("unit", "posterior"), default="unit",
+                   help="stage II prior term: unit = mean(z^2) (default, see engine/fit/stages.py), "
+                        "posterior = -log N(z; mu, sigma) as in the HMP poster")
     p.add_argument("--no-cache", action="store_true", help="do not read or write the detection cache")
     p.add_argument("--views", type=int, default=None,
                    help="augmented views for per-joint confidence (default by --quality; 0 disables)")

@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -16,11 +17,12 @@ from engine import result as R
 from engine.progress import parse_line
 
 ROOT = Path(__file__).resolve().parents[1]
+CACHE = tempfile.mkdtemp(prefix="hmp-test-cache-")  # never the user's detection cache
 CLIP = ROOT / "tests" / "data" / "hand_short.mp4"
 
 
 def run_engine(*args, timeout=600):
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    env = dict(os.environ, PYTHONPATH=str(ROOT), HMP_CACHE_DIR=CACHE)
     env.pop("HMP_MANO_DIR", None)
     return subprocess.run([sys.executable, "-m", "engine", *map(str, args)], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=timeout)

@@ -86,7 +86,7 @@ def test_two_stages_smooth_without_losing_accuracy(setup):
         scores[f"stage {stages}"] = all_metrics(out["joints"], gt)
     base = scores["per-frame"]
     assert scores["stage 2"]["RA-ACC"] < 0.5 * base["RA-ACC"], scores
-    assert scores["stage 2"]["PA-MPJPE"] < base["PA-MPJPE"] * 1.5, scores  # see docs/benchmarks.md
+    assert scores["stage 2"]["PA-MPJPE"] < base["PA-MPJPE"] * 1.1, scores
 
 
 def test_baselines_run_in_the_same_path(setup):
@@ -95,7 +95,9 @@ def test_baselines_run_in_the_same_path(setup):
         b = fn(est, FPS)
         assert b["hand_pose"].shape == (90, 45) and np.isfinite(b["hand_pose"]).all(), name
     held = baselines.per_frame(est)
-    assert np.allclose(held["hand_pose"][40:46], est["hand_pose"][39])  # held, not interpolated
+    # held from the nearest frame with keypoints, not interpolated
+    assert np.allclose(held["hand_pose"][40:43], est["hand_pose"][39])
+    assert np.allclose(held["hand_pose"][43:46], est["hand_pose"][46])
     smooth = baselines.one_euro(est, FPS)
     acc = lambda x: np.abs(np.diff(x, 2, axis=0)).mean()
     assert acc(smooth["transl"]) < acc(est["transl"])

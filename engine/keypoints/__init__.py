@@ -73,17 +73,18 @@ def detect_hands(video, sides=("right",), options=None, reporter=None):
     from engine.keypoints.tracks import assign_sides
 
     options = options or KeypointOptions()
+    end = video.num_frames if options.end is None else min(options.end, video.num_frames)
+    total = max(0, end - options.start)
+    if reporter is not None:
+        reporter.stage("detect", "Detecting hands", total=total)
     key = cache_mod.key_for(video.path, options, sides) if options.use_cache else None
     if key is not None:
         cached = cache_mod.load(key)
         if cached is not None:
             if reporter is not None:
+                reporter.advance(total)
                 reporter.log("detections read from the cache (use --no-cache to detect again)")
             return {side: cached[side] for side in sides}
-    end = video.num_frames if options.end is None else min(options.end, video.num_frames)
-    total = max(0, end - options.start)
-    if reporter is not None:
-        reporter.stage("detect", "Detecting hands", total=total)
     conf_views = None
     if options.views > 0:
         from engine.keypoints.confidence import ConfidenceEstimator
