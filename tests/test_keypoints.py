@@ -1,0 +1,170 @@
+"""The keypoint front end on real footage with real MediaPipe: detector integration, confidence
+from augmented views, identities, gap retries, the cache and external keypoints."""
+
+import io
+import json
+
+import cv2
+import numpy as np
+import pytest
+
+from engine import result as R
+from engine.errors import EngineError
+from engine.keypoints import HandTrack, KeypointOptions, detect_hands, load_external_keypoints
+from engine.keypoints import confidence as C
+from engine.keypoints.detector import HandDetector
+from engine.progress import Reporter
+from engine.video import open_video
+
+DATA = __import__("pathlib").Path(__file__).parent / "data"
+
+
+@pytest.fixture(scope="module")
+def short():
+    return open_video(DATA / "hand_short.mp4")
+
+
+@pytest.fixture(scope="module")
+def short_tracks(short):
+    return detect_hands(short, sides=("right",), options=KeypointOptions(views=0, use_cache=False))
+
+
+def frame(video, i):
+    for _, rgb in video.frames(i, i + 1):
+        return rgb
+
+
+def test_detections_match_mediapipe_reference_on_a_portrait_clip():
+    video = open_video(DATA / "asl_hand_50.mp4")
+    assert (video.width, video.height, video.fps, video.num_frames) == (620, 1080, 25.0, 50)
+    tracks = detect_hands(video, sides=("right", "left"), options=KeypointOptions(views=0, use_cache=False))
+    expected = np.load(DATA / "asl_hand_50_expected.npz")
+    right = tracks["right"]
+    assert right.detected.all() and not tracks["left"].detected.any()
+    err = np.linalg.norm(right.keypoints_2d - expected["keypoints"][..., :2], axis=-1)
+    assert err.mean() < 5.0 and err.max() < 26.0  # upstream tests accept 26 px
+    world_err = np.linalg.norm(right.world_landmarks - expected["world"], axis=-1)
+    assert np.median(world_err) < 0.015
+
+
+def test_augmentation_back_mapping_is_exact():
+    rng = np.random.default_rng(0)
+    kp = rng.uniform(100, 300, (21, 2))
+    for view in C.augmentations(8, seed=3) + [{"rotation": 0.0, "scale": 1.0, "shift": np.zeros(2), "flip": True,
+                                                "brightness": 1.0}]:
+        M = C.view_affine(kp, view)
+        pts = rng.uniform(0, 500, (50, 2))
+        back = C.apply_affine(C.invert_affine(M), C.apply_affine(M, pts))
+        assert np.allclose(back, pts, atol=1e-9)
+    # the base crop puts the hand upright and centred: wrist below the middle MCP, inside the crop
+    M, _ = C.base_crop(kp)
+    crop_kp = C.apply_affine(M, kp)
+    assert crop_kp[0, 1] > crop_kp[9, 1] and np.all((crop_kp > 0) & (crop_kp < C.CROP))
+    assert np.allclose(C.alpha_from_sigma(np.array([0.0, 4.0, 8.0, 20.0]), 8.0), [1.0, 0.5, 0.0, 0.0])
+
+
+def test_confidence_is_high_on_a_clean_hand_and_drops_where_it_is_hidden(short, short_tracks):
+    est = C.ConfidenceEstimator(views=8)
+    rgb = frame(short, 30)
+    kp = short_tracks["right"].keypoints_2d[30]
+    clean, _ = est.spread(rgb, kp)
+    hidden = rgb.copy()
+    tip = kp[8]  # index fingertip and its last segment behind a flat grey card
+    r = int(0.6 * np.linalg.norm(kp[8] - kp[6]))
+    cv2.rectangle(hidden, tuple((tip - r).astype(int)), tuple((tip + r).astype(int)), (120, 120, 120), -1)
+    occluded, _ = est.spread(hidden, kp)
+    alpha_clean, alpha_hidden = C.alpha_from_sigma(clean, est.gamma), C.alpha_from_sigma(occluded, est.gamma)
+    assert np.median(alpha_clean) > 0.5
+    assert alpha_hidden[8] < alpha_clean[8] - 0.2, (alpha_clean[8], alpha_hidden[8])
+
+
+def test_identity_stays_fixed_with_two_hands(short):
+    # a real right hand and its mirror image (a left hand) side by side, over the whole clip
+    frames = [np.concatenate([rgb, rgb[:, ::-1]], axis=1) for _, rgb in short.frames(0, 40)]
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        clip = f"{tmp}/two.mp4"
+        w = cv2.VideoWriter(clip, cv2.VideoWriter_fourcc(*"mp4v"), 30.0, (1280, 360))
+        for f in frames:
+            w.write(cv2.cvtColor(f, cv2.COLOR_RGB2BGR))
+        w.release()
+        tracks = detect_hands(open_video(clip), sides=("right", "left"), options=KeypointOptions(views=0, use_cache=False))
+    right, left = tracks["right"], tracks["left"]
+    assert right.detected.mean() > 0.8 and left.detected.mean() > 0.8
+    assert (right.keypoints_2d[right.detected, 0, 0] < 640).all()  # the right hand never jumps sides
+    assert (left.keypoints_2d[left.detected, 0, 0] > 640).all()
+
+
+def test_gap_retry_recovers_frames_on_the_predicted_crop(short, short_tracks):
+    track = HandTrack(*(np.array(getattr(short_tracks["right"], k), copy=True) for k in
+                        ("keypoints_2d", "confidence", "source", "world_landmarks", "frame_ids", "handedness")))
+    truth = track.keypoints_2d[20:23].copy()
+    track.source[20:23] = R.SOURCE_NONE
+    track.keypoints_2d[20:23] = 0
+    track.world_landmarks[20:23] = np.nan
+    recovered = C.retry_gaps(short, track)
+    assert recovered == 3 and (track.source[20:23] == R.SOURCE_TRACKED_CROP).all()
+    assert np.linalg.norm(track.keypoints_2d[20:23] - truth, axis=-1).mean() < 8.0
+    assert np.isfinite(track.world_landmarks[20:23]).all()
+
+
+def test_cache_hit_skips_detection(short, tmp_path, monkeypatch):
+    monkeypatch.setenv("HMP_CACHE_DIR", str(tmp_path))
+    opts = KeypointOptions(views=0, end=10)
+    first = detect_hands(short, options=opts)
+    log = io.StringIO()
+    second = detect_hands(short, options=opts, reporter=Reporter("jsonl", stream=log))
+    assert "read from the cache" in log.getvalue()
+    assert np.array_equal(first["right"].keypoints_2d, second["right"].keypoints_2d)
+    log = io.StringIO()
+    detect_hands(short, options=KeypointOptions(views=0, end=12), reporter=Reporter("jsonl", stream=log))
+    assert "read from the cache" not in log.getvalue()  # other options: detected again
+
+
+def test_external_keypoints_json_and_npz(short, tmp_path):
+    kp = np.random.default_rng(0).uniform(50, 300, (21, 2))
+    doc = {"format": "hmp-keypoints", "version": 1,
+           "frames": [{"frame": 3, "hands": [{"side": "right", "keypoints": kp.tolist(), "scores": [0.5] * 21}]}]}
+    (tmp_path / "k.json").write_text(json.dumps(doc))
+    tracks = load_external_keypoints(tmp_path / "k.json", short, sides=("right", "left"))
+    right = tracks["right"]
+    assert right.source[3] == R.SOURCE_EXTERNAL and np.allclose(right.keypoints_2d[3], kp)
+    assert right.confidence[3].tolist() == [0.5] * 21 and right.detected.sum() == 1
+    assert not tracks["left"].detected.any()
+    arr = np.full((2, 21, 2), np.nan)
+    arr[1] = kp
+    np.savez(tmp_path / "k.npz", frame_ids=np.array([5, 6]), **{"right/keypoints_2d": arr, "right/scores": np.ones((2, 21))})
+    right = load_external_keypoints(tmp_path / "k.npz", short)["right"]
+    assert right.detected.tolist().count(True) == 1 and right.source[6] == R.SOURCE_EXTERNAL
+
+
+@pytest.mark.parametrize("content,message", [
+    ("{not json", "cannot read keypoints file"),
+    ('{"format": "other"}', "not in the hmp-keypoints JSON format"),
+    ('{"format": "hmp-keypoints", "frames": [{"frame": 0, "hands": [{"side": "right", "keypoints": [[1, 2]]}]}]}',
+     "malformed"),
+    ('{"format": "hmp-keypoints", "frames": [{"frame": 9999, "hands": []}, {"frame": 9999, "hands": '
+     '[{"side": "right", "keypoints": ' + json.dumps([[1, 2]] * 21) + "}]}]}", "outside the video"),
+])
+def test_corrupt_external_keypoints_are_clear_errors(short, tmp_path, content, message):
+    (tmp_path / "bad.json").write_text(content)
+    with pytest.raises(EngineError, match=message):
+        load_external_keypoints(tmp_path / "bad.json", short)
+
+
+def test_video_errors_and_intrinsics(tmp_path):
+    from engine.video import guess_intrinsics
+
+    with pytest.raises(EngineError, match="not found"):
+        open_video(tmp_path / "none.mp4")
+    (tmp_path / "empty.mp4").write_bytes(b"")
+    with pytest.raises(EngineError, match="empty"):
+        open_video(tmp_path / "empty.mp4")
+    with pytest.raises(EngineError, match="folder"):
+        open_video(tmp_path)
+    K = guess_intrinsics(1280, 720)
+    assert K[0, 2] == 640 and K[1, 2] == 360 and K[0, 0] == pytest.approx(640 / np.tan(np.radians(30)))
+    assert guess_intrinsics(720, 1280)[0, 0] == K[0, 0]  # portrait: the same camera turned
+    with pytest.raises(EngineError, match="--fov"):
+        guess_intrinsics(100, 100, fov_deg=0)
