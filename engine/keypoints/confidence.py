@@ -64,6 +64,7 @@ class LandmarkNet:
         outs = {o["name"]: o["index"] for o in self._it.get_output_details()}
         self._screen, self._presence, self._world = outs["Identity"], outs["Identity_1"], outs["Identity_3"]
         self._batch = None
+        self._quiet = True
 
     def run(self, crops):
         crops = np.ascontiguousarray(crops, dtype=np.float32)
@@ -72,7 +73,14 @@ class LandmarkNet:
             self._it.allocate_tensors()
             self._batch = len(crops)
         self._it.set_tensor(self._input, crops)
-        self._it.invoke()
+        if self._quiet:  # the XNNPACK delegate announces itself on the first run
+            from engine.keypoints.detector import quiet_native_stderr
+
+            with quiet_native_stderr():
+                self._it.invoke()
+            self._quiet = False
+        else:
+            self._it.invoke()
         lm = self._it.get_tensor(self._screen).reshape(-1, 21, 3).copy()
         presence = self._it.get_tensor(self._presence).reshape(-1).copy()
         world = self._it.get_tensor(self._world).reshape(-1, 21, 3).copy()

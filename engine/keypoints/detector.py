@@ -8,9 +8,31 @@ subject's right hand; ``side`` holds the un-mirrored answer for one frame. A cli
 (``engine.keypoints.tracks``) overrides it, since per-frame labels flip.
 """
 
+import contextlib
+import os
+import sys
 from dataclasses import dataclass
 
 import numpy as np
+
+
+@contextlib.contextmanager
+def quiet_native_stderr():
+    """Silence what native code writes to file descriptor 2 (MediaPipe's TFLite/absl start-up
+    chatter ignores GLOG_minloglevel), restoring it afterwards. Python-level errors still raise."""
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):  # no real fd 2 (embedded interpreters): nothing to silence
+        yield
+        return
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
 LABEL_TO_SIDE = {"Left": "right", "Right": "left"}  # MediaPipe labels are for a mirrored image
 
@@ -30,14 +52,21 @@ class HandDetector:
                  min_tracking_confidence=0.5):
         import mediapipe as mp
 
-        self._hands = mp.solutions.hands.Hands(static_image_mode=not tracking, max_num_hands=max_hands,
-                                               model_complexity=model_complexity,
-                                               min_detection_confidence=min_detection_confidence,
-                                               min_tracking_confidence=min_tracking_confidence)
+        with quiet_native_stderr():
+            self._hands = mp.solutions.hands.Hands(static_image_mode=not tracking, max_num_hands=max_hands,
+                                                   model_complexity=model_complexity,
+                                                   min_detection_confidence=min_detection_confidence,
+                                                   min_tracking_confidence=min_tracking_confidence)
+        self._first = True
 
     def __call__(self, rgb):
         h, w = rgb.shape[:2]
-        res = self._hands.process(np.ascontiguousarray(rgb))
+        if self._first:  # the TFLite delegates start on the first frame, and say so
+            self._first = False
+            with quiet_native_stderr():
+                res = self._hands.process(np.ascontiguousarray(rgb))
+        else:
+            res = self._hands.process(np.ascontiguousarray(rgb))
         out = []
         if not res.multi_hand_landmarks:
             return out
