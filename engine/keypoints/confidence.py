@@ -59,7 +59,10 @@ class LandmarkNet:
         from ai_edge_litert.interpreter import Interpreter
 
         threads = threads or min(4, os.cpu_count() or 1)
-        self._it = Interpreter(model_path=str(landmark_model_path()), num_threads=threads)
+        from engine.keypoints.detector import quiet_native_stderr
+
+        with quiet_native_stderr():
+            self._it = Interpreter(model_path=str(landmark_model_path()), num_threads=threads)
         self._input = self._it.get_input_details()[0]["index"]
         outs = {o["name"]: o["index"] for o in self._it.get_output_details()}
         self._screen, self._presence, self._world = outs["Identity"], outs["Identity_1"], outs["Identity_3"]
@@ -69,9 +72,13 @@ class LandmarkNet:
     def run(self, crops):
         crops = np.ascontiguousarray(crops, dtype=np.float32)
         if self._batch != len(crops):
-            self._it.resize_tensor_input(self._input, [len(crops), CROP, CROP, 3])
-            self._it.allocate_tensors()
+            from engine.keypoints.detector import quiet_native_stderr
+
+            with quiet_native_stderr():  # (re)allocation applies the XNNPACK delegate, which says so
+                self._it.resize_tensor_input(self._input, [len(crops), CROP, CROP, 3])
+                self._it.allocate_tensors()
             self._batch = len(crops)
+            self._quiet = True
         self._it.set_tensor(self._input, crops)
         if self._quiet:  # the XNNPACK delegate announces itself on the first run
             from engine.keypoints.detector import quiet_native_stderr
