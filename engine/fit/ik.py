@@ -29,7 +29,10 @@ def _kabsch(src, dst):
 
 
 def ik_from_keypoints3d(model, keypoints3d, weights=None, iters=200, lr=0.05, fit_betas=True,
-                        pose_reg=1e-4, betas_reg=1e-3, betas=None):
+                        pose_reg=1e-4, betas_reg=1e-3, betas=None, fit_scale=False):
+    """See the module docstring. ``fit_scale``: the targets' overall size is not trusted (MediaPipe's
+    world landmarks are metric only roughly, and shrink curled fingers): a free scale factor for
+    the whole sequence absorbs it (returned as ``scale``), so the pose does not bend to fit a size."""
     device = model.device
     target = torch.as_tensor(keypoints3d, dtype=torch.float32, device=device)  # (T,21,3)
     T = target.shape[0]
@@ -57,20 +60,21 @@ def ik_from_keypoints3d(model, keypoints3d, weights=None, iters=200, lr=0.05, fi
     b = (torch.zeros(10, device=device) if betas is None else torch.as_tensor(betas, dtype=torch.float32,
                                                                                 device=device)).clone()
     b.requires_grad_(fit_betas)
-    params = [go, pose, transl] + ([b] if fit_betas else [])
+    log_s = torch.zeros((), device=device, requires_grad=fit_scale)
+    params = [go, pose, transl] + ([b] if fit_betas else []) + ([log_s] if fit_scale else [])
     opt = torch.optim.Adam(params, lr=lr)
     sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=[int(iters * 0.6), int(iters * 0.85)], gamma=0.3)
     wsum = w.sum().clamp(min=1)
     for _ in range(iters):
         opt.zero_grad()
-        kp = model(go, pose, b, transl, vertices=False).keypoints
+        kp = model(go, pose, b, transl, vertices=False).keypoints * torch.exp(log_s)
         err = ((kp - target) ** 2).sum(-1) * 1e4  # cm^2: the regularisers are relative to this
         loss = (w * err).sum() / wsum + pose_reg * (pose ** 2).sum() / T + betas_reg * (b ** 2).sum()
         loss.backward()
         opt.step()
         sched.step()
     with torch.no_grad():
-        kp = model(go, pose, b, transl, vertices=False).keypoints
+        kp = model(go, pose, b, transl, vertices=False).keypoints * torch.exp(log_s)
         residual = (kp - target).norm(dim=-1).mean(-1)
         residual[~ok] = float("nan")
         if not bool(ok.all()):  # NaN rows: identity pose, mean placement
@@ -78,4 +82,4 @@ def ik_from_keypoints3d(model, keypoints3d, weights=None, iters=200, lr=0.05, fi
             pose[~ok] = 0
             transl[~ok] = transl[ok].mean(0)
     return {"global_orient": go.detach(), "hand_pose": pose.detach(), "betas": b.detach(),
-            "transl": transl.detach(), "residual": residual}
+            "transl": transl.detach(), "residual": residual, "scale": float(torch.exp(log_s))}

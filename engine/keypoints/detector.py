@@ -57,12 +57,12 @@ class HandDetector:
                                                    model_complexity=model_complexity,
                                                    min_detection_confidence=min_detection_confidence,
                                                    min_tracking_confidence=min_tracking_confidence)
-        self._first = True
+        self._quiet_frames = 5  # graph nodes start lazily over the first frames, each announcing itself
 
     def __call__(self, rgb):
         h, w = rgb.shape[:2]
-        if self._first:  # the TFLite delegates start on the first frame, and say so
-            self._first = False
+        if self._quiet_frames > 0:
+            self._quiet_frames -= 1
             with quiet_native_stderr():
                 res = self._hands.process(np.ascontiguousarray(rgb))
         else:
