@@ -110,7 +110,7 @@ def render(scene_npz, video_path):
         raise EngineError(f"rendering failed: {proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else proc.returncode}")
 
 
-def evaluate_clip(video_path, gt, K, model, prior, quality, device):
+def evaluate_clip(video_path, gt, K, model, prior, quality, device, side="right"):
     """Every method's 21 joints (T,21,3) for one rendered clip."""
     from engine.capture import QUALITY_PRESETS
     from engine.fit import baselines
@@ -121,7 +121,7 @@ def evaluate_clip(video_path, gt, K, model, prior, quality, device):
 
     preset = QUALITY_PRESETS[quality]
     video = open_video(video_path)
-    track = detect_hands(video, sides=("right",), options=KeypointOptions(views=preset["views"], use_cache=False))["right"]
+    track = detect_hands(video, sides=(side,), options=KeypointOptions(views=preset["views"], use_cache=False))[side]
     detected = float(track.detected.mean())
     if not track.detected.any():
         return None, detected

@@ -82,4 +82,4 @@ def ik_from_keypoints3d(model, keypoints3d, weights=None, iters=200, lr=0.05, fi
             pose[~ok] = 0
             transl[~ok] = transl[ok].mean(0)
     return {"global_orient": go.detach(), "hand_pose": pose.detach(), "betas": b.detach(),
-            "transl": transl.detach(), "residual": residual, "scale": float(torch.exp(log_s))}
+            "transl": transl.detach(), "residual": residual, "scale": float(torch.exp(log_s.detach()))}
