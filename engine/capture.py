@@ -42,13 +42,15 @@ class CaptureOptions:
     views: int = None
     preview: str = None
     prior_term: str = "unit"
+    keypoint_source: str = "blend"
 
     @classmethod
     def from_args(cls, args):
         return cls(hands=args.hands, device=args.device, mano_dir=args.mano_dir, stages=args.stages,
                    quality=args.quality, fov=args.fov, K=args.K, start=args.start, end=args.end,
                    keypoints=args.keypoints, prior=args.prior, no_cache=args.no_cache, views=args.views,
-                   preview=args.preview, prior_term=args.prior_term)
+                   preview=args.preview, prior_term=args.prior_term,
+                   keypoint_source=args.keypoint_source)
 
     @property
     def sides(self):
@@ -154,12 +156,13 @@ def capture(video_path, out_path, options=None, reporter=None):
     frame_ids = np.asarray(next(iter(found.values())).frame_ids, dtype=np.int64)
     fps = float(video.fps)
 
-    from engine.fit.init import per_frame_estimate
+    from engine.fit.init import InitOptions, per_frame_estimate
 
     reporter.stage("init", "Per-frame estimate", total=len(found))
     estimates = {}
     for side, track in found.items():
-        estimates[side] = per_frame_estimate(models[side], track, K, fps)
+        estimates[side] = per_frame_estimate(models[side], track, K, fps,
+                                             InitOptions(keypoint_source=options.keypoint_source))
         reporter.advance()
 
     fits, warnings = {}, []

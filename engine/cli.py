@@ -67,6 +67,9 @@ def capture_parser():
     cam.add_argument("--K", type=_intrinsics, default=None, metavar="FX,FY,CX,CY", help="intrinsics in pixels")
     p.add_argument("--keypoints", default=None, help="external 2D keypoints (.json or .npz) instead of MediaPipe")
     p.add_argument("--prior", default=None, help="motion prior checkpoint (default: the shipped weights)")
+    p.add_argument("--keypoint-source", choices=("blend", "mediapipe"), default="blend",
+                   help="2D keypoints for the fit: blend = MediaPipe + the interpolated estimate's projection in "
+                        "gaps (default), mediapipe = detected frames only")
     p.add_argument("--prior-term", choices=("unit", "posterior"), default="unit",
                    help="stage II prior term: unit = mean(z^2) (default, see engine/fit/stages.py), "
                         "posterior = -log N(z; mu, sigma) as in the HMP poster")

@@ -37,6 +37,10 @@ FILL_CONFIDENCE = 0.1
 @dataclass
 class InitOptions:
     max_gap_s: float = 1.0  # longer gaps are "hand absent" (valid=False), not interpolated
+    # keypoint sources for the fit (HMP_METHOD.md section 2): "blend" = MediaPipe where it found the
+    # hand, the projection of the dense (interpolated per-frame) estimate elsewhere, at low
+    # confidence; "mediapipe" = detected keypoints only (gaps carry no 2D term; the prior fills them)
+    keypoint_source: str = "blend"
     ik_iters: int = None  # None: engine.fit.ik's default
     pnp_refine: bool = True
 
@@ -240,10 +244,14 @@ def per_frame_estimate(model, track, K, fps, options=None, reporter=None):
     transl = _hold_nearest(transl, valid)
     go, pose = rot[:, 0], rot[:, 1:].reshape(T, 45)
     joints = _forward_np(model, go, pose, betas, transl)
-    if filled.any():
+    if filled.any() and options.keypoint_source == "blend":
         kp2d[filled] = project(joints[filled], K)
         conf[filled] = FILL_CONFIDENCE
         source[filled] = R.SOURCE_INTERPOLATED
+    elif filled.any():
+        kp2d[filled] = 0.0
+        conf[filled] = 0.0
+        source[filled] = R.SOURCE_NONE
     source[~valid] = R.SOURCE_NONE
     kp2d[~valid] = 0.0
     conf[~valid] = 0.0

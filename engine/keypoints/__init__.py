@@ -31,7 +31,6 @@ class KeypointOptions:
     start: int = 0
     end: int = None
     retry_gaps: bool = True  # landmark model on the predicted crop where detection failed
-    source: str = "blend"  # "mediapipe": only detected frames; "blend": + the dense fill (see fit.init)
 
     def cache_key(self):
         return {"views": self.views, "gamma": self.gamma, "start": self.start, "end": self.end,
