@@ -1,0 +1,293 @@
+"""Retarget a captured hand onto any armature through a bone map (numpy maths + one bpy entry).
+
+Rest-pose-relative rotation transfer. Let A_j(t) be the captured joint j's rotation change from its
+rest (its global rotation G_j, expressed in the armature's space: S G_j S^T with S the camera ->
+armature rotation). Target bone b mapped to joint j gets the world rotation change
+
+    Y_b(t) = A_j(t) Q_b
+
+where Q_b is a fixed alignment of the target's rest bone onto the captured hand's rest bone (the
+wrist: the rotation that best lays the target's rest hand onto the captured rest hand (Kabsch on
+the mapped joints); a finger bone: the wrist's alignment then the shortest arc that turns the bone
+along the captured bone). A pose bone's rotation is relative to its rest frame B_b and to its
+parent's motion, so its channel is
+
+    L_b = B_b^T Y_p^T Y_b B_b
+
+with Y_p the world change of the nearest mapped ancestor (intermediate unmapped bones, e.g. palm
+bones, ride along unposed). Bones whose rig does not chain them to a mapped ancestor (a flat rig
+such as the WebXR hand, or Rigify's fingers hanging off ORG bones) take the wrist as their parent
+for rotation, and flat bones also get location keys so their heads follow the chain.
+
+Root placement (``root``): ``KEEP`` leaves the character's wrist as it is (fingers only);
+``ROTATION`` keys the wrist's rotation; ``FOLLOW`` keys rotation and location (the wrist moves as
+captured, scaled to the target hand's size). ``influence`` {finger: 0..1} scales each finger's
+captured joint rotations (0 keeps the finger at rest).
+"""
+
+import numpy as np
+
+from . import bonemaps
+from .coords import CV_TO_BLENDER
+from .poses import make_continuous
+
+JOINTS = bonemaps.JOINTS
+PARENTS = (-1, 0, 1, 2, 0, 4, 5, 0, 7, 8, 0, 10, 11, 0, 13, 14)
+FINGER_OF = ["wrist"] + [f for f in ("index", "middle", "pinky", "ring", "thumb") for _ in range(3)]
+CHILD = {j: next((k for k in range(16) if PARENTS[k] == j), None) for j in range(16)}
+
+
+class RetargetProblem(Exception):
+    """A one-line reason why a retarget cannot be done; nothing was changed."""
+
+
+def rotvec_to_matrix(rv):
+    """(...,3) axis-angle -> (...,3,3) (Rodrigues)."""
+    rv = np.asarray(rv, dtype=np.float64)
+    theta = np.linalg.norm(rv, axis=-1)[..., None, None]
+    k = rv / np.maximum(theta[..., 0], 1e-12)
+    K = np.zeros(rv.shape[:-1] + (3, 3))
+    K[..., 0, 1], K[..., 0, 2], K[..., 1, 2] = -k[..., 2], k[..., 1], -k[..., 0]
+    K = K - np.swapaxes(K, -1, -2)
+    eye = np.broadcast_to(np.eye(3), K.shape)
+    return eye + np.sin(theta) * K + (1 - np.cos(theta)) * K @ K
+
+
+def matrix_to_quat(R):
+    """(...,3,3) rotation -> (...,4) wxyz."""
+    R = np.asarray(R, dtype=np.float64)
+    w = np.sqrt(np.maximum(0.0, 1 + R[..., 0, 0] + R[..., 1, 1] + R[..., 2, 2])) / 2
+    x = np.sqrt(np.maximum(0.0, 1 + R[..., 0, 0] - R[..., 1, 1] - R[..., 2, 2])) / 2
+    y = np.sqrt(np.maximum(0.0, 1 - R[..., 0, 0] + R[..., 1, 1] - R[..., 2, 2])) / 2
+    z = np.sqrt(np.maximum(0.0, 1 - R[..., 0, 0] - R[..., 1, 1] + R[..., 2, 2])) / 2
+    x = np.copysign(x, R[..., 2, 1] - R[..., 1, 2])
+    y = np.copysign(y, R[..., 0, 2] - R[..., 2, 0])
+    z = np.copysign(z, R[..., 1, 0] - R[..., 0, 1])
+    q = np.stack([w, x, y, z], -1)
+    return q / np.linalg.norm(q, axis=-1, keepdims=True)
+
+
+def shortest_arc(a, b):
+    """Rotation (3,3) turning direction a onto direction b."""
+    a, b = a / np.linalg.norm(a), b / np.linalg.norm(b)
+    v, c = np.cross(a, b), float(a @ b)
+    if c < -1 + 1e-9:  # opposite: any perpendicular axis
+        axis = np.cross(a, [1.0, 0, 0]) if abs(a[0]) < 0.9 else np.cross(a, [0, 1.0, 0])
+        return rotvec_to_matrix(np.pi * axis / np.linalg.norm(axis))
+    vx = np.array([[0, -v[2], v[1]], [v[2], 0, -v[0]], [-v[1], v[0], 0]])
+    return np.eye(3) + vx + vx @ vx / (1 + c)
+
+
+def kabsch(src, dst):
+    """Rotation R minimising ||R src_i - dst_i|| over centred point sets (N,3)."""
+    H = (src - src.mean(0)).T @ (dst - dst.mean(0))
+    U, _, Vt = np.linalg.svd(H)
+    d = np.sign(np.linalg.det(Vt.T @ U.T))
+    return Vt.T @ np.diag([1, 1, d]) @ U.T
+
+
+def source_globals(global_orient, hand_pose, influence=None):
+    """Captured global joint rotations G (T,16,3,3), camera frame; influence scales each finger."""
+    T = len(global_orient)
+    local = np.concatenate([np.asarray(global_orient)[:, None], np.asarray(hand_pose).reshape(T, 15, 3)], 1)
+    if influence:
+        w = np.array([1.0] + [float(influence.get(FINGER_OF[j], 1.0)) for j in range(1, 16)])
+        local = local * w[None, :, None]
+    R = rotvec_to_matrix(local)
+    G = np.empty_like(R)
+    for j in range(16):
+        G[:, j] = R[:, j] if PARENTS[j] < 0 else G[:, PARENTS[j]] @ R[:, j]
+    return G
+
+
+def plan(target, mapping):
+    """Static part of a retarget. target: {bone: {"matrix": (3,3) rest B, "head": (3,), "tail": (3,),
+    "parent": name or None}} in armature space. Returns per mapped joint the bone, its rotation
+    parent joint, and whether it needs location keys (no mapped ancestor in its own chain)."""
+    bone_of = {j: mapping[JOINTS[j]] for j in range(16) if JOINTS[j] in mapping}
+    joint_of = {b: j for j, b in bone_of.items()}
+    out = {}
+    for j, bone in bone_of.items():
+        p, chained = target[bone]["parent"], None
+        while p is not None:
+            if p in joint_of:
+                chained = joint_of[p]
+                break
+            p = target[p]["parent"]
+        # unchained: no mapped ancestor in the rig's own hierarchy (a flat rig, or fingers that hang off
+        # helper bones): their parent's motion is read from the evaluated rig (see retarget_result);
+        # for rotation maths and head positions they follow the wrist joint
+        wrist = 0 if 0 in bone_of and j != 0 else None
+        out[j] = {"bone": bone, "parent": chained if chained is not None else wrist, "flat": chained is None and j != 0,
+                  "rig_parent": target[bone]["parent"]}
+    return out
+
+
+def channels(global_orient, hand_pose, transl, rest_joints, target, mapping, armature_rotation=np.eye(3),
+             root="ROTATION", influence=None):
+    """Per-bone quaternions {bone: (T,4)} and locations {bone: (T,3)} (see the module docstring)."""
+    steps = plan(target, mapping)
+    if not steps:
+        raise RetargetProblem("the bone map is empty")
+    S = np.asarray(armature_rotation).T @ CV_TO_BLENDER  # camera -> armature space
+    G = source_globals(global_orient, hand_pose, influence)
+    A = np.einsum("ab,tjbc,dc->tjad", S, G, S)  # (T,16,3,3) world changes in armature space
+    src_rest = np.asarray(rest_joints, dtype=np.float64) @ S.T  # (16,3) armature space
+    heads = {j: np.asarray(target[s["bone"]]["head"], np.float64) for j, s in steps.items()}
+    # wrist alignment: Kabsch of the target's mapped heads onto the captured rest joints
+    common = [j for j in steps if j != 0]
+    if 0 in steps and len(common) >= 3:
+        Qw = kabsch(np.array([heads[j] - heads[0] for j in common]), np.array([src_rest[j] - src_rest[0] for j in common]))
+    else:
+        Qw = np.eye(3)
+    Q = {}
+    for j, s in steps.items():
+        if j == 0:
+            Q[j] = Qw
+            continue
+        t_dir = np.asarray(target[s["bone"]]["tail"], np.float64) - heads[j]
+        child = CHILD[j]
+        s_dir = src_rest[child] - src_rest[j] if child is not None else src_rest[j] - src_rest[PARENTS[j]]
+        Q[j] = shortest_arc(Qw @ t_dir, s_dir) @ Qw
+    Y = {j: A[:, j] @ Q[j] for j in steps}  # (T,3,3) world change of each mapped bone
+    T = len(global_orient)
+    eye = np.broadcast_to(np.eye(3), (T, 3, 3))
+    if root == "KEEP" and 0 in Y:  # the character's wrist stays put: everything relative to it
+        Y0t = np.swapaxes(Y[0], -1, -2)
+        Y = {j: Y0t @ y for j, y in Y.items()}
+    quats, locs = {}, {}
+    scale = 1.0
+    if 0 in steps and common:
+        scale = np.mean([np.linalg.norm(heads[j] - heads[0]) for j in common]) / max(
+            np.mean([np.linalg.norm(src_rest[j] - src_rest[0]) for j in common]), 1e-9)
+    for j, s in steps.items():
+        if j == 0 and root == "KEEP":
+            continue
+        B = np.asarray(target[s["bone"]]["matrix"], np.float64)
+        Yp = Y[s["parent"]] if s["parent"] is not None else eye
+        L = np.einsum("ba,tcb,tcd,de->tae", B, Yp, Y[j], B)  # B^T Yp^T Y B
+        quats[s["bone"]] = make_continuous(matrix_to_quat(L))
+    # wrist location (FOLLOW): the captured wrist's displacement, scaled to the target's size
+    if root == "FOLLOW" and 0 in steps:
+        wrist_cam = rest_joints[0] + np.asarray(transl)  # (T,3) camera: the wrist joint's position
+        disp = (wrist_cam - wrist_cam[:1]) @ S.T * scale
+        B0 = np.asarray(target[steps[0]["bone"]]["matrix"], np.float64)
+        locs[steps[0]["bone"]] = disp @ B0  # B0^T disp, row vectors
+    # flat bones: heads follow the chain of their rotation parent
+    for j, s in steps.items():
+        if not s["flat"] or s["parent"] is None:
+            continue
+        pj = s["parent"]
+        rel = heads[j] - heads[pj]
+        parent_head = heads[pj] + (locs[steps[pj]["bone"]] @ np.asarray(target[steps[pj]["bone"]]["matrix"]).T
+                                   if steps[pj]["bone"] in locs else 0.0)
+        new_head = parent_head + np.einsum("tab,b->ta", Y[pj], rel)
+        B = np.asarray(target[s["bone"]]["matrix"], np.float64)
+        locs[s["bone"]] = (new_head - heads[j]) @ B  # in the bone's rest frame
+    world = {steps[j]["bone"]: Y[j] for j in steps}  # (T,3,3) each bone's world change, for re-solving
+    return quats, locs, scale, world, steps
+
+
+# ---------------------------------------------------------------------------------------------- bpy side
+
+def check_target(obj):
+    """None, or a one-line reason why ``obj`` cannot receive a retarget."""
+    if obj is None or getattr(obj, "type", None) != "ARMATURE":
+        return "choose an armature to retarget onto"
+    if obj.library is not None or obj.data.library is not None:
+        return f"'{obj.name}' is linked from a library: make it local (or a library override) first"
+    if obj.mode == "EDIT":
+        return f"'{obj.name}' is in Edit Mode: switch it to Object or Pose Mode first"
+    sx, sy, sz = obj.matrix_world.to_scale()
+    if max(abs(sx - sy), abs(sy - sz), abs(sx - sz)) > 1e-4 * max(abs(sx), abs(sy), abs(sz), 1e-9):
+        return (f"'{obj.name}' has non-uniform scale ({sx:.3g}, {sy:.3g}, {sz:.3g}): apply the scale "
+                "(Object > Apply > Scale) first")
+    return None
+
+
+def target_rest(obj):
+    """{bone: {"matrix", "head", "tail", "parent"}} from the armature's rest bones (armature space)."""
+    out = {}
+    for b in obj.data.bones:
+        m = b.matrix_local
+        out[b.name] = {"matrix": np.array([[m[r][c] for c in range(3)] for r in range(3)]),
+                       "head": np.array(b.head_local), "tail": np.array(b.tail_local),
+                       "parent": b.parent.name if b.parent else None}
+    return out
+
+
+def warnings_for(obj, mapping):
+    """Things that will make the baked motion differ from what was captured (not errors)."""
+    out = []
+    locked = [b for b in mapping.values() if b in obj.pose.bones and any(obj.pose.bones[b].lock_rotation)]
+    if locked:
+        out.append(f"rotation locks on {', '.join(locked[:4])}{'...' if len(locked) > 4 else ''} "
+                   "(keys are written; the locks only stop manual edits)")
+    constrained = [b for b in mapping.values() if b in obj.pose.bones and any(
+        c.enabled and c.influence > 0 for c in obj.pose.bones[b].constraints)]
+    if constrained:
+        out.append(f"constraints on {', '.join(constrained[:4])}{'...' if len(constrained) > 4 else ''} "
+                   "may override the baked keys")
+    return out
+
+
+def retarget_result(context, obj, res, side, mapping, root="ROTATION", influence=None, action_name=None):
+    """Bake one captured hand of ``res`` (engine.result.Result) onto ``obj`` through ``mapping``.
+
+    Returns {"action", "mapped", "unmapped", "warnings", "scale"}. Raises RetargetProblem before
+    touching the scene when anything is wrong.
+    """
+    from . import bake, importer, poses
+
+    problem = check_target(obj)
+    if problem:
+        raise RetargetProblem(problem)
+    if side not in res.hands:
+        raise RetargetProblem(f"the result has no {side} hand (it has: {', '.join(res.hands)})")
+    if root not in ("KEEP", "ROTATION", "FOLLOW"):
+        raise RetargetProblem(f"unknown root placement {root!r}")
+    names = set(obj.data.bones.keys())
+    absent = {j: b for j, b in mapping.items() if b not in names}
+    mapping = {j: b for j, b in mapping.items() if b in names and j in JOINTS}
+    if not mapping:
+        raise RetargetProblem(f"none of the mapped bones exist in '{obj.name}'")
+    if len(set(mapping.values())) < len(mapping):
+        raise RetargetProblem("the bone map uses a bone for two joints")
+    hand = res.hands[side]
+    valid = np.asarray(hand["valid"], bool)
+    mw = obj.matrix_world.to_3x3().normalized()
+    rot = np.array([[mw[r][c] for c in range(3)] for r in range(3)])
+    rest = target_rest(obj)
+    quats, locs, scale, world, steps = channels(hand["global_orient"][valid], hand["hand_pose"][valid],
+                                                hand["transl"][valid], hand["rest_joints"], rest, mapping, rot, root,
+                                                influence)
+    frames = poses.scene_frames(res["frame_ids"], res.fps, importer.scene_fps(context.scene),
+                                context.scene.frame_start)[valid]
+    name = action_name or f"{importer.clip_name(res)}_{side}_{obj.name}"
+    action = bake.bake_pose_action(obj, name, frames, quats, locs)
+    unchained = [s for j, s in steps.items() if s["flat"] and s["rig_parent"] is not None]
+    if unchained and root != "KEEP":
+        # these bones' parents move with the hand through the rig's own machinery (IK, constraints,
+        # helper chains): read each parent's evaluated motion frame by frame, then solve the bone
+        # against it: L = B^T B_p M_p(t)^T Y(t) B (M_p the parent's posed armature-space matrix)
+        scene = context.scene
+        current = scene.frame_current
+        parents = {s["rig_parent"] for s in unchained}
+        M = {p: np.empty((len(frames), 3, 3)) for p in parents}
+        for i, f in enumerate(frames):
+            whole = int(np.floor(f))
+            scene.frame_set(whole, subframe=float(f - whole))
+            for p in parents:
+                m = obj.pose.bones[p].matrix
+                M[p][i] = [[m[r][c] for c in range(3)] for r in range(3)]
+        scene.frame_set(current)
+        for s in unchained:
+            B, Bp = rest[s["bone"]]["matrix"], rest[s["rig_parent"]]["matrix"]
+            L = np.einsum("ba,bc,tdc,tde,ef->taf", B, Bp, M[s["rig_parent"]], world[s["bone"]], B)
+            quats[s["bone"]] = make_continuous(matrix_to_quat(L))
+        action = bake.bake_pose_action(obj, name, frames, quats, locs)
+    warns = warnings_for(obj, mapping)
+    if absent:
+        warns.append(f"bones not found in '{obj.name}': {', '.join(sorted(absent.values()))}")
+    return {"action": action, "mapped": mapping, "unmapped": bonemaps.missing(mapping), "warnings": warns,
+            "scale": scale}

@@ -1,0 +1,193 @@
+"""Retargeting a captured hand onto other armatures in real bpy: Mixamo-style, Rigify, WebXR hand."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import bpy
+
+import hmp_addon
+from addon_support import make_result
+from engine import joints as J
+from engine import result as R
+from hmp_addon import bonemaps, coords, retarget
+
+ROOT = Path(__file__).resolve().parents[1]
+WEBXR = ROOT / "engine" / "assets" / "hand" / "webxr"
+
+
+@pytest.fixture()
+def scene():
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    hmp_addon.register()
+    bpy.context.scene.render.fps = 30  # the clips' rate: result frame t is scene frame 1 + t
+    yield bpy.context.scene
+    hmp_addon.unregister()
+
+
+def result(tmp_path, T=12):
+    make_result(tmp_path / "r.npz", T=T, mesh=False)
+    return R.read(tmp_path / "r.npz")
+
+
+def mixamo_armature(res, side="right", scale=1.3, name="Character"):
+    """A Mixamo-named armature shaped like the captured rest hand, larger, with its own bone rolls,
+    under a forearm bone, at an offset location."""
+    rest = coords.points_to_blender(res.hands[side]["rest_joints"]) * scale
+    tips = rest[[15, 3, 6, 12, 9]] + (rest[[15, 3, 6, 12, 9]] - rest[[14, 2, 5, 11, 8]]) * 0.8
+    arm = bpy.data.armatures.new(name)
+    obj = bpy.data.objects.new(name, arm)
+    bpy.context.scene.collection.objects.link(obj)
+    obj.location = (0.4, -0.2, 1.1)
+    bpy.context.view_layer.objects.active = obj
+    bpy.ops.object.mode_set(mode="EDIT")
+    s = side.capitalize()
+    fore = arm.edit_bones.new(f"mixamorig:{s}ForeArm")
+    fore.head, fore.tail = rest[0] - np.array([0, 0, 0.25]), rest[0]
+    names = bonemaps.preset_map("MIXAMO", side)
+    bones = {}
+    for j in range(16):
+        b = arm.edit_bones.new(names[J.MANO_JOINT_NAMES[j]])
+        b.head = rest[j]
+        kids = [k for k in range(16) if J.MANO_PARENTS[k] == j]
+        b.tail = rest[kids[0]] if j and kids else (tips[[15, 3, 6, 12, 9].index(j)] if j else rest[4])
+        b.roll = 0.3 * j
+        b.parent = bones[J.MANO_PARENTS[j]] if j else fore
+        b.use_connect = False
+        bones[j] = b
+    bpy.ops.object.mode_set(mode="OBJECT")
+    return obj
+
+
+def joint_heads(obj, mapping, frame):
+    bpy.context.scene.frame_set(frame)
+    mw = np.array(obj.matrix_world)
+    out = {}
+    for j, name in enumerate(J.MANO_JOINT_NAMES):
+        if name in mapping:
+            h = np.array(obj.pose.bones[mapping[name]].head)
+            out[j] = mw[:3, :3] @ h + mw[:3, 3]
+    return out
+
+
+def follow_error(res, obj, mapping, side="right", align=False):
+    """Mean distance (fraction of the hand's size) between the target's joints and the captured
+    ones, relative to the wrist, after scaling to the target's size; worst over frames. align:
+    compare the hand's shape only (best rotation first), for a wrist kept where it was."""
+    hand = res.hands[side]
+    joints16 = coords.points_to_blender(hand["joints"][:, J.MANO_TO_MEDIAPIPE])  # (T,16,3) world
+    worst = 0.0
+    for t in range(res.num_frames):
+        heads = joint_heads(obj, mapping, bpy.context.scene.frame_start + t)
+        js = [j for j in heads if j]
+        tgt = np.array([heads[j] - heads[0] for j in js])
+        src = np.array([joints16[t, j] - joints16[t, 0] for j in js])
+        size_t = np.linalg.norm(tgt, axis=1).mean()
+        size_s = np.linalg.norm(src, axis=1).mean()
+        tgt, src = tgt / size_t, src / size_s
+        if align:
+            tgt = tgt @ retarget.kabsch(tgt, src).T
+        err = np.linalg.norm(tgt - src, axis=1).mean()
+        worst = max(worst, err)
+    return worst
+
+
+def test_mixamo_style_follows_and_maps_automatically(scene, tmp_path):
+    res = result(tmp_path)
+    obj = mixamo_armature(res)
+    mapping = bonemaps.auto_map(obj.data.bones.keys(), "right")
+    assert mapping == bonemaps.preset_map("MIXAMO", "right")
+    out = retarget.retarget_result(bpy.context, obj, res, "right", mapping, root="ROTATION")
+    assert not out["unmapped"] and out["scale"] == pytest.approx(1.3, rel=0.02)
+    assert follow_error(res, obj, mapping) < 0.03
+
+
+def test_rigify_rig(scene, tmp_path):
+    import addon_utils
+
+    addon_utils.enable("rigify", default_set=True, handle_error=None)
+    bpy.ops.object.armature_human_metarig_add()
+    meta = bpy.context.active_object
+    bpy.ops.pose.rigify_generate()
+    rig = next(o for o in bpy.data.objects if o.type == "ARMATURE" and o is not meta)
+    mapping = bonemaps.auto_map(rig.data.bones.keys(), "right")
+    assert mapping == bonemaps.preset_map("RIGIFY", "right"), mapping  # the controls, not DEF/ORG/MCH
+    res = result(tmp_path)
+    # the character's wrist stays with its arm (Rigify's hand is driven by its IK/FK machinery);
+    # the fingers take the captured articulation: compare the hand's shape
+    out = retarget.retarget_result(bpy.context, rig, res, "right", mapping, root="KEEP")
+    assert not out["unmapped"]
+    deform = {j: ("DEF-" + b if j != "wrist" else "DEF-hand.R") for j, b in mapping.items()}
+    assert follow_error(res, rig, deform, align=True) < 0.2  # Rigify's own proportions and palm
+
+
+def test_webxr_hand_flat_bones(scene, tmp_path):
+    bpy.ops.import_scene.gltf(filepath=str(WEBXR / "right.glb"))
+    obj = next(o for o in bpy.data.objects if o.type == "ARMATURE")
+    mapping = bonemaps.auto_map(obj.data.bones.keys(), "right")
+    assert len(mapping) == 16 and mapping == bonemaps.preset_map("WEBXR", "right")
+    res = result(tmp_path)
+    retarget.retarget_result(bpy.context, obj, res, "right", mapping, root="ROTATION")
+    assert follow_error(res, obj, mapping) < 0.2
+
+
+def test_keep_wrist_and_finger_influence(scene, tmp_path):
+    res = result(tmp_path)
+    obj = mixamo_armature(res)
+    mapping = bonemaps.preset_map("MIXAMO", "right")
+    rest = joint_heads(obj, mapping, 1)
+    out = retarget.retarget_result(bpy.context, obj, res, "right", mapping, root="KEEP",
+                                   influence={"index": 0.0})
+    bones_keyed = {fc.data_path.split('"')[1] for fc in hmp_addon.bake.iter_fcurves(out["action"])}
+    assert mapping["wrist"] not in bones_keyed and mapping["index1"] in bones_keyed
+    posed = joint_heads(obj, mapping, 5)
+    assert np.allclose(posed[0], rest[0], atol=1e-6)  # the wrist stays
+    # index influence 0: the index keeps its rest shape relative to the (unmoved) wrist
+    assert np.linalg.norm(posed[3] - rest[3]) < 0.01
+
+
+def test_preset_round_trip_and_missing_fingers(scene, tmp_path):
+    mapping = bonemaps.preset_map("RIGIFY", "left")
+    bonemaps.save_preset(tmp_path / "map.json", mapping, side="left")
+    assert bonemaps.load_preset(tmp_path / "map.json") == mapping
+    (tmp_path / "bad.json").write_text(json.dumps({"format": "hmp-bone-map", "map": {"elbow": "x"}}))
+    with pytest.raises(ValueError, match="unknown joints"):
+        bonemaps.load_preset(tmp_path / "bad.json")
+    res = result(tmp_path)
+    obj = mixamo_armature(res)
+    bpy.context.view_layer.objects.active = obj
+    bpy.ops.object.mode_set(mode="EDIT")
+    for n in ("mixamorig:RightHandPinky1", "mixamorig:RightHandPinky2", "mixamorig:RightHandPinky3"):
+        obj.data.edit_bones.remove(obj.data.edit_bones[n])
+    bpy.ops.object.mode_set(mode="OBJECT")
+    mapping = bonemaps.auto_map(obj.data.bones.keys(), "right")
+    assert bonemaps.missing(mapping) == ["pinky1", "pinky2", "pinky3"]
+    out = retarget.retarget_result(bpy.context, obj, res, "right", mapping)
+    assert out["unmapped"] == ["pinky1", "pinky2", "pinky3"]
+
+
+def test_bad_targets_are_refused_without_a_partial_bake(scene, tmp_path):
+    res = result(tmp_path)
+    obj = mixamo_armature(res)
+    mapping = bonemaps.preset_map("MIXAMO", "right")
+    actions = len(bpy.data.actions)
+    obj.scale = (1.0, 2.0, 1.0)
+    bpy.context.view_layer.update()
+    with pytest.raises(retarget.RetargetProblem, match="non-uniform scale"):
+        retarget.retarget_result(bpy.context, obj, res, "right", mapping)
+    obj.scale = (2.0, 2.0, 2.0)  # uniform is fine
+    bpy.context.view_layer.update()
+    bpy.context.view_layer.objects.active = obj
+    bpy.ops.object.mode_set(mode="EDIT")
+    with pytest.raises(retarget.RetargetProblem, match="Edit Mode"):
+        retarget.retarget_result(bpy.context, obj, res, "right", mapping)
+    bpy.ops.object.mode_set(mode="OBJECT")
+    with pytest.raises(retarget.RetargetProblem, match="none of the mapped bones"):
+        retarget.retarget_result(bpy.context, obj, res, "right", {"wrist": "nope"})
+    assert len(bpy.data.actions) == actions
+    obj.pose.bones[mapping["index1"]].lock_rotation = (True, False, False)
+    c = obj.pose.bones[mapping["index2"]].constraints.new("COPY_ROTATION")
+    out = retarget.retarget_result(bpy.context, obj, res, "right", mapping)
+    assert any("locks" in w for w in out["warnings"]) and any("constraints" in w for w in out["warnings"])
