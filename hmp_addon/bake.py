@@ -59,14 +59,58 @@ def write_fcurve(fcurve, frames, values):
     fcurve.update()
 
 
-def bake_pose_action(obj, action_name, frames, rotations, locations=None):
+def smooth(values, sigma=1.0):
+    """Gaussian smoothing along axis 0 (frames), edges held: (N, ...) -> (N, ...)."""
+    values = np.asarray(values, dtype=np.float64)
+    if sigma <= 0 or len(values) < 3:
+        return values
+    r = int(np.ceil(3 * sigma))
+    k = np.exp(-0.5 * (np.arange(-r, r + 1) / sigma) ** 2)
+    k /= k.sum()
+    padded = np.concatenate([np.repeat(values[:1], r, 0), values, np.repeat(values[-1:], r, 0)])
+    return np.stack([np.convolve(padded[:, i], k, mode="valid") for i in range(values.shape[1])], 1) \
+        if values.ndim == 2 else np.convolve(padded, k, mode="valid")
+
+
+def reduce_keys(frames, values, tolerance):
+    """Indices of the keys to keep so that linear interpolation of the kept keys stays within
+    ``tolerance`` of every dropped value (Ramer-Douglas-Peucker on one channel)."""
+    n = len(frames)
+    if tolerance <= 0 or n <= 2:
+        return np.arange(n)
+    keep = np.zeros(n, bool)
+    keep[[0, n - 1]] = True
+    stack = [(0, n - 1)]
+    while stack:
+        a, b = stack.pop()
+        if b - a < 2:
+            continue
+        seg = np.arange(a + 1, b)
+        t = (frames[seg] - frames[a]) / (frames[b] - frames[a])
+        err = np.abs(values[seg] - (values[a] + t * (values[b] - values[a])))
+        i = int(np.argmax(err))
+        if err[i] > tolerance:
+            m = seg[i]
+            keep[m] = True
+            stack += [(a, m), (m, b)]
+    return np.flatnonzero(keep)
+
+
+def bake_pose_action(obj, action_name, frames, rotations, locations=None, tolerance=0.0, smoothing=0.0):
     """Write one Action with pose-bone keys and assign it to ``obj`` (an armature object).
 
     frames (N,) scene frames; rotations {bone_name: (N, 4) wxyz quaternions};
     locations {bone_name: (N, 3)}. Sets each keyed bone's rotation_mode to QUATERNION.
     Replaces an existing Action called ``action_name``. Returns the Action.
+    smoothing: Gaussian sigma in frames (0: off). tolerance: keyframe reduction, the largest
+    deviation a dropped key may have from the kept curve (quaternion units for rotations, metres for
+    locations; 0: every frame keyed).
     """
     frames = np.asarray(frames, dtype=np.float64)
+    if smoothing > 0:
+        rotations = {b: smooth(q, smoothing) / np.linalg.norm(smooth(q, smoothing), axis=1, keepdims=True)
+                     for b, q in rotations.items()}
+        locations = {b: smooth(v, smoothing) for b, v in (locations or {}).items()}
     locations = locations or {}
     action = _new_action(action_name)
     new_fcurve, slot = _fcurve_factory(action, obj)
@@ -75,15 +119,30 @@ def bake_pose_action(obj, action_name, frames, rotations, locations=None):
         assert quats.shape == (len(frames), 4), (bone, quats.shape)
         path = f'pose.bones["{bpy.utils.escape_identifier(bone)}"].rotation_quaternion'
         for i in range(4):
-            write_fcurve(new_fcurve(path, i, bone), frames, quats[:, i])
+            keep = reduce_keys(frames, quats[:, i], tolerance)
+            write_fcurve(new_fcurve(path, i, bone), frames[keep], quats[keep, i])
         obj.pose.bones[bone].rotation_mode = "QUATERNION"
     for bone, loc in locations.items():
         loc = np.asarray(loc, dtype=np.float64)
         path = f'pose.bones["{bpy.utils.escape_identifier(bone)}"].location'
         for i in range(3):
-            write_fcurve(new_fcurve(path, i, bone), frames, loc[:, i])
+            keep = reduce_keys(frames, loc[:, i], tolerance)
+            write_fcurve(new_fcurve(path, i, bone), frames[keep], loc[keep, i])
     assign_action(obj, action, slot)
     return action
+
+
+def push_to_nla(obj, action, track_name="Hand capture"):
+    """Move the object's active Action into a new NLA strip (so another take can be layered)."""
+    anim = obj.animation_data or obj.animation_data_create()
+    track = anim.nla_tracks.new()
+    track.name = track_name
+    start = int(np.floor(action.frame_range[0]))
+    strip = track.strips.new(action.name, start, action)
+    if hasattr(anim, "action_slot") and hasattr(strip, "action_slot") and anim.action_slot is not None:
+        strip.action_slot = anim.action_slot
+    anim.action = None
+    return strip
 
 
 def assign_action(obj, action, slot=None):

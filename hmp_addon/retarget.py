@@ -231,7 +231,8 @@ def warnings_for(obj, mapping):
     return out
 
 
-def retarget_result(context, obj, res, side, mapping, root="ROTATION", influence=None, action_name=None):
+def retarget_result(context, obj, res, side, mapping, root="ROTATION", influence=None, action_name=None,
+                    tolerance=0.0, smoothing=0.0):
     """Bake one captured hand of ``res`` (engine.result.Result) onto ``obj`` through ``mapping``.
 
     Returns {"action", "mapped", "unmapped", "warnings", "scale"}. Raises RetargetProblem before
@@ -264,7 +265,7 @@ def retarget_result(context, obj, res, side, mapping, root="ROTATION", influence
     frames = poses.scene_frames(res["frame_ids"], res.fps, importer.scene_fps(context.scene),
                                 context.scene.frame_start)[valid]
     name = action_name or f"{importer.clip_name(res)}_{side}_{obj.name}"
-    action = bake.bake_pose_action(obj, name, frames, quats, locs)
+    action = bake.bake_pose_action(obj, name, frames, quats, locs)  # (final keys below if re-solved)
     unchained = [s for j, s in steps.items() if s["flat"] and s["rig_parent"] is not None]
     if unchained and root != "KEEP":
         # these bones' parents move with the hand through the rig's own machinery (IK, constraints,
@@ -285,7 +286,8 @@ def retarget_result(context, obj, res, side, mapping, root="ROTATION", influence
             B, Bp = rest[s["bone"]]["matrix"], rest[s["rig_parent"]]["matrix"]
             L = np.einsum("ba,bc,tdc,tde,ef->taf", B, Bp, M[s["rig_parent"]], world[s["bone"]], B)
             quats[s["bone"]] = make_continuous(matrix_to_quat(L))
-        action = bake.bake_pose_action(obj, name, frames, quats, locs)
+    if smoothing > 0 or tolerance > 0 or (unchained and root != "KEEP"):
+        action = bake.bake_pose_action(obj, name, frames, quats, locs, tolerance=tolerance, smoothing=smoothing)
     warns = warnings_for(obj, mapping)
     if absent:
         warns.append(f"bones not found in '{obj.name}': {', '.join(sorted(absent.values()))}")

@@ -191,3 +191,65 @@ def test_bad_targets_are_refused_without_a_partial_bake(scene, tmp_path):
     c = obj.pose.bones[mapping["index2"]].constraints.new("COPY_ROTATION")
     out = retarget.retarget_result(bpy.context, obj, res, "right", mapping)
     assert any("locks" in w for w in out["warnings"]) and any("constraints" in w for w in out["warnings"])
+
+
+def test_panel_operators_and_bake_options(scene, tmp_path):
+    res = result(tmp_path, T=40)
+    obj = mixamo_armature(res)
+    s = scene.hmp_retarget
+    s.result, s.target, s.preset = str(tmp_path / "r.npz"), obj, "AUTO"
+    assert bpy.ops.hmp.map_bones() == {"FINISHED"} and len(hmp_addon.retarget_ui.current_map(s)) == 16
+    bpy.ops.hmp.save_bone_map(filepath=str(tmp_path / "m.json"))
+    s.bone_map.clear()
+    assert bpy.ops.hmp.load_bone_map(filepath=str(tmp_path / "m.json")) == {"FINISHED"}
+    assert hmp_addon.retarget_ui.current_map(s) == bonemaps.preset_map("MIXAMO", "right")
+    assert bpy.ops.hmp.retarget() == {"FINISHED"}
+    full = {k: n for k, n in hmp_addon.bake.count_keys(obj.animation_data.action).items()}
+    assert set(full.values()) == {40}
+    # keyframe reduction keeps the curve within tolerance of the full bake, with fewer keys
+    dense = {fc.data_path + str(fc.array_index): [fc.evaluate(f) for f in range(1, 41)]
+             for fc in hmp_addon.bake.iter_fcurves(obj.animation_data.action)}
+    s.tolerance, s.push_nla = 0.002, True
+    assert bpy.ops.hmp.retarget() == {"FINISHED"}
+    assert obj.animation_data.action is None and len(obj.animation_data.nla_tracks) == 1
+    action = obj.animation_data.nla_tracks[0].strips[0].action
+    reduced = {k: n for k, n in hmp_addon.bake.count_keys(action).items()}
+    assert sum(reduced.values()) < 0.8 * sum(full.values())
+    worst = max(abs(fc.evaluate(f) - dense[fc.data_path + str(fc.array_index)][f - 1])
+                for fc in hmp_addon.bake.iter_fcurves(action) for f in range(1, 41))
+    assert worst <= 0.002 + 1e-6
+    s.target = None
+    with pytest.raises(RuntimeError, match="Choose the armature"):  # reported, not a traceback in the UI
+        bpy.ops.hmp.map_bones()
+
+
+@pytest.mark.parametrize("fmt", ["FBX", "GLTF"])
+def test_baked_hand_round_trips_through_exporters(scene, tmp_path, fmt):
+    make_result(tmp_path / "r.npz", T=10, mesh=True)
+    assert bpy.ops.hmp.import_result(filepath=str(tmp_path / "r.npz")) == {"FINISHED"}
+    rig = next(o for o in bpy.data.objects if o.type == "ARMATURE")
+    scene.frame_set(8)
+    before = {b.name: np.array(rig.matrix_world @ b.head) for b in rig.pose.bones}
+    path = tmp_path / ("hand.fbx" if fmt == "FBX" else "hand.glb")
+    if fmt == "FBX":
+        bpy.ops.export_scene.fbx(filepath=str(path), bake_anim=True, add_leaf_bones=False,
+                                 bake_anim_simplify_factor=0.0)
+    else:
+        bpy.ops.export_scene.gltf(filepath=str(path), export_animations=True)
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    bpy.context.scene.render.fps = 30  # the same timeline as the export (glTF stores seconds)
+    if fmt == "FBX":
+        bpy.ops.import_scene.fbx(filepath=str(path))
+    else:
+        bpy.ops.import_scene.gltf(filepath=str(path))
+    rig2 = next(o for o in bpy.data.objects if o.type == "ARMATURE")
+    assert rig2.animation_data is not None and (rig2.animation_data.action is not None
+                                                or len(rig2.animation_data.nla_tracks))
+    if rig2.animation_data.action is None:  # glTF puts takes on NLA tracks
+        rig2.animation_data.action = rig2.animation_data.nla_tracks[0].strips[0].action
+    bpy.context.scene.frame_set(8)
+    after = {b.name: np.array(rig2.matrix_world @ b.head) for b in rig2.pose.bones}
+    common = [n for n in before if n in after]
+    assert len(common) >= 15
+    err = max(np.linalg.norm(before[n] - after[n]) for n in common)
+    assert err < 2e-3, err  # metres, at a posed frame: the animation survived the round trip
