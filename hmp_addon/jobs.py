@@ -89,6 +89,8 @@ class CaptureJob:
         argv = runner.capture_argv(params.engine_python, params.video, self.result_path, params.hands,
                                    params.device, params.quality, params.start, params.end,
                                    params.mano_dir, params.extra_args)
+        self.preview_path = os.path.join(self.workdir, f"{self.clip}.preview.mp4")
+        argv += ["--preview", self.preview_path]  # the overlay video, shown behind the capture camera
         kwargs = {"root": root} if root else {}
         try:
             self.run = runner.EngineRun(argv, **kwargs)
@@ -141,6 +143,13 @@ class CaptureJob:
                                                   targets=targets, make_camera=self.params.make_camera)
         except importer.ImportProblem as exc:
             return self._end("error", str(exc))
+        if self.params.make_camera and os.path.isfile(self.preview_path):
+            from . import preview
+
+            try:
+                preview.load_preview(context, self.preview_path, camera=bpy.data.objects.get(f"{self.clip}_camera"))
+            except (ValueError, RuntimeError, FileNotFoundError) as exc:
+                self.warnings.append(f"preview not shown: {exc}")
         self.state = "done"
         return self.state
 

@@ -34,6 +34,16 @@ class HMP_AddonPreferences(bpy.types.AddonPreferences):
         default="",
     )
     default_device: bpy.props.EnumProperty(name="Default Device", items=DEVICE_ITEMS, default="auto")
+    setup_torch: bpy.props.EnumProperty(
+        name="torch Build", items=[("auto", "Auto", "CUDA build when an NVIDIA GPU is found, else CPU"),
+                                   ("cpu", "CPU", "CPU build"), ("cuda", "CUDA", "CUDA build (NVIDIA GPUs)")],
+        default="auto")
+    setup_wheels: bpy.props.StringProperty(
+        name="Wheel Folder", description="Optional: install offline from this folder of wheels (no network)",
+        subtype="DIR_PATH", default="")
+    setup_base_python: bpy.props.StringProperty(
+        name="Base Python", description="Python that creates the environment (empty: Blender's own)",
+        subtype="FILE_PATH", default="")
 
     def draw(self, context):
         layout = self.layout
@@ -44,6 +54,15 @@ class HMP_AddonPreferences(bpy.types.AddonPreferences):
         layout.prop(self, "mano_dir")
         layout.prop(self, "default_device")
         layout.operator("hmp.check_engine", icon="CHECKMARK")
+        box = layout.box()
+        box.label(text="Engine set-up: a Python environment with the engine's packages", icon="PACKAGE")
+        box.prop(self, "setup_torch")
+        box.prop(self, "setup_wheels")
+        box.prop(self, "setup_base_python")
+        from . import setup_ui
+
+        setup_ui.draw_status(box)
+        box.operator("hmp.setup_engine", icon="IMPORT")
 
 
 class Settings:

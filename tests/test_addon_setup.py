@@ -1,0 +1,86 @@
+"""Engine set-up from inside Blender, offline from a local wheel folder; the preview video loader."""
+
+import sys
+import zipfile
+
+import numpy as np
+import pytest
+
+import bpy
+
+import hmp_addon
+from hmp_addon import engine_setup, preview
+
+
+def make_wheel(folder, name="hmp_probe", version="1.0"):
+    """A minimal pure-Python wheel, written by hand (no build tools, no network)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}-{version}-py3-none-any.whl"
+    dist = f"{name}-{version}.dist-info"
+    files = {f"{name}/__init__.py": "VALUE = 42\n",
+             f"{dist}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n",
+             f"{dist}/WHEEL": "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n"}
+    files[f"{dist}/RECORD"] = "".join(f"{k},,\n" for k in files) + f"{dist}/RECORD,,\n"
+    with zipfile.ZipFile(path, "w") as z:
+        for k, v in files.items():
+            z.writestr(k, v)
+    return path
+
+
+def test_setup_creates_an_environment_offline_from_a_wheel_folder(tmp_path):
+    make_wheel(tmp_path / "wheels")
+    req = tmp_path / "requirements.txt"
+    req.write_text("hmp_probe==1.0\n")
+    setup = engine_setup.EngineSetup(tmp_path / "venv", requirements=req, wheel_dir=tmp_path / "wheels",
+                                     base_python=sys.executable)
+    assert any("--no-index" in c for c in setup.commands)  # offline: never the network
+    assert setup.start().wait(timeout=300) == "done", setup.error + "\n".join(setup.lines[-10:])
+    import subprocess
+
+    out = subprocess.run([setup.python, "-c", "import hmp_probe; print(hmp_probe.VALUE)"], capture_output=True,
+                         text=True)
+    assert out.stdout.strip() == "42"
+    # re-running repairs in place (the venv exists: no second creation)
+    again = engine_setup.EngineSetup(tmp_path / "venv", requirements=req, wheel_dir=tmp_path / "wheels")
+    assert not any(c[1:3] == ["-m", "venv"] for c in again.commands)
+    assert again.start().wait(timeout=300) == "done"
+
+
+def test_setup_failures_are_clear(tmp_path):
+    req = tmp_path / "requirements.txt"
+    req.write_text("hmp_absent_package==9.9\n")
+    (tmp_path / "wheels").mkdir()
+    setup = engine_setup.EngineSetup(tmp_path / "venv", requirements=req, wheel_dir=tmp_path / "wheels",
+                                     base_python=sys.executable)
+    assert setup.start().wait(timeout=300) == "failed" and "failed" in setup.error
+    with pytest.raises(FileNotFoundError, match="wheel folder"):
+        engine_setup.EngineSetup(tmp_path / "v2", requirements=req, wheel_dir=tmp_path / "nowhere")
+    assert engine_setup.setup_commands(tmp_path / "v3", req, torch_variant="cuda")[-2][-1] == engine_setup.TORCH_INDEX["cuda"]
+
+
+def test_preview_video_behind_the_camera(tmp_path):
+    import cv2
+
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    hmp_addon.register()
+    try:
+        path = str(tmp_path / "p.mp4")
+        w = cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*"mp4v"), 30.0, (64, 48))
+        for i in range(5):
+            w.write(np.full((48, 64, 3), 40 * i, np.uint8))
+        w.release()
+        scene = bpy.context.scene
+        with pytest.raises(RuntimeError, match="no camera"):
+            bpy.ops.hmp.load_preview(filepath=path)
+        cam = bpy.data.objects.new("cam", bpy.data.cameras.new("cam"))
+        scene.collection.objects.link(cam)
+        scene.camera = cam
+        scene.frame_start = 7
+        assert bpy.ops.hmp.load_preview(filepath=path) == {"FINISHED"}
+        bg = cam.data.background_images[0]
+        assert cam.data.show_background_images and bg.source == "MOVIE_CLIP"
+        assert bg.clip.frame_start == 7 and bg.clip.frame_duration == 5
+        bpy.ops.hmp.load_preview(filepath=path)  # again: reuses the clip and the background slot
+        assert len(cam.data.background_images) == 1 and len(bpy.data.movieclips) == 1
+    finally:
+        hmp_addon.unregister()
