@@ -76,7 +76,7 @@ def main():
     print(f"\n{'step':40s} {'seconds':>9s} {'frames/s':>9s}")
     for name, sec in rows:
         print(f"{name:40s} {sec:9.2f} {end / sec:9.1f}")
-    total = rows[0][1] + (rows[1][1] if preset["views"] else 0) + rows[-3][1] + rows[-1][1]
+    total = (rows[1][1] if preset["views"] else rows[0][1]) + rows[-3][1] + rows[-1][1]
     per10s = total * (10 * fps) / end
     print(f"\nwhole capture (detect{' + confidence' if preset['views'] else ''} + per-frame + stages I-II): "
           f"{total:.1f} s for {end} frames -> {per10s:.1f} s per 10-second clip "
