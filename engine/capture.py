@@ -43,6 +43,7 @@ class CaptureOptions:
     preview: str = None
     prior_term: str = "unit"
     keypoint_source: str = "blend"
+    root_motion: str = "prior"
 
     @classmethod
     def from_args(cls, args):
@@ -50,7 +51,7 @@ class CaptureOptions:
                    quality=args.quality, fov=args.fov, K=args.K, start=args.start, end=args.end,
                    keypoints=args.keypoints, prior=args.prior, no_cache=args.no_cache, views=args.views,
                    preview=args.preview, prior_term=args.prior_term,
-                   keypoint_source=args.keypoint_source)
+                   keypoint_source=args.keypoint_source, root_motion=args.root_motion)
 
     @property
     def sides(self):
@@ -172,7 +173,7 @@ def capture(video_path, out_path, options=None, reporter=None):
 
         prior = load_prior(options.prior, device=device) if options.stages >= 2 else None
         fit_options = FitOptions(iters_stage1=quality["iters"][0], iters_stage2=quality["iters"][1],
-                                 prior_term=options.prior_term)
+                                 prior_term=options.prior_term, root_from_prior=options.root_motion == "prior")
         for side, est in estimates.items():
             fitted, warn = fit_sequence(models[side], prior, est, est["keypoints_2d"], est["confidence"], K, fps,
                                         stages=options.stages, options=fit_options, reporter=reporter)

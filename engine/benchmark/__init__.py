@@ -32,7 +32,7 @@ from engine.errors import EngineError
 
 ROOT = Path(__file__).resolve().parents[2]
 RENDER_SCRIPT = ROOT / "benchmarks" / "render_gt.py"
-METHODS = ("per-frame", "+ SLERP", "+ One Euro", "stage I", "stage II")
+METHODS = ("per-frame", "+ SLERP", "+ One Euro", "stage I", "stage II", "stage II, free rotation")
 
 # (name, palm towards the camera, skin linear RGB, background linear RGB, distance m, occluder)
 CLIPS = [
@@ -130,8 +130,9 @@ def evaluate_clip(video_path, gt, K, model, prior, quality, device, side="right"
     for name, fn in baselines.BASELINES.items():
         b = fn(est, video.fps)
         joints[name] = _forward_np(model, b["global_orient"], b["hand_pose"], b["betas"], b["transl"])
-    opts = FitOptions(iters_stage1=preset["iters"][0], iters_stage2=preset["iters"][1])
-    for stages, name in ((1, "stage I"), (2, "stage II")):
+    for stages, name, root_prior in ((1, "stage I", True), (2, "stage II", True),
+                                     (2, "stage II, free rotation", False)):
+        opts = FitOptions(iters_stage1=preset["iters"][0], iters_stage2=preset["iters"][1], root_from_prior=root_prior)
         out, _ = fit_sequence(model, prior, est, est["keypoints_2d"], est["confidence"], K, video.fps,
                               stages=stages, options=opts)
         joints[name] = out["joints"]
