@@ -116,8 +116,9 @@ def test_decoding_at_another_frame_rate_matches_resampling():
         at60 = prior.decode(mu, (torch.arange(n60, dtype=torch.float32) / 60.0)[None].expand(4, n60)).numpy()
     for k in range(4):
         up = resample(at30[k], 30.0, 60.0)
-        assert np.abs(up - at60[k]).mean() < 0.02  # radians: the field is smooth between frames
-        assert np.allclose(at60[k, ::2], at30[k], atol=1e-5)
+        # in-between frames: the field is smooth, close to SLERP of its neighbours (radians, ~3 degrees)
+        assert np.abs(up[1::2] - at60[k, 1::2]).mean() < 0.06
+        assert np.allclose(at60[k, ::2], at30[k], atol=1e-5)  # shared frames: the same decoding
 
 
 def test_shipped_weights_beat_the_mean_pose_on_held_out_takes():

@@ -140,16 +140,19 @@ def train(args, reporter=None):
     model = MotionPrior(rest, window=args.window, fps=args.fps, latent=args.latent, hidden=args.hidden,
                         decoder_width=args.decoder_width).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=args.lr)
-    sched = torch.optim.lr_scheduler.MultiStepLR(opt, [int(args.epochs * 0.6), int(args.epochs * 0.85)], gamma=0.3)
+    milestones = [int(args.epochs * 0.6), int(args.epochs * 0.85)]
+    sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones, gamma=0.3)
     start_epoch = 0
     if args.resume:
         ckpt = read_checkpoint(args.resume)
         model.load_state_dict(ckpt["state_dict"])
-        if "optimizer" in ckpt:
-            opt.load_state_dict(ckpt["optimizer"])
         start_epoch = int(ckpt.get("epoch", 0))
-        for _ in range(start_epoch):  # the schedule continues where it was
-            sched.step()
+        if "optimizer" in ckpt:  # its learning rate is where the schedule had brought it
+            opt.load_state_dict(ckpt["optimizer"])
+        else:  # a final checkpoint (no optimizer state): a fresh Adam at the scheduled rate
+            for group in opt.param_groups:
+                group["lr"] = args.lr * 0.3 ** sum(m <= start_epoch for m in milestones)
+        sched.last_epoch = start_epoch  # the schedule continues where it was
         reporter.log(f"resumed from {args.resume} at epoch {start_epoch}")
     else:  # feature normalisation from the training windows
         with torch.no_grad():
