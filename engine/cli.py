@@ -91,8 +91,31 @@ def _progress_mode(argv):
     return "bar"
 
 
+def exit_with_parent(interval=1.0):
+    """Exit when the process that launched us dies (a program that ran us with --progress jsonl and
+    was killed, e.g. Blender by SIGKILL, cannot terminate us itself): a daemon thread watches for
+    being re-parented. Nothing is written after that: results are only ever renamed into place."""
+    import os
+    import threading
+    import time
+
+    parent = os.getppid()
+    if parent <= 1:
+        return
+
+    def watch():
+        while True:
+            time.sleep(interval)
+            if os.getppid() != parent:
+                os._exit(3)
+
+    threading.Thread(target=watch, daemon=True, name="parent-watch").start()
+
+
 def run_capture(argv):
     reporter = Reporter(_progress_mode(argv))
+    if reporter.mode == "jsonl":
+        exit_with_parent()
     try:
         args = capture_parser().parse_args(argv)
         reporter.start("capture", __version__)

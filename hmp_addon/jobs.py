@@ -143,6 +143,9 @@ class CaptureJob:
                                                   targets=targets, make_camera=self.params.make_camera)
         except importer.ImportProblem as exc:
             return self._end("error", str(exc))
+        retarget_settings = getattr(context.scene, "hmp_retarget", None)
+        if retarget_settings is not None:  # ready to retarget this capture onto a character
+            retarget_settings.result = self.run.result_path
         if self.params.make_camera and os.path.isfile(self.preview_path):
             from . import preview
 

@@ -64,6 +64,7 @@ class HMP_PT_capture(bpy.types.Panel):
             row.scale_y = 1.4
             row.operator("hmp.capture", icon="REC")
             layout.operator("hmp.import_result", icon="IMPORT")
+            layout.operator("hmp.load_preview", icon="FILE_MOVIE")
             layout.operator("hmp.check_engine", icon="CHECKMARK")
         if state.last_error:
             box = layout.box()

@@ -158,3 +158,42 @@ def test_capture_end_to_end_jsonl_and_preview(tmp_path):
     cap = cv2.VideoCapture(str(preview))
     assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 30
     cap.release()
+
+
+def test_engine_exits_when_its_launcher_is_killed(tmp_path):
+    """A launcher (like Blender) killed with SIGKILL cannot stop the engine: the engine notices."""
+    import signal
+    import time
+
+    pidfile = tmp_path / "engine.pid"
+    launcher = (
+        "import subprocess, sys, time\n"
+        f"p = subprocess.Popen([sys.executable, '-m', 'engine', 'capture', {str(ROOT / 'demo' / 'human_hand_video.mp4')!r},"
+        f" '--out', {str(tmp_path / 'r.npz')!r}, '--progress', 'jsonl', '--no-cache', '--quality', 'best'],"
+        f" stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd={str(ROOT)!r})\n"
+        f"open({str(pidfile)!r}, 'w').write(str(p.pid))\n"
+        "time.sleep(600)\n")
+    env = dict(os.environ, PYTHONPATH=str(ROOT), HMP_CACHE_DIR=CACHE)
+    proc = subprocess.Popen([sys.executable, "-c", launcher], env=env)
+    deadline = time.time() + 60
+    while not pidfile.exists() or not pidfile.read_text():
+        assert time.time() < deadline
+        time.sleep(0.2)
+    engine_pid = int(pidfile.read_text())
+    time.sleep(3)  # the engine is working
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    deadline = time.time() + 15
+    while time.time() < deadline:
+        try:
+            os.kill(engine_pid, 0)
+        except ProcessLookupError:
+            break
+        status = Path(f"/proc/{engine_pid}/status")
+        if status.exists() and "\nState:\tZ" in status.read_text():  # exited, not yet reaped by init
+            break
+        time.sleep(0.3)
+    else:
+        os.kill(engine_pid, signal.SIGKILL)
+        raise AssertionError("the engine kept running after its launcher was killed")
+    assert not (tmp_path / "r.npz").exists()
