@@ -87,6 +87,21 @@ def test_two_stages_smooth_without_losing_accuracy(setup):
     base = scores["per-frame"]
     assert scores["stage 2"]["RA-ACC"] < 0.5 * base["RA-ACC"], scores
     assert scores["stage 2"]["PA-MPJPE"] < base["PA-MPJPE"] * 1.1, scores
+    # stage I holds the fingers: it must not bend the shape or turn the hand to absorb their errors
+    assert scores["stage 1"]["PA-MPJPE"] < base["PA-MPJPE"] * 1.1, scores
+    assert scores["stage 1"]["RA-MPJPE"] < base["RA-MPJPE"] * 1.3, scores
+
+
+def test_shape_term_per_frame_keeps_the_shape(setup):
+    """L_beta once per clip (the literal table) lets the 2D term bend the shape on a 90-frame clip;
+    once per frame (default) keeps it near the truth (zero)."""
+    model, prior, gt, track, est = setup
+    betas = {}
+    for per_frame in (True, False):
+        opts = FitOptions(iters_stage1=80, shape_reg_per_frame=per_frame)
+        out, _ = fit_sequence(model, None, est, est["keypoints_2d"], est["confidence"], K, FPS, stages=1, options=opts)
+        betas[per_frame] = np.linalg.norm(out["betas"])
+    assert betas[True] < 0.5 and betas[False] > 2 * betas[True], betas
 
 
 def test_baselines_run_in_the_same_path(setup):
