@@ -129,6 +129,8 @@ def capture(video_path, out_path, options=None, reporter=None):
     if not str(out_path).lower().endswith(".npz"):
         raise EngineError(f"the result file must end in .npz: {out_path}")
     out_path = check_writable(out_path, "result")
+    if options.preview and not str(options.preview).lower().endswith((".mp4", ".avi", ".mov")):
+        raise EngineError(f"the preview must be a .mp4 (or .avi / .mov) file: {options.preview}")
     preview_path = check_writable(options.preview, "preview") if options.preview else None
     quality = QUALITY_PRESETS[options.quality]
     device = resolve_device(options.device)

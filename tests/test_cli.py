@@ -197,3 +197,28 @@ def test_engine_exits_when_its_launcher_is_killed(tmp_path):
         os.kill(engine_pid, signal.SIGKILL)
         raise AssertionError("the engine kept running after its launcher was killed")
     assert not (tmp_path / "r.npz").exists()
+
+
+def test_capture_from_external_keypoints(tmp_path):
+    """2D keypoints from another detector (here: MediaPipe's own, written in the documented JSON)."""
+    from engine.keypoints import KeypointOptions, detect_hands
+    from engine.video import open_video
+
+    track = detect_hands(open_video(CLIP), options=KeypointOptions(views=0, use_cache=False, end=20))["right"]
+    frames = [{"frame": int(f), "hands": [{"side": "right", "keypoints": track.keypoints_2d[i].tolist(),
+                                           "scores": [0.9] * 21}]}
+              for i, f in enumerate(track.frame_ids) if track.detected[i] and i != 7]  # frame 7: a gap
+    (tmp_path / "k.json").write_text(json.dumps({"format": "hmp-keypoints", "version": 1, "frames": frames}))
+    out = tmp_path / "r.npz"
+    proc = run_engine("capture", CLIP, "--out", out, "--keypoints", tmp_path / "k.json", "--end", "20",
+                      "--quality", "draft", "--progress", "quiet")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    hand = R.read(out).hands["right"]
+    assert (hand["keypoint_source"][hand["keypoint_source"] != R.SOURCE_INTERPOLATED] == R.SOURCE_EXTERNAL).all()
+    assert hand["keypoint_source"][7] == R.SOURCE_INTERPOLATED
+    from engine.fit.init import project
+
+    res = R.read(out)
+    ext = hand["keypoint_source"] == R.SOURCE_EXTERNAL
+    err = np.linalg.norm(project(hand["joints"][ext], res["K"]) - hand["keypoints_2d"][ext], axis=-1)
+    assert np.median(err) < 15.0  # px on a 640x360 clip: the 2D-only fit lands on the keypoints
