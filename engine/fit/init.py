@@ -225,7 +225,8 @@ def per_frame_estimate(model, track, K, fps, options=None, reporter=None):
             go = _hold_nearest(go, has3d)
             pose = _hold_nearest(pose, has3d)
         else:
-            go[:] = [np.pi, 0.0, 0.0]  # model frame -> camera frame (y down); documented guess
+            # a guess: fingers up, palm to the camera (model frame: fingers -y, palm +x; camera: y down)
+            go[:] = [0.0, np.pi / 2, 0.0]
     transl = np.zeros((T, 3))
     go[has2d], transl[has2d] = place_in_camera(model, go[has2d], pose[has2d], betas, kp2d[has2d], conf[has2d], K,
                                                 pnp_refine=options.pnp_refine)
@@ -262,25 +263,29 @@ def per_frame_estimate(model, track, K, fps, options=None, reporter=None):
 
 
 def fit_to_2d(model, global_orient, hand_pose, betas, transl, keypoints_2d, weights, K, iters=150, lr=0.05):
-    """Per-frame 2D-only refinement (no 3D landmarks): Adam on reprojection + a pull to the start.
+    """Per-frame 2D-only refinement (no 3D landmarks): Adam on the robust reprojection error (the
+    fit's own Geman-McClure term) + a pull to the start pose.
 
     The start pose is the prior knowledge here (nearest 3D estimate or a flat hand); the pull
-    (weight 1e-2 per radian^2) keeps depth-ambiguous fingers from folding through the palm.
+    (16 per radian^2 against the 2D term's Geman-McClure px^2, whose ceiling is 40^2 per joint: a
+    joint 40 px off is worth a 1-radian bend) keeps depth-ambiguous fingers from folding through the
+    palm. Translation is optimised in centimetres (see stages.TAU_UNIT).
     """
+    from engine.fit.losses import keypoints_2d as loss_2d
+    from engine.fit.stages import TAU_UNIT
+
     dev = _device(model)
     f = lambda a: torch.as_tensor(np.asarray(a), dtype=torch.float32, device=dev)
     go0, pose0 = f(global_orient), f(hand_pose)
-    go, pose, tr = go0.clone().requires_grad_(), pose0.clone().requires_grad_(), f(transl).requires_grad_()
-    B = go.shape[0]
-    b = f(np.tile(betas, (B, 1)))
-    Kt, kp, w = f(K), f(keypoints_2d), f(weights)
-    opt = torch.optim.Adam([go, pose, tr], lr=lr)
+    go, pose = go0.clone().requires_grad_(), pose0.clone().requires_grad_()
+    tr_v = (f(transl) / TAU_UNIT).requires_grad_()
+    b = f(np.tile(betas, (go.shape[0], 1)))
+    Kt, kp, alpha = f(K), f(keypoints_2d), f(np.sqrt(np.clip(weights, 0, 1)))  # loss_2d weighs alpha^2
+    opt = torch.optim.Adam([go, pose, tr_v], lr=lr)
     for _ in range(iters):
         opt.zero_grad()
-        pts = model(go, pose, b, tr).keypoints
-        uv = pts[..., :2] / pts[..., 2:3].clamp(min=1e-3) * Kt.diagonal()[:2] + Kt[:2, 2]
-        res = ((uv - kp) ** 2).sum(-1)
-        loss = (w * res / (res + 40.0 ** 2)).sum() + 1e-2 * ((pose - pose0) ** 2).sum()
+        pts = model(go, pose, b, tr_v * TAU_UNIT, vertices=False).keypoints
+        loss = loss_2d(pts, Kt, kp, alpha) + 16.0 * ((pose - pose0) ** 2).sum()
         loss.backward()
         opt.step()
-    return (go.detach().cpu().numpy(), pose.detach().cpu().numpy(), tr.detach().cpu().numpy())
+    return go.detach().cpu().numpy(), pose.detach().cpu().numpy(), (tr_v * TAU_UNIT).detach().cpu().numpy()
