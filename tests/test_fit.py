@@ -168,7 +168,7 @@ def test_keypoint_source_ablation_mediapipe_only(setup):
 
 def test_window_seams_have_no_jump(setup):
     """90 frames at 30 fps = two prior windows (starts 0 and 26): inside their overlap the blended
-    motion's acceleration error is no larger than elsewhere in the clip (a hard cut would spike)."""
+    motion's acceleration error stays within what the rest of the clip has (a hard cut spikes)."""
     model, prior, gt, track, est = setup
     lay = layout(90, FPS, prior.window, prior.fps, overlap=16)
     assert len(lay.starts) == 2
@@ -176,8 +176,10 @@ def test_window_seams_have_no_jump(setup):
                           options=FitOptions(iters_stage1=40, iters_stage2=80))
     rel = lambda j: j - j[:, :1]
     acc_err = np.linalg.norm(np.diff(rel(out["joints"]), 2, axis=0) - np.diff(rel(gt), 2, axis=0), axis=-1).mean(-1)
-    seam = [lay.starts[1] - 1, lay.starts[1], lay.length - 2, lay.length - 1]  # second differences at the ramps' ends
-    assert acc_err[seam].max() < 3 * np.percentile(acc_err, 90), (acc_err[seam], np.percentile(acc_err, 90))
+    overlap = np.arange(lay.starts[1] - 1, lay.length - 1)  # second differences touching the overlap
+    inside, outside = acc_err[overlap].max(), np.delete(acc_err, overlap).max()
+    # measured: 11 vs 14 mm/frame^2 blended; a hard cut between the windows gives 33 (fails)
+    assert inside < 1.5 * outside, (inside, outside)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
