@@ -1,0 +1,57 @@
+"""Awkward real video files: rotation metadata (phone portrait clips) and variable frame rate.
+
+The files are made in the test from the real clip with ffmpeg (the imageio-ffmpeg wheel's binary).
+"""
+
+import subprocess
+
+import numpy as np
+import pytest
+
+from engine import result as R
+from engine.keypoints import KeypointOptions, detect_hands
+from engine.video import open_video
+
+CLIP = __import__("pathlib").Path(__file__).parent / "data" / "hand_short.mp4"
+
+
+@pytest.fixture(scope="module")
+def ffmpeg():
+    imageio_ffmpeg = pytest.importorskip("imageio_ffmpeg")
+    return imageio_ffmpeg.get_ffmpeg_exe()
+
+
+def test_rotation_metadata_gives_upright_frames_and_keypoints(ffmpeg, tmp_path):
+    rotated = tmp_path / "portrait.mp4"  # the same stream, flagged to be shown turned by 90 degrees
+    subprocess.run([ffmpeg, "-y", "-loglevel", "error", "-display_rotation", "90", "-i", str(CLIP), "-c", "copy",
+                    str(rotated)], check=True)
+    video = open_video(rotated)
+    assert (video.width, video.height) == (360, 640) and video.rotation in (90, 270)
+    for _, rgb in video.frames(0, 1):
+        assert rgb.shape == (640, 360, 3)
+    opts = KeypointOptions(views=0, use_cache=False, end=20)
+    upright = detect_hands(video, options=opts)["right"]
+    plain = detect_hands(open_video(CLIP), options=opts)["right"]
+    assert upright.detected.mean() > 0.9
+    # the keypoints are those of the landscape clip turned by a quarter turn (one way or the other)
+    both = upright.detected & plain.detected
+    x, y = plain.keypoints_2d[both, :, 0], plain.keypoints_2d[both, :, 1]
+    turns = [np.stack([y, 640 - x], -1), np.stack([360 - y, x], -1)]
+    err = min(np.linalg.norm(upright.keypoints_2d[both] - t, axis=-1).mean() for t in turns)
+    assert err < 10.0, err
+
+
+def test_variable_frame_rate_clip_captures(ffmpeg, tmp_path):
+    vfr = tmp_path / "vfr.mp4"  # 30 fps for a second, then every frame held twice as long
+    subprocess.run([ffmpeg, "-y", "-loglevel", "error", "-i", str(CLIP), "-vf",
+                    "setpts='if(lt(N,30),N/30/TB,(N*2-30)/30/TB)'", "-fps_mode", "vfr", "-c:v", "libx264",
+                    str(vfr)], check=True)
+    video = open_video(vfr)
+    assert video.num_frames == 60 and 15.0 < video.fps < 30.0  # the container's average rate
+    from engine.capture import CaptureOptions, capture
+
+    out = tmp_path / "r.npz"
+    capture(vfr, out, CaptureOptions(quality="draft", no_cache=True, stages=1))
+    res = R.read(out)
+    assert res.num_frames == 60 and res.fps == pytest.approx(video.fps)
+    assert res.hands["right"]["valid"].mean() > 0.9
