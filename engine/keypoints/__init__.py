@@ -119,8 +119,8 @@ def detect_hands(video, sides=("right",), options=None, reporter=None):
     if options.retry_gaps:
         from engine.keypoints.confidence import retry_gaps
 
-        for side, track in tracks.items():
-            retry_gaps(video, track, estimator=conf_views)
+        for side in sides:  # the hands asked for (the cache key holds the sides)
+            retry_gaps(video, tracks[side], estimator=conf_views)
     if key is not None:
         cache_mod.save(key, tracks)
     return {side: tracks[side] for side in sides}
