@@ -156,7 +156,9 @@ def capture(video_path, out_path, options=None, reporter=None):
     for side in options.sides:
         if side not in found:
             reporter.warn(f"no {side} hand found in the clip: only the {', '.join(found)} hand is captured")
-    frame_ids = np.asarray(next(iter(found.values())).frame_ids, dtype=np.int64)
+    first = next(iter(found.values()))
+    frame_ids = np.asarray(first.frame_ids, dtype=np.int64)
+    frame_times = np.asarray(first.frame_times, dtype=np.float64) if first.frame_times is not None else None
     fps = float(video.fps)
 
     from engine.fit.init import InitOptions, per_frame_estimate
@@ -197,6 +199,8 @@ def capture(video_path, out_path, options=None, reporter=None):
         "video": np.array(os.path.abspath(os.fspath(video_path))),
         "stages": np.array(options.stages),
     }
+    if frame_times is not None and np.all(np.isfinite(frame_times)) and np.all(np.diff(frame_times) >= 0):
+        arrays["frame_times"] = frame_times  # seconds from the clip's start (variable frame rates)
     for side, est in estimates.items():
         fit = fits.get(side, est)
         arrays.update(_hand_arrays(side, models[side], est, fit))

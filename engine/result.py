@@ -39,6 +39,10 @@ rest_joints        (16, 3) f    MANO-order joints of the hand at zero pose with 
                                 (model frame, metres): the skeleton a rig is built from
 =================  ===========  ===========================================================
 
+Optional clip-level ``frame_times (T,) f``: the presentation time of each result frame in seconds
+from the clip's start (variable-frame-rate videos; without it frame ``t`` is at
+``(frame_ids[t] - frame_ids[0]) / fps``). Finite and non-decreasing.
+
 Optional per-hand mesh (all three or none): ``rest_vertices (V, 3)``, ``faces (F, 3) int``,
 ``skin_weights (V, 16)``, for a skinned hand mesh at zero pose.
 
@@ -207,6 +211,12 @@ def validate(arrays):
         clip[name] = arr
     if dims["T"] < 1:
         raise ResultError("result file has no frames")
+    if "frame_times" in arrays:
+        times = np.asarray(arrays["frame_times"])
+        _check("frame_times", times, (("T",), "f"), dims)
+        if np.any(np.diff(times) < 0):
+            raise ResultError("'frame_times' go backwards")
+        clip["frame_times"] = times
     hands = {}
     sides = [str(s) for s in clip["hands"]]
     if not sides:

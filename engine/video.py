@@ -65,8 +65,10 @@ class Video:
             n += 1
         return n
 
-    def frames(self, start=0, end=None):
-        """Yield (frame_id, rgb uint8 (H,W,3)) for start <= frame_id < end, in order."""
+    def frames(self, start=0, end=None, with_time=False):
+        """Yield (frame_id, rgb uint8 (H,W,3)) for start <= frame_id < end, in order; with
+        ``with_time`` also the frame's presentation time in seconds (the container's timestamps,
+        right for variable-frame-rate files)."""
         import cv2
 
         cap = cv2.VideoCapture(self.path)
@@ -80,7 +82,12 @@ class Video:
                     break
                 if frame.shape[:2] != (self.height, self.width):  # odd streams change size: keep one
                     frame = cv2.resize(frame, (self.width, self.height))
-                yield i, cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+                rgb = cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+                if with_time:
+                    msec = cap.get(cv2.CAP_PROP_POS_MSEC)
+                    yield i, rgb, (msec / 1000.0 if np.isfinite(msec) and msec >= 0 else i / self.fps)
+                else:
+                    yield i, rgb
                 i += 1
         finally:
             cap.release()

@@ -69,7 +69,7 @@ def apply_result(context, res, clip=None, sides=None, targets=None, make_camera=
         target = targets.get(side)
         obj = target if target is not None else rig.ensure_hand_rig(context, clip, side, hand)
         valid = np.asarray(hand["valid"], dtype=bool)  # (T,) frames without a fit get no keys
-        frames = poses.scene_frames(res["frame_ids"], res.fps, fps, scene.frame_start)[valid]
+        frames = poses.result_scene_frames(res, fps, scene.frame_start)[valid]
         quats, root_loc = poses.bone_channels(hand["global_orient"][valid], hand["hand_pose"][valid],
                                               hand["transl"][valid], rig.rest_frames(obj))
         if target is not None:
@@ -81,7 +81,7 @@ def apply_result(context, res, clip=None, sides=None, targets=None, make_camera=
         out.append({"side": side, "rig": obj, "action": action, "keys": int(valid.sum())})
     if make_camera:
         rig.ensure_camera(context, clip, res["K"], res["image_size"])
-    last = max(int(np.ceil(poses.scene_frames(res["frame_ids"], res.fps, fps, scene.frame_start)[-1])), scene.frame_start)
+    last = max(int(np.ceil(poses.result_scene_frames(res, fps, scene.frame_start)[-1])), scene.frame_start)
     if scene.frame_end < last:  # make the whole capture playable
         scene.frame_end = last
     return out

@@ -61,10 +61,19 @@ def bone_channels(global_orient, hand_pose, transl, rest_frames):
     return quats, root_location
 
 
-def scene_frames(frame_ids, clip_fps, scene_fps, frame_start):
+def scene_frames(frame_ids, clip_fps, scene_fps, frame_start, frame_times=None):
     """Map result frames onto the scene timeline. frame_ids (T,) -> (T,) float scene frames.
 
     The first result frame lands on ``frame_start``; time is preserved (clip fps -> scene fps).
+    With ``frame_times`` (seconds; variable-frame-rate clips) each frame lands at its own time.
     """
+    if frame_times is not None:
+        times = np.asarray(frame_times, dtype=np.float64)
+        return frame_start + (times - times[0]) * float(scene_fps)
     frame_ids = np.asarray(frame_ids, dtype=np.float64)
     return frame_start + (frame_ids - frame_ids[0]) * (float(scene_fps) / float(clip_fps))
+
+
+def result_scene_frames(res, scene_fps, frame_start):
+    """scene_frames for an engine.result.Result (uses its frame_times when it has them)."""
+    return scene_frames(res["frame_ids"], res.fps, scene_fps, frame_start, res.clip.get("frame_times"))

@@ -262,8 +262,7 @@ def retarget_result(context, obj, res, side, mapping, root="ROTATION", influence
     quats, locs, scale, world, steps = channels(hand["global_orient"][valid], hand["hand_pose"][valid],
                                                 hand["transl"][valid], hand["rest_joints"], rest, mapping, rot, root,
                                                 influence)
-    frames = poses.scene_frames(res["frame_ids"], res.fps, importer.scene_fps(context.scene),
-                                context.scene.frame_start)[valid]
+    frames = poses.result_scene_frames(res, importer.scene_fps(context.scene), context.scene.frame_start)[valid]
     name = action_name or f"{importer.clip_name(res)}_{side}_{obj.name}"
     action = bake.bake_pose_action(obj, name, frames, quats, locs)  # (final keys below if re-solved)
     unchained = [s for j, s in steps.items() if s["flat"] and s["rig_parent"] is not None]

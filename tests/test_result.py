@@ -75,7 +75,16 @@ MALFORMED = [
     ("faces out of range", _set("right/faces", np.full((30, 3), 999)), "out of range"),
     ("no valid frame", _set("right/valid", np.zeros(6, bool)), "no valid frame"),
     ("confidence > 1", _set("right/confidence", np.full((6, 21), 1.5)), "outside [0, 1]"),
+    ("frame times backwards", _set("frame_times", np.array([0, 0.1, 0.05, 0.2, 0.3, 0.4])), "go backwards"),
+    ("frame times count", _set("frame_times", np.arange(5) / 30.0), "'frame_times' has 5 along 'T'"),
 ]
+
+
+def test_optional_frame_times_round_trip(tmp_path):
+    arrays = _arrays(tmp_path, T=6)
+    arrays["frame_times"] = np.array([0.0, 0.033, 0.066, 0.133, 0.2, 0.266])
+    R.write(tmp_path / "vfr.npz", arrays)
+    assert np.array_equal(R.read(tmp_path / "vfr.npz")["frame_times"], arrays["frame_times"])
 
 
 @pytest.mark.parametrize("case,mutate,message", MALFORMED, ids=[m[0] for m in MALFORMED])

@@ -55,3 +55,22 @@ def test_variable_frame_rate_clip_captures(ffmpeg, tmp_path):
     res = R.read(out)
     assert res.num_frames == 60 and res.fps == pytest.approx(video.fps)
     assert res.hands["right"]["valid"].mean() > 0.9
+    # each frame keeps its own time: 1/30 s apart for the first second, 2/30 s after
+    expected = np.where(np.arange(60) < 30, np.arange(60), 2 * np.arange(60) - 30) / 30.0
+    assert np.allclose(res["frame_times"], expected, atol=1e-3)
+    # ...and Blender puts each key at that time (24 fps scene)
+    import bpy
+
+    import hmp_addon
+
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    hmp_addon.register()
+    try:
+        bpy.ops.hmp.import_result(filepath=str(out))
+        rig = next(o for o in bpy.data.objects if o.type == "ARMATURE")
+        fc = next(f for f in hmp_addon.bake.iter_fcurves(rig.animation_data.action) if "rotation" in f.data_path)
+        keys = np.array([k.co[0] for k in fc.keyframe_points])
+        valid = res.hands["right"]["valid"]
+        assert np.allclose(keys, 1 + expected[valid] * 24.0, atol=1e-3)
+    finally:
+        hmp_addon.unregister()

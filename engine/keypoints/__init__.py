@@ -34,7 +34,7 @@ class KeypointOptions:
 
     def cache_key(self):
         return {"views": self.views, "gamma": self.gamma, "start": self.start, "end": self.end,
-                "retry_gaps": self.retry_gaps, "version": 1}
+                "retry_gaps": self.retry_gaps, "version": 2}
 
 
 @dataclass
@@ -45,12 +45,13 @@ class HandTrack:
     world_landmarks: np.ndarray  # (T,21,3) m, NaN where absent
     frame_ids: np.ndarray  # (T,)
     handedness: np.ndarray = field(default=None)  # (T,) handedness score, NaN where absent
+    frame_times: np.ndarray = field(default=None)  # (T,) seconds (the container's timestamps)
 
     @classmethod
     def empty(cls, frame_ids):
         T = len(frame_ids)
         return cls(np.zeros((T, 21, 2)), np.zeros((T, 21)), np.zeros(T, np.uint8), np.full((T, 21, 3), np.nan),
-                   np.asarray(frame_ids, np.int64), np.full(T, np.nan))
+                   np.asarray(frame_ids, np.int64), np.full(T, np.nan), np.full(T, np.nan))
 
     @property
     def detected(self):
@@ -58,12 +59,13 @@ class HandTrack:
 
     def to_arrays(self, prefix):
         return {f"{prefix}/{k}": getattr(self, k) for k in
-                ("keypoints_2d", "confidence", "source", "world_landmarks", "frame_ids", "handedness")}
+                ("keypoints_2d", "confidence", "source", "world_landmarks", "frame_ids", "handedness", "frame_times")}
 
     @classmethod
     def from_arrays(cls, arrays, prefix):
         return cls(*(np.asarray(arrays[f"{prefix}/{k}"]) for k in
-                     ("keypoints_2d", "confidence", "source", "world_landmarks", "frame_ids", "handedness")))
+                     ("keypoints_2d", "confidence", "source", "world_landmarks", "frame_ids", "handedness",
+                      "frame_times")))
 
 
 def detect_hands(video, sides=("right",), options=None, reporter=None):
@@ -93,7 +95,7 @@ def detect_hands(video, sides=("right",), options=None, reporter=None):
     # hands, about 3x faster). If that hand turns out to be mostly the other side (a two-handed clip),
     # detect again tracking two.
     max_hands = 2 if len(sides) > 1 else 1
-    frame_ids, per_frame = _detect_pass(video, options, max_hands, conf_views, reporter)
+    frame_ids, per_frame, times = _detect_pass(video, options, max_hands, conf_views, reporter)
     if max_hands == 1:
         seen = sum(1 for dets in per_frame if dets)
         wanted = sum(1 for dets in per_frame for d in dets if d.side == sides[0])
@@ -101,11 +103,12 @@ def detect_hands(video, sides=("right",), options=None, reporter=None):
             if reporter is not None:
                 reporter.log(f"the tracked hand is mostly not the {sides[0]} one: detecting again with two hands")
                 reporter.stage("detect", "Detecting hands (two)", total=total)
-            frame_ids, per_frame = _detect_pass(video, options, 2, conf_views, reporter)
+            frame_ids, per_frame, times = _detect_pass(video, options, 2, conf_views, reporter)
     chosen = assign_sides(per_frame, sides=("right", "left"))
     tracks = {}
     for side in ("right", "left"):
         track = HandTrack.empty(frame_ids)
+        track.frame_times = np.asarray(times, dtype=np.float64)
         for row, det in enumerate(chosen[side]):
             if det is None:
                 continue
@@ -129,9 +132,10 @@ def detect_hands(video, sides=("right",), options=None, reporter=None):
 def _detect_pass(video, options, max_hands, conf_views, reporter):
     from engine.keypoints.detector import HandDetector
 
-    frame_ids, per_frame = [], []
+    frame_ids, per_frame, times = [], [], []
     with HandDetector(max_hands=max_hands, tracking=True) as detector:
-        for frame_id, rgb in video.frames(start=options.start, end=options.end):
+        for frame_id, rgb, t in video.frames(start=options.start, end=options.end, with_time=True):
+            times.append(t)
             dets = detector(rgb)
             if conf_views is not None:
                 for det in dets:
@@ -140,7 +144,7 @@ def _detect_pass(video, options, max_hands, conf_views, reporter):
             per_frame.append(dets)
             if reporter is not None:
                 reporter.advance()
-    return frame_ids, per_frame
+    return frame_ids, per_frame, times
 
 
 def load_external_keypoints(path, video, sides=("right",), start=0, end=None):

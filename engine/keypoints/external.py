@@ -85,6 +85,7 @@ def load(path, video, sides=("right",), start=0, end=None):
     tracks = {}
     for side in sides:
         track = HandTrack.empty(frame_ids)
+        track.frame_times = frame_ids / float(video.fps)
         for row, fid in enumerate(frame_ids):
             if (side, int(fid)) in entries:
                 kp, sc = entries[(side, int(fid))]
