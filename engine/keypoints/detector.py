@@ -16,10 +16,16 @@ from dataclasses import dataclass
 import numpy as np
 
 
+_DEVNULL_FD = None
+
+
 @contextlib.contextmanager
 def quiet_native_stderr():
-    """Silence what native code writes to file descriptor 2 (MediaPipe's TFLite/absl start-up
-    chatter ignores GLOG_minloglevel), restoring it afterwards. Python-level errors still raise."""
+    """Silence what native code writes to file descriptor 2 (MediaPipe's TFLite/absl chatter, e.g.
+    "Created TensorFlow Lite XNNPACK delegate" whenever a graph node starts, ignores
+    GLOG_minloglevel), restoring it afterwards. Python-level errors still raise. Two dup2 calls:
+    cheap enough to wrap every frame."""
+    global _DEVNULL_FD
     try:
         sys.stderr.flush()
         saved = os.dup(2)
@@ -27,12 +33,14 @@ def quiet_native_stderr():
         yield
         return
     try:
-        with open(os.devnull, "w") as devnull:
-            os.dup2(devnull.fileno(), 2)
-            yield
+        if _DEVNULL_FD is None:
+            _DEVNULL_FD = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(_DEVNULL_FD, 2)
+        yield
     finally:
         os.dup2(saved, 2)
         os.close(saved)
+
 
 LABEL_TO_SIDE = {"Left": "right", "Right": "left"}  # MediaPipe labels are for a mirrored image
 
@@ -57,15 +65,10 @@ class HandDetector:
                                                    model_complexity=model_complexity,
                                                    min_detection_confidence=min_detection_confidence,
                                                    min_tracking_confidence=min_tracking_confidence)
-        self._quiet_frames = 5  # graph nodes start lazily over the first frames, each announcing itself
 
     def __call__(self, rgb):
         h, w = rgb.shape[:2]
-        if self._quiet_frames > 0:
-            self._quiet_frames -= 1
-            with quiet_native_stderr():
-                res = self._hands.process(np.ascontiguousarray(rgb))
-        else:
+        with quiet_native_stderr():  # graph nodes start lazily (e.g. palm detection when a hand is lost)
             res = self._hands.process(np.ascontiguousarray(rgb))
         out = []
         if not res.multi_hand_landmarks:
