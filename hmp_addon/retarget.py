@@ -17,7 +17,8 @@ parent's motion, so its channel is
 with Y_p the world change of the nearest mapped ancestor (intermediate unmapped bones, e.g. palm
 bones, ride along unposed). Bones whose rig does not chain them to a mapped ancestor (a flat rig
 such as the WebXR hand, or Rigify's fingers hanging off ORG bones) take the wrist as their parent
-for rotation, and flat bones also get location keys so their heads follow the chain.
+for rotation; parentless bones also get location keys so their heads follow the chain, and bones
+under unmapped helpers are solved against their parent's evaluated motion (rotation and head).
 
 Root placement (``root``): ``KEEP`` leaves the character's wrist as it is (fingers only);
 ``ROTATION`` keys the wrist's rotation; ``FOLLOW`` keys rotation and location (the wrist moves as
@@ -100,6 +101,16 @@ def source_globals(global_orient, hand_pose, influence=None):
     return G
 
 
+def location_frame(target, bone):
+    """(3,3) F mapping a pose bone's location channel to its head's armature-space displacement, for
+    an unposed parent: the bone's rest orientation, or, for a bone with "Local Location" off (Rigify's
+    IK controls), its parent's (the armature's when it has none)."""
+    if target[bone].get("local_location", True):
+        return np.asarray(target[bone]["matrix"], np.float64)
+    parent = target[bone]["parent"]
+    return np.eye(3) if parent is None else np.asarray(target[parent]["matrix"], np.float64)
+
+
 def plan(target, mapping):
     """Static part of a retarget. target: {bone: {"matrix": (3,3) rest B, "head": (3,), "tail": (3,),
     "parent": name or None}} in armature space. Returns per mapped joint the bone, its rotation
@@ -168,22 +179,20 @@ def channels(global_orient, hand_pose, transl, rest_joints, target, mapping, arm
         L = np.einsum("ba,tcb,tcd,de->tae", B, Yp, Y[j], B)  # B^T Yp^T Y B
         quats[s["bone"]] = make_continuous(matrix_to_quat(L))
     # wrist location (FOLLOW): the captured wrist's displacement, scaled to the target's size
+    disp = {}  # {joint: (T,3) armature-space displacement of its head}
     if root == "FOLLOW" and 0 in steps:
         wrist_cam = rest_joints[0] + np.asarray(transl)  # (T,3) camera: the wrist joint's position
-        disp = (wrist_cam - wrist_cam[:1]) @ S.T * scale
-        B0 = np.asarray(target[steps[0]["bone"]]["matrix"], np.float64)
-        locs[steps[0]["bone"]] = disp @ B0  # B0^T disp, row vectors
+        disp[0] = (wrist_cam - wrist_cam[:1]) @ S.T * scale
+        locs[steps[0]["bone"]] = disp[0] @ location_frame(target, steps[0]["bone"])  # F^T disp, row vectors
     # flat bones: heads follow the chain of their rotation parent
     for j, s in steps.items():
         if not s["flat"] or s["parent"] is None:
             continue
         pj = s["parent"]
         rel = heads[j] - heads[pj]
-        parent_head = heads[pj] + (locs[steps[pj]["bone"]] @ np.asarray(target[steps[pj]["bone"]]["matrix"]).T
-                                   if steps[pj]["bone"] in locs else 0.0)
-        new_head = parent_head + np.einsum("tab,b->ta", Y[pj], rel)
-        B = np.asarray(target[s["bone"]]["matrix"], np.float64)
-        locs[s["bone"]] = (new_head - heads[j]) @ B  # in the bone's rest frame
+        new_head = heads[pj] + disp.get(pj, 0.0) + np.einsum("tab,b->ta", Y[pj], rel)
+        s["head_path"] = new_head  # (T,3) armature space, for bones re-solved against their rig parent
+        locs[s["bone"]] = (new_head - heads[j]) @ location_frame(target, s["bone"])
     world = {steps[j]["bone"]: Y[j] for j in steps}  # (T,3,3) each bone's world change, for re-solving
     return quats, locs, scale, world, steps
 
@@ -206,14 +215,22 @@ def check_target(obj):
 
 
 def target_rest(obj):
-    """{bone: {"matrix", "head", "tail", "parent"}} from the armature's rest bones (armature space)."""
+    """{bone: {"matrix", "head", "tail", "parent", "local_location"}} from the armature's rest bones
+    (armature space)."""
     out = {}
     for b in obj.data.bones:
         m = b.matrix_local
         out[b.name] = {"matrix": np.array([[m[r][c] for c in range(3)] for r in range(3)]),
                        "head": np.array(b.head_local), "tail": np.array(b.tail_local),
-                       "parent": b.parent.name if b.parent else None}
+                       "parent": b.parent.name if b.parent else None, "local_location": b.use_local_location}
     return out
+
+
+def rest_matrix4(rest_bone):
+    """(4,4) rest matrix (armature space) from a ``target_rest`` entry."""
+    m = np.eye(4)
+    m[:3, :3], m[:3, 3] = rest_bone["matrix"], rest_bone["head"]
+    return m
 
 
 def warnings_for(obj, mapping):
@@ -264,27 +281,42 @@ def retarget_result(context, obj, res, side, mapping, root="ROTATION", influence
                                                 influence)
     frames = poses.result_scene_frames(res, importer.scene_fps(context.scene), context.scene.frame_start)[valid]
     name = action_name or f"{importer.clip_name(res)}_{side}_{obj.name}"
-    action = bake.bake_pose_action(obj, name, frames, quats, locs)  # (final keys below if re-solved)
     unchained = [s for j, s in steps.items() if s["flat"] and s["rig_parent"] is not None]
+    for s in unchained:  # solved below against the parent's evaluated motion, not against its rest
+        locs.pop(s["bone"], None)
+    action = bake.bake_pose_action(obj, name, frames, quats, locs)  # (final keys below if re-solved)
     if unchained and root != "KEEP":
         # these bones' parents move with the hand through the rig's own machinery (IK, constraints,
-        # helper chains): read each parent's evaluated motion frame by frame, then solve the bone
-        # against it: L = B^T B_p M_p(t)^T Y(t) B (M_p the parent's posed armature-space matrix)
+        # helper chains, e.g. Rigify's fingers under MCH-*_drv bones): read each parent's evaluated
+        # posed matrix P(t) (4x4, armature space) frame by frame and solve the bone against it. A child's
+        # posed matrix is P(t) R_p^-1 R_b Basis (R: rest matrices), so with K(t) = P(t) R_p^-1 R_b
+        #   rotation  L = K3(t)^T Y(t) B          (K3: K's rotation part, B: the bone's rest rotation)
+        #   location  l = K3(t)^-1 (h(t) - k(t))  (h: the head the captured chain asks for, k: K's offset)
         scene = context.scene
         current = scene.frame_current
         parents = {s["rig_parent"] for s in unchained}
-        M = {p: np.empty((len(frames), 3, 3)) for p in parents}
+        P = {p: np.empty((len(frames), 4, 4)) for p in parents}
         for i, f in enumerate(frames):
             whole = int(np.floor(f))
             scene.frame_set(whole, subframe=float(f - whole))
             for p in parents:
                 m = obj.pose.bones[p].matrix
-                M[p][i] = [[m[r][c] for c in range(3)] for r in range(3)]
+                P[p][i] = [[m[r][c] for c in range(4)] for r in range(4)]
         scene.frame_set(current)
         for s in unchained:
-            B, Bp = rest[s["bone"]]["matrix"], rest[s["rig_parent"]]["matrix"]
-            L = np.einsum("ba,bc,tdc,tde,ef->taf", B, Bp, M[s["rig_parent"]], world[s["bone"]], B)
+            K = P[s["rig_parent"]] @ np.linalg.inv(rest_matrix4(rest[s["rig_parent"]])) @ rest_matrix4(rest[s["bone"]])
+            K3 = K[:, :3, :3] / np.linalg.norm(K[:, :3, :3], axis=1, keepdims=True)  # rotation only
+            L = np.einsum("tcb,tcd,de->tbe", K3, world[s["bone"]], rest[s["bone"]]["matrix"])
             quats[s["bone"]] = make_continuous(matrix_to_quat(L))
+            if "head_path" in s:
+                # the location channel's frame: the bone's own (K), or with "Local Location" off its parent's
+                F = K[:, :3, :3] if rest[s["bone"]]["local_location"] else P[s["rig_parent"]][:, :3, :3]
+                loc = np.linalg.solve(F, (s["head_path"] - K[:, :3, 3])[..., None])[..., 0]
+                size = max(np.linalg.norm(rest[s["bone"]]["tail"] - rest[s["bone"]]["head"]), 1e-9)
+                # the rig normally carries the head there already (up to its IK solver's slack): key the
+                # location only where it does not (a parent that does not follow the hand)
+                if np.abs(loc).max() > 0.02 * size:
+                    locs[s["bone"]] = loc
     if smoothing > 0 or tolerance > 0 or (unchained and root != "KEEP"):
         action = bake.bake_pose_action(obj, name, frames, quats, locs, tolerance=tolerance, smoothing=smoothing)
     warns = warnings_for(obj, mapping)

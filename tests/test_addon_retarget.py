@@ -104,6 +104,68 @@ def test_mixamo_style_follows_and_maps_automatically(scene, tmp_path):
     assert follow_error(res, obj, mapping) < 0.03
 
 
+def wrist_path_error(res, obj, bone, scale, side="right"):
+    """Worst distance (fraction of the hand's size) between the target wrist head's displacement
+    from frame 1 and the captured wrist's, scaled to the target's size."""
+    wrist = coords.points_to_blender(res.hands[side]["joints"][:, 0])  # (T,3) Blender axes, metres
+    size = np.linalg.norm(res.hands[side]["rest_joints"][1:] - res.hands[side]["rest_joints"][0], axis=1).mean()
+    mw = np.array(obj.matrix_world)
+    heads = []
+    for t in range(res.num_frames):
+        bpy.context.scene.frame_set(bpy.context.scene.frame_start + t)
+        heads.append(mw[:3, :3] @ np.array(obj.pose.bones[bone].head))
+    moved = np.array(heads) - heads[0]
+    return np.linalg.norm(moved - (wrist - wrist[0]) * scale, axis=1).max() / (size * scale)
+
+
+def wrist_turn_error(res, obj, bone, side="right"):
+    """Worst angle (degrees) between the target bone's rotation since frame 1 and the captured
+    wrist's (world space)."""
+    C = coords.CV_TO_BLENDER
+    G = retarget.rotvec_to_matrix(res.hands[side]["global_orient"])  # (T,3,3) camera frame
+    mw = np.array(obj.matrix_world)[:3, :3]
+    worst = 0.0
+    for t in range(res.num_frames):
+        bpy.context.scene.frame_set(bpy.context.scene.frame_start + t)
+        m = mw @ np.array(obj.pose.bones[bone].matrix)[:3, :3]
+        m = m / np.linalg.norm(m, axis=0)
+        if t == 0:
+            m0 = m
+        turn = m @ m0.T
+        want = C @ G[t] @ G[0].T @ C.T
+        cos = (np.trace(turn.T @ want) - 1) / 2
+        worst = max(worst, np.degrees(np.arccos(np.clip(cos, -1, 1))))
+    return worst
+
+
+def test_mixamo_style_follow_moves_the_wrist(scene, tmp_path):
+    res = result(tmp_path)
+    obj = mixamo_armature(res)
+    mapping = bonemaps.preset_map("MIXAMO", "right")
+    for local_location in (True, False):  # the wrist's location channel in its own frame, or its parent's
+        obj.data.bones[mapping["wrist"]].use_local_location = local_location
+        out = retarget.retarget_result(bpy.context, obj, res, "right", mapping, root="FOLLOW")
+        assert follow_error(res, obj, mapping) < 0.03
+        assert wrist_path_error(res, obj, mapping["wrist"], out["scale"]) < 0.01, local_location
+        assert wrist_turn_error(res, obj, mapping["wrist"]) < 0.5
+
+
+def test_fingers_under_a_bone_that_does_not_follow_the_hand(scene, tmp_path):
+    """An index finger parented to the forearm (not the hand): its head is keyed to follow the wrist."""
+    res = result(tmp_path)
+    obj = mixamo_armature(res)
+    mapping = bonemaps.preset_map("MIXAMO", "right")
+    bpy.context.view_layer.objects.active = obj
+    bpy.ops.object.mode_set(mode="EDIT")
+    obj.data.edit_bones[mapping["index1"]].parent = obj.data.edit_bones["mixamorig:RightForeArm"]
+    bpy.ops.object.mode_set(mode="OBJECT")
+    for root in ("ROTATION", "FOLLOW"):
+        out = retarget.retarget_result(bpy.context, obj, res, "right", mapping, root=root)
+        keyed = {fc.data_path for fc in hmp_addon.bake.iter_fcurves(out["action"])}
+        assert f'pose.bones["{mapping["index1"]}"].location' in keyed
+        assert follow_error(res, obj, mapping) < 0.03, root
+
+
 def test_rigify_rig(scene, tmp_path):
     import addon_utils
 
@@ -115,12 +177,29 @@ def test_rigify_rig(scene, tmp_path):
     mapping = bonemaps.auto_map(rig.data.bones.keys(), "right")
     assert mapping == bonemaps.preset_map("RIGIFY", "right"), mapping  # the controls, not DEF/ORG/MCH
     res = result(tmp_path)
-    # the character's wrist stays with its arm (Rigify's hand is driven by its IK/FK machinery);
-    # the fingers take the captured articulation: compare the hand's shape
-    out = retarget.retarget_result(bpy.context, rig, res, "right", mapping, root="KEEP")
-    assert not out["unmapped"]
     deform = {j: ("DEF-" + b if j != "wrist" else "DEF-hand.R") for j, b in mapping.items()}
-    assert follow_error(res, rig, deform, align=True) < 0.2  # Rigify's own proportions and palm
+    shapes = {}
+    for root in ("KEEP", "ROTATION", "FOLLOW"):
+        out = retarget.retarget_result(bpy.context, rig, res, "right", mapping, root=root)
+        assert not out["unmapped"]
+        # the fingers hang off Rigify's palm helpers (not the hand control): solved against the rig's
+        # evaluated palm, rotation only: the palm carries their heads, so no location keys
+        keyed = {fc.data_path.split('"')[1]: fc.data_path for fc in hmp_addon.bake.iter_fcurves(out["action"])
+                 if fc.data_path.endswith("location")}
+        assert set(keyed) <= {"hand_ik.R"}, keyed
+        # Rigify's own proportions and palm differ from the captured hand: compare the hand's shape
+        assert follow_error(res, rig, deform, align=True) < 0.2, root
+        shapes[root] = [np.array([h - hs[0] for h in hs.values()]) for hs in
+                        (joint_heads(rig, deform, 1 + t) for t in range(res.num_frames))]
+        if root != "KEEP":  # the hand turns as captured (orientation, not only shape)
+            assert wrist_turn_error(res, rig, "DEF-hand.R") < 0.5, root
+        if root == "FOLLOW":
+            assert wrist_path_error(res, rig, "DEF-hand.R", out["scale"]) < 0.01
+    # moving or turning the wrist must not change the articulation: the same hand shape in every mode
+    size = np.linalg.norm(shapes["KEEP"][0], axis=1).mean()
+    for root in ("ROTATION", "FOLLOW"):
+        for keep, other in zip(shapes["KEEP"], shapes[root]):
+            assert np.abs(keep @ retarget.kabsch(keep, other).T - other).max() < 1e-3 * size, root
 
 
 def test_webxr_hand_flat_bones(scene, tmp_path):
