@@ -3,7 +3,8 @@
 ``bake_pose_action`` is the reusable entry (the rig bake and retargeting both use it): it takes
 per-bone quaternions / locations and scene frames and writes a fresh Action through
 ``keyframe_points.add`` + ``foreach_set`` (no per-key Python calls), replacing any Action of the
-same name. Works with Blender 4.4+ layered/slotted Actions (channelbags) and falls back to the
+same name; ``bake_into_current_action`` re-keys those channels over the take's frames inside the
+Action the armature already plays, keeping everything else. Works with Blender 4.4+ layered/slotted Actions (channelbags) and falls back to the
 legacy ``action.fcurves`` on 4.2/4.3.
 """
 
@@ -96,6 +97,25 @@ def reduce_keys(frames, values, tolerance):
     return np.flatnonzero(keep)
 
 
+def _channels(frames, rotations, locations, smoothing):
+    """Yield (data_path, index, bone, values (N,)) for every channel to key, smoothed when asked;
+    sets each rotated bone's rotation_mode to QUATERNION on the way (the caller owns ``obj``)."""
+    for bone, quats in rotations.items():
+        quats = np.asarray(quats, dtype=np.float64)
+        assert quats.shape == (len(frames), 4), (bone, quats.shape)
+        if smoothing > 0:
+            quats = smooth(quats, smoothing)
+            quats = quats / np.linalg.norm(quats, axis=1, keepdims=True)
+        path = f'pose.bones["{bpy.utils.escape_identifier(bone)}"].rotation_quaternion'
+        for i in range(4):
+            yield path, i, bone, quats[:, i]
+    for bone, loc in (locations or {}).items():
+        loc = smooth(np.asarray(loc, dtype=np.float64), smoothing)
+        path = f'pose.bones["{bpy.utils.escape_identifier(bone)}"].location'
+        for i in range(3):
+            yield path, i, bone, loc[:, i]
+
+
 def bake_pose_action(obj, action_name, frames, rotations, locations=None, tolerance=0.0, smoothing=0.0):
     """Write one Action with pose-bone keys and assign it to ``obj`` (an armature object).
 
@@ -107,29 +127,82 @@ def bake_pose_action(obj, action_name, frames, rotations, locations=None, tolera
     locations; 0: every frame keyed).
     """
     frames = np.asarray(frames, dtype=np.float64)
-    if smoothing > 0:
-        rotations = {b: smooth(q, smoothing) / np.linalg.norm(smooth(q, smoothing), axis=1, keepdims=True)
-                     for b, q in rotations.items()}
-        locations = {b: smooth(v, smoothing) for b, v in (locations or {}).items()}
-    locations = locations or {}
     action = _new_action(action_name)
     new_fcurve, slot = _fcurve_factory(action, obj)
-    for bone, quats in rotations.items():
-        quats = np.asarray(quats, dtype=np.float64)
-        assert quats.shape == (len(frames), 4), (bone, quats.shape)
-        path = f'pose.bones["{bpy.utils.escape_identifier(bone)}"].rotation_quaternion'
-        for i in range(4):
-            keep = reduce_keys(frames, quats[:, i], tolerance)
-            write_fcurve(new_fcurve(path, i, bone), frames[keep], quats[keep, i])
+    for path, i, bone, values in _channels(frames, rotations, locations, smoothing):
+        keep = reduce_keys(frames, values, tolerance)
+        write_fcurve(new_fcurve(path, i, bone), frames[keep], values[keep])
+    for bone in rotations:
         obj.pose.bones[bone].rotation_mode = "QUATERNION"
-    for bone, loc in locations.items():
-        loc = np.asarray(loc, dtype=np.float64)
-        path = f'pose.bones["{bpy.utils.escape_identifier(bone)}"].location'
-        for i in range(3):
-            keep = reduce_keys(frames, loc[:, i], tolerance)
-            write_fcurve(new_fcurve(path, i, bone), frames[keep], loc[keep, i])
     assign_action(obj, action, slot)
     return action
+
+
+def bake_into_current_action(obj, frames, rotations, locations=None, tolerance=0.0, smoothing=0.0):
+    """Like ``bake_pose_action`` but into the Action ``obj`` already plays (its assigned slot on
+    Blender 4.4+): in each baked channel the keys within the baked frame range are replaced, keys
+    outside it (with their interpolation and handles) and every other channel are kept. Returns the
+    Action, or None when ``obj`` plays no Action."""
+    anim = obj.animation_data
+    action = anim.action if anim is not None else None
+    if action is None:
+        return None
+    frames = np.asarray(frames, dtype=np.float64)
+    lo, hi = frames.min() - 1e-4, frames.max() + 1e-4
+    if hasattr(action, "slots") and hasattr(action, "layers"):  # Blender 4.4+
+        slot = anim.action_slot
+        if slot is None:
+            slot = action.slots.new(id_type="OBJECT", name=obj.name)
+            anim.action_slot = slot
+        from bpy_extras.anim_utils import action_ensure_channelbag_for_slot
+
+        fcurves = action_ensure_channelbag_for_slot(action, slot).fcurves
+        find = fcurves.find
+
+        def new(path, index, group):
+            return fcurves.new(path, index=index, group_name=group)
+    else:  # 4.2 / 4.3
+        fcurves = action.fcurves
+        find = fcurves.find
+
+        def new(path, index, group):
+            return fcurves.new(path, index=index, action_group=group)
+    for path, i, bone, values in _channels(frames, rotations, locations, smoothing):
+        keep = reduce_keys(frames, values, tolerance)
+        old = find(path, index=i)
+        kept = None
+        if old is not None:
+            n = len(old.keyframe_points)
+            kept = {k: np.empty(n * w, dtype=dt) for k, w, dt in _KEY_FIELDS}
+            for k, arr in kept.items():
+                old.keyframe_points.foreach_get(k, arr)
+            outside = (kept["co"][0::2] < lo) | (kept["co"][0::2] > hi)
+            kept = {k: arr.reshape(n, -1)[outside].ravel() for k, arr in kept.items()}
+            fcurves.remove(old)
+        fc = new(path, i, bone)
+        write_fcurve(fc, frames[keep], values[keep])
+        if kept is not None and len(kept["co"]):  # the keys outside the take, as they were
+            n0, n1 = len(fc.keyframe_points), len(kept["co"]) // 2
+            fc.keyframe_points.add(n1)
+            merged = {k: np.empty((n0 + n1) * w, dtype=dt) for k, w, dt in _KEY_FIELDS}
+            for k, arr in merged.items():
+                fc.keyframe_points.foreach_get(k, arr)
+                w = len(arr) // (n0 + n1)
+                arr[n0 * w:] = kept[k]
+            order = np.argsort(merged["co"][0::2], kind="stable")
+            for k, arr in merged.items():
+                w = len(arr) // (n0 + n1)
+                fc.keyframe_points.foreach_set(k, arr.reshape(n0 + n1, w)[order].ravel())
+            fc.update()
+    for bone in rotations:
+        obj.pose.bones[bone].rotation_mode = "QUATERNION"
+    return action
+
+
+# per-key fields carried over when a channel is re-baked in place: (name, values per key, dtype)
+_KEY_FIELDS = (("co", 2, np.float32), ("handle_left", 2, np.float32), ("handle_right", 2, np.float32),
+               ("interpolation", 1, np.int32), ("handle_left_type", 1, np.int32),
+               ("handle_right_type", 1, np.int32))
 
 
 def push_to_nla(obj, action, track_name="Hand capture"):

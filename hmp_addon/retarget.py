@@ -249,11 +249,13 @@ def warnings_for(obj, mapping):
 
 
 def retarget_result(context, obj, res, side, mapping, root="ROTATION", influence=None, action_name=None,
-                    tolerance=0.0, smoothing=0.0):
+                    tolerance=0.0, smoothing=0.0, into_current=False):
     """Bake one captured hand of ``res`` (engine.result.Result) onto ``obj`` through ``mapping``.
 
-    Returns {"action", "mapped", "unmapped", "warnings", "scale"}. Raises RetargetProblem before
-    touching the scene when anything is wrong.
+    into_current: write into the Action ``obj`` already plays (its slot), replacing the mapped bones'
+    keys over the captured frames only; otherwise a new Action named after the clip, hand and target
+    (replacing one of that name). Returns {"action", "mapped", "unmapped", "warnings", "scale"}.
+    Raises RetargetProblem before touching the scene when anything is wrong.
     """
     from . import bake, importer, poses
 
@@ -281,10 +283,20 @@ def retarget_result(context, obj, res, side, mapping, root="ROTATION", influence
                                                 influence)
     frames = poses.result_scene_frames(res, importer.scene_fps(context.scene), context.scene.frame_start)[valid]
     name = action_name or f"{importer.clip_name(res)}_{side}_{obj.name}"
+    warns = []
+    if into_current and (obj.animation_data is None or obj.animation_data.action is None):
+        warns.append(f"'{obj.name}' played no Action: baked into a new one, {name}")
+        into_current = False
+
+    def write(tolerance=0.0, smoothing=0.0):
+        if into_current:
+            return bake.bake_into_current_action(obj, frames, quats, locs, tolerance=tolerance, smoothing=smoothing)
+        return bake.bake_pose_action(obj, name, frames, quats, locs, tolerance=tolerance, smoothing=smoothing)
+
     unchained = [s for j, s in steps.items() if s["flat"] and s["rig_parent"] is not None]
     for s in unchained:  # solved below against the parent's evaluated motion, not against its rest
         locs.pop(s["bone"], None)
-    action = bake.bake_pose_action(obj, name, frames, quats, locs)  # (final keys below if re-solved)
+    action = write()  # (final keys below if re-solved)
     if unchained and root != "KEEP":
         # these bones' parents move with the hand through the rig's own machinery (IK, constraints,
         # helper chains, e.g. Rigify's fingers under MCH-*_drv bones): read each parent's evaluated
@@ -318,8 +330,8 @@ def retarget_result(context, obj, res, side, mapping, root="ROTATION", influence
                 if np.abs(loc).max() > 0.02 * size:
                     locs[s["bone"]] = loc
     if smoothing > 0 or tolerance > 0 or (unchained and root != "KEEP"):
-        action = bake.bake_pose_action(obj, name, frames, quats, locs, tolerance=tolerance, smoothing=smoothing)
-    warns = warnings_for(obj, mapping)
+        action = write(tolerance, smoothing)
+    warns += warnings_for(obj, mapping)
     if absent:
         warns.append(f"bones not found in '{obj.name}': {', '.join(sorted(absent.values()))}")
     return {"action": action, "mapped": mapping, "unmapped": bonemaps.missing(mapping), "warnings": warns,

@@ -39,6 +39,13 @@ class HMP_RetargetSettings(bpy.types.PropertyGroup):
         name="Key Reduction", description="Drop keys whose value the neighbouring keys reproduce within this "
         "tolerance (quaternion units; 0.001 is about 0.1 degree). 0: a key on every frame",
         min=0.0, max=0.05, default=0.0, precision=4)
+    destination: bpy.props.EnumProperty(
+        name="Bake Into",
+        items=[("NEW", "New Action", "A new Action named after the clip, the hand and the armature (a re-run "
+                "replaces it)"),
+               ("CURRENT", "Current Action", "The Action the armature already plays (its slot): the mapped "
+                "bones' keys over the captured frames are replaced, everything else is kept")],
+        default="NEW")
     push_nla: bpy.props.BoolProperty(name="Push to NLA", description="Put the baked Action into a new NLA track",
                                      default=False)
     bone_map: bpy.props.CollectionProperty(type=HMP_BoneMapItem)
@@ -152,7 +159,8 @@ class HMP_OT_retarget(bpy.types.Operator):
             res = importer.load(bpy.path.abspath(s.result))
             influence = {f: getattr(s, f"influence_{f}") for f in FINGERS}
             out = retarget.retarget_result(context, s.target, res, s.side, current_map(s), root=s.root,
-                                           influence=influence, tolerance=s.tolerance, smoothing=s.smoothing)
+                                           influence=influence, tolerance=s.tolerance, smoothing=s.smoothing,
+                                           into_current=s.destination == "CURRENT")
         except (importer.ImportProblem, retarget.RetargetProblem) as exc:
             self.report({"ERROR"}, str(exc))
             return {"CANCELLED"}
@@ -191,6 +199,7 @@ class HMP_PT_retarget(bpy.types.Panel):
             col.prop(s, f"influence_{f}", slider=True)
         layout.prop(s, "smoothing")
         layout.prop(s, "tolerance")
+        layout.prop(s, "destination")
         layout.prop(s, "push_nla")
         layout.operator("hmp.retarget", icon="ARMATURE_DATA")
 

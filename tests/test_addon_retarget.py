@@ -302,6 +302,43 @@ def test_panel_operators_and_bake_options(scene, tmp_path):
         bpy.ops.hmp.map_bones()
 
 
+def test_bake_into_the_current_action_keeps_the_rest_of_it(scene, tmp_path):
+    res = result(tmp_path, T=12)  # scene frames 1..12
+    obj = mixamo_armature(res)
+    mapping = bonemaps.preset_map("MIXAMO", "right")
+    fore, index1 = obj.pose.bones["mixamorig:RightForeArm"], obj.pose.bones[mapping["index1"]]
+    fore.rotation_mode = index1.rotation_mode = "QUATERNION"
+    for f, angle in ((1, 0.0), (50, 0.4), (100, 0.8)):  # the character's own animation
+        fore.rotation_quaternion = (np.cos(angle / 2), np.sin(angle / 2), 0, 0)
+        fore.keyframe_insert("rotation_quaternion", frame=f)
+        index1.rotation_quaternion = (np.cos(angle / 4), 0, 0, np.sin(angle / 4))
+        index1.keyframe_insert("rotation_quaternion", frame=f)
+    action = obj.animation_data.action
+    slot = getattr(obj.animation_data, "action_slot", None)
+    fore_before = [fc for fc in hmp_addon.bake.iter_fcurves(action) if "ForeArm" in fc.data_path]
+    fore_before = [[tuple(k.co) for k in fc.keyframe_points] for fc in fore_before]
+    s = scene.hmp_retarget
+    s.result, s.target, s.destination = str(tmp_path / "r.npz"), obj, "CURRENT"
+    assert bpy.ops.hmp.map_bones() == {"FINISHED"}
+    assert bpy.ops.hmp.retarget() == {"FINISHED"}
+    assert obj.animation_data.action == action and len(bpy.data.actions) == 1
+    assert getattr(obj.animation_data, "action_slot", None) == slot
+    curves = {(fc.data_path, fc.array_index): fc for fc in hmp_addon.bake.iter_fcurves(action)}
+    assert [[tuple(k.co) for k in fc.keyframe_points] for (p, _), fc in sorted(curves.items())
+            if "ForeArm" in p] == fore_before  # other channels untouched
+    w = curves[(f'pose.bones["{mapping["index1"]}"].rotation_quaternion', 0)]
+    frames = [k.co[0] for k in w.keyframe_points]
+    assert frames == list(range(1, 13)) + [50, 100]  # the take's keys, then the old keys after it
+    assert w.keyframe_points[12].interpolation == "BEZIER"  # kept as they were
+    assert w.keyframe_points[12].co[1] == pytest.approx(np.cos(0.1), abs=1e-6)
+    assert follow_error(res, obj, mapping) < 0.03  # and the take plays as captured
+    # an armature that plays nothing gets a new Action, with a warning
+    other = mixamo_armature(res, name="Other")
+    s.target = other
+    assert bpy.ops.hmp.retarget() == {"FINISHED"}
+    assert other.animation_data.action is not None and other.animation_data.action != action
+
+
 @pytest.mark.parametrize("fmt", ["FBX", "GLTF"])
 def test_baked_hand_round_trips_through_exporters(scene, tmp_path, fmt):
     make_result(tmp_path / "r.npz", T=10, mesh=True)
