@@ -339,25 +339,37 @@ def test_bake_into_the_current_action_keeps_the_rest_of_it(scene, tmp_path):
     assert other.animation_data.action is not None and other.animation_data.action != action
 
 
-@pytest.mark.parametrize("fmt", ["FBX", "GLTF"])
+@pytest.mark.parametrize("fmt", ["FBX", "GLTF", "BVH"])
 def test_baked_hand_round_trips_through_exporters(scene, tmp_path, fmt):
     make_result(tmp_path / "r.npz", T=10, mesh=True)
     assert bpy.ops.hmp.import_result(filepath=str(tmp_path / "r.npz")) == {"FINISHED"}
     rig = next(o for o in bpy.data.objects if o.type == "ARMATURE")
     scene.frame_set(8)
     before = {b.name: np.array(rig.matrix_world @ b.head) for b in rig.pose.bones}
-    path = tmp_path / ("hand.fbx" if fmt == "FBX" else "hand.glb")
+    path = tmp_path / {"FBX": "hand.fbx", "GLTF": "hand.glb", "BVH": "hand.bvh"}[fmt]
     if fmt == "FBX":
         bpy.ops.export_scene.fbx(filepath=str(path), bake_anim=True, add_leaf_bones=False,
                                  bake_anim_simplify_factor=0.0)
-    else:
+    elif fmt == "GLTF":
         bpy.ops.export_scene.gltf(filepath=str(path), export_animations=True)
+    else:  # BVH: the active armature, one skeleton, Blender's axes
+        import addon_utils
+
+        addon_utils.enable("io_anim_bvh", default_set=True, handle_error=None)
+        bpy.context.view_layer.objects.active = rig
+        bpy.ops.export_anim.bvh(filepath=str(path), frame_start=1, frame_end=10)
     bpy.ops.wm.read_factory_settings(use_empty=True)
     bpy.context.scene.render.fps = 30  # the same timeline as the export (glTF stores seconds)
     if fmt == "FBX":
         bpy.ops.import_scene.fbx(filepath=str(path))
-    else:
+    elif fmt == "GLTF":
         bpy.ops.import_scene.gltf(filepath=str(path))
+    else:
+        import addon_utils
+
+        addon_utils.enable("io_anim_bvh", default_set=True, handle_error=None)
+        # the exporter writes Blender's axes as they are: import without an axis conversion
+        bpy.ops.import_anim.bvh(filepath=str(path), axis_forward="Y", axis_up="Z", update_scene_fps=False)
     rig2 = next(o for o in bpy.data.objects if o.type == "ARMATURE")
     assert rig2.animation_data is not None and (rig2.animation_data.action is not None
                                                 or len(rig2.animation_data.nla_tracks))
