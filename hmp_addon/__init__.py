@@ -7,9 +7,10 @@ are unregistered. To add a feature module (e.g. retargeting), append it to ``MOD
 
 import bpy
 
-from . import engine_link, jobs, importer, operators, preferences, preview, properties, retarget_ui, runner, setup_ui, ui  # noqa: F401
+from . import (engine_link, jobs, importer, operators, preferences, preview, properties, retarget_ui, runner,  # noqa: F401
+               session_files, setup_ui, ui)
 
-MODULES = [preferences, properties, operators, ui, retarget_ui, preview, setup_ui]
+MODULES = [preferences, properties, operators, ui, retarget_ui, preview, setup_ui, session_files]
 
 
 def register():

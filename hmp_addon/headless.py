@@ -8,7 +8,7 @@ import time
 
 import bpy
 
-from . import importer, jobs, runner
+from . import importer, jobs, runner, session_files
 from .engine_link import default_engine_python
 
 
@@ -91,6 +91,8 @@ def run(argv):
             for warning in job.warnings:
                 print(f"warning: {warning}", file=sys.stderr, flush=True)
         out = os.path.abspath(args.save)
+        # the overlay video and the result go beside the .blend (hand_capture/)
+        session_files.keep_with_blend(out, extra=[] if args.result else [job.result_path])
         bpy.ops.wm.save_as_mainfile(filepath=out)
     except (importer.ImportProblem, runner.EngineSetupError) as exc:
         print(f"error: {exc}", file=sys.stderr, flush=True)

@@ -7,7 +7,7 @@ import tempfile
 
 import bpy
 
-from . import importer, runner
+from . import importer, runner, session_files
 from .preferences import settings
 
 
@@ -82,9 +82,9 @@ class CaptureJob:
             raise runner.EngineSetupError(problem)
         self.params = params
         self.clip = os.path.splitext(os.path.basename(params.video))[0] or "clip"
-        # Blender's session temp folder (removed when Blender quits): the result stays re-importable
-        # for the session ("Import Result"), and nothing piles up on disk
-        self.workdir = tempfile.mkdtemp(prefix="hmp-capture-", dir=bpy.app.tempdir or None)
+        # Blender's session temp folder (removed when Blender quits): nothing piles up on disk; the
+        # result and preview move beside the .blend once it is saved (session_files)
+        self.workdir = tempfile.mkdtemp(prefix=session_files.TEMP_PREFIX, dir=bpy.app.tempdir or None)
         self.result_path = os.path.join(self.workdir, f"{self.clip}.npz")
         argv = runner.capture_argv(params.engine_python, params.video, self.result_path, params.hands,
                                    params.device, params.quality, params.start, params.end,
@@ -153,6 +153,10 @@ class CaptureJob:
                 preview.load_preview(context, self.preview_path, camera=bpy.data.objects.get(f"{self.clip}_camera"))
             except (ValueError, RuntimeError, FileNotFoundError) as exc:
                 self.warnings.append(f"preview not shown: {exc}")
+        self.result_path = self.run.result_path
+        if bpy.data.filepath:  # a saved scene: keep the result and preview with it now
+            moved = session_files.keep_with_blend(bpy.data.filepath)
+            self.result_path = moved.get(os.path.abspath(self.result_path), self.result_path)
         self.state = "done"
         return self.state
 

@@ -36,7 +36,7 @@ def _finish_report(op, context, job):
     if job.state == "done":
         names = ", ".join(f"{item['action'].name} ({item['keys']} frames)" for item in job.imported)
         warn = "".join(f"; {w}" for w in job.warnings)
-        state.last_info, state.last_error = f"Captured {names}{warn} (result: {job.run.result_path})", ""
+        state.last_info, state.last_error = f"Captured {names}{warn} (result: {job.result_path})", ""
         op.report({"WARNING"} if warn else {"INFO"}, state.last_info)
         return {"FINISHED"}
     if job.state == "cancelled":

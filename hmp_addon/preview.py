@@ -9,6 +9,8 @@ import os
 
 import bpy
 
+from .properties import BLEND_RELATIVE
+
 
 def load_preview(context, path, camera=None, frame_start=None):
     if not path or not os.path.isfile(path):
@@ -36,7 +38,7 @@ class HMP_OT_load_preview(bpy.types.Operator):
     bl_idname = "hmp.load_preview"
     bl_label = "Show Preview Video"
     bl_options = {"REGISTER", "UNDO"}
-    filepath: bpy.props.StringProperty(subtype="FILE_PATH")
+    filepath: bpy.props.StringProperty(subtype="FILE_PATH", options=BLEND_RELATIVE)
     filter_glob: bpy.props.StringProperty(default="*.mp4;*.mov;*.avi;*.mkv", options={"HIDDEN"})
 
     def invoke(self, context, event):

@@ -5,12 +5,17 @@ import bpy
 from .preferences import DEVICE_ITEMS
 
 
+# file paths a user may give relative to the .blend ("//clip.mp4"); Blender 5 asks properties to say so
+BLEND_RELATIVE = {"PATH_SUPPORTS_BLEND_RELATIVE"} if bpy.app.version >= (5, 0, 0) else set()
+
+
 def _is_armature(self, obj):
     return obj.type == "ARMATURE"
 
 
 class HMP_CaptureSettings(bpy.types.PropertyGroup):
-    video: bpy.props.StringProperty(name="Video", description="Video file of the hands", subtype="FILE_PATH")
+    video: bpy.props.StringProperty(name="Video", description="Video file of the hands", subtype="FILE_PATH",
+                                    options=BLEND_RELATIVE)
     hands: bpy.props.EnumProperty(
         name="Hands",
         items=[("right", "Right", "Capture the right hand"), ("left", "Left", "Capture the left hand"),

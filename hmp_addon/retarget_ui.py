@@ -4,6 +4,7 @@ import bpy
 from bpy_extras.io_utils import ExportHelper, ImportHelper
 
 from . import bake, bonemaps, importer, retarget
+from .properties import BLEND_RELATIVE
 
 FINGERS = ("thumb", "index", "middle", "ring", "pinky")
 
@@ -18,7 +19,8 @@ class HMP_BoneMapItem(bpy.types.PropertyGroup):
 
 
 class HMP_RetargetSettings(bpy.types.PropertyGroup):
-    result: bpy.props.StringProperty(name="Result", description="Capture result (.npz)", subtype="FILE_PATH")
+    result: bpy.props.StringProperty(name="Result", description="Capture result (.npz)", subtype="FILE_PATH",
+                                     options=BLEND_RELATIVE)
     target: bpy.props.PointerProperty(name="Armature", type=bpy.types.Object, poll=_is_armature)
     side: bpy.props.EnumProperty(name="Hand", items=[("right", "Right", ""), ("left", "Left", "")], default="right")
     preset: bpy.props.EnumProperty(

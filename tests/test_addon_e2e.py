@@ -71,6 +71,10 @@ def test_headless_capture_writes_blend_with_animation(headless_blend):
     assert action.name == f"{clip}_right_hand"
     counts = set(bake.count_keys(action).values())
     assert len(counts) == 1 and 0 < counts.pop() <= END - START
+    # the overlay video and the result were kept beside the saved .blend, and load from there
+    preview = bpy.data.movieclips[f"{clip}.preview.mp4"]
+    assert preview.filepath == f"//hand_capture/{clip}.preview.mp4" and preview.frame_duration > 0
+    assert os.path.isfile(os.path.join(os.path.dirname(headless_blend), "hand_capture", f"{clip}.npz"))
 
 
 def test_capture_operator_end_to_end_then_rerun_replaces(headless_blend):
@@ -86,7 +90,10 @@ def test_capture_operator_end_to_end_then_rerun_replaces(headless_blend):
         assert not any(a.name.endswith(".001") for a in bpy.data.actions)
         job = jobs.current()
         assert job.state == "done"
-        res = R.read(job.run.result_path)
+        # the scene is saved: the result moved beside it (hand_capture/), the temp folder went
+        assert os.path.dirname(job.result_path) == os.path.join(os.path.dirname(bpy.data.filepath), "hand_capture")
+        assert not os.path.exists(job.workdir)
+        res = R.read(job.result_path)
         assert list(res["frame_ids"]) == list(range(START, END))
         clip = os.path.splitext(os.path.basename(_clip()))[0]
         _check_against_result(bpy.context.scene, res, "right", bpy.data.objects[f"{clip}_right_hand"])

@@ -1,5 +1,6 @@
 """Engine set-up from inside Blender, offline from a local wheel folder; the preview video loader."""
 
+import os
 import sys
 import zipfile
 
@@ -82,5 +83,48 @@ def test_preview_video_behind_the_camera(tmp_path):
         assert bg.clip.frame_start == 7 and bg.clip.frame_duration == 5
         bpy.ops.hmp.load_preview(filepath=path)  # again: reuses the clip and the background slot
         assert len(cam.data.background_images) == 1 and len(bpy.data.movieclips) == 1
+    finally:
+        hmp_addon.unregister()
+
+
+def test_capture_files_move_beside_the_blend_when_it_is_saved(tmp_path):
+    """A capture's result and preview live in Blender's session temp folder until the scene is saved:
+    then they move to hand_capture/ beside the .blend, and the clip and result path follow them."""
+    import cv2
+
+    from hmp_addon import session_files
+
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    hmp_addon.register()
+    try:
+        work = tmp_path / (session_files.TEMP_PREFIX + "abc")  # as a capture job makes it
+        work.mkdir()
+        video = str(work / "clip.preview.mp4")
+        w = cv2.VideoWriter(video, cv2.VideoWriter_fourcc(*"mp4v"), 30.0, (64, 48))
+        for i in range(4):
+            w.write(np.full((48, 64, 3), 50 * i, np.uint8))
+        w.release()
+        (work / "clip.npz").write_bytes(b"result")
+        scene = bpy.context.scene
+        cam = bpy.data.objects.new("cam", bpy.data.cameras.new("cam"))
+        scene.collection.objects.link(cam)
+        scene.camera = cam
+        assert bpy.ops.hmp.load_preview(filepath=video) == {"FINISHED"}
+        scene.hmp_retarget.result = str(work / "clip.npz")
+        other = tmp_path / "mine.mp4"  # a clip the user loaded: never moved
+        other.write_bytes(open(video, "rb").read())
+        bpy.data.movieclips.load(str(other)).use_fake_user = True
+        blend = tmp_path / "shot" / "scene.blend"
+        blend.parent.mkdir()
+        bpy.ops.wm.save_as_mainfile(filepath=str(blend))
+        kept = blend.parent / session_files.FOLDER
+        assert sorted(p.name for p in kept.iterdir()) == ["clip.npz", "clip.preview.mp4"]
+        assert not (work / "clip.npz").exists() and other.exists()
+        bpy.ops.wm.open_mainfile(filepath=str(blend))
+        clips = {c.name: c.filepath for c in bpy.data.movieclips}
+        assert clips["clip.preview.mp4"] == "//hand_capture/clip.preview.mp4"
+        assert bpy.data.movieclips["clip.preview.mp4"].frame_duration == 4  # it loads from there
+        assert bpy.context.scene.hmp_retarget.result == "//hand_capture/clip.npz"
+        assert os.path.samefile(bpy.path.abspath(bpy.data.movieclips["mine.mp4"].filepath), other)
     finally:
         hmp_addon.unregister()

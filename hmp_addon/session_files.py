@@ -1,0 +1,81 @@
+"""Capture files kept with the .blend: the result and the overlay video a capture leaves.
+
+A capture writes into a folder in Blender's session temp directory (``hmp-capture-*``, removed when
+Blender quits). So that a saved scene keeps its preview video and its re-importable result, they move
+to ``hand_capture/`` beside the .blend: right after the capture when the .blend is already saved,
+otherwise when it is first saved (a ``save_pre`` handler); Movie Clips and the retarget panel's result
+path follow them, as paths relative to the .blend.
+"""
+
+import os
+import shutil
+
+import bpy
+
+TEMP_PREFIX = "hmp-capture-"
+FOLDER = "hand_capture"
+
+
+def in_capture_temp(path):
+    """True for a file inside one of the captures' session temp folders."""
+    if not path:
+        return False
+    parent = os.path.dirname(os.path.abspath(bpy.path.abspath(path)))
+    return os.path.basename(parent).startswith(TEMP_PREFIX)
+
+
+def keep_with_blend(blend_path, extra=()):
+    """Move the capture files that data-blocks point at (and the capture files in ``extra``) into
+    ``hand_capture/`` beside ``blend_path`` and repoint them there (relative paths). Returns
+    {old absolute path: new absolute path}."""
+    if not blend_path:
+        return {}
+    base = os.path.dirname(os.path.abspath(blend_path))
+    dest_dir = os.path.join(base, FOLDER)
+    moved = {}
+
+    def move(path):
+        src = os.path.abspath(bpy.path.abspath(path))
+        if src not in moved:
+            if not os.path.isfile(src):
+                return None
+            os.makedirs(dest_dir, exist_ok=True)
+            dst = os.path.join(dest_dir, os.path.basename(src))
+            shutil.move(src, dst)  # a re-capture of the same clip replaces its files, as it does its Action
+            moved[src] = dst
+            try:
+                os.rmdir(os.path.dirname(src))  # the capture's temp folder, once empty
+            except OSError:
+                pass
+        return "//" + os.path.relpath(moved[src], base).replace(os.sep, "/")
+
+    for clip in bpy.data.movieclips:
+        if in_capture_temp(clip.filepath):
+            new = move(clip.filepath)
+            if new:
+                clip.filepath = new
+    for scene in bpy.data.scenes:
+        settings = getattr(scene, "hmp_retarget", None)
+        if settings is not None and in_capture_temp(settings.result):
+            new = move(settings.result)
+            if new:
+                settings.result = new
+    for path in extra:
+        if in_capture_temp(path):
+            move(path)
+    return moved
+
+
+@bpy.app.handlers.persistent
+def _before_save(filepath, *_):
+    keep_with_blend(filepath or bpy.data.filepath)
+
+
+def register():
+    if _before_save not in bpy.app.handlers.save_pre:
+        bpy.app.handlers.save_pre.append(_before_save)
+
+
+def unregister():
+    if _before_save in bpy.app.handlers.save_pre:
+        bpy.app.handlers.save_pre.remove(_before_save)
