@@ -123,7 +123,8 @@ def detect_hands(video, sides=("right",), options=None, reporter=None):
         from engine.keypoints.confidence import retry_gaps
 
         for side in sides:  # the hands asked for (the cache key holds the sides)
-            retry_gaps(video, tracks[side], estimator=conf_views)
+            retry_gaps(video, tracks[side], estimator=conf_views,
+                       others=[track for other, track in tracks.items() if other != side])
     if key is not None:
         cache_mod.save(key, tracks)
     return {side: tracks[side] for side in sides}

@@ -194,11 +194,12 @@ class ConfidenceEstimator:
         return alpha_from_sigma(sigma, self.gamma)
 
 
-def retry_gaps(video, track, estimator=None, max_chain=15, min_presence=0.5, net=None):
+def retry_gaps(video, track, estimator=None, max_chain=15, min_presence=0.5, net=None, others=()):
     """Frames MediaPipe missed, next to detected ones: run the landmark network on the crop of the
     nearest detected (or just recovered) frame, forwards then backwards, up to ``max_chain`` frames
-    from a detection. Accepted answers get source SOURCE_TRACKED_CROP; the rest stay missing.
-    Returns the number of frames recovered."""
+    from a detection. Accepted answers get source SOURCE_TRACKED_CROP; the rest stay missing. An
+    answer lying on a hand of ``others`` (the other hand's tracks) is refused: a hand hidden behind
+    the other one must not take its keypoints. Returns the number of frames recovered."""
     from engine import result as R
 
     T = len(track.frame_ids)
@@ -238,6 +239,9 @@ def retry_gaps(video, track, estimator=None, max_chain=15, min_presence=0.5, net
             size_new = np.ptp(kp, axis=0).max()
             if not 0.6 < size_new / max(size_prev, 1e-6) < 1.6:
                 continue  # not the same hand at the same scale: leave the frame to the fitter
+            if any(other.source[r] != R.SOURCE_NONE and
+                   np.linalg.norm(other.keypoints_2d[r] - kp, axis=1).mean() < 0.3 * size_new for other in others):
+                continue  # the crop found the other hand (in front of this one)
             c, s = np.cos(angle), np.sin(angle)  # world landmarks back from the crop's rotation
             Rz = np.array([[c, -s, 0], [s, c, 0], [0, 0, 1.0]])
             track.keypoints_2d[r] = kp

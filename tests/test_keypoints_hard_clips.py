@@ -1,0 +1,89 @@
+"""The keypoint front end on hard clips made from the real footage: a hand that enters and leaves,
+a hand cut by the image border, and two hands that cross (one passing in front of the other)."""
+
+import cv2
+import numpy as np
+import pytest
+
+from engine import result as R
+from engine.keypoints import KeypointOptions, detect_hands
+from engine.video import open_video
+
+DATA = __import__("pathlib").Path(__file__).parent / "data"
+W, H = 640, 360
+
+
+@pytest.fixture(scope="module")
+def source():
+    video = open_video(DATA / "hand_short.mp4")
+    frames = [rgb for _, rgb in video.frames(0, 40)]
+    track = detect_hands(video, sides=("right",), options=KeypointOptions(views=0, use_cache=False))["right"]
+    assert track.detected[:40].all()
+    return frames, track.keypoints_2d[:40]
+
+
+def write(path, frames, size):
+    w = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 30.0, size)
+    for f in frames:
+        w.write(cv2.cvtColor(np.ascontiguousarray(f), cv2.COLOR_RGB2BGR))
+    w.release()
+    return open_video(path)
+
+
+def test_hand_entering_leaving_and_cut_by_the_border(source, tmp_path):
+    frames, kp = source
+    empty = np.full_like(frames[0], 90)
+    out, shifts = [], []
+    for t in range(40):
+        if t < 8 or t >= 34:  # no hand before it enters and after it leaves
+            out.append(empty.copy()), shifts.append(None)
+            continue
+        # frames 26..33: the hand slides out through the left border, about a third of it cut off
+        dx = 0 if t < 26 else int((kp[t, :, 0].min() + 0.35 * np.ptp(kp[t, :, 0])) * (t - 25) / 8)
+        shifted = np.full_like(frames[t], 90)
+        shifted[:, : W - dx] = frames[t][:, dx:]
+        out.append(shifted), shifts.append(dx)
+    video = write(tmp_path / "enter_leave.mp4", out, (W, H))
+    track = detect_hands(video, sides=("right",), options=KeypointOptions(views=4, use_cache=False))["right"]
+    present = np.array([s is not None for s in shifts])
+    # no hand where there is none: not detected, and not "recovered" from a neighbouring crop either
+    assert not track.detected[~present].any()
+    assert (track.source[~present] == R.SOURCE_NONE).all()
+    assert track.detected[8:26].mean() > 0.9
+    # where it is found (cut frames included), the keypoints are where the hand is
+    for t in np.flatnonzero(track.detected):
+        truth = kp[t] - [shifts[t], 0]
+        visible = truth[:, 0] > 5
+        assert np.median(np.linalg.norm(track.keypoints_2d[t][visible] - truth[visible], axis=1)) < 12, t
+    assert np.isfinite(track.confidence).all() and ((track.confidence >= 0) & (track.confidence <= 1)).all()
+
+
+def test_two_hands_crossing_keep_their_identity(source, tmp_path):
+    frames, kp = source
+    # a right hand moving left -> right and its mirror image (a left hand) moving right -> left over a
+    # wide canvas; each is pasted as its own hand region, the right one in front where they overlap
+    Wc = 1280
+    pad = 20
+    out, where = [], []
+    for t in range(40):
+        canvas = np.full((H, Wc, 3), 90, np.uint8)
+        a = int(np.interp(t, [0, 39], [0, Wc - W]))  # the right hand's frame offset
+        b = Wc - W - a  # the mirrored frame's offset
+        x0, x1 = int(kp[t, :, 0].min()) - pad, int(kp[t, :, 0].max()) + pad
+        y0, y1 = max(0, int(kp[t, :, 1].min()) - pad), min(H, int(kp[t, :, 1].max()) + pad)
+        x0, x1 = max(0, x0), min(W, x1)
+        mirror = frames[t][:, ::-1]
+        canvas[y0:y1, b + W - x1: b + W - x0] = mirror[y0:y1, W - x1: W - x0]
+        canvas[y0:y1, a + x0: a + x1] = frames[t][y0:y1, x0:x1]
+        out.append(canvas)
+        where.append((kp[t] + [a, 0], np.stack([b + W - 1 - kp[t, :, 0], kp[t, :, 1]], -1)))
+    video = write(tmp_path / "crossing.mp4", out, (Wc, H))
+    tracks = detect_hands(video, sides=("right", "left"), options=KeypointOptions(views=0, use_cache=False))
+    right, left = tracks["right"], tracks["left"]
+    assert right.detected.mean() > 0.6 and left.detected.mean() > 0.6
+    for track, own in ((right, 0), (left, 1)):
+        for t in np.flatnonzero(track.detected):
+            d_own = np.linalg.norm(track.keypoints_2d[t] - where[t][own], axis=1).mean()
+            d_other = np.linalg.norm(track.keypoints_2d[t] - where[t][1 - own], axis=1).mean()
+            # each track stays on its own hand (the other hand may be hidden behind it mid-crossing)
+            assert d_own < d_other or d_own < 15, (t, own, d_own, d_other)
