@@ -9,9 +9,11 @@ translation tau and the shape beta with the finger pose held at the estimate; st
 latent z of the motion prior per window, the finger pose being the prior's decoding of z. In stage II
 the global rotation Phi_t is, by default (``root_from_prior``), one base rotation per window turned by
 the prior's decoded root motion, as NeMF decodes root orientation: measured on the rendered benchmark
-this cuts the acceleration error of stage II by 2.5x (RA-ACC 6.9 vs 17.7 mm/frame^2) for a larger
-root-aligned error (RA-MPJPE 32.4 vs 25.1 mm), because the table's rotation terms alone (L_o, L_os
-in rad^2) barely resist the 2D term in pixels. ``root_from_prior=False`` keeps Phi_t per frame.
+this cuts the acceleration error of stage II by 1.8x (RA-ACC 6.9 vs 12.2 mm/frame^2) for a larger
+root-aligned error (RA-MPJPE 33.9 vs 28.8 mm, from clips showing the back of the hand, where the
+rotation drifts in low-confidence frames; docs/benchmarks.md), because the table's rotation terms
+alone (L_o, L_os in rad^2) barely resist the 2D term in pixels. ``root_from_prior=False`` keeps Phi_t
+per frame.
 
 | stage | variables           | losses and weights                                          |
 | I     | Phi, tau, beta      | L_o 3, L_tr 1, L_os 1, L_ts 5, L_beta 3, L_2D 0.05           |
