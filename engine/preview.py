@@ -11,6 +11,7 @@ import tempfile
 import numpy as np
 
 from engine import result as R
+from engine.atomic import publish
 from engine.errors import EngineError
 from engine.joints import MEDIAPIPE_PARENTS
 
@@ -79,7 +80,7 @@ def write_preview(video, result, path, reporter=None):
             if reporter is not None:
                 reporter.advance()
         writer.release()
-        os.replace(tmp, path)
+        publish(tmp, path)
     except BaseException:
         writer.release()
         if os.path.exists(tmp):

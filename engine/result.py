@@ -58,6 +58,8 @@ import zipfile
 
 import numpy as np
 
+from .atomic import publish  # relative: this module is also imported inside the installed add-on
+
 SCHEMA_VERSION = 1
 HAND_SIDES = ("right", "left")
 
@@ -287,7 +289,7 @@ def write(path, result):
     try:
         with os.fdopen(fd, "wb") as fh:
             np.savez_compressed(fh, **arrays)
-        os.replace(tmp, path)
+        publish(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)

@@ -1,5 +1,7 @@
 """Result schema v1 from the engine's side: round trip, atomic writes, and every malformed case."""
 
+import os
+import stat
 import zipfile
 
 import numpy as np
@@ -28,6 +30,13 @@ def test_round_trip_keeps_every_field(tmp_path):
     R.write(tmp_path / "again.npz", res)
     again = R.read(tmp_path / "again.npz")
     np.testing.assert_array_equal(again.hands["left"]["joints"], res.hands["left"]["joints"])
+    # an ordinary file (0666 less the umask), not the temporary file's owner-only 0600
+    old_mask = os.umask(0o022)
+    try:
+        R.write(tmp_path / "shared.npz", res)
+    finally:
+        os.umask(old_mask)
+    assert stat.S_IMODE(os.stat(tmp_path / "shared.npz").st_mode) == 0o644
 
 
 def test_file_has_no_pickle(tmp_path):

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
+from engine.atomic import publish
+
 SIDES = ("right", "left")
 
 
@@ -58,6 +60,6 @@ def save(key, tracks):
         fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".npz", dir=directory)
         with os.fdopen(fd, "wb") as fh:
             np.savez_compressed(fh, **arrays)
-        os.replace(tmp, directory / f"{key}.npz")
+        publish(tmp, directory / f"{key}.npz")
     except OSError:
         pass  # a read-only home must not fail a capture: the cache is an optimisation

@@ -13,6 +13,7 @@ docs/prior.md.
 
 from pathlib import Path
 
+from engine.atomic import publish
 from engine.errors import EngineError
 
 DEFAULT_WEIGHTS = Path(__file__).resolve().parents[1] / "assets" / "prior" / "prior.pt"
@@ -37,7 +38,7 @@ def save_checkpoint(path, model, extra=None):
     os.close(fd)
     try:
         torch.save(checkpoint_of(model, extra), tmp)
-        os.replace(tmp, path)
+        publish(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
