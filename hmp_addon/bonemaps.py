@@ -7,8 +7,9 @@ pinky1-3, ring1-3, thumb1-3); joints without a bone are simply absent. Sources:
   ``f_index.01.R``, and ``hand_ik.R``; the DEF/ORG bones follow them through constraints), Mixamo
   (``mixamorig:RightHandIndex1``), the WebXR generic hand (one armature per side, no suffix);
 - ``auto_map(bone_names, side)``: matches common naming schemes: side marks (.L/.R, _l/_r, -L,
-  Left/Right, l_/r_ prefixes), numbering 1-3, 01-03 or 0-2, finger synonyms (pointer, fore, little,
-  small, pollex...), and prefers animator-facing bones over DEF-/ORG-/MCH- helpers;
+  Left/Right, l_/r_ prefixes, DAZ's rHand/lIndex1), numbering 1-3, 01-03 or 0-2, finger synonyms
+  (pointer, fore, little, small, pollex...), and prefers animator-facing bones over DEF-/ORG-/MCH-
+  helpers;
 - JSON presets saved by the user (``save_preset`` / ``load_preset``).
 """
 
@@ -76,7 +77,11 @@ def _tokens(name):
 
 
 def side_of(name):
-    """'right' / 'left' / None from the usual side marks of a bone name."""
+    """'right' / 'left' / None from the usual side marks of a bone name (also DAZ's camelCase
+    prefix: rHand, lIndex1)."""
+    camel = re.match(r"([rl])[A-Z]", name)
+    if camel:
+        return "right" if camel.group(1) == "r" else "left"
     n = name.lower()
     if "right" in n:
         return "right"

@@ -94,6 +94,55 @@ def follow_error(res, obj, mapping, side="right", align=False):
     return worst
 
 
+FINGERS5 = ("thumb", "index", "middle", "ring", "pinky")
+
+
+def _scheme(side):
+    """Bone names of common character rigs, both hands, with their expected map for ``side``:
+    {rig: (all bone names, {joint: bone})}."""
+    S, s, c = side.capitalize(), side[0], side[0].upper()
+    out = {}
+
+    def add(rig, names, wrist, finger_bone, extra=()):
+        expected = {"wrist": wrist}
+        for f in FINGERS5:
+            for k in (1, 2, 3):
+                expected[f"{f}{k}"] = finger_bone(f, k)
+        out[rig] = (names, expected)
+
+    both = lambda fn: [n for sd in ("right", "left") for n in fn(sd)]  # noqa: E731
+    add("mixamo (numbered namespace)", both(lambda sd: [f"mixamorig1:{sd.capitalize()}Hand"] + [
+        f"mixamorig1:{sd.capitalize()}Hand{f.capitalize()}{k}" for f in FINGERS5 for k in (1, 2, 3, 4)]),
+        f"mixamorig1:{S}Hand", lambda f, k: f"mixamorig1:{S}Hand{f.capitalize()}{k}")
+    add("unreal mannequin", both(lambda sd: [f"hand_{sd[0]}", f"lowerarm_{sd[0]}"] + [
+        f"{f}_metacarpal_{sd[0]}" for f in FINGERS5[1:]] + [f"{f}_0{k}_{sd[0]}" for f in FINGERS5 for k in (1, 2, 3)]),
+        f"hand_{s}", lambda f, k: f"{f}_0{k}_{s}")
+    daz = {"thumb": "Thumb", "index": "Index", "middle": "Mid", "ring": "Ring", "pinky": "Pinky"}
+    add("daz genesis", both(lambda sd: [f"{sd[0]}Hand", f"{sd[0]}ForearmBend", f"{sd[0]}Carpal1", f"{sd[0]}Carpal2"] + [
+        f"{sd[0]}{daz[f]}{k}" for f in FINGERS5 for k in (1, 2, 3)]),
+        f"{s}Hand", lambda f, k: f"{s}{daz[f]}{k}")
+    add("character creator", both(lambda sd: [f"CC_Base_{sd[0].upper()}_Hand"] + [
+        f"CC_Base_{sd[0].upper()}_{daz[f]}{k}" for f in FINGERS5 for k in (1, 2, 3)]),
+        f"CC_Base_{c}_Hand", lambda f, k: f"CC_Base_{c}_{daz[f]}{k}")
+    vrm = {"thumb": "Thumb", "index": "Index", "middle": "Middle", "ring": "Ring", "pinky": "Little"}
+    add("vrm", both(lambda sd: [f"J_Bip_{sd[0].upper()}_Hand"] + [
+        f"J_Bip_{sd[0].upper()}_{vrm[f]}{k}" for f in FINGERS5 for k in (1, 2, 3)]),
+        f"J_Bip_{c}_Hand", lambda f, k: f"J_Bip_{c}_{vrm[f]}{k}")
+    add("blender metarig", both(lambda sd: [f"hand.{sd[0].upper()}", f"palm.01.{sd[0].upper()}"] + [
+        f"f_{f}.0{k}.{sd[0].upper()}" for f in FINGERS5[1:] for k in (1, 2, 3)] + [
+        f"thumb.0{k}.{sd[0].upper()}" for k in (1, 2, 3)]),
+        f"hand.{c}", lambda f, k: f"thumb.0{k}.{c}" if f == "thumb" else f"f_{f}.0{k}.{c}")
+    return out
+
+
+@pytest.mark.parametrize("side", ["right", "left"])
+@pytest.mark.parametrize("rig", ["mixamo (numbered namespace)", "unreal mannequin", "daz genesis",
+                                 "character creator", "vrm", "blender metarig"])
+def test_auto_map_on_common_rig_namings(rig, side):
+    names, expected = _scheme(side)[rig]
+    assert bonemaps.auto_map(names, side) == expected
+
+
 def test_mixamo_style_follows_and_maps_automatically(scene, tmp_path):
     res = result(tmp_path)
     obj = mixamo_armature(res)
@@ -148,6 +197,25 @@ def test_mixamo_style_follow_moves_the_wrist(scene, tmp_path):
         assert follow_error(res, obj, mapping) < 0.03
         assert wrist_path_error(res, obj, mapping["wrist"], out["scale"]) < 0.01, local_location
         assert wrist_turn_error(res, obj, mapping["wrist"]) < 0.5
+
+
+def test_fbx_style_object_transform(scene, tmp_path):
+    """As Mixamo/FBX characters import: a rig built in centimetres under an object scaled 0.01 and
+    turned 90 degrees about X. The hand follows in world space, and FOLLOW moves the wrist by the
+    captured displacement at the character's own size."""
+    res = result(tmp_path)
+    obj = mixamo_armature(res, scale=130.0)  # armature units: centimetres
+    obj.rotation_euler = (np.pi / 2, 0.0, 0.3)
+    obj.scale = (0.01, 0.01, 0.01)
+    bpy.context.view_layer.update()
+    mapping = bonemaps.preset_map("MIXAMO", "right")
+    for root in ("ROTATION", "FOLLOW"):
+        out = retarget.retarget_result(bpy.context, obj, res, "right", mapping, root=root)
+        assert out["scale"] == pytest.approx(130.0, rel=0.02)  # captured metres -> armature units
+        assert follow_error(res, obj, mapping) < 0.03, root
+        assert wrist_turn_error(res, obj, mapping["wrist"]) < 0.5, root
+        if root == "FOLLOW":
+            assert wrist_path_error(res, obj, mapping["wrist"], out["scale"] * 0.01) < 0.01
 
 
 def test_fingers_under_a_bone_that_does_not_follow_the_hand(scene, tmp_path):
