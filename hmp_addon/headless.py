@@ -30,6 +30,8 @@ def parse_args(argv):
     p.add_argument("--engine-python", default=os.environ.get("HMP_ENGINE_PYTHON") or default_engine_python(),
                    help="python of the engine environment (default: $HMP_ENGINE_PYTHON or the project's .venv)")
     p.add_argument("--mano-dir", default=os.environ.get("HMP_MANO_DIR", ""))
+    p.add_argument("--root-motion", choices=("prior", "free"), default="prior",
+                   help="the hand's global rotation: smooth through the motion prior, or fitted per frame")
     p.add_argument("--no-camera", action="store_true", help="do not add a camera matching the video")
     p.add_argument("--timeout", type=float, default=None, help="give up after this many seconds")
     return p.parse_args(argv)
@@ -68,7 +70,8 @@ def run(argv):
             params = jobs.CaptureParams(
                 video=os.path.abspath(args.video), hands=args.hands, device=args.device, quality=args.quality,
                 start=args.start, end=args.end, targets=_targets(args, sides), make_camera=not args.no_camera,
-                engine_python=args.engine_python, mano_dir=args.mano_dir)
+                engine_python=args.engine_python, mano_dir=args.mano_dir,
+                extra_args=("--root-motion", args.root_motion))
             job = jobs.CaptureJob(params)
             t0, last = time.monotonic(), ""
             try:

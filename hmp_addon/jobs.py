@@ -53,6 +53,7 @@ class CaptureParams:
             make_camera=s.make_camera,
             engine_python=prefs.engine_python,
             mano_dir=prefs.mano_dir,
+            extra_args=("--root-motion", s.root_motion),
         )
 
     def problem(self):

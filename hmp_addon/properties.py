@@ -44,6 +44,14 @@ class HMP_CaptureSettings(bpy.types.PropertyGroup):
     )
     armature_right: bpy.props.PointerProperty(name="Right Armature", type=bpy.types.Object, poll=_is_armature)
     armature_left: bpy.props.PointerProperty(name="Left Armature", type=bpy.types.Object, poll=_is_armature)
+    root_motion: bpy.props.EnumProperty(
+        name="Hand Turning",
+        items=[("prior", "Smooth", "The hand's global rotation moves as the motion prior decodes it: smoothest "
+                "(the default)"),
+               ("free", "Per Frame", "The hand's global rotation is fitted frame by frame: follows fast turns "
+                "and backs of hands more closely, with more jitter")],
+        default="prior",
+    )
     make_camera: bpy.props.BoolProperty(
         name="Camera", description="Add a camera matching the video's intrinsics, so the rig lines up with the video",
         default=True,

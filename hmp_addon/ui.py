@@ -41,6 +41,7 @@ class HMP_PT_capture(bpy.types.Panel):
         sub.prop(s, "range_start")
         sub.prop(s, "range_end")
         col.prop(s, "quality")
+        col.prop(s, "root_motion")
         col.prop(s, "device")
         col.prop(s, "target")
         if s.target == "EXISTING":

@@ -72,6 +72,28 @@ def test_argv_is_a_list_with_jsonl_progress():
     assert argv[argv.index("--mano-dir") + 1] == "/mano"
 
 
+def test_panel_settings_reach_the_engine(scene, tmp_path):
+    seen = tmp_path / "argv.json"
+    root = fake_engine(tmp_path, f"""
+        open({str(seen)!r}, "w").write(json.dumps(args))
+        emit(event="error", message="stopped by the test")
+        sys.exit(2)
+    """)
+    s = scene.hmp_capture
+    s.video, s.hands, s.quality, s.root_motion = VIDEO, "both", "draft", "free"
+    s.use_range, s.range_start, s.range_end = True, 5, 25
+    params = jobs.CaptureParams.from_scene(bpy.context)
+    params.engine_python = sys.executable
+    job = _run_to_end(jobs.CaptureJob(params, root=root))
+    assert job.state == "error" and "stopped by the test" in job.error
+    import json
+
+    args = json.loads(seen.read_text())
+    for flag, value in (("--hands", "both"), ("--quality", "draft"), ("--root-motion", "free"), ("--start", "5"),
+                        ("--end", "25")):
+        assert args[args.index(flag) + 1] == value, flag
+
+
 @pytest.mark.parametrize("kw,message", [
     (dict(video=""), "choose a video file"),
     (dict(video="/no/such/video.mp4"), "video not found"),
