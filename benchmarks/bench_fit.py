@@ -67,6 +67,8 @@ def main(argv=None):
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--quality", default="balanced", choices=("draft", "balanced", "best"))
     ap.add_argument("--no-early-stop", action="store_true", help="run every iteration (tol 0)")
+    ap.add_argument("--root-motion", default=None, choices=("prior", "free", "filtered"),
+                    help="stage II's global rotation (default: the fit's default)")
     args = ap.parse_args(argv)
 
     import torch
@@ -89,13 +91,15 @@ def main(argv=None):
     gt, track, name = clip(model, args.frames)
     print(f"{args.frames} frames of '{name}' at {FPS:g} fps, device {device}, torch threads "
           f"{torch.get_num_threads()}, quality {args.quality} ({iters[0]} + {iters[1]} iterations"
-          f"{', no early stop' if args.no_early_stop else ''}), prior window {prior.window} at {prior.fps:g} fps")
+          f"{', no early stop' if args.no_early_stop else ''}), prior window {prior.window} at {prior.fps:g} fps, "
+          f"stage II root motion {FitOptions().root_motion if args.root_motion is None else args.root_motion}")
 
     rows = []
     t0 = time.perf_counter()
     est = per_frame_estimate(model, track, K, FPS)
     rows.append(("per-frame estimate", time.perf_counter() - t0, None, all_metrics(est["joints"], gt)))
-    opts = FitOptions(iters_stage1=iters[0], iters_stage2=iters[1])
+    opts = FitOptions(iters_stage1=iters[0], iters_stage2=iters[1],
+                      **({"root_motion": args.root_motion} if args.root_motion else {}))
     if args.no_early_stop:
         opts.tol = -1.0
     times = {}

@@ -43,7 +43,7 @@ class CaptureOptions:
     preview: str = None
     prior_term: str = "unit"
     keypoint_source: str = "blend"
-    root_motion: str = "prior"
+    root_motion: str = "filtered"
 
     @classmethod
     def from_args(cls, args):
@@ -177,7 +177,7 @@ def capture(video_path, out_path, options=None, reporter=None):
 
         prior = load_prior(options.prior, device=device) if options.stages >= 2 else None
         fit_options = FitOptions(iters_stage1=quality["iters"][0], iters_stage2=quality["iters"][1],
-                                 prior_term=options.prior_term, root_from_prior=options.root_motion == "prior")
+                                 prior_term=options.prior_term, root_motion=options.root_motion)
         for side, est in estimates.items():
             fitted, warn = fit_sequence(models[side], prior, est, est["keypoints_2d"], est["confidence"], K, fps,
                                         stages=options.stages, options=fit_options, reporter=reporter)

@@ -70,9 +70,10 @@ def capture_parser():
     p.add_argument("--keypoint-source", choices=("blend", "mediapipe"), default="blend",
                    help="2D keypoints for the fit: blend = MediaPipe + the interpolated estimate's projection in "
                         "gaps (default), mediapipe = detected frames only")
-    p.add_argument("--root-motion", choices=("prior", "free"), default="prior",
-                   help="stage II global rotation: prior = one rotation per window turned by the prior's root "
-                        "channel (smooth; default), free = per frame (follows the keypoints more closely)")
+    p.add_argument("--root-motion", choices=("filtered", "prior", "free"), default="filtered",
+                   help="stage II global rotation: filtered = per frame, then a One Euro filter (default), "
+                        "prior = one rotation per window turned by the prior's root channel, free = per frame "
+                        "(the method's table as written; most jitter)")
     p.add_argument("--prior-term", choices=("unit", "posterior"), default="unit",
                    help="stage II prior term: unit = mean(z^2) (default, see engine/fit/stages.py), "
                         "posterior = -log N(z; mu, sigma) as in the HMP poster")

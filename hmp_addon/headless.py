@@ -30,8 +30,9 @@ def parse_args(argv):
     p.add_argument("--engine-python", default=os.environ.get("HMP_ENGINE_PYTHON") or default_engine_python(),
                    help="python of the engine environment (default: $HMP_ENGINE_PYTHON or the project's .venv)")
     p.add_argument("--mano-dir", default=os.environ.get("HMP_MANO_DIR", ""))
-    p.add_argument("--root-motion", choices=("prior", "free"), default="prior",
-                   help="the hand's global rotation: smooth through the motion prior, or fitted per frame")
+    p.add_argument("--root-motion", choices=("filtered", "prior", "free"), default="filtered",
+                   help="the hand's global rotation: per frame then filtered (default), through the motion "
+                        "prior, or per frame unfiltered")
     p.add_argument("--no-camera", action="store_true", help="do not add a camera matching the video")
     p.add_argument("--timeout", type=float, default=None, help="give up after this many seconds")
     return p.parse_args(argv)

@@ -46,11 +46,13 @@ class HMP_CaptureSettings(bpy.types.PropertyGroup):
     armature_left: bpy.props.PointerProperty(name="Left Armature", type=bpy.types.Object, poll=_is_armature)
     root_motion: bpy.props.EnumProperty(
         name="Hand Turning",
-        items=[("prior", "Smooth", "The hand's global rotation moves as the motion prior decodes it: smoothest "
-                "(the default)"),
-               ("free", "Per Frame", "The hand's global rotation is fitted frame by frame: follows fast turns "
-                "and backs of hands more closely, with more jitter")],
-        default="prior",
+        items=[("filtered", "Filtered", "The hand's global rotation fitted frame by frame, then smoothed by a "
+                "One Euro filter (the default)"),
+               ("prior", "Motion Prior", "The hand's global rotation moves as the motion prior decodes it: "
+                "smooth, but can drift where the hand is hard to see"),
+               ("free", "Per Frame", "The hand's global rotation fitted frame by frame, unfiltered: follows "
+                "fast turns closely, with the most jitter")],
+        default="filtered",
     )
     make_camera: bpy.props.BoolProperty(
         name="Camera", description="Add a camera matching the video's intrinsics, so the rig lines up with the video",

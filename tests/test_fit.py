@@ -74,9 +74,10 @@ def test_per_frame_estimate_fills_the_gap_and_reprojects(setup):
     assert np.median(err) < 6.0  # px, with 2 px of noise and a different-size skeleton in 3D
 
 
-def test_two_stages_smooth_without_losing_accuracy(setup):
+@pytest.mark.parametrize("root_motion", ["filtered", "prior"])
+def test_two_stages_smooth_without_losing_accuracy(setup, root_motion):
     model, prior, gt, track, est = setup
-    opts = FitOptions(iters_stage1=80, iters_stage2=80)
+    opts = FitOptions(iters_stage1=80, iters_stage2=80, root_motion=root_motion)
     scores = {"per-frame": all_metrics(est["joints"], gt)}
     for stages in (1, 2):
         out, warnings = fit_sequence(model, prior, est, est["keypoints_2d"], est["confidence"], K, FPS,
@@ -166,14 +167,15 @@ def test_keypoint_source_ablation_mediapipe_only(setup):
     assert np.isfinite(out["joints"]).all()  # ...and the fit fills it from the prior alone
 
 
-def test_window_seams_have_no_jump(setup):
+@pytest.mark.parametrize("root_motion", ["filtered", "prior"])  # prior: the root's windows blend too
+def test_window_seams_have_no_jump(setup, root_motion):
     """90 frames at 30 fps = two prior windows (starts 0 and 26): inside their overlap the blended
     motion's acceleration error stays within what the rest of the clip has (a hard cut spikes)."""
     model, prior, gt, track, est = setup
     lay = layout(90, FPS, prior.window, prior.fps, overlap=16)
     assert len(lay.starts) == 2
     out, _ = fit_sequence(model, prior, est, est["keypoints_2d"], est["confidence"], K, FPS, stages=2,
-                          options=FitOptions(iters_stage1=40, iters_stage2=80))
+                          options=FitOptions(iters_stage1=40, iters_stage2=80, root_motion=root_motion))
     rel = lambda j: j - j[:, :1]
     acc_err = np.linalg.norm(np.diff(rel(out["joints"]), 2, axis=0) - np.diff(rel(gt), 2, axis=0), axis=-1).mean(-1)
     overlap = np.arange(lay.starts[1] - 1, lay.length - 1)  # second differences touching the overlap

@@ -32,7 +32,8 @@ from engine.errors import EngineError
 
 ROOT = Path(__file__).resolve().parents[2]
 RENDER_SCRIPT = ROOT / "benchmarks" / "render_gt.py"
-METHODS = ("per-frame", "+ SLERP", "+ One Euro", "stage I", "stage II", "stage II, free rotation")
+METHODS = ("per-frame", "+ SLERP", "+ One Euro", "stage I", "stage II", "stage II, prior rotation",
+           "stage II, free rotation")
 # not a method: the truth itself, Gaussian-smoothed over SMOOTH_SIGMA frames, scored against the truth.
 # What any temporally smooth output loses on this motion (a floor for RA-ACC on jerky recordings)
 REFERENCE = "(reference: truth smoothed)"
@@ -137,9 +138,10 @@ def evaluate_clip(video_path, gt, K, model, prior, quality, device, side="right"
     for name, fn in baselines.BASELINES.items():
         b = fn(est, video.fps)
         joints[name] = _forward_np(model, b["global_orient"], b["hand_pose"], b["betas"], b["transl"])
-    for stages, name, root_prior in ((1, "stage I", True), (2, "stage II", True),
-                                     (2, "stage II, free rotation", False)):
-        opts = FitOptions(iters_stage1=preset["iters"][0], iters_stage2=preset["iters"][1], root_from_prior=root_prior)
+    # "stage II" is the default (root motion "filtered": per-frame rotation, then the One Euro filter)
+    for stages, name, root in ((1, "stage I", "filtered"), (2, "stage II", "filtered"),
+                               (2, "stage II, prior rotation", "prior"), (2, "stage II, free rotation", "free")):
+        opts = FitOptions(iters_stage1=preset["iters"][0], iters_stage2=preset["iters"][1], root_motion=root)
         out, _ = fit_sequence(model, prior, est, est["keypoints_2d"], est["confidence"], K, video.fps,
                               stages=stages, options=opts)
         joints[name] = out["joints"]

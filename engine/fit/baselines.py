@@ -66,17 +66,23 @@ def one_euro_filter(x, fps, min_cutoff=1.5, beta=0.5, d_cutoff=1.0):
     return out
 
 
+def one_euro_rotations(rotvecs, fps, min_cutoff=1.5, beta=0.5, d_cutoff=1.0):
+    """The One Euro filter on rotations (T,...,3) axis-angle, as sign-continuous unit quaternions
+    renormalised after filtering."""
+    q = roma.rotvec_to_unitquat(torch.as_tensor(np.asarray(rotvecs, dtype=np.float64))).numpy()  # (T,...,4)
+    for t in range(1, len(q)):  # sign continuity so the filter never averages q and -q
+        flip = (q[t] * q[t - 1]).sum(-1) < 0
+        q[t][flip] *= -1
+    qf = one_euro_filter(q, fps, min_cutoff, beta, d_cutoff)
+    qf /= np.linalg.norm(qf, axis=-1, keepdims=True)
+    return roma.unitquat_to_rotvec(torch.as_tensor(qf)).numpy()
+
+
 def one_euro(est, fps, min_cutoff=1.5, beta=0.5, d_cutoff=1.0):
     base = slerp(est)
     T = len(base["transl"])
     rot = np.concatenate([base["global_orient"][:, None], base["hand_pose"].reshape(T, 15, 3)], axis=1)
-    q = roma.rotvec_to_unitquat(torch.as_tensor(rot)).numpy()  # (T,16,4)
-    for t in range(1, T):  # sign continuity so the filter never averages q and -q
-        flip = (q[t] * q[t - 1]).sum(-1) < 0
-        q[t, flip] *= -1
-    qf = one_euro_filter(q, fps, min_cutoff, beta, d_cutoff)
-    qf /= np.linalg.norm(qf, axis=-1, keepdims=True)
-    rot_f = roma.unitquat_to_rotvec(torch.as_tensor(qf)).numpy()
+    rot_f = one_euro_rotations(rot, fps, min_cutoff, beta, d_cutoff)
     transl = one_euro_filter(base["transl"], fps, min_cutoff, beta, d_cutoff)
     return _unpack(rot_f, transl, est)
 
