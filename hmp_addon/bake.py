@@ -4,8 +4,8 @@
 per-bone quaternions / locations and scene frames and writes a fresh Action through
 ``keyframe_points.add`` + ``foreach_set`` (no per-key Python calls), replacing any Action of the
 same name; ``bake_into_current_action`` re-keys those channels over the take's frames inside the
-Action the armature already plays, keeping everything else. Works with Blender 4.4+ layered/slotted Actions (channelbags) and falls back to the
-legacy ``action.fcurves`` on 4.2/4.3.
+Action the armature already plays, keeping everything else. Works with Blender 4.4+ layered/slotted
+Actions (channelbags) and falls back to the legacy ``action.fcurves`` on 4.2/4.3.
 """
 
 import bpy
@@ -98,8 +98,8 @@ def reduce_keys(frames, values, tolerance):
 
 
 def _channels(frames, rotations, locations, smoothing):
-    """Yield (data_path, index, bone, values (N,)) for every channel to key, smoothed when asked;
-    sets each rotated bone's rotation_mode to QUATERNION on the way (the caller owns ``obj``)."""
+    """Yield (data_path, index, bone, values (N,)) for every channel to key, smoothed when asked
+    (quaternions renormalised)."""
     for bone, quats in rotations.items():
         quats = np.asarray(quats, dtype=np.float64)
         assert quats.shape == (len(frames), 4), (bone, quats.shape)

@@ -303,7 +303,8 @@ def retarget_result(context, obj, res, side, mapping, root="ROTATION", influence
         # posed matrix P(t) (4x4, armature space) frame by frame and solve the bone against it. A child's
         # posed matrix is P(t) R_p^-1 R_b Basis (R: rest matrices), so with K(t) = P(t) R_p^-1 R_b
         #   rotation  L = K3(t)^T Y(t) B          (K3: K's rotation part, B: the bone's rest rotation)
-        #   location  l = K3(t)^-1 (h(t) - k(t))  (h: the head the captured chain asks for, k: K's offset)
+        #   location  l = F(t)^-1 (h(t) - k(t))   (F: K's 3x3, or P's with "Local Location" off; h: the
+        #                                          head the captured chain asks for; k: K's offset)
         scene = context.scene
         current = scene.frame_current
         parents = {s["rig_parent"] for s in unchained}

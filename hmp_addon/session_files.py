@@ -39,9 +39,12 @@ def keep_with_blend(blend_path, extra=()):
         if src not in moved:
             if not os.path.isfile(src):
                 return None
-            os.makedirs(dest_dir, exist_ok=True)
             dst = os.path.join(dest_dir, os.path.basename(src))
-            shutil.move(src, dst)  # a re-capture of the same clip replaces its files, as it does its Action
+            try:
+                os.makedirs(dest_dir, exist_ok=True)
+                shutil.move(src, dst)  # a re-capture of the same clip replaces its files, as its Action
+            except OSError:  # read-only folder, file in use (Windows): it stays where it is
+                return None
             moved[src] = dst
             try:
                 os.rmdir(os.path.dirname(src))  # the capture's temp folder, once empty

@@ -3,10 +3,10 @@
 Per frame MediaPipe reports up to two hands with a handedness label that flips now and then. We
 link detections into tracklets frame to frame (palm centre nearest to where the tracklet was
 heading, within a fraction of the hand's size, labels that contradict the tracklet's recent ones
-costing extra: two crossing hands keep their tracks; Hungarian assignment), give each tracklet one side by a score-weighted vote of its frames'
-labels, and per side keep, frame by frame, the detection of the strongest tracklet of that side.
-So a left hand never turns into the right one mid-clip, and a short spurious detection loses to
-the long track of a real hand.
+costing extra: two crossing hands keep their tracks; Hungarian assignment), give each tracklet one
+side by a score-weighted vote of its frames' labels, and per side keep, frame by frame, the
+detection of the strongest tracklet of that side. So a left hand never turns into the right one
+mid-clip, and a short spurious detection loses to the long track of a real hand.
 """
 
 import numpy as np
