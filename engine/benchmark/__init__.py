@@ -158,6 +158,7 @@ def table(rows, title):
 def main(argv=None):
     args = parser().parse_args(sys.argv[1:] if argv is None else argv)
     import torch
+    from scipy.ndimage import gaussian_filter1d
 
     from engine.capture import resolve_device
     from engine.hand_model import load_hand_model
@@ -202,8 +203,6 @@ def main(argv=None):
         notes.append(f"- {name}: {motion[0]}, the truth's own root-aligned acceleration {jerk:.2f} mm/frame^2")
         if joints is None:
             continue
-        from scipy.ndimage import gaussian_filter1d
-
         joints[REFERENCE] = gaussian_filter1d(kp, SMOOTH_SIGMA, axis=0, mode="nearest")
         for m in METHODS + (REFERENCE,):
             preds[m].append(joints[m])
