@@ -71,7 +71,7 @@ def capture_parser():
                    help="2D keypoints for the fit: blend = MediaPipe + the interpolated estimate's projection in "
                         "gaps (default), mediapipe = detected frames only")
     p.add_argument("--root-motion", choices=("filtered", "prior", "free"), default="filtered",
-                   help="stage II global rotation: filtered = per frame, then a One Euro filter (default), "
+                   help="stage II global rotation: filtered = per frame, then a zero-lag One Euro filter (default), "
                         "prior = one rotation per window turned by the prior's root channel, free = per frame "
                         "(the method's table as written; most jitter)")
     p.add_argument("--prior-term", choices=("unit", "posterior"), default="unit",

@@ -47,7 +47,7 @@ class HMP_CaptureSettings(bpy.types.PropertyGroup):
     root_motion: bpy.props.EnumProperty(
         name="Hand Turning",
         items=[("filtered", "Filtered", "The hand's global rotation fitted frame by frame, then smoothed by a "
-                "One Euro filter (the default)"),
+                "zero-lag One Euro filter (the default)"),
                ("prior", "Motion Prior", "The hand's global rotation moves as the motion prior decodes it: "
                 "smooth, but can drift where the hand is hard to see"),
                ("free", "Per Frame", "The hand's global rotation fitted frame by frame, unfiltered: follows "

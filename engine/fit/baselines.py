@@ -78,6 +78,20 @@ def one_euro_rotations(rotvecs, fps, min_cutoff=1.5, beta=0.5, d_cutoff=1.0):
     return roma.unitquat_to_rotvec(torch.as_tensor(qf)).numpy()
 
 
+def one_euro_rotations_zero_phase(rotvecs, fps, min_cutoff=1.5, beta=0.5, d_cutoff=1.0):
+    """``one_euro_rotations`` run forwards and backwards in time, the two passes averaged (quaternion
+    midpoint): for a whole clip at once, the causal filter's lag cancels (as forward-backward linear
+    filtering does)."""
+    rotvecs = np.asarray(rotvecs, dtype=np.float64)
+    fwd = one_euro_rotations(rotvecs, fps, min_cutoff, beta, d_cutoff)
+    bwd = one_euro_rotations(rotvecs[::-1].copy(), fps, min_cutoff, beta, d_cutoff)[::-1].copy()
+    qf = roma.rotvec_to_unitquat(torch.as_tensor(fwd))
+    qb = roma.rotvec_to_unitquat(torch.as_tensor(bwd))
+    qb = torch.where((qf * qb).sum(-1, keepdim=True) < 0, -qb, qb)
+    q = qf + qb
+    return roma.unitquat_to_rotvec(q / q.norm(dim=-1, keepdim=True)).numpy()
+
+
 def one_euro(est, fps, min_cutoff=1.5, beta=0.5, d_cutoff=1.0):
     base = slerp(est)
     T = len(base["transl"])

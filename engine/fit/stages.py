@@ -13,10 +13,11 @@ it; its only rotation terms, L_o and L_os (rad^2), barely resist the 2D term (pi
 jittery (RA-ACC 12.2 mm/frame^2 on the rendered benchmark). "prior" makes Phi_t one base rotation per
 window turned by the prior's decoded root motion, as NeMF decodes root orientation: smooth (6.9) but
 it drifts where the hand is hard to see, with z held by L_MP (back-of-hand clips: RA-MPJPE 48 vs 31
-per frame). "filtered" (the default) is "free" followed by a One Euro filter on Phi (the standard
-smoother of hand trackers, the "+ One Euro" baseline's setting, not tuned on the benchmark): RA-ACC
-7.0, RA-MPJPE 30.8 vs 33.9 for "prior" and PA-MPJPE 6.85 vs 7.06; on 300 frames of held-out real
-motion (benchmarks/bench_fit.py) 2.86 / 5.08 / 1.19 vs "prior"'s 3.55 / 5.25 / 1.51 (docs/benchmarks.md).
+per frame). "filtered" (the default) is "free" followed by the One Euro filter on Phi (the standard
+smoother of hand trackers, the "+ One Euro" baseline's setting, not tuned on the benchmark), run
+forwards and backwards over the clip so that it does not lag: RA-ACC 6.3, RA-MPJPE 28.6 vs 33.9 for
+"prior", PA-MPJPE 6.85 vs 7.06; on 300 frames of held-out real motion (benchmarks/bench_fit.py)
+2.86 / 4.29 / 1.15 vs "prior"'s 3.55 / 5.25 / 1.51 (docs/benchmarks.md).
 
 | stage | variables           | losses and weights                                          |
 | I     | Phi, tau, beta      | L_o 3, L_tr 1, L_os 1, L_ts 5, L_beta 3, L_2D 0.05           |
@@ -52,7 +53,7 @@ import numpy as np
 import torch
 
 from engine.fit import losses as L
-from engine.fit.baselines import one_euro_rotations
+from engine.fit.baselines import one_euro_rotations_zero_phase
 from engine.fit.windows import blend_rotations, layout, resample_windows
 
 STAGE1_WEIGHTS = {"o": 3.0, "tr": 1.0, "os": 1.0, "ts": 5.0, "beta": 3.0, "2d": 0.05}
@@ -336,7 +337,7 @@ def fit_sequence(model, prior, init, keypoints_2d, confidence, K, fps, stages=2,
         out[key] = acc[key] / blend_w.reshape(-1, *([1] * (acc[key].ndim - 1)))
     out["betas"] = beta.cpu().numpy().astype(np.float64)
     if stages >= 2 and options.root_motion == "filtered":  # per-frame Phi, then the One Euro filter
-        out["global_orient"] = one_euro_rotations(out["global_orient"], fps)
+        out["global_orient"] = one_euro_rotations_zero_phase(out["global_orient"], fps)
     with torch.no_grad():
         kp = model(_t(out["global_orient"], device), _t(out["hand_pose"], device), _t(out["betas"], device),
                    _t(out["transl"], device), vertices=False).keypoints
