@@ -121,7 +121,7 @@ def smoothness_figure(per_frame_path, fitted_path, out_png):
     axes[0].plot(t, tip_a[:, 1], lw=0.8, color="#c0392b", label="per-frame estimate")
     axes[0].plot(t, tip_b[:, 1], lw=1.4, color="#1f4e79", label="HMP fit (stages I + II)")
     axes[0].set_ylabel("index tip,\nrel. wrist y (mm)")
-    axes[0].legend(loc="upper right", fontsize=8, frameon=False)
+    axes[0].legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=2, fontsize=8, frameon=False)
     axes[1].plot(t, angle(ha["global_orient"]), lw=0.8, color="#c0392b")
     axes[1].plot(t, angle(hb["global_orient"]), lw=1.4, color="#1f4e79")
     axes[1].set_ylabel("hand rotation\nangle (deg)")
