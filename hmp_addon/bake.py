@@ -22,28 +22,33 @@ def _new_action(name, id_root="OBJECT"):
     return action
 
 
-def _fcurve_factory(action, obj):
-    """Return (new_fcurve(data_path, index, group) -> FCurve, slot or None)."""
+def _channel_curves(action, obj, slot=None):
+    """Where ``obj``'s channels live in ``action``: (fcurves, new_fcurve(data_path, index, group) ->
+    FCurve, slot or None). Blender 4.4+ (layered Actions): the channelbag of ``slot``, a new slot for
+    ``obj`` when None; 4.2/4.3: the Action's own fcurves."""
     if hasattr(action, "slots") and hasattr(action, "layers"):  # Blender 4.4+: layered Actions
-        slot = action.slots.new(id_type="OBJECT", name=obj.name)
+        if slot is None:
+            slot = action.slots.new(id_type="OBJECT", name=obj.name)
         try:
             from bpy_extras.anim_utils import action_ensure_channelbag_for_slot
 
             channelbag = action_ensure_channelbag_for_slot(action, slot)
         except ImportError:  # 4.4 without the helper
-            layer = action.layers.new("Layer")
-            strip = layer.strips.new(type="KEYFRAME")
+            layer = action.layers[0] if len(action.layers) else action.layers.new("Layer")
+            strip = layer.strips[0] if len(layer.strips) else layer.strips.new(type="KEYFRAME")
             channelbag = strip.channelbag(slot, ensure=True)
+        fcurves = channelbag.fcurves
 
         def new(path, index, group):
-            return channelbag.fcurves.new(path, index=index, group_name=group)
+            return fcurves.new(path, index=index, group_name=group)
 
-        return new, slot
+        return fcurves, new, slot
+    fcurves = action.fcurves
 
     def new_legacy(path, index, group):  # 4.2 / 4.3
-        return action.fcurves.new(path, index=index, action_group=group)
+        return fcurves.new(path, index=index, action_group=group)
 
-    return new_legacy, None
+    return fcurves, new_legacy, None
 
 
 def write_fcurve(fcurve, frames, values):
@@ -128,7 +133,7 @@ def bake_pose_action(obj, action_name, frames, rotations, locations=None, tolera
     """
     frames = np.asarray(frames, dtype=np.float64)
     action = _new_action(action_name)
-    new_fcurve, slot = _fcurve_factory(action, obj)
+    _, new_fcurve, slot = _channel_curves(action, obj)
     for path, i, bone, values in _channels(frames, rotations, locations, smoothing):
         keep = reduce_keys(frames, values, tolerance)
         write_fcurve(new_fcurve(path, i, bone), frames[keep], values[keep])
@@ -149,27 +154,12 @@ def bake_into_current_action(obj, frames, rotations, locations=None, tolerance=0
         return None
     frames = np.asarray(frames, dtype=np.float64)
     lo, hi = frames.min() - 1e-4, frames.max() + 1e-4
-    if hasattr(action, "slots") and hasattr(action, "layers"):  # Blender 4.4+
-        slot = anim.action_slot
-        if slot is None:
-            slot = action.slots.new(id_type="OBJECT", name=obj.name)
-            anim.action_slot = slot
-        from bpy_extras.anim_utils import action_ensure_channelbag_for_slot
-
-        fcurves = action_ensure_channelbag_for_slot(action, slot).fcurves
-        find = fcurves.find
-
-        def new(path, index, group):
-            return fcurves.new(path, index=index, group_name=group)
-    else:  # 4.2 / 4.3
-        fcurves = action.fcurves
-        find = fcurves.find
-
-        def new(path, index, group):
-            return fcurves.new(path, index=index, action_group=group)
+    fcurves, new, slot = _channel_curves(action, obj, getattr(anim, "action_slot", None))
+    if slot is not None and anim.action_slot != slot:  # the Action played without a slot: now it has one
+        anim.action_slot = slot
     for path, i, bone, values in _channels(frames, rotations, locations, smoothing):
         keep = reduce_keys(frames, values, tolerance)
-        old = find(path, index=i)
+        old = fcurves.find(path, index=i)
         kept = None
         if old is not None:
             n = len(old.keyframe_points)
