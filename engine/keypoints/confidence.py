@@ -30,6 +30,8 @@ from pathlib import Path
 
 import numpy as np
 
+from engine.keypoints.detector import quiet_native_stderr
+
 CROP = 224  # the landmark network's input size
 DEFAULT_GAMMA = 8.0  # crop pixels (see the module docstring)
 LANDMARK_MODEL = "hand_landmark_full.tflite"
@@ -59,8 +61,6 @@ class LandmarkNet:
         from ai_edge_litert.interpreter import Interpreter
 
         threads = threads or min(4, os.cpu_count() or 1)
-        from engine.keypoints.detector import quiet_native_stderr
-
         with quiet_native_stderr():
             self._it = Interpreter(model_path=str(landmark_model_path()), num_threads=threads)
         self._input = self._it.get_input_details()[0]["index"]
@@ -72,8 +72,6 @@ class LandmarkNet:
     def run(self, crops):
         crops = np.ascontiguousarray(crops, dtype=np.float32)
         if self._batch != len(crops):
-            from engine.keypoints.detector import quiet_native_stderr
-
             with quiet_native_stderr():  # (re)allocation applies the XNNPACK delegate, which says so
                 self._it.resize_tensor_input(self._input, [len(crops), CROP, CROP, 3])
                 self._it.allocate_tensors()
@@ -81,8 +79,6 @@ class LandmarkNet:
             self._quiet = True
         self._it.set_tensor(self._input, crops)
         if self._quiet:  # the XNNPACK delegate announces itself on the first run
-            from engine.keypoints.detector import quiet_native_stderr
-
             with quiet_native_stderr():
                 self._it.invoke()
             self._quiet = False
