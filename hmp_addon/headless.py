@@ -72,7 +72,7 @@ def run(argv):
                 video=os.path.abspath(args.video), hands=args.hands, device=args.device, quality=args.quality,
                 start=args.start, end=args.end, targets=_targets(args, sides), make_camera=not args.no_camera,
                 engine_python=args.engine_python, mano_dir=args.mano_dir,
-                extra_args=("--root-motion", args.root_motion))
+                root_motion=args.root_motion)
             job = jobs.CaptureJob(params)
             t0, last = time.monotonic(), ""
             try:

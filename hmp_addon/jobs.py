@@ -15,7 +15,7 @@ class CaptureParams:
     """What to capture, snapshotted when the capture starts (the panel may change meanwhile)."""
 
     def __init__(self, video, hands="right", device="auto", quality="balanced", start=None, end=None,
-                 targets=None, make_camera=True, engine_python="", mano_dir="", extra_args=()):
+                 targets=None, make_camera=True, engine_python="", mano_dir="", extra_args=(), root_motion=None):
         self.video = video
         self.hands = hands
         self.device = device
@@ -27,6 +27,7 @@ class CaptureParams:
         self.engine_python = engine_python
         self.mano_dir = mano_dir
         self.extra_args = tuple(extra_args)
+        self.root_motion = root_motion  # None: the engine's default
 
     @property
     def sides(self):
@@ -53,7 +54,7 @@ class CaptureParams:
             make_camera=s.make_camera,
             engine_python=prefs.engine_python,
             mano_dir=prefs.mano_dir,
-            extra_args=("--root-motion", s.root_motion),
+            root_motion=s.root_motion,
         )
 
     def problem(self):
@@ -89,7 +90,7 @@ class CaptureJob:
         self.result_path = os.path.join(self.workdir, f"{self.clip}.npz")
         argv = runner.capture_argv(params.engine_python, params.video, self.result_path, params.hands,
                                    params.device, params.quality, params.start, params.end,
-                                   params.mano_dir, params.extra_args)
+                                   params.mano_dir, params.extra_args, params.root_motion)
         self.preview_path = os.path.join(self.workdir, f"{self.clip}.preview.mp4")
         argv += ["--preview", self.preview_path]  # the overlay video, shown behind the capture camera
         kwargs = {"root": root} if root else {}

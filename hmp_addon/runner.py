@@ -48,7 +48,7 @@ def check_engine_python(engine_python):
 
 
 def capture_argv(engine_python, video, out, hands="right", device="auto", quality="balanced",
-                 start=None, end=None, mano_dir="", extra=()):
+                 start=None, end=None, mano_dir="", extra=(), root_motion=None):
     """The engine command line (an argument list, never a shell string)."""
     argv = [engine_python, "-m", "engine", "capture", os.fspath(video), "--out", os.fspath(out),
             "--progress", "jsonl", "--hands", hands, "--device", device, "--quality", quality]
@@ -58,6 +58,8 @@ def capture_argv(engine_python, video, out, hands="right", device="auto", qualit
         argv += ["--end", str(int(end))]
     if mano_dir:
         argv += ["--mano-dir", os.fspath(mano_dir)]
+    if root_motion:
+        argv += ["--root-motion", root_motion]
     argv += list(extra)
     return argv
 
