@@ -7,10 +7,20 @@ the wrist, at index ``root``) and return millimetres:
   translation) of the prediction onto the ground truth;
 - ``ra_mpjpe``: mean joint error after moving the predicted root onto the true root;
 - ``ra_acc``: root-aligned acceleration error, mean over frames and joints of
-  ||a_pred - a_gt|| with a_t = x_{t+1} - 2 x_t + x_{t-1} (mm / frame^2), after root alignment.
+  ||a_pred - a_gt|| with a_t = x_{t+1} - 2 x_t + x_{t-1} (mm / frame^2), after root alignment;
 
-``valid`` (T,) bool restricts to frames where both exist (for ra_acc: triples of consecutive
-valid frames).
+and, without any alignment (they see where the hand is, not only its shape):
+
+- ``cam_mpjpe``: mean joint error in the camera frame;
+- ``wrist_error``: mean error of the root joint (the wrist) in the camera frame;
+- ``wrist_acc``: mean over frames of ||a_pred - a_gt|| of the wrist's camera-frame trajectory
+  (mm / frame^2): how much jerkier (or smoother) than the truth the hand moves as a whole;
+- ``error_2d``: mean pixel distance between the prediction projected with its camera ``K`` and
+  the truth projected with the true camera ``K_gt`` (the same ``K`` unless given): a prediction
+  made with guessed intrinsics is judged in the image it was fitted to.
+
+``valid`` (T,) bool restricts to frames where both exist (for the accelerations: triples of
+consecutive valid frames).
 """
 
 import numpy as np
@@ -70,6 +80,62 @@ def ra_acc(pred, gt, valid=None, root=0):
     return float(err.mean() * 1000)
 
 
-def all_metrics(pred, gt, valid=None, root=0):
-    return {"PA-MPJPE": pa_mpjpe(pred, gt, valid), "RA-MPJPE": ra_mpjpe(pred, gt, valid, root),
-            "RA-ACC": ra_acc(pred, gt, valid, root)}
+def _acc_error(p, g, valid):
+    """||second difference of p - that of g||, (T,J,3) each -> (n,J) over valid triples."""
+    err = np.linalg.norm((p[2:] - 2 * p[1:-1] + p[:-2]) - (g[2:] - 2 * g[1:-1] + g[:-2]), axis=-1)
+    if valid is not None:
+        v = np.asarray(valid, bool)
+        err = err[v[2:] & v[1:-1] & v[:-2]]
+    return err
+
+
+def cam_mpjpe(pred, gt, valid=None):
+    pred, gt = _check(pred, gt)
+    if valid is not None:
+        pred, gt = pred[valid], gt[valid]
+    return float(np.linalg.norm(pred - gt, axis=-1).mean() * 1000)
+
+
+def wrist_error(pred, gt, valid=None, root=0):
+    pred, gt = _check(pred, gt)
+    return cam_mpjpe(pred[:, root:root + 1], gt[:, root:root + 1], valid)
+
+
+def wrist_acc(pred, gt, valid=None, root=0):
+    pred, gt = _check(pred, gt)
+    err = _acc_error(pred[:, root:root + 1], gt[:, root:root + 1], valid)
+    return float(err.mean() * 1000) if err.size else float("nan")
+
+
+def _project(points, K):
+    K = np.asarray(K, np.float64)
+    if K.shape != (3, 3):
+        raise ValueError(f"K must be (3,3), got {K.shape}")
+    z = points[..., 2:3]
+    if (z <= 0).any():
+        raise ValueError("points at or behind the camera (z <= 0) have no projection")
+    return points[..., :2] / z * np.array([K[0, 0], K[1, 1]]) + np.array([K[0, 2], K[1, 2]])
+
+
+def error_2d(pred, gt, K, valid=None, K_gt=None):
+    """Mean pixel distance: pred projected with K, gt with K_gt (default K)."""
+    pred, gt = _check(pred, gt)
+    if valid is not None:
+        pred, gt = pred[valid], gt[valid]
+    uv_p, uv_g = _project(pred, K), _project(gt, K if K_gt is None else K_gt)
+    return float(np.linalg.norm(uv_p - uv_g, axis=-1).mean())
+
+
+METRICS = ("PA-MPJPE", "RA-MPJPE", "RA-ACC", "camera MPJPE", "wrist", "wrist acc.", "2D (px)")
+
+
+def all_metrics(pred, gt, valid=None, root=0, K=None, K_gt=None):
+    """The three root-aligned metrics; with ``K`` also the camera-space ones and the 2D error
+    (keys as in ``METRICS``)."""
+    out = {"PA-MPJPE": pa_mpjpe(pred, gt, valid), "RA-MPJPE": ra_mpjpe(pred, gt, valid, root),
+           "RA-ACC": ra_acc(pred, gt, valid, root)}
+    if K is not None:
+        out.update({"camera MPJPE": cam_mpjpe(pred, gt, valid), "wrist": wrist_error(pred, gt, valid, root),
+                    "wrist acc.": wrist_acc(pred, gt, valid, root),
+                    "2D (px)": error_2d(pred, gt, K, valid, K_gt)})
+    return out
