@@ -64,18 +64,49 @@ def capture_argv(engine_python, video, out, hands="right", device="auto", qualit
     return argv
 
 
-def engine_version(engine_python, root=EXTENSION_ROOT, timeout=60.0):
-    """Run `engine_python -m engine --version`; return its output or raise EngineSetupError."""
+# What the engine imports at run time: (module, pip package). Check Engine imports each one in the
+# engine's Python, so an interpreter that starts but lacks torch (a system Python) is caught there and
+# not minutes into a capture.
+ENGINE_MODULES = (("numpy", "numpy"), ("torch", "torch"), ("cv2", "opencv-contrib-python"),
+                  ("mediapipe", "mediapipe"), ("smplx", "smplx"), ("roma", "roma"), ("scipy", "scipy"),
+                  ("tqdm", "tqdm"))
+
+_CHECK_SCRIPT = """
+import importlib, json, sys
+import engine
+out = {"version": engine.__version__, "python": sys.version.split()[0], "missing": []}
+for module, package in json.loads(sys.argv[1]):
+    try:
+        importlib.import_module(module)
+    except Exception as exc:  # ImportError, or a broken binary wheel raising anything else
+        out["missing"].append([package, type(exc).__name__ + ": " + str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__])
+print("HMP-CHECK " + json.dumps(out), flush=True)
+"""
+
+
+def engine_version(engine_python, root=EXTENSION_ROOT, timeout=180.0, modules=ENGINE_MODULES):
+    """Start ``engine_python``, import the engine and every package it needs (``modules``); return
+    "hmp-hand-capture engine X (Python Y)" or raise EngineSetupError naming what is missing."""
+    import json
+
     check_engine_python(engine_python)
     try:
-        proc = subprocess.run([engine_python, "-m", "engine", "--version"], cwd=root, env=engine_env(root),
-                              capture_output=True, text=True, timeout=timeout)
+        proc = subprocess.run([engine_python, "-c", _CHECK_SCRIPT, json.dumps([list(m) for m in modules])], cwd=root,
+                              env=engine_env(root), capture_output=True, text=True, timeout=timeout)
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise EngineSetupError(f"engine does not start: {exc}") from None
-    if proc.returncode != 0:
+    found = [line[len("HMP-CHECK "):] for line in proc.stdout.splitlines() if line.startswith("HMP-CHECK ")]
+    if proc.returncode != 0 or not found:
         last = (proc.stderr.strip().splitlines() or ["(no output)"])[-1]
         raise EngineSetupError(f"engine is broken (exit code {proc.returncode}): {last}")
-    return (proc.stdout.strip() or proc.stderr.strip()).splitlines()[-1] if (proc.stdout or proc.stderr) else "engine"
+    info = json.loads(found[-1])
+    if info["missing"]:
+        names = ", ".join(p for p, _ in info["missing"])
+        raise EngineSetupError(
+            f"the engine Python ({engine_python}, Python {info['python']}) lacks {names} "
+            f"({info['missing'][0][1]}): run Set Up Engine in the add-on preferences, or pip install -r "
+            f"requirements.txt into that environment")
+    return f"hmp-hand-capture engine {info['version']} (Python {info['python']})"
 
 
 class EngineRun:

@@ -309,8 +309,50 @@ def test_progress_draws_while_running(tmp_path):
     assert "Traceback" not in proc.stderr
 
 
+def python_without_torch(tmp_path):
+    """A real Python that starts and has numpy (linked from this environment) but nothing else the
+    engine needs: what a system Python looks like to the add-on."""
+    venv = tmp_path / "bare"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
+    py = venv / "bin" / "python"
+    site = subprocess.run([str(py), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    import numpy
+
+    keep = tmp_path / "only_numpy"
+    keep.mkdir()
+    src = os.path.dirname(os.path.dirname(numpy.__file__))
+    for name in ("numpy", "numpy.libs"):
+        if os.path.exists(os.path.join(src, name)):
+            os.symlink(os.path.join(src, name), keep / name)
+    with open(os.path.join(site, "only_numpy.pth"), "w") as fh:
+        fh.write(str(keep) + "\n")
+    return str(py)
+
+
+def test_check_engine_fails_for_a_python_without_torch(scene, tmp_path, monkeypatch):
+    """Issue 12.1: it used to run `python -m engine --version` only, which needs nothing but the
+    standard library, and said "Engine OK" for the system Python; the capture then crashed."""
+    py = python_without_torch(tmp_path)
+    with pytest.raises(runner.EngineSetupError) as err:
+        runner.engine_version(py)
+    msg = str(err.value)
+    assert "lacks torch, opencv-contrib-python, mediapipe, smplx, roma, scipy, tqdm" in msg, msg
+    assert "numpy" not in msg.split("lacks")[1].split("(")[0]  # numpy is there
+    assert "Set Up Engine" in msg
+    monkeypatch.setenv("HMP_ENGINE_PYTHON", py)
+    with pytest.raises(RuntimeError, match="lacks torch"):
+        bpy.ops.hmp.check_engine()
+    state = bpy.context.window_manager.hmp_state
+    assert not state.engine_ok and "lacks torch" in state.engine_status
+    # the project's own environment has everything
+    monkeypatch.setenv("HMP_ENGINE_PYTHON", sys.executable)
+    assert bpy.ops.hmp.check_engine() == {"FINISHED"}
+    assert state.engine_ok and state.engine_status.startswith("Engine OK: hmp-hand-capture engine")
+
+
 def test_check_engine_reports_broken_engine(scene, tmp_path, monkeypatch):
-    root = fake_engine(tmp_path, "")  # `python -m engine --version` fails: no --out
+    root = fake_engine(tmp_path, "")  # its engine package has no __version__: broken
     with pytest.raises(runner.EngineSetupError, match="engine is broken"):
         runner.engine_version(sys.executable, root=root)
     monkeypatch.setenv("HMP_ENGINE_PYTHON", "/no/such/python")
