@@ -14,11 +14,11 @@ hand: smplx ``flat_hand_mean=True``, no PCA), ``global_orient`` rotates about th
   (``engine/assets/hand/default_hand.npz``): joints are the template joints plus a linear shape
   space of their own (no joint regressor; no pose-corrective blend shapes).
 - ``mano``: ``MANO_RIGHT.pkl`` / ``MANO_LEFT.pkl`` from ``mano_dir`` or ``$HMP_MANO_DIR``, read
-  through ``smplx.MANO`` (the original pickles hold chumpy arrays: they are read without chumpy).
+  through ``smplx.MANO``; the pickles are read by ``engine.safe_pickle`` (numpy, scipy.sparse and
+  chumpy's arrays only, without chumpy): a file naming anything else is refused, never run.
 """
 
 import os
-import pickle
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,6 +28,7 @@ from smplx.lbs import batch_rigid_transform, batch_rodrigues, blend_shapes, vert
 
 from engine import joints as J
 from engine.errors import EngineError
+from engine.safe_pickle import UnsafePickleError, load_mano_pickle
 
 ASSET = Path(__file__).resolve().parent / "assets" / "hand" / "default_hand.npz"
 NUM_BETAS = 10
@@ -143,27 +144,6 @@ def _default(side):
                      m["fingertip_vertex_ids"], j_template=m["j_template"], j_shapedirs=m["j_shapedirs"])
 
 
-class _Unchumpy:
-    """Stands in for chumpy arrays while unpickling MANO files (chumpy does not import on numpy>=1.24)."""
-
-    def __init__(self, *args, **kwargs):
-        pass
-
-    def __setstate__(self, state):
-        self.__dict__.update(state if isinstance(state, dict) else {"x": state})
-
-    def __array__(self, dtype=None):
-        x = self.__dict__.get("x", self.__dict__.get("a"))
-        return np.asarray(x, dtype=dtype)
-
-
-class _ManoUnpickler(pickle.Unpickler):
-    def find_class(self, module, name):
-        if module.startswith("chumpy"):
-            return _Unchumpy
-        return super().find_class(module, name)
-
-
 def _mano(side, mano_dir):
     import smplx
     from smplx.utils import Struct
@@ -178,10 +158,12 @@ def _mano(side, mano_dir):
                           "from the MANO website's models folder)")
     try:
         with open(path, "rb") as fh:
-            data = _ManoUnpickler(fh, encoding="latin1").load()
-        data = {k: (np.asarray(v) if isinstance(v, _Unchumpy) else v) for k, v in dict(data).items()}
+            data = load_mano_pickle(fh)
         mano = smplx.MANO(str(mano_dir), is_rhand=side == "right", data_struct=Struct(**data), use_pca=False,
                           flat_hand_mean=True, num_pca_comps=45)
+    except UnsafePickleError as exc:  # a file that would run code: nothing it names was imported
+        raise EngineError(f"refused to load {path}: {exc} (not a genuine MANO file; "
+                          "use the files from the MANO website)") from None
     except Exception as exc:  # wrong pickle, truncated file, missing keys: say which file
         raise EngineError(f"{path} is not a usable MANO model file ({type(exc).__name__}: {exc})") from None
     if mano.v_template.shape[0] <= int(J.MANO_FINGERTIP_VERTEX_IDS.max()) or mano.J_regressor.shape[0] != 16:

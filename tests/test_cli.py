@@ -28,6 +28,30 @@ def run_engine(*args, timeout=600):
                           capture_output=True, text=True, timeout=timeout)
 
 
+def run_main(*args):
+    """``python -m engine ARGS`` in this process (``engine.cli.main``): no fresh Python importing torch
+    per bad input. Returns a CompletedProcess with what it printed."""
+    import contextlib
+    import io
+
+    from engine import cli
+
+    saved = {k: os.environ.get(k) for k in ("HMP_CACHE_DIR", "HMP_MANO_DIR")}
+    os.environ["HMP_CACHE_DIR"] = CACHE
+    os.environ.pop("HMP_MANO_DIR", None)
+    out, err = io.StringIO(), io.StringIO()
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            code = cli.main([str(a) for a in args])
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    return subprocess.CompletedProcess(args, code, out.getvalue(), err.getvalue())
+
+
 def assert_clean_failure(proc, out, message):
     assert proc.returncode == 2, proc.stderr
     assert "Traceback" not in proc.stderr, proc.stderr
@@ -105,6 +129,20 @@ def test_bad_mano_dir(tmp_path):
     (tmp_path / "mano").mkdir()
     out = tmp_path / "r.npz"
     assert_clean_failure(run_engine("capture", CLIP, "--out", out, "--mano-dir", tmp_path / "mano"), out, "MANO_RIGHT.pkl")
+
+
+def test_malicious_mano_file_is_refused_by_the_cli(tmp_path):
+    from tests.test_hand_model import _RunsCommand, write_malicious_mano
+
+    marker = tmp_path / "marker"
+    write_malicious_mano(tmp_path / "mano", _RunsCommand(f"touch {marker}"))
+    out = tmp_path / "r.npz"
+    assert_clean_failure(run_main("capture", CLIP, "--out", out, "--mano-dir", tmp_path / "mano"), out,
+                         "system', which a MANO model file never needs")
+    proc = run_main("capture", CLIP, "--out", out, "--mano-dir", tmp_path / "mano", "--progress", "jsonl")
+    assert proc.returncode == 2 and not marker.exists()
+    events = [parse_line(l) for l in proc.stdout.splitlines()]
+    assert events[-1]["event"] == "error" and "refused to load" in events[-1]["message"]
 
 
 def test_unknown_device(tmp_path):

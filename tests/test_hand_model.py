@@ -155,3 +155,111 @@ def test_bad_mano_folders(tmp_path):
     write_fake_mano(tmp_path / "small", V=100)
     with pytest.raises(EngineError, match="not a MANO model"):
         load_hand_model("right", mano_dir=tmp_path / "small")
+
+
+# ---------------------------------------------------------------- MANO pickles cannot run code (issue 12, item 14)
+
+class _RunsCommand:
+    """Pickles as a call of os.system: what a crafted MANO_RIGHT.pkl would do on a plain pickle.load."""
+
+    def __init__(self, command):
+        self.command = command
+
+    def __reduce__(self):
+        import os
+
+        return os.system, (self.command,)
+
+
+class _WritesFile:
+    """Pickles as builtins.open(path, 'w'): a global that is not os.system but as dangerous."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def __reduce__(self):
+        return open, (self.path, "w")
+
+
+def write_malicious_mano(folder, payload, side="RIGHT"):
+    """A MANO-shaped pickle (the real fields) with ``payload`` hidden among them."""
+    data = write_fake_mano(folder, side)
+    data["bs_style"] = payload
+    with open(folder / f"MANO_{side}.pkl", "wb") as fh:
+        pickle.dump(data, fh, protocol=2)
+
+
+@pytest.mark.parametrize("payload", ["system", "open"])
+def test_malicious_mano_pickle_is_refused_and_runs_nothing(tmp_path, payload):
+    marker = tmp_path / "marker"
+    evil = _RunsCommand(f"touch {marker}") if payload == "system" else _WritesFile(str(marker))
+    write_malicious_mano(tmp_path / "mano", evil)
+    refused = r"(posix|os)\.system" if payload == "system" else r"(io|builtins)\.open"
+    with pytest.raises(EngineError, match=rf"refused to load .*MANO_RIGHT\.pkl: it asks for '{refused}'") as info:
+        load_hand_model("right", mano_dir=tmp_path / "mano")
+    assert "\n" not in str(info.value)
+    assert not marker.exists()
+    # the same file read by a plain pickle.load would have run it: the test's payload is real
+    with open(tmp_path / "mano" / "MANO_RIGHT.pkl", "rb") as fh:
+        loaded = pickle.load(fh)
+    assert marker.exists()
+    if hasattr(loaded["bs_style"], "close"):
+        loaded["bs_style"].close()
+
+
+class _ChumpyLike:
+    """Pickles exactly as chumpy.ch.Ch does (class ``chumpy.ch.Ch``, state: its ``__dict__`` with the
+    array in ``x``), without chumpy installed."""
+
+    def __init__(self, x):
+        self.x = x
+        self.label = None
+
+    def __getstate__(self):
+        return dict(self.__dict__)
+
+
+def _chumpy_pickle(data, path, protocol):
+    import sys
+    import types
+
+    saved = {name: sys.modules.get(name) for name in ("chumpy", "chumpy.ch")}
+    sys.modules["chumpy"], sys.modules["chumpy.ch"] = types.ModuleType("chumpy"), types.ModuleType("chumpy.ch")
+    sys.modules["chumpy.ch"].Ch = _ChumpyLike
+    old = (_ChumpyLike.__module__, _ChumpyLike.__qualname__)
+    _ChumpyLike.__module__, _ChumpyLike.__qualname__ = "chumpy.ch", "Ch"
+    try:
+        with open(path, "wb") as fh:
+            pickle.dump(data, fh, protocol=protocol)
+    finally:
+        _ChumpyLike.__module__, _ChumpyLike.__qualname__ = old
+        for name, module in saved.items():
+            if module is None:
+                sys.modules.pop(name, None)
+            else:
+                sys.modules[name] = module
+
+
+@pytest.mark.parametrize("protocol", [0, 2])
+def test_mano_pickle_with_chumpy_arrays_and_sparse_regressor_loads(tmp_path, protocol):
+    """MANO's own files: numpy arrays, a scipy.sparse J_regressor, chumpy Ch objects, strings; protocol
+    0 (Python 2's default: copy_reg._reconstructor) and 2 (NEWOBJ)."""
+    import pickletools
+
+    data = write_fake_mano(tmp_path / "plain", "RIGHT")
+    data.update(bs_style="lbs", bs_type="lrotmin", J=np.zeros((16, 3)))
+    for key in ("shapedirs", "v_template", "J"):
+        data[key] = _ChumpyLike(data[key])
+    (tmp_path / "ch").mkdir()
+    _chumpy_pickle(data, tmp_path / "ch" / "MANO_RIGHT.pkl", protocol)
+    raw = (tmp_path / "ch" / "MANO_RIGHT.pkl").read_bytes()
+    globals_named = {arg for op, arg, _ in pickletools.genops(raw) if op.name == "GLOBAL"}
+    assert "chumpy.ch Ch" in globals_named and any("scipy.sparse" in g for g in globals_named)
+    if protocol == 0:
+        assert "copy_reg _reconstructor" in globals_named  # as Python 2 wrote MANO's files
+    with pytest.raises(ModuleNotFoundError):  # the file cannot be read by a plain pickle.load here
+        pickle.loads(raw)
+    ours = load_hand_model("right", mano_dir=tmp_path / "ch")
+    plain = load_hand_model("right", mano_dir=tmp_path / "plain")
+    for name in ("v_template", "shapedirs", "j_regressor", "skin_weights", "posedirs", "faces", "parents"):
+        assert torch.equal(getattr(ours, name), getattr(plain, name)), name
