@@ -160,6 +160,12 @@ def capture(video_path, out_path, options=None, reporter=None):
     frame_ids = np.asarray(first.frame_ids, dtype=np.int64)
     frame_times = np.asarray(first.frame_times, dtype=np.float64) if first.frame_times is not None else None
     fps = float(video.fps)
+    if not options.keypoints:  # a damaged or half-downloaded file: say how much of it was read
+        from engine.video import short_read_message
+
+        short = short_read_message(video, options.start, options.end, frame_ids)
+        if short:
+            reporter.warn(short)
 
     from engine.fit.init import InitOptions, per_frame_estimate
 

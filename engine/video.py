@@ -3,6 +3,11 @@
     video = open_video(path)          # EngineError for missing / unreadable / non-video / empty files
     video.fps, video.width, video.height, video.num_frames, video.rotation
     for frame_id, rgb in video.frames(start=0, end=None): ...   # rgb (H,W,3) uint8, upright
+    short_read_message(video, start, end, frame_ids_read)      # a warning when the file ended early
+
+A damaged or half-downloaded file can say it has more frames than decode: ``frames`` raises
+EngineError when nothing decodes from ``start`` on, and stops quietly at the first frame that does
+not decode otherwise (``short_read_message`` then says how many of the frames asked for were read).
 
 Rotation metadata (phones record portrait clips as rotated landscape streams) is applied by
 OpenCV's FFmpeg backend (CAP_PROP_ORIENTATION_AUTO, on by default since 4.5); ``width``/``height``
@@ -76,9 +81,13 @@ class Video:
             i = 0
             while i < start and cap.grab():  # grab() is exact where seeking is not (B-frames, VFR)
                 i += 1
+            if i < start:  # the file ends (or breaks) before ``start``: never label earlier frames as later
+                raise EngineError(self._unreadable_from(start, i))
             while end is None or i < end:
                 ok, frame = cap.read()
                 if not ok:
+                    if i == start and start < self.num_frames:  # nothing decodes from ``start`` on
+                        raise EngineError(self._unreadable_from(start, i))
                     break
                 if frame.shape[:2] != (self.height, self.width):  # odd streams change size: keep one
                     frame = cv2.resize(frame, (self.width, self.height))
@@ -91,6 +100,24 @@ class Video:
                 i += 1
         finally:
             cap.release()
+
+
+    def _unreadable_from(self, start, readable):
+        return (f"{self.path}: no frame decodes from frame {start} on (the file says {self.num_frames} frames, "
+                f"only the first {readable} are readable: is it damaged or incompletely downloaded?)")
+
+
+def short_read_message(video, start, end, frame_ids):
+    """A warning when fewer frames were read than ``start..end`` asks for (a damaged or half-downloaded
+    file), else None. ``frame_ids``: the frames actually read."""
+    want_end = video.num_frames if end is None else min(end, video.num_frames)
+    wanted, got = max(0, want_end - start), len(frame_ids)
+    if got >= wanted:
+        return None
+    last = int(frame_ids[-1]) if got else start - 1
+    return (f"only {got} of the {wanted} frames asked for could be read ({start}..{want_end - 1}; read "
+            f"{start}..{last}): {video.path} looks damaged or incompletely downloaded; the result covers "
+            "the frames read")
 
 
 def open_video(path):

@@ -3,12 +3,14 @@
 The files are made in the test from the real clip with ffmpeg (the imageio-ffmpeg wheel's binary).
 """
 
+import json
 import subprocess
 
 import numpy as np
 import pytest
 
 from engine import result as R
+from engine.errors import EngineError
 from engine.keypoints import KeypointOptions, detect_hands
 from engine.video import open_video
 
@@ -74,3 +76,39 @@ def test_variable_frame_rate_clip_captures(ffmpeg, tmp_path):
         assert np.allclose(keys, 1 + expected[valid] * 24.0, atol=1e-3)
     finally:
         hmp_addon.unregister()
+
+
+def test_partly_readable_video_is_detected(ffmpeg, tmp_path):
+    """A half-downloaded mp4 (index at the front, the frames cut short): the frames that decode are used with
+    a warning saying how many; a --start past them is an error, never frames from elsewhere."""
+    whole = tmp_path / "faststart.mp4"
+    subprocess.run([ffmpeg, "-y", "-loglevel", "error", "-i", str(CLIP), "-c", "copy", "-movflags", "faststart",
+                    str(whole)], check=True)
+    data = whole.read_bytes()
+    half = tmp_path / "half.mp4"
+    half.write_bytes(data[: len(data) // 3])
+    video = open_video(half)
+    assert video.num_frames == 60  # what the file's index promises
+    ids = [i for i, _ in video.frames()]
+    assert 5 < len(ids) < 40 and ids == list(range(len(ids)))
+    from engine.video import short_read_message
+
+    message = short_read_message(video, 0, None, ids)
+    assert f"only {len(ids)} of the 60 frames" in message and "0..59" in message
+    assert short_read_message(video, 0, len(ids), ids) is None  # asked for no more than there is
+    with pytest.raises(EngineError, match="no frame decodes from frame 50 on"):
+        list(video.frames(start=50))
+    with pytest.raises(EngineError, match=rf"no frame decodes from frame {len(ids)} on"):
+        list(video.frames(start=len(ids)))
+    # through the command line: exit 0 with the warning, the result holds only the frames read
+    from tests.test_cli import run_main
+
+    out = tmp_path / "r.npz"
+    proc = run_main("capture", half, "--out", out, "--stages", "0", "--quality", "draft", "--no-cache",
+                    "--progress", "jsonl")
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    warnings = [json.loads(l)["message"] for l in proc.stdout.splitlines() if '"warning"' in l]
+    assert any(f"only {len(ids)} of the 60 frames" in w for w in warnings), warnings
+    assert list(R.read(out)["frame_ids"]) == ids
+    proc = run_main("capture", half, "--out", out.with_name("s.npz"), "--start", "50", "--no-cache")
+    assert proc.returncode == 2 and "no frame decodes from frame 50 on" in proc.stderr
