@@ -27,6 +27,44 @@ def action_name(clip, side):
     return f"{clip}_{side}_hand"
 
 
+VIDEO_TAG = "hmp_video"  # custom property on the rigs, cameras and Actions a take makes: its source video
+
+
+def source_video(res):
+    """The result's source video path ("" when the result does not say)."""
+    return str(res["video"]) if "video" in res.clip else ""
+
+
+def _free_for(idblock, video):
+    """A name is free for a take when nothing has it, or when it belongs to a take of the same video
+    (a re-capture replaces its own rig and Action, never another take's or the user's data)."""
+    return idblock is None or (bool(video) and idblock.get(VIDEO_TAG) == video)
+
+
+def unique_name(base, video, names):
+    """``base``, or ``base_2``, ``base_3``... : the first candidate c for which every
+    ``lookup(name_of(c))`` in ``names`` [(lookup, name_of)] finds nothing or something made from
+    ``video``."""
+    k = 1
+    while True:
+        candidate = base if k == 1 else f"{base}_{k}"
+        if all(_free_for(lookup(name_of(candidate)), video) for lookup, name_of in names):
+            return candidate
+        k += 1
+
+
+def take_name(clip, video, sides):
+    """The name a take's rigs, Actions and camera are built from: the clip's stem, made unique when
+    another take (another video with the same file name) or the user already uses those names."""
+    import bpy
+
+    names = [(bpy.data.objects.get, lambda c: f"{c}_camera")]
+    for side in sides:
+        names += [(bpy.data.objects.get, lambda c, s=side: rig.rig_name(c, s)),
+                  (bpy.data.actions.get, lambda c, s=side: action_name(c, s))]
+    return unique_name(clip, video, names)
+
+
 def load(path):
     """Read + validate a result file, as ImportProblem on failure."""
     try:
@@ -44,9 +82,9 @@ def apply_result(context, res, clip=None, sides=None, targets=None, make_camera=
 
     sides: hands to import (default: all in the result). targets: {side: armature object} to bake
     onto an existing armature with MANO bone names; sides without a target get a new rig.
-    Returns a list of {"side", "rig", "action", "keys"} (keys = keyframes per channel).
+    Names: ``clip`` (default: the video's stem) made unique per source video (``take_name``).
+    Returns a list of {"side", "rig", "action", "keys", "take"} (keys = keyframes per channel).
     """
-    clip = clip or clip_name(res)
     sides = list(sides or res.hands.keys())
     targets = dict(targets or {})
     # --- checks first: nothing in the scene changes if any fails
@@ -63,6 +101,8 @@ def apply_result(context, res, clip=None, sides=None, targets=None, make_camera=
         bpy.ops.object.mode_set(mode="OBJECT")
     scene = context.scene
     fps = scene_fps(scene)
+    video = source_video(res)
+    clip = take_name(clip or clip_name(res), video, sides)
     out = []
     for side in sides:
         hand = res.hands[side]
@@ -78,9 +118,12 @@ def apply_result(context, res, clip=None, sides=None, targets=None, make_camera=
         rotations = {name: quats[:, j] for j, name in enumerate(rig.BONE_NAMES)}
         action = bake.bake_pose_action(obj, action_name(clip, side), frames, rotations,
                                        {rig.BONE_NAMES[0]: root_loc})
-        out.append({"side": side, "rig": obj, "action": action, "keys": int(valid.sum())})
+        action[VIDEO_TAG] = video
+        if target is None:
+            obj[VIDEO_TAG] = video
+        out.append({"side": side, "rig": obj, "action": action, "keys": int(valid.sum()), "take": clip})
     if make_camera:
-        rig.ensure_camera(context, clip, res["K"], res["image_size"])
+        rig.ensure_camera(context, clip, res["K"], res["image_size"])[VIDEO_TAG] = video
     last = max(int(np.ceil(poses.result_scene_frames(res, fps, scene.frame_start)[-1])), scene.frame_start)
     if scene.frame_end < last:  # make the whole capture playable
         scene.frame_end = last

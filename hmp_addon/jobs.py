@@ -145,22 +145,36 @@ class CaptureJob:
                                                   targets=targets, make_camera=self.params.make_camera)
         except importer.ImportProblem as exc:
             return self._end("error", str(exc))
+        take = self.imported[0]["take"]  # the clip's stem, made unique against other takes
+        self.result_path = self.run.result_path
+        if take != self.clip:  # its files too: hand_capture/ beside the .blend keeps every take's
+            self.result_path = self._rename(self.run.result_path, f"{take}.npz")
+            self.preview_path = self._rename(self.preview_path, f"{take}.preview.mp4")
         retarget_settings = getattr(context.scene, "hmp_retarget", None)
         if retarget_settings is not None:  # ready to retarget this capture onto a character
-            retarget_settings.result = self.run.result_path
+            retarget_settings.result = self.result_path
         if self.params.make_camera and os.path.isfile(self.preview_path):
             from . import preview
 
             try:
-                preview.load_preview(context, self.preview_path, camera=bpy.data.objects.get(f"{self.clip}_camera"))
+                preview.load_preview(context, self.preview_path, camera=bpy.data.objects.get(f"{take}_camera"))
             except (ValueError, RuntimeError, FileNotFoundError) as exc:
                 self.warnings.append(f"preview not shown: {exc}")
-        self.result_path = self.run.result_path
         if bpy.data.filepath:  # a saved scene: keep the result and preview with it now
             moved = session_files.keep_with_blend(bpy.data.filepath)
             self.result_path = moved.get(os.path.abspath(self.result_path), self.result_path)
         self.state = "done"
         return self.state
+
+    @staticmethod
+    def _rename(path, name):
+        """Rename a file of the job's folder (kept where it is when that fails)."""
+        new = os.path.join(os.path.dirname(path), name)
+        try:
+            os.replace(path, new)
+        except OSError:
+            return path
+        return new
 
     def _end(self, state, error=None):
         self.state, self.error = state, error

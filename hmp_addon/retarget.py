@@ -257,6 +257,8 @@ def retarget_result(context, obj, res, side, mapping, root="ROTATION", influence
     (replacing one of that name). Returns {"action", "mapped", "unmapped", "warnings", "scale"}.
     Raises RetargetProblem before touching the scene when anything is wrong.
     """
+    import bpy
+
     from . import bake, importer, poses
 
     problem = check_target(obj)
@@ -282,7 +284,11 @@ def retarget_result(context, obj, res, side, mapping, root="ROTATION", influence
                                                 hand["transl"][valid], hand["rest_joints"], rest, mapping, rot, root,
                                                 influence)
     frames = poses.result_scene_frames(res, importer.scene_fps(context.scene), context.scene.frame_start)[valid]
-    name = action_name or f"{importer.clip_name(res)}_{side}_{obj.name}"
+    video = importer.source_video(res)
+    # a re-run of the same take replaces its Action; another take of a same-named video, or an Action
+    # of the user's, is never replaced: the name gets a number
+    name = action_name or importer.unique_name(f"{importer.clip_name(res)}_{side}_{obj.name}", video,
+                                               [(bpy.data.actions.get, lambda c: c)])
     warns = []
     if into_current and (obj.animation_data is None or obj.animation_data.action is None):
         warns.append(f"'{obj.name}' played no Action: baked into a new one, {name}")
@@ -332,6 +338,8 @@ def retarget_result(context, obj, res, side, mapping, root="ROTATION", influence
                     locs[s["bone"]] = loc
     if smoothing > 0 or tolerance > 0 or (unchained and root != "KEEP"):
         action = write(tolerance, smoothing)
+    if not into_current:
+        action[importer.VIDEO_TAG] = video
     warns += warnings_for(obj, mapping)
     if absent:
         warns.append(f"bones not found in '{obj.name}': {', '.join(sorted(absent.values()))}")

@@ -2,6 +2,8 @@
 are the forward kinematics of their poses, computed independently here with roma; and reading
 bone positions back from a real bpy scene."""
 
+import textwrap
+
 import numpy as np
 import roma
 import torch
@@ -39,14 +41,15 @@ def forward_kinematics(rest, global_orient, hand_pose, transl):
     return pos
 
 
-def make_result(path, T=20, sides=("right",), mesh=True, seed=0, fps=30.0, invalid=(), first_frame=0):
+def make_result(path, T=20, sides=("right",), mesh=True, seed=0, fps=30.0, invalid=(), first_frame=0,
+                video="/videos/my clip.mp4"):
     rng = np.random.default_rng(seed)
     t = np.arange(T)[:, None]
     arrays = {
         "schema_version": np.array(R.SCHEMA_VERSION), "engine_version": np.array("test"),
         "fps": np.array(fps), "K": np.array([[900.0, 0, 640], [0, 900.0, 360], [0, 0, 1]]),
         "image_size": np.array([1280, 720]), "frame_ids": np.arange(first_frame, first_frame + T),
-        "hand_model": np.array("default"), "hands": np.array(list(sides)), "video": np.array("/videos/my clip.mp4"),
+        "hand_model": np.array("default"), "hands": np.array(list(sides)), "video": np.array(video),
         "stages": np.array(2),
     }
     for k, side in enumerate(sides):
@@ -86,3 +89,20 @@ def bone_heads_world(scene, rig, frame, names=J.MANO_JOINT_NAMES):
 def datablock_counts(bpy):
     names = ["objects", "meshes", "armatures", "actions", "cameras", "collections", "materials"]
     return {n: len(getattr(bpy.data, n)) for n in names}
+
+
+def fake_engine(tmp_path, body):
+    """A throwaway extension root whose `python -m engine` runs ``body`` (argv in ``args``, the
+    ``--out`` path in ``out``, ``emit(**event)`` prints a progress event): a real process standing in
+    for the engine where only the add-on's side is under test."""
+    root = tmp_path / "fake_root"
+    (root / "engine").mkdir(parents=True, exist_ok=True)
+    (root / "engine" / "__init__.py").write_text("")
+    (root / "engine" / "__main__.py").write_text(textwrap.dedent("""
+        import json, os, shutil, sys, time
+        def emit(**e):
+            print(json.dumps(e), flush=True)
+        args = sys.argv[1:]
+        out = args[args.index("--out") + 1]
+    """) + textwrap.dedent(body))
+    return str(root)

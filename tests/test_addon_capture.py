@@ -8,7 +8,6 @@ end-to-end run against the real engine on a real clip is in test_addon_e2e.py.
 import os
 import subprocess
 import sys
-import textwrap
 import time
 import types
 
@@ -17,26 +16,11 @@ import pytest
 import bpy
 
 import hmp_addon
-from addon_support import datablock_counts, make_result
+from addon_support import datablock_counts, fake_engine, make_result
 from hmp_addon import jobs, operators, runner
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 VIDEO = os.path.join(ROOT, "tests", "addon_support.py")  # any existing file: fake engines never read it
-
-
-def fake_engine(tmp_path, body):
-    """A throwaway extension root whose `python -m engine` runs ``body`` (argv in sys.argv)."""
-    root = tmp_path / "fake_root"
-    (root / "engine").mkdir(parents=True)
-    (root / "engine" / "__init__.py").write_text("")
-    (root / "engine" / "__main__.py").write_text(textwrap.dedent("""
-        import json, os, shutil, sys, time
-        def emit(**e):
-            print(json.dumps(e), flush=True)
-        args = sys.argv[1:]
-        out = args[args.index("--out") + 1]
-    """) + textwrap.dedent(body))
-    return str(root)
 
 
 def _params(**kw):

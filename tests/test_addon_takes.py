@@ -1,0 +1,125 @@
+"""Captures in real use (issue 12): takes of same-named videos, a scene whose frame rate is not the
+video's, targets checked before the engine starts, field of view and frame range reaching the engine.
+
+The engine is a real process from a throwaway extension root (``fake_engine``) that hands back a
+result prepared beside each video: only the add-on's side is under test here (the real engine on a
+real clip: test_addon_e2e.py).
+"""
+
+import json
+import os
+import shutil
+import sys
+import time
+
+import numpy as np
+import pytest
+
+import bpy
+
+import hmp_addon
+from addon_support import fake_engine, make_result
+from engine import result as R
+from hmp_addon import bake, jobs, retarget, session_files
+
+# copies VIDEO.npz (a result prepared by the test) to --out and VIDEO.preview.mp4 to --preview; the
+# argv goes to VIDEO.argv.json
+COPY_PREPARED = """
+video = args[1]
+json.dump(args, open(video + ".argv.json", "w"))
+emit(event="start", protocol=1)
+shutil.copy(video + ".npz", out)
+preview = args[args.index("--preview") + 1] if "--preview" in args else None
+if preview and os.path.exists(video + ".preview.mp4"):
+    shutil.copy(video + ".preview.mp4", preview)
+emit(event="done", result=out, preview=preview)
+"""
+
+
+@pytest.fixture()
+def scene():
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    hmp_addon.register()
+    yield bpy.context.scene
+    jobs.cancel_current()
+    jobs.forget()
+    hmp_addon.unregister()
+
+
+def write_video(path, frames=5, fps=30.0):
+    import cv2
+
+    w = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (64, 48))
+    for i in range(frames):
+        w.write(np.full((48, 64, 3), 30 * i, np.uint8))
+    w.release()
+
+
+def take(tmp_path, folder, T=10, seed=0, fps=30.0, sides=("right",)):
+    """A video file (real, small) with the result the fake engine will hand back for it."""
+    video = tmp_path / folder / "clip.mp4"
+    video.parent.mkdir(parents=True, exist_ok=True)
+    write_video(video, frames=T, fps=fps)
+    shutil.copy(video, str(video) + ".preview.mp4")
+    make_result(str(video) + ".npz", T=T, seed=seed, fps=fps, sides=sides, mesh=False, video=str(video))
+    return str(video)
+
+
+def capture(root, video, **kw):
+    params = jobs.CaptureParams(video=video, engine_python=sys.executable, **kw)
+    job = jobs.start(params, root=root)
+    t0 = time.monotonic()
+    while not job.finished:
+        job.step(bpy.context)
+        time.sleep(0.02)
+        assert time.monotonic() - t0 < 60
+    assert job.state == "done", job.error
+    return job
+
+
+def test_two_takes_with_the_same_file_name_coexist(scene, tmp_path):
+    """Issue 12.2: shot1/clip.mp4 then shot2/clip.mp4 used to replace the first take's rig, Action,
+    camera and files (all named after the stem)."""
+    root = fake_engine(tmp_path, COPY_PREPARED)
+    v1, v2 = take(tmp_path, "shot1", T=10), take(tmp_path, "shot2", T=14, seed=3)
+    blend = tmp_path / "scene.blend"
+    bpy.ops.wm.save_as_mainfile(filepath=str(blend))  # files move beside the .blend after each capture
+    user = bpy.data.actions.new("clip_left_hand")  # the user's own Action with a name a take would use
+    user.use_fake_user = True
+    capture(root, v1)
+    capture(root, v2)
+    rig1, rig2 = bpy.data.objects["clip_right_hand"], bpy.data.objects["clip_2_right_hand"]
+    assert set(bake.count_keys(rig1.animation_data.action).values()) == {10}
+    assert set(bake.count_keys(rig2.animation_data.action).values()) == {14}
+    assert rig1.animation_data.action.name == "clip_right_hand"
+    assert rig2.animation_data.action.name == "clip_2_right_hand"
+    assert {"clip_camera", "clip_2_camera"} <= set(bpy.data.objects.keys())
+    kept = sorted(p.name for p in (tmp_path / session_files.FOLDER).iterdir())
+    assert kept == ["clip.npz", "clip.preview.mp4", "clip_2.npz", "clip_2.preview.mp4"]
+    clips = sorted(bpy.path.abspath(c.filepath) for c in bpy.data.movieclips)
+    assert len(set(clips)) == 2
+    assert bpy.context.scene.hmp_retarget.result == "//hand_capture/clip_2.npz"
+    # a re-capture of the first video replaces its own take, nothing else
+    capture(root, v1)
+    assert sorted(o.name for o in bpy.data.objects if o.type == "ARMATURE") == ["clip_2_right_hand",
+                                                                               "clip_right_hand"]
+    assert sorted(a.name for a in bpy.data.actions) == ["clip_2_right_hand", "clip_left_hand", "clip_right_hand"]
+    # a left-hand take finds the user's Action under its name: the take gets a free name instead
+    v3 = take(tmp_path, "shot3", T=6, sides=("left",))
+    job = capture(root, v3, hands="left")
+    assert job.imported[0]["action"].name == "clip_3_left_hand" and bpy.data.actions["clip_left_hand"] == user
+    assert len(user.layers) == 0  # untouched
+
+
+def test_retargets_of_same_named_takes_keep_both_actions(scene, tmp_path):
+    make_result(tmp_path / "a.npz", T=8, mesh=False, video="/shot1/clip.mp4")
+    make_result(tmp_path / "b.npz", T=9, mesh=False, video="/shot2/clip.mp4", seed=2)
+    bpy.ops.hmp.import_result(filepath=str(tmp_path / "a.npz"))
+    target = bpy.data.objects["clip_right_hand"]
+    mapping = {j: j for j in retarget.JOINTS}
+    a = retarget.retarget_result(bpy.context, target, R.read(tmp_path / "a.npz"), "right", mapping)["action"]
+    b = retarget.retarget_result(bpy.context, target, R.read(tmp_path / "b.npz"), "right", mapping)["action"]
+    assert (a.name, b.name) == ("clip_right_clip_right_hand", "clip_right_clip_right_hand_2")
+    assert set(bake.count_keys(a).values()) == {8} and set(bake.count_keys(b).values()) == {9}
+    again = retarget.retarget_result(bpy.context, target, R.read(tmp_path / "a.npz"), "right", mapping)["action"]
+    assert again.name == "clip_right_clip_right_hand" and len(bpy.data.actions) == 3  # a re-run replaces
