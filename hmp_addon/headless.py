@@ -34,6 +34,8 @@ def parse_args(argv):
                    help="the hand's global rotation: per frame then filtered (default), through the motion "
                         "prior, or per frame unfiltered")
     p.add_argument("--no-camera", action="store_true", help="do not add a camera matching the video")
+    p.add_argument("--keep-scene-fps", action="store_true",
+                   help="keep the scene's frame rate (default: set it to the video's, so the preview stays in sync)")
     p.add_argument("--timeout", type=float, default=None, help="give up after this many seconds")
     return p.parse_args(argv)
 
@@ -72,7 +74,7 @@ def run(argv):
                 video=os.path.abspath(args.video), hands=args.hands, device=args.device, quality=args.quality,
                 start=args.start, end=args.end, targets=_targets(args, sides), make_camera=not args.no_camera,
                 engine_python=args.engine_python, mano_dir=args.mano_dir,
-                root_motion=args.root_motion)
+                root_motion=args.root_motion, match_fps=not args.keep_scene_fps)
             job = jobs.CaptureJob(params)
             t0, last = time.monotonic(), ""
             try:
@@ -92,6 +94,8 @@ def run(argv):
             if job.state != "done":
                 raise importer.ImportProblem(job.error or job.state)
             imported = job.imported
+            for note in job.notes:
+                print(f"note: {note}", file=sys.stderr, flush=True)
             for warning in job.warnings:
                 print(f"warning: {warning}", file=sys.stderr, flush=True)
         out = os.path.abspath(args.save)

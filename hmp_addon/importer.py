@@ -77,6 +77,16 @@ def scene_fps(scene):
     return scene.render.fps / scene.render.fps_base
 
 
+def set_scene_fps(scene, fps):
+    """Set the scene's frame rate to ``fps`` (29.97 -> 30 / 1.001). Returns True when it changed."""
+    if abs(scene_fps(scene) - fps) < 1e-3 * fps:
+        return False
+    whole = max(1, int(round(fps)))
+    scene.render.fps = whole
+    scene.render.fps_base = 1.0 if abs(whole - fps) < 1e-6 * fps else whole / fps
+    return True
+
+
 def apply_result(context, res, clip=None, sides=None, targets=None, make_camera=True):
     """Bake ``res`` (an engine.result.Result) into the scene.
 

@@ -15,7 +15,8 @@ class CaptureParams:
     """What to capture, snapshotted when the capture starts (the panel may change meanwhile)."""
 
     def __init__(self, video, hands="right", device="auto", quality="balanced", start=None, end=None,
-                 targets=None, make_camera=True, engine_python="", mano_dir="", extra_args=(), root_motion=None):
+                 targets=None, make_camera=True, engine_python="", mano_dir="", extra_args=(), root_motion=None,
+                 match_fps=True):
         self.video = video
         self.hands = hands
         self.device = device
@@ -28,6 +29,9 @@ class CaptureParams:
         self.mano_dir = mano_dir
         self.extra_args = tuple(extra_args)
         self.root_motion = root_motion  # None: the engine's default
+        # set the scene's frame rate to the video's, so the preview (a Movie Clip, which Blender plays
+        # frame for frame) stays in sync with the keys; False: keep it (keys are time-mapped)
+        self.match_fps = match_fps
 
     @property
     def sides(self):
@@ -55,6 +59,7 @@ class CaptureParams:
             engine_python=prefs.engine_python,
             mano_dir=prefs.mano_dir,
             root_motion=s.root_motion,
+            match_fps=s.scene_rate == "VIDEO",
         )
 
     def problem(self):
@@ -103,6 +108,7 @@ class CaptureJob:
         self.error = None
         self.imported = []  # apply_result's output once done
         self.warnings = []
+        self.notes = []  # what the capture changed besides its own data (reported, not warnings)
 
     @property
     def finished(self):
@@ -141,6 +147,14 @@ class CaptureJob:
                 raise importer.ImportProblem(f"the engine found no {' or '.join(self.params.sides)} hand in the video")
             self.warnings = [f"no {side} hand found in the video" for side in self.params.sides if side not in sides]
             targets = {side: obj for side, obj in targets.items() if side in sides}
+            scene = context.scene
+            if self.params.match_fps and importer.set_scene_fps(scene, res.fps):
+                self.notes.append(f"scene frame rate set to the video's, {importer.scene_fps(scene):.5g} fps")
+            elif abs(importer.scene_fps(scene) - res.fps) > 1e-3 * res.fps and self.params.make_camera:
+                self.warnings.append(
+                    f"the preview video plays frame for frame at {res.fps:.5g} fps while this scene runs at "
+                    f"{importer.scene_fps(scene):.5g} fps: it drifts from the keys (which are time-mapped); "
+                    "capture with 'Scene Rate: Video's' to keep them in sync")
             self.imported = importer.apply_result(context, res, clip=self.clip, sides=sides,
                                                   targets=targets, make_camera=self.params.make_camera)
         except importer.ImportProblem as exc:

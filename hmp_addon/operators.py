@@ -36,7 +36,8 @@ def _finish_report(op, context, job):
     if job.state == "done":
         names = ", ".join(f"{item['action'].name} ({item['keys']} frames)" for item in job.imported)
         warn = "".join(f"; {w}" for w in job.warnings)
-        state.last_info, state.last_error = f"Captured {names}{warn} (result: {job.result_path})", ""
+        notes = "".join(f"; {n}" for n in getattr(job, "notes", ()))
+        state.last_info, state.last_error = f"Captured {names}{notes}{warn} (result: {job.result_path})", ""
         op.report({"WARNING"} if warn else {"INFO"}, state.last_info)
         return {"FINISHED"}
     if job.state == "cancelled":

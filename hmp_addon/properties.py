@@ -54,6 +54,14 @@ class HMP_CaptureSettings(bpy.types.PropertyGroup):
                 "fast turns closely, with the most jitter")],
         default="filtered",
     )
+    scene_rate: bpy.props.EnumProperty(
+        name="Scene Rate",
+        items=[("VIDEO", "Video's", "Set the scene's frame rate to the video's, so the preview video (which "
+                "Blender plays frame for frame) stays in sync with the keys"),
+               ("KEEP", "Keep", "Keep the scene's frame rate: the keys are time-mapped onto it (fractional "
+                "frames), the preview video drifts when the rates differ")],
+        default="VIDEO",
+    )
     make_camera: bpy.props.BoolProperty(
         name="Camera", description="Add a camera matching the video's intrinsics, so the rig lines up with the video",
         default=True,

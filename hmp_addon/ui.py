@@ -48,6 +48,7 @@ class HMP_PT_capture(bpy.types.Panel):
             for side in ("right", "left") if s.hands == "both" else (s.hands,):
                 col.prop(s, f"armature_{side}")
         col.prop(s, "make_camera")
+        col.prop(s, "scene_rate")
 
         engine_python = settings(context).engine_python
         if not engine_python or not os.path.isfile(engine_python):

@@ -123,3 +123,42 @@ def test_retargets_of_same_named_takes_keep_both_actions(scene, tmp_path):
     assert set(bake.count_keys(a).values()) == {8} and set(bake.count_keys(b).values()) == {9}
     again = retarget.retarget_result(bpy.context, target, R.read(tmp_path / "a.npz"), "right", mapping)["action"]
     assert again.name == "clip_right_clip_right_hand" and len(bpy.data.actions) == 3  # a re-run replaces
+
+
+def test_capture_into_a_24_fps_scene_stays_in_sync(scene, tmp_path):
+    """Issue 12.3: the keys are time-mapped (30 fps video into a 24 fps scene: the last of 90 frames
+    at 72.2) but the Movie Clip plays frame for frame, so the preview lagged 18 frames behind after
+    90. A capture now sets the scene to the video's rate: key t and preview frame t share a frame."""
+    root = fake_engine(tmp_path, COPY_PREPARED)
+    video = take(tmp_path, "shot", T=30, fps=30.0)
+    scene.render.fps, scene.render.fps_base = 24, 1.0
+    scene.frame_start = 5
+    scene.camera = None
+    job = capture(root, video)
+    assert scene.render.fps / scene.render.fps_base == pytest.approx(30.0)
+    assert any("frame rate set to the video's, 30 fps" in n for n in job.notes)
+    clip = bpy.data.movieclips[0]
+    assert clip.fps == pytest.approx(scene.render.fps / scene.render.fps_base)
+    assert clip.frame_start == 5 and clip.frame_duration == 30
+    fc = next(iter(bake.iter_fcurves(job.imported[0]["action"])))
+    keys = np.array([k.co[0] for k in fc.keyframe_points])
+    # result frame t is keyed where the clip shows its frame t (scene frame = clip.frame_start + t)
+    assert np.allclose(keys, clip.frame_start + np.arange(30))
+
+
+def test_keep_scene_rate_warns_that_the_preview_drifts(scene, tmp_path):
+    root = fake_engine(tmp_path, COPY_PREPARED)
+    video = take(tmp_path, "shot", T=12, fps=30.0)
+    scene.render.fps = 24
+    scene.hmp_capture.video, scene.hmp_capture.scene_rate = video, "KEEP"
+    params = jobs.CaptureParams.from_scene(bpy.context)
+    assert params.match_fps is False
+    params.engine_python = sys.executable
+    job = jobs.start(params, root=root)
+    while not job.finished:
+        job.step(bpy.context)
+        time.sleep(0.02)
+    assert job.state == "done" and scene.render.fps == 24
+    assert any("drifts" in w for w in job.warnings)
+    fc = next(iter(bake.iter_fcurves(job.imported[0]["action"])))
+    assert fc.keyframe_points[-1].co[0] == pytest.approx(1 + 11 * 24 / 30)  # time-mapped
