@@ -7,7 +7,7 @@ import tempfile
 
 import bpy
 
-from . import importer, runner, session_files
+from . import importer, rig, runner, session_files
 from .preferences import settings
 
 
@@ -73,6 +73,13 @@ class CaptureParams:
         for side, name in self.targets.items():
             if not name:
                 return f"choose the {side} armature to bake onto (or use target 'New Hand Rig')"
+            obj = bpy.data.objects.get(name)
+            if obj is None:
+                return f"no object called '{name}' in the scene"
+            # the bake needs MANO bone names: say so now, not after the whole engine run
+            problem = rig.check_rig(obj)
+            if problem:
+                return problem
         try:
             runner.check_engine_python(self.engine_python)
         except runner.EngineSetupError as exc:

@@ -198,8 +198,9 @@ emit(event="done", result=out, preview=None)
 def test_target_deleted_during_capture(scene, tmp_path):
     result = tmp_path / "prepared.npz"
     make_result(result, T=6, mesh=False)
-    arm = bpy.data.objects.new("Target", bpy.data.armatures.new("Target"))
-    scene.collection.objects.link(arm)
+    assert bpy.ops.hmp.import_result(filepath=str(result)) == {"FINISHED"}  # a rig with the MANO bones
+    arm = bpy.data.objects["my clip_right_hand"]
+    arm.name = "Target"
     body = f"""
 time.sleep(1.0)
 shutil.copy({str(result)!r}, out)

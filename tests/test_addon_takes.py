@@ -162,3 +162,27 @@ def test_keep_scene_rate_warns_that_the_preview_drifts(scene, tmp_path):
     assert any("drifts" in w for w in job.warnings)
     fc = next(iter(bake.iter_fcurves(job.imported[0]["action"])))
     assert fc.keyframe_points[-1].co[0] == pytest.approx(1 + 11 * 24 / 30)  # time-mapped
+
+
+def test_target_without_mano_bones_is_refused_before_the_engine_starts(scene, tmp_path):
+    """Issue 12.5: a target lacking the MANO bones used to run the whole engine job, then refuse."""
+    ran = tmp_path / "engine_ran"
+    root = fake_engine(tmp_path, f"open({str(ran)!r}, 'w').write('yes')\n" + COPY_PREPARED)
+    video = take(tmp_path, "shot")
+    arm = bpy.data.objects.new("Character", bpy.data.armatures.new("Character"))
+    scene.collection.objects.link(arm)
+    bpy.context.view_layer.objects.active = arm
+    bpy.ops.object.mode_set(mode="EDIT")
+    for name in ("hand.R", "index1", "index2"):  # one MANO name is not enough
+        b = arm.data.edit_bones.new(name)
+        b.tail = (0, 0, 0.1)
+    bpy.ops.object.mode_set(mode="OBJECT")
+    s = scene.hmp_capture
+    s.video, s.target, s.armature_right = video, "EXISTING", arm
+    with pytest.raises(RuntimeError, match="armature 'Character' lacks the MANO bones wrist, index3"):
+        bpy.ops.hmp.capture()
+    assert jobs.current() is None and not ran.exists()
+    params = jobs.CaptureParams(video=video, engine_python=sys.executable, targets={"right": "Nope"})
+    with pytest.raises(Exception, match="no object called 'Nope'"):
+        jobs.start(params, root=root)
+    assert not ran.exists()
