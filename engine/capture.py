@@ -126,6 +126,13 @@ def capture(video_path, out_path, options=None, reporter=None):
         raise EngineError(f"unknown --quality '{options.quality}': use {', '.join(QUALITY_PRESETS)}")
     if options.stages not in (0, 1, 2):
         raise EngineError(f"--stages must be 0, 1 or 2, got {options.stages}")
+    if options.K is not None and (np.shape(options.K) != (4,) or not np.all(np.isfinite(options.K))
+                                  or min(options.K[:2]) <= 0):
+        raise EngineError(f"--K expects four finite numbers fx,fy,cx,cy with fx, fy > 0, got {options.K}")
+    if options.fov is not None and not 1.0 <= options.fov <= 170.0:  # NaN fails this too
+        raise EngineError(f"--fov must be between 1 and 170 degrees, got {options.fov}")
+    if options.views is not None and options.views < 0:
+        raise EngineError(f"--views must be 0 or more, got {options.views}")
     if not str(out_path).lower().endswith(".npz"):
         raise EngineError(f"the result file must end in .npz: {out_path}")
     out_path = check_writable(out_path, "result")
@@ -140,6 +147,11 @@ def capture(video_path, out_path, options=None, reporter=None):
 
     reporter.stage("read", "Opening video")
     models = {side: load_hand_model(side=side, mano_dir=options.mano_dir, device=device) for side in options.sides}
+    prior = None
+    if options.stages >= 2 or options.prior:  # read (and so check) the prior before minutes of detection
+        from engine.prior import load_prior
+
+        prior = load_prior(options.prior, device=device)
     video = open_video(video_path)
     if options.start < 0 or options.start >= video.num_frames:
         raise EngineError(f"--start {options.start} is outside the video (0..{video.num_frames - 1})")
@@ -181,7 +193,7 @@ def capture(video_path, out_path, options=None, reporter=None):
         from engine.fit.stages import FitOptions, fit_sequence
         from engine.prior import load_prior
 
-        prior = load_prior(options.prior, device=device) if options.stages >= 2 else None
+        prior = prior if options.stages >= 2 else None
         fit_options = FitOptions(iters_stage1=quality["iters"][0], iters_stage2=quality["iters"][1],
                                  prior_term=options.prior_term, root_motion=options.root_motion)
         for side, est in estimates.items():

@@ -36,17 +36,37 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _intrinsics(text):
+    import math
+
     try:
         values = [float(v) for v in text.split(",")]
     except ValueError:
         raise argparse.ArgumentTypeError(f"--K expects fx,fy,cx,cy in pixels, got {text!r}") from None
-    if len(values) != 4 or values[0] <= 0 or values[1] <= 0:
-        raise argparse.ArgumentTypeError(f"--K expects four numbers fx,fy,cx,cy with fx, fy > 0, got {text!r}")
+    if len(values) != 4 or not all(math.isfinite(v) for v in values) or values[0] <= 0 or values[1] <= 0:
+        raise argparse.ArgumentTypeError(f"--K expects four finite numbers fx,fy,cx,cy with fx, fy > 0, got {text!r}")
     return values
 
 
+def _number(kind, low=None, high=None, what="a number", above=False):
+    """An argparse type: ``kind`` (int or float), finite, ``low <= x <= high`` (``low < x`` with ``above``)."""
+    import math
+
+    def parse(text):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+        if not math.isfinite(value) or (low is not None and (value <= low if above else value < low)) or (
+                high is not None and value > high):
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
+        return value
+
+    parse.__name__ = kind.__name__  # argparse names the type in its messages
+    return parse
+
+
 def capture_parser():
-    p = _Parser(prog="python -m engine capture", description="Capture MANO hands from a video.")
+    p = _Parser(prog="python -m engine capture", description="Capture MANO hands from a video.", allow_abbrev=False)
     p.add_argument("video", help="input video file")
     p.add_argument("--out", required=True, help="result file to write (.npz, schema in engine/result.py)")
     p.add_argument("--hands", choices=("right", "left", "both"), default="right", help="hands to capture")
@@ -56,14 +76,14 @@ def capture_parser():
     p.add_argument("--progress", choices=("bar", "jsonl", "quiet"), default=None,
                    help="bar at a terminal (default), jsonl for programs, quiet")
     p.add_argument("--preview", default=None, help="also write an overlay video (.mp4) of keypoints and fit")
-    p.add_argument("--start", type=int, default=0, help="first video frame to process (default 0)")
-    p.add_argument("--end", type=int, default=None, help="video frame after the last one to process")
+    p.add_argument("--start", type=_number(int, 0, what="a frame number >= 0"), default=0, help="first video frame to process (default 0)")
+    p.add_argument("--end", type=_number(int, 0, what="a frame number > 0", above=True), default=None, help="video frame after the last one to process")
     p.add_argument("--stages", type=int, choices=(0, 1, 2), default=2,
                    help="0: per-frame estimate only, 1: + stage I, 2: + stage II with the motion prior")
     p.add_argument("--quality", choices=QUALITY, default="balanced",
                    help="draft (fast), balanced, best (the method's full iteration counts and views)")
     cam = p.add_mutually_exclusive_group()
-    cam.add_argument("--fov", type=float, default=None, help="horizontal field of view in degrees")
+    cam.add_argument("--fov", type=_number(float, 1.0, 170.0, what="degrees between 1 and 170"), default=None, help="horizontal field of view in degrees")
     cam.add_argument("--K", type=_intrinsics, default=None, metavar="FX,FY,CX,CY", help="intrinsics in pixels")
     p.add_argument("--keypoints", default=None, help="external 2D keypoints (.json or .npz) instead of MediaPipe")
     p.add_argument("--prior", default=None, help="motion prior checkpoint (default: the shipped weights)")
@@ -78,18 +98,38 @@ def capture_parser():
                    help="stage II prior term: unit = mean(z^2) (default, see engine/fit/stages.py), "
                         "posterior = -log N(z; mu, sigma) as in the HMP poster")
     p.add_argument("--no-cache", action="store_true", help="do not read or write the detection cache")
-    p.add_argument("--views", type=int, default=None,
+    p.add_argument("--views", type=_number(int, 0, what="a number of views >= 0"), default=None,
                    help="augmented views for per-joint confidence (default by --quality; 0 disables)")
     return p
 
 
 def _progress_mode(argv):
-    """The --progress mode, read leniently so that argument errors are reported in that mode too."""
-    if "--progress" in argv:
-        i = argv.index("--progress")
-        if i + 1 < len(argv) and argv[i + 1] in ("bar", "jsonl", "quiet"):
-            return argv[i + 1]
-    return "bar"
+    """The --progress mode (``--progress jsonl`` or ``--progress=jsonl``; the last one given wins, as
+    argparse does), read leniently so that argument errors are reported in that mode too."""
+    mode = "bar"
+    for i, arg in enumerate(argv):
+        if arg == "--":
+            break
+        value = arg[len("--progress="):] if arg.startswith("--progress=") else (
+            argv[i + 1] if arg == "--progress" and i + 1 < len(argv) else None)
+        if value in ("bar", "jsonl", "quiet"):
+            mode = value
+    return mode
+
+
+def check_options(args):
+    """Everything about the options that can be known before any work (the video is opened later): fail
+    now rather than after minutes of detection."""
+    import os
+
+    if args.end is not None and args.end <= args.start:
+        raise EngineError(f"--end {args.end} must be after --start {args.start}")
+    for flag, path in (("--keypoints", args.keypoints), ("--prior", args.prior)):
+        if path is not None and not os.path.isfile(path):
+            raise EngineError(f"{flag} file not found: {path}")
+
+
+_WATCHING = False
 
 
 def exit_with_parent(interval=1.0):
@@ -100,9 +140,11 @@ def exit_with_parent(interval=1.0):
     import threading
     import time
 
+    global _WATCHING
     parent = os.getppid()
-    if parent <= 1:
+    if parent <= 1 or _WATCHING:
         return
+    _WATCHING = True
 
     def watch():
         while True:
@@ -119,6 +161,7 @@ def run_capture(argv):
         exit_with_parent()
     try:
         args = capture_parser().parse_args(argv)
+        check_options(args)
         reporter.start("capture", __version__)
         from engine.capture import CaptureOptions, capture
 
@@ -131,6 +174,13 @@ def run_capture(argv):
     except KeyboardInterrupt:
         reporter.error("interrupted")
         return 130
+    except Exception as exc:  # a bug: the traceback on stderr, and still one final error line / event
+        import traceback
+
+        traceback.print_exc(file=sys.stderr)
+        reporter.error(f"internal error ({type(exc).__name__}: {str(exc).splitlines()[0][:300] if str(exc) else ''}); "
+                       "please report it with the traceback above")
+        return 1
 
 
 def main(argv=None):

@@ -1,4 +1,5 @@
-"""``python -m engine capture`` end to end in a real subprocess: a real clip, and every bad input.
+"""``python -m engine capture``: a real clip end to end in a real subprocess, and every bad input through
+``engine.cli.main`` in this process (no fresh Python importing torch per case).
 
 Each bad input must give one clear error line, exit code 2, no traceback and no result file.
 """
@@ -74,20 +75,20 @@ def write_video(path, frames, fps=30.0):
 
 
 def test_version():
-    proc = run_engine("--version")
+    proc = run_main("--version")
     assert proc.returncode == 0 and "engine" in proc.stdout
 
 
 def test_missing_video(tmp_path):
     out = tmp_path / "r.npz"
-    assert_clean_failure(run_engine("capture", tmp_path / "nope.mp4", "--out", out), out, "nope.mp4")
+    assert_clean_failure(run_main("capture", tmp_path / "nope.mp4", "--out", out), out, "nope.mp4")
 
 
 def test_not_a_video(tmp_path):
     fake = tmp_path / "notes.mp4"
     fake.write_text("this is text, not a video\n" * 50)
     out = tmp_path / "r.npz"
-    assert_clean_failure(run_engine("capture", fake, "--out", out), out, "notes.mp4")
+    assert_clean_failure(run_main("capture", fake, "--out", out), out, "notes.mp4")
 
 
 def test_zero_frame_video(tmp_path):
@@ -98,7 +99,7 @@ def test_zero_frame_video(tmp_path):
     if not empty.exists():
         empty.write_bytes(b"")
     out = tmp_path / "r.npz"
-    assert_clean_failure(run_engine("capture", empty, "--out", out), out, "empty.mp4")
+    assert_clean_failure(run_main("capture", empty, "--out", out), out, "empty.mp4")
 
 
 def test_no_hand_in_any_frame(tmp_path):
@@ -107,12 +108,12 @@ def test_no_hand_in_any_frame(tmp_path):
               for _ in range(8)]
     clip = write_video(tmp_path / "wall.mp4", frames)
     out = tmp_path / "r.npz"
-    assert_clean_failure(run_engine("capture", clip, "--out", out, "--stages", "0"), out, "no right hand found")
+    assert_clean_failure(run_main("capture", clip, "--out", out, "--stages", "0"), out, "no right hand found")
 
 
 def test_unwritable_output(tmp_path):
     out = tmp_path / "missing_folder" / "r.npz"
-    assert_clean_failure(run_engine("capture", CLIP, "--out", out), out, "does not exist")
+    assert_clean_failure(run_main("capture", CLIP, "--out", out), out, "does not exist")
     locked = tmp_path / "locked"
     locked.mkdir()
     locked.chmod(0o500)
@@ -120,7 +121,7 @@ def test_unwritable_output(tmp_path):
         if os.access(locked, os.W_OK):
             pytest.skip("running as root: permissions are not enforced")
         out = locked / "r.npz"
-        assert_clean_failure(run_engine("capture", CLIP, "--out", out), out, "not writable")
+        assert_clean_failure(run_main("capture", CLIP, "--out", out), out, "not writable")
     finally:
         locked.chmod(0o700)
 
@@ -128,7 +129,7 @@ def test_unwritable_output(tmp_path):
 def test_bad_mano_dir(tmp_path):
     (tmp_path / "mano").mkdir()
     out = tmp_path / "r.npz"
-    assert_clean_failure(run_engine("capture", CLIP, "--out", out, "--mano-dir", tmp_path / "mano"), out, "MANO_RIGHT.pkl")
+    assert_clean_failure(run_main("capture", CLIP, "--out", out, "--mano-dir", tmp_path / "mano"), out, "MANO_RIGHT.pkl")
 
 
 def test_malicious_mano_file_is_refused_by_the_cli(tmp_path):
@@ -147,7 +148,7 @@ def test_malicious_mano_file_is_refused_by_the_cli(tmp_path):
 
 def test_unknown_device(tmp_path):
     out = tmp_path / "r.npz"
-    assert_clean_failure(run_engine("capture", CLIP, "--out", out, "--device", "tpu"), out, "unknown device 'tpu'")
+    assert_clean_failure(run_main("capture", CLIP, "--out", out, "--device", "tpu"), out, "unknown device 'tpu'")
 
 
 def test_cuda_without_gpu(tmp_path):
@@ -156,16 +157,84 @@ def test_cuda_without_gpu(tmp_path):
     if torch.cuda.is_available():
         pytest.skip("a GPU is present")
     out = tmp_path / "r.npz"
-    assert_clean_failure(run_engine("capture", CLIP, "--out", out, "--device", "cuda"), out, "no CUDA GPU")
+    assert_clean_failure(run_main("capture", CLIP, "--out", out, "--device", "cuda"), out, "no CUDA GPU")
 
 
 def test_bad_arguments_are_one_line_and_jsonl_aware(tmp_path):
     out = tmp_path / "r.npz"
-    assert_clean_failure(run_engine("capture", CLIP, "--out", out, "--hands", "three"), out, "--hands")
-    proc = run_engine("capture", CLIP, "--out", out, "--stages", "7", "--progress", "jsonl")
+    assert_clean_failure(run_main("capture", CLIP, "--out", out, "--hands", "three"), out, "--hands")
+    proc = run_main("capture", CLIP, "--out", out, "--stages", "7", "--progress", "jsonl")
     assert proc.returncode == 2
     events = [parse_line(l) for l in proc.stdout.splitlines()]
     assert events[-1]["event"] == "error" and "--stages" in events[-1]["message"]
+
+
+def jsonl_events(proc):
+    return [parse_line(l) for l in proc.stdout.splitlines()]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--K", "nan,500,320,180"], "--K expects four finite numbers"),
+    (["--K", "500,500,inf,180"], "--K expects four finite numbers"),
+    (["--fov", "nan"], "--fov: expected degrees between 1 and 170, got 'nan'"),
+    (["--fov", "400"], "--fov: expected degrees between 1 and 170"),
+    (["--start", "-3"], "--start: expected a frame number >= 0"),
+    (["--end", "0"], "--end: expected a frame number > 0"),
+    (["--start", "20", "--end", "10"], "--end 10 must be after --start 20"),
+    (["--views", "-1"], "--views: expected a number of views >= 0"),
+    (["--views", "two"], "--views: expected a number of views >= 0, got 'two'"),
+    (["--prior", "absent.pt"], "--prior file not found: absent.pt"),
+    (["--keypoints", "absent.json"], "--keypoints file not found: absent.json"),
+    (["--prog", "jsonl"], "unrecognized arguments: --prog"),
+])
+def test_bad_options_fail_before_any_work(tmp_path, args, message):
+    out = tmp_path / "r.npz"
+    assert_clean_failure(run_main("capture", CLIP, "--out", out, *args), out, message)
+    proc = run_main("capture", CLIP, "--out", out, "--progress=jsonl", *args)  # one word: honoured
+    assert proc.returncode == 2
+    events = jsonl_events(proc)
+    assert [e["event"] for e in events if e["event"] == "error"] == ["error"] and events[-1]["event"] == "error"
+    assert message in events[-1]["message"]
+    assert not any(e["event"] == "stage" for e in events), events  # nothing started
+
+
+def test_a_bad_prior_checkpoint_fails_before_detection(tmp_path):
+    junk = tmp_path / "prior.pt"
+    junk.write_bytes(b"not a checkpoint")
+    out = tmp_path / "r.npz"
+    proc = run_main("capture", CLIP, "--out", out, "--prior", junk, "--progress=jsonl")
+    assert proc.returncode == 2
+    events = jsonl_events(proc)
+    assert events[-1]["event"] == "error" and "cannot read the motion prior checkpoint" in events[-1]["message"]
+    assert "detect" not in [e.get("stage") for e in events]
+
+
+def test_progress_mode_is_read_in_both_spellings():
+    from engine.cli import _progress_mode
+
+    assert _progress_mode(["v.mp4", "--progress=jsonl"]) == "jsonl"
+    assert _progress_mode(["v.mp4", "--progress", "quiet"]) == "quiet"
+    assert _progress_mode(["v.mp4", "--progress", "jsonl", "--progress=bar"]) == "bar"  # the last wins
+    assert _progress_mode(["v.mp4", "--progress=nonsense"]) == "bar"
+
+
+def test_an_internal_error_still_ends_with_one_error_event(tmp_path, monkeypatch):
+    """A bug (here: an exception injected into the video reader) ends a jsonl run with a final error event
+    and exit 1, and with one error: line after the traceback otherwise."""
+    import engine.video
+
+    def broken(path):
+        raise ZeroDivisionError("injected fault")
+
+    monkeypatch.setattr(engine.video, "open_video", broken)
+    out = tmp_path / "r.npz"
+    proc = run_main("capture", CLIP, "--out", out, "--progress", "jsonl")
+    assert proc.returncode == 1
+    events = jsonl_events(proc)
+    assert events[-1]["event"] == "error" and "internal error (ZeroDivisionError: injected fault)" in events[-1]["message"]
+    assert "Traceback" in proc.stderr and not out.exists()
+    proc = run_main("capture", CLIP, "--out", out)
+    assert proc.returncode == 1 and proc.stderr.strip().splitlines()[-1].startswith("error: internal error")
 
 
 @pytest.mark.skipif(not CLIP.exists(), reason="tests/data/hand_short.mp4 is missing")
@@ -248,7 +317,7 @@ def test_capture_from_external_keypoints(tmp_path):
               for i, f in enumerate(track.frame_ids) if track.detected[i] and i != 7]  # frame 7: a gap
     (tmp_path / "k.json").write_text(json.dumps({"format": "hmp-keypoints", "version": 1, "frames": frames}))
     out = tmp_path / "r.npz"
-    proc = run_engine("capture", CLIP, "--out", out, "--keypoints", tmp_path / "k.json", "--end", "20",
+    proc = run_main("capture", CLIP, "--out", out, "--keypoints", tmp_path / "k.json", "--end", "20",
                       "--quality", "draft", "--progress", "quiet")
     assert proc.returncode == 0, proc.stderr[-2000:]
     hand = R.read(out).hands["right"]

@@ -2,7 +2,8 @@
 
 Key: SHA-256 of the video file's bytes, plus the hands asked for, the keypoint options and the versions of the engine and
 MediaPipe. Stored as a plain .npz (no pickle) in ``$HMP_CACHE_DIR`` or ``~/.cache/hmp_hand_capture``,
-written atomically; an unreadable entry is ignored (and detection runs again).
+written atomically; an unreadable entry, or one that does not pass ``validate`` (shapes, dtypes,
+ranges), is ignored (and detection runs again, replacing it).
 """
 
 import hashlib
@@ -45,9 +46,41 @@ def load(key):
         return None
     try:
         with np.load(path, allow_pickle=False) as data:
-            return {side: HandTrack.from_arrays(data, side) for side in SIDES}
-    except Exception:  # a damaged entry is a miss, never an error
+            tracks = {side: HandTrack.from_arrays(data, side) for side in SIDES}
+        validate(tracks)
+        return tracks
+    except Exception:  # a damaged or malformed entry is a miss (detection runs again and replaces it)
         return None
+
+
+def validate(tracks):
+    """Check cached tracks as strictly as a result file is checked; ValueError names the first problem."""
+    from engine import result as R
+
+    frame_ids = None
+    for side in SIDES:
+        t = tracks[side]
+        ids = np.asarray(t.frame_ids)
+        if ids.ndim != 1 or not np.issubdtype(ids.dtype, np.integer) or (ids.size and ids.min() < 0):
+            raise ValueError(f"{side}: frame_ids must be (T,) integers >= 0")
+        if ids.size > 1 and np.any(np.diff(ids) <= 0):
+            raise ValueError(f"{side}: frame_ids must increase")
+        if frame_ids is not None and not np.array_equal(ids, frame_ids):
+            raise ValueError("the hands' frame_ids differ")
+        frame_ids, T = ids, len(ids)
+        shapes = {"keypoints_2d": (T, 21, 2), "confidence": (T, 21), "source": (T,), "world_landmarks": (T, 21, 3),
+                  "handedness": (T,), "frame_times": (T,)}
+        for name, shape in shapes.items():
+            arr = np.asarray(getattr(t, name))
+            kind_ok = np.issubdtype(arr.dtype, np.integer if name == "source" else np.floating)
+            if arr.shape != shape or not kind_ok:
+                raise ValueError(f"{side}/{name}: {arr.dtype}{arr.shape}, expected {shape}")
+        if not (np.isfinite(t.keypoints_2d).all() and np.isfinite(t.confidence).all()):
+            raise ValueError(f"{side}: non-finite keypoints or confidence")
+        if t.confidence.size and (t.confidence.min() < 0 or t.confidence.max() > 1):
+            raise ValueError(f"{side}: confidence outside [0, 1]")
+        if not np.isin(t.source, list(R.SOURCE_NAMES)).all():
+            raise ValueError(f"{side}: unknown keypoint source codes")
 
 
 def save(key, tracks):

@@ -12,7 +12,9 @@ JSON::
 NPZ (no pickle): ``frame_ids (T,)`` and per side ``right/keypoints_2d (T,21,2)``,
 ``right/scores (T,21)``; rows of NaN mean "not detected".
 
-Frames the file does not mention have no keypoints. There are no 3D landmarks, so the per-frame
+Frames the file does not mention have no keypoints. Implausible files are refused with what was
+expected: coordinates that all lie in 0..1 (normalised, not pixels), hands far outside the frame
+(more than one image width or height beyond it), a hand whose 21 points sit within 2 px of each other. There are no 3D landmarks, so the per-frame
 estimate fits these frames in 2D (engine.fit.init).
 """
 
@@ -36,7 +38,7 @@ def _frames_from_json(path):
     out = {}
     for k, frame in enumerate(doc["frames"]):
         try:
-            fid = int(frame["frame"])
+            fid = _frame_number(frame["frame"])
             for hand in frame.get("hands", []):
                 kp = np.asarray(hand["keypoints"], dtype=np.float64)
                 sc = np.asarray(hand.get("scores", np.ones(21)), dtype=np.float64)
@@ -44,7 +46,7 @@ def _frames_from_json(path):
                     raise ValueError(f"expected side right|left, 21x2 keypoints and 21 scores, got "
                                      f"{hand.get('side')!r}, {kp.shape}, {sc.shape}")
                 out[(hand["side"], fid)] = (kp, sc)
-        except (KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError, OverflowError) as exc:
             raise EngineError(f"keypoints file {path}: frame entry {k} is malformed ({exc})") from None
     return out
 
@@ -57,13 +59,24 @@ def _frames_from_npz(path):
         raise EngineError(f"cannot read keypoints file {path}: {exc}") from None
     if "frame_ids" not in arrays:
         raise EngineError(f"keypoints file {path} has no 'frame_ids'")
-    fids = arrays["frame_ids"].astype(np.int64)
+    raw = arrays["frame_ids"]
+    if raw.ndim != 1 or raw.dtype.kind not in "iuf" or (raw.dtype.kind == "f" and not (
+            np.isfinite(raw).all() and np.array_equal(raw, np.round(raw)))) or (raw.size and raw.min() < 0):
+        raise EngineError(f"keypoints file {path}: 'frame_ids' must be a 1-D array of whole frame numbers >= 0, "
+                          f"got {raw.dtype} {raw.shape}")
+    fids = raw.astype(np.int64) if raw.dtype.kind != "f" or raw.size == 0 or raw.max() < 2 ** 62 else None
+    if fids is None:
+        raise EngineError(f"keypoints file {path}: 'frame_ids' holds frame numbers far beyond any video")
     out = {}
     for side in R.HAND_SIDES:
         if f"{side}/keypoints_2d" not in arrays:
             continue
-        kp = arrays[f"{side}/keypoints_2d"].astype(np.float64)
-        sc = arrays.get(f"{side}/scores", np.ones(kp.shape[:2])).astype(np.float64)
+        kp, sc = arrays[f"{side}/keypoints_2d"], arrays.get(f"{side}/scores")
+        if kp.dtype.kind not in "iuf" or (sc is not None and sc.dtype.kind not in "iuf"):
+            raise EngineError(f"keypoints file {path}: '{side}/keypoints_2d' and '{side}/scores' must be numbers, "
+                              f"got {kp.dtype}" + (f" and {sc.dtype}" if sc is not None else ""))
+        kp = kp.astype(np.float64)
+        sc = (np.ones(kp.shape[:2]) if sc is None else sc).astype(np.float64)
         if kp.shape != (len(fids), 21, 2) or sc.shape != (len(fids), 21):
             raise EngineError(f"keypoints file {path}: '{side}/keypoints_2d' must be (T,21,2) and scores (T,21) "
                               f"with T={len(fids)}, got {kp.shape} and {sc.shape}")
@@ -73,6 +86,45 @@ def _frames_from_npz(path):
     return out
 
 
+def _frame_number(value):
+    """A JSON frame number: a whole number >= 0 (5 or 5.0; not "5", 5.5, true or -1)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or (
+            isinstance(value, float) and not (np.isfinite(value) and value == int(value))):
+        raise ValueError(f"'frame' must be a whole number, got {value!r}")
+    if value < 0:
+        raise ValueError(f"'frame' must be 0 or more, got {value!r}")
+    return int(value)
+
+
+MIN_SPREAD_PX = 2.0  # a hand narrower than this in both directions is collapsed onto a point
+
+
+def check_plausible(path, entries, width, height):
+    """Refuse keypoints that cannot be pixels of this video's hands: normalised 0..1 coordinates, hands
+    far outside the frame, all 21 points on one spot. ``entries``: {(side, frame): (kp (21,2), scores)}."""
+    points = [(key, kp) for key, (kp, _) in sorted(entries.items()) if np.isfinite(kp).all()]
+    if not points:
+        return
+    every = np.stack([kp for _, kp in points])  # (N,21,2)
+    expected = f"expected pixel coordinates of the {width}x{height} video frame (u right, v down)"
+    if width > 2 and height > 2 and every.min() >= 0.0 and every.max() <= 1.0:
+        raise EngineError(f"keypoints file {path}: every coordinate is between 0 and 1, which looks normalised; "
+                          f"{expected}: multiply u by {width} and v by {height}")
+    far = [key for key, kp in points if not (np.all((kp[:, 0] >= -width) & (kp[:, 0] <= 2 * width))
+                                              and np.all((kp[:, 1] >= -height) & (kp[:, 1] <= 2 * height)))]
+    if far:
+        (side, frame), kp = far[0], entries[far[0]][0]
+        raise EngineError(f"keypoints file {path}: {len(far)} hand(s) lie far outside the image (first: {side} hand, "
+                          f"frame {frame}, around u={kp[:, 0].mean():.4g}, v={kp[:, 1].mean():.4g}); {expected}")
+    spread = {key: float(np.ptp(kp, axis=0).max()) for key, kp in points}
+    flat = [key for key, value in spread.items() if value < MIN_SPREAD_PX]
+    if flat:
+        side, frame = flat[0]
+        raise EngineError(f"keypoints file {path}: {len(flat)} hand(s) have all 21 points within {MIN_SPREAD_PX:g} px "
+                          f"of each other (first: {side} hand, frame {frame}, spread {spread[flat[0]]:.3g} px); "
+                          f"{expected}, spread over the hand")
+
+
 def load(path, video, sides=("right",), start=0, end=None):
     from engine.keypoints import HandTrack
 
@@ -80,6 +132,11 @@ def load(path, video, sides=("right",), start=0, end=None):
     if not os.path.isfile(path):
         raise EngineError(f"keypoints file not found: {path}")
     entries = _frames_from_npz(path) if path.lower().endswith(".npz") else _frames_from_json(path)
+    outside = [f for (_, f) in entries if not 0 <= f < video.num_frames]
+    if outside:
+        raise EngineError(f"keypoints file {path} names frames outside the video (0..{video.num_frames - 1}): "
+                          f"{sorted(outside)[:5]}")
+    check_plausible(path, entries, video.width, video.height)
     end = video.num_frames if end is None else min(end, video.num_frames)
     frame_ids = np.arange(start, end)
     tracks = {}
@@ -95,8 +152,4 @@ def load(path, video, sides=("right",), start=0, end=None):
                 track.confidence[row] = np.clip(sc, 0.0, 1.0)
                 track.source[row] = R.SOURCE_EXTERNAL
         tracks[side] = track
-    outside = [f for (_, f) in entries if not 0 <= f < video.num_frames]
-    if outside:
-        raise EngineError(f"keypoints file {path} names frames outside the video (0..{video.num_frames - 1}): "
-                          f"{sorted(outside)[:5]}")
     return tracks
