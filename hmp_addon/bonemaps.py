@@ -5,9 +5,11 @@ pinky1-3, ring1-3, thumb1-3); joints without a bone are simply absent. Sources:
 
 - presets (``PRESETS``): our hand rig, Rigify's generated rig (its FK finger controls, e.g.
   ``f_index.01.R``, and ``hand_ik.R``; the DEF/ORG bones follow them through constraints), Mixamo
-  (``mixamorig:RightHandIndex1``), the WebXR generic hand (one armature per side, no suffix);
+  (``mixamorig:RightHandIndex1``), the WebXR generic hand (one armature per side, no suffix),
+  MakeHuman / MPFB2's default rig (``wrist.R``, ``finger1-1.R`` thumb .. ``finger5-3.R`` pinky);
 - ``auto_map(bone_names, side)``: matches common naming schemes: side marks (.L/.R, _l/_r, -L,
-  Left/Right, l_/r_ prefixes, DAZ's rHand/lIndex1), numbering 1-3, 01-03 or 0-2, finger synonyms
+  Left/Right, l_/r_ prefixes, DAZ's rHand/lIndex1), numbering 1-3, 01-03 or 0-2, MakeHuman's
+  finger<N>-<K> (N from the thumb), finger synonyms
   (pointer, fore, little, small, pollex...), and prefers animator-facing bones over DEF-/ORG-/MCH-
   helpers;
 - JSON presets saved by the user (``save_preset`` / ``load_preset``).
@@ -51,11 +53,27 @@ def _webxr(side):
     return m
 
 
+# MakeHuman / MPFB2's default rig numbers the fingers from the thumb: finger1-1..3 (thumb, from the
+# wrist: its first bone is the metacarpal, MANO's thumb1), finger2 index ... finger5 pinky, each of
+# fingers 2-5 under its metacarpal1..4 (not MANO joints: they ride along)
+MAKEHUMAN_FINGERS = ("thumb", "index", "middle", "ring", "pinky")
+
+
+def _mpfb(side):
+    s = _SIDE_LETTER[side]
+    m = {"wrist": f"wrist.{s}"}
+    for n, finger in enumerate(MAKEHUMAN_FINGERS):
+        for k in range(3):
+            m[f"{finger}{k + 1}"] = f"finger{n + 1}-{k + 1}.{s}"
+    return m
+
+
 PRESETS = {
     "MANO": lambda side: {j: j for j in JOINTS},
     "RIGIFY": _rigify,
     "MIXAMO": _mixamo,
     "WEBXR": _webxr,
+    "MPFB": _mpfb,
 }
 
 FINGER_WORDS = {
@@ -98,6 +116,9 @@ def _classify(name):
     """(joint name or None, helper?) for one bone name, ignoring the side."""
     toks = _tokens(name)
     helper = bool(toks) and toks[0] in HELPER_PREFIXES
+    makehuman = re.search(r"(?:^|[^a-z])finger([1-5])-([1-3])(?:$|[^0-9])", name.lower())
+    if makehuman:  # MakeHuman / MPFB2: finger<N>-<K>, N = 1 (thumb) .. 5 (pinky)
+        return (MAKEHUMAN_FINGERS[int(makehuman.group(1)) - 1], int(makehuman.group(2))), helper
     words = [t for t in toks if not t.isdigit()]
     finger, finger_word = None, None
     for f, syn in FINGER_WORDS.items():

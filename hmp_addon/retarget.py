@@ -38,6 +38,10 @@ FINGER_OF = ["wrist"] + [f for f in ("index", "middle", "pinky", "ring", "thumb"
 CHILD = {j: next((k for k in range(16) if PARENTS[k] == j), None) for j in range(16)}
 
 
+# fewest finger joints (of MANO's 15) a bone map must give before a retarget bakes: two fingers' worth
+MIN_FINGER_BONES = 6
+
+
 class RetargetProblem(Exception):
     """A one-line reason why a retarget cannot be done; nothing was changed."""
 
@@ -275,6 +279,12 @@ def retarget_result(context, obj, res, side, mapping, root="ROTATION", influence
         raise RetargetProblem(f"none of the mapped bones exist in '{obj.name}'")
     if len(set(mapping.values())) < len(mapping):
         raise RetargetProblem("the bone map uses a bone for two joints")
+    fingers = [j for j in JOINTS[1:] if j in mapping]
+    if len(fingers) < MIN_FINGER_BONES:
+        # a wrist alone (an unknown naming scheme) would bake a turned hand with straight fingers
+        raise RetargetProblem(
+            f"only {len(fingers)} of 15 finger bones are mapped onto '{obj.name}' (at least {MIN_FINGER_BONES} "
+            "needed): choose the bones in the bone map list, or a preset, then Retarget again")
     hand = res.hands[side]
     valid = np.asarray(hand["valid"], bool)
     mw = obj.matrix_world.to_3x3().normalized()
@@ -340,8 +350,11 @@ def retarget_result(context, obj, res, side, mapping, root="ROTATION", influence
         action = write(tolerance, smoothing)
     if not into_current:
         action[importer.VIDEO_TAG] = video
+    unmapped = bonemaps.missing(mapping)
+    if unmapped:
+        warns.append(f"not mapped: {', '.join(unmapped)}: those joints stay as they are on '{obj.name}'")
     warns += warnings_for(obj, mapping)
     if absent:
         warns.append(f"bones not found in '{obj.name}': {', '.join(sorted(absent.values()))}")
-    return {"action": action, "mapped": mapping, "unmapped": bonemaps.missing(mapping), "warnings": warns,
+    return {"action": action, "mapped": mapping, "unmapped": unmapped, "warnings": warns,
             "scale": scale}

@@ -27,7 +27,8 @@ class HMP_RetargetSettings(bpy.types.PropertyGroup):
         name="Bone Map",
         items=[("AUTO", "Automatic", "Match the armature's bone names"), ("MANO", "MANO Hand Rig", ""),
                ("RIGIFY", "Rigify", "Rigify's finger controls"), ("MIXAMO", "Mixamo", "mixamorig: bones"),
-               ("WEBXR", "WebXR Hand", "The WebXR generic hand")],
+               ("WEBXR", "WebXR Hand", "The WebXR generic hand"),
+               ("MPFB", "MakeHuman / MPFB", "MPFB2's default rig: wrist.R, finger1-1.R (thumb) .. finger5-3.R")],
         default="AUTO")
     root: bpy.props.EnumProperty(
         name="Wrist",
@@ -170,8 +171,8 @@ class HMP_OT_retarget(bpy.types.Operator):
             bake.push_to_nla(s.target, out["action"])
         for w in out["warnings"]:
             self.report({"WARNING"}, w)
-        unmapped = f"; not mapped: {', '.join(out['unmapped'])}" if out["unmapped"] else ""
-        self.report({"INFO"}, f"Baked '{out['action'].name}' onto {s.target.name}{unmapped}")
+        # what was not mapped is in the warnings above: the report the user sees, not only INFO
+        self.report({"INFO"}, f"Baked '{out['action'].name}' onto {s.target.name}")
         return {"FINISHED"}
 
 

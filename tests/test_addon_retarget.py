@@ -449,3 +449,65 @@ def test_baked_hand_round_trips_through_exporters(scene, tmp_path, fmt):
     assert len(common) >= 15
     err = max(np.linalg.norm(before[n] - after[n]) for n in common)
     assert err < 2e-3, err  # metres, at a posed frame: the animation survived the round trip
+
+
+MPFB2 = ROOT / "tests" / "data" / "mpfb2_hand_rigs.json"  # CC0, from makehumancommunity/mpfb2
+
+
+def mpfb2_armature(rig="default", name="Human"):
+    """MPFB2's own rig (its forearm, hand and finger bones as MPFB2 places them on its base mesh, both
+    sides, with its rolls and parents), read from the rig JSON shipped with MPFB2."""
+    bones = json.loads(MPFB2.read_text())["rigs"][rig]
+    arm = bpy.data.armatures.new(name)
+    obj = bpy.data.objects.new(name, arm)
+    bpy.context.scene.collection.objects.link(obj)
+    bpy.context.view_layer.objects.active = obj
+    bpy.ops.object.mode_set(mode="EDIT")
+    for n, b in bones.items():
+        eb = arm.edit_bones.new(n)
+        eb.head, eb.tail, eb.roll = b["head"], b["tail"], b["roll"]
+    for n, b in bones.items():
+        if b["parent"]:
+            arm.edit_bones[n].parent = arm.edit_bones[b["parent"]]
+            arm.edit_bones[n].use_connect = b["use_connect"]
+    bpy.ops.object.mode_set(mode="OBJECT")
+    return obj
+
+
+@pytest.mark.parametrize("rig", ["default", "game_engine"])
+def test_mpfb2_rigs_map_automatically_and_follow(scene, tmp_path, rig):
+    """Issue 12.9: MPFB2's default names (finger1-1.R thumb .. finger5-3.R pinky, metacarpal1.R..)
+    used to map the wrist only, and the retarget baked a turned hand with straight fingers."""
+    obj = mpfb2_armature(rig)
+    for side in ("right", "left"):
+        mapping = bonemaps.auto_map(obj.data.bones.keys(), side)
+        assert len(mapping) == 16, (side, mapping)
+        if rig == "default":
+            assert mapping == bonemaps.preset_map("MPFB", side)
+    res = result(tmp_path)
+    mapping = bonemaps.auto_map(obj.data.bones.keys(), "right")
+    out = retarget.retarget_result(bpy.context, obj, res, "right", mapping, root="ROTATION")
+    assert not out["unmapped"] and not out["warnings"]
+    assert follow_error(res, obj, mapping) < 0.2  # MPFB2's own finger proportions: see the Rigify bound
+
+
+def test_wrist_only_map_refuses_and_partial_map_warns(scene, tmp_path, capfd):
+    obj = mpfb2_armature("default")
+    res = result(tmp_path)
+    s = scene.hmp_retarget
+    s.result, s.target, s.side = str(tmp_path / "r.npz"), obj, "right"
+    hmp_addon.retarget_ui.set_map(s, {"wrist": "wrist.R"})  # what the map used to find on this rig
+    with pytest.raises(RuntimeError, match="only 0 of 15 finger bones are mapped onto 'Human'"):
+        bpy.ops.hmp.retarget()
+    assert len(bpy.data.actions) == 0 and obj.animation_data is None  # nothing baked
+    with pytest.raises(retarget.RetargetProblem, match="only 5 of 15"):
+        retarget.retarget_result(bpy.context, obj, res, "right", {"wrist": "wrist.R", "index1": "finger2-1.R",
+                                                                    "index2": "finger2-2.R", "index3": "finger2-3.R",
+                                                                    "thumb1": "finger1-1.R", "thumb2": "finger1-2.R"})
+    # ring and pinky missing: baked, with a WARNING in the operator's report (not only an INFO note)
+    partial = {j: b for j, b in bonemaps.preset_map("MPFB", "right").items() if not j.startswith(("ring", "pinky"))}
+    hmp_addon.retarget_ui.set_map(s, partial)
+    capfd.readouterr()
+    assert bpy.ops.hmp.retarget() == {"FINISHED"}
+    printed = capfd.readouterr()
+    assert "Warning: not mapped: pinky1, pinky2, pinky3, ring1, ring2, ring3" in printed.out + printed.err
