@@ -43,6 +43,11 @@ Optional clip-level ``frame_times (T,) f``: the presentation time of each result
 from the clip's start (variable-frame-rate videos; without it frame ``t`` is at
 ``(frame_ids[t] - frame_ids[0]) / fps``). Finite and non-decreasing.
 
+Values are range-checked: ``fps`` in (0, 1000], ``K`` a pinhole matrix with fx, fy > 0 and last row
+(0, 0, 1), ``image_size`` positive, ``frame_ids`` >= 0 and increasing, ``stages`` 0-2,
+``keypoint_source`` one of the ``SOURCE_*`` codes, ``confidence`` in [0, 1]. Entries outside the
+schema are ignored by ``read`` without being decompressed (newer writers may add some).
+
 Optional per-hand mesh (all three or none): ``rest_vertices (V, 3)``, ``faces (F, 3) int``,
 ``skin_weights (V, 16)``, for a skinned hand mesh at zero pose.
 
@@ -185,6 +190,39 @@ def _check(name, arr, spec, dims):
         raise ResultError(f"field '{name}' contains NaN or infinite values")
 
 
+MAX_FPS = 1000.0
+
+
+def _check_ranges(clip):
+    """Values a real clip can have: a positive frame rate, a pinhole K, a positive image size, frame
+    ids >= 0 and increasing, a known stage count."""
+    fps = float(clip["fps"])
+    if not 0.0 < fps <= MAX_FPS:
+        raise ResultError(f"'fps' is {fps:g}, expected a frame rate in (0, {MAX_FPS:g}]")
+    K = np.asarray(clip["K"], dtype=np.float64)
+    if not (K[0, 0] > 0 and K[1, 1] > 0 and K[1, 0] == 0 and np.array_equal(K[2], [0.0, 0.0, 1.0])):
+        raise ResultError(f"'K' is not a camera matrix [[fx, s, cx], [0, fy, cy], [0, 0, 1]] with fx, fy > 0: "
+                          f"{K.tolist()}")
+    size = clip["image_size"]
+    if np.any(size <= 0):
+        raise ResultError(f"'image_size' must be positive, got {size.tolist()}")
+    ids = clip["frame_ids"]
+    if ids.min() < 0:
+        raise ResultError(f"'frame_ids' must be 0 or more, got {int(ids.min())}")
+    if np.any(np.diff(ids) <= 0):
+        raise ResultError("'frame_ids' must increase")
+    if int(clip["stages"]) not in (0, 1, 2):
+        raise ResultError(f"'stages' must be 0, 1 or 2, got {int(clip['stages'])}")
+
+
+def known_keys(names):
+    """The entries of an archive that schema v1 reads (others are never decompressed)."""
+    fields = set(CLIP_FIELDS) | {"frame_times"}
+    per_hand = set(HAND_FIELDS) | set(MESH_FIELDS)
+    return [n for n in names if n in fields or (n.count("/") == 1 and n.split("/")[0] in HAND_SIDES
+                                                 and n.split("/")[1] in per_hand)]
+
+
 def validate(arrays):
     """Check a ``{key: array}`` mapping against schema v1 and return a ``Result``.
 
@@ -213,6 +251,7 @@ def validate(arrays):
         clip[name] = arr
     if dims["T"] < 1:
         raise ResultError("result file has no frames")
+    _check_ranges(clip)
     if "frame_times" in arrays:
         times = np.asarray(arrays["frame_times"])
         _check("frame_times", times, (("T",), "f"), dims)
@@ -252,6 +291,10 @@ def validate(arrays):
                 raise ResultError(f"'{side}/faces' index vertices out of range")
         if not hand["valid"].any():
             raise ResultError(f"hand '{side}' has no valid frame")
+        unknown = sorted(set(np.unique(hand["keypoint_source"]).tolist()) - set(SOURCE_NAMES))
+        if unknown:
+            raise ResultError(f"'{side}/keypoint_source' holds unknown codes {unknown[:5]} "
+                              f"(known: {sorted(SOURCE_NAMES)})")
         conf = hand["confidence"]
         if conf.size and (conf.min() < 0 or conf.max() > 1):
             raise ResultError(f"'{side}/confidence' is outside [0, 1]")
@@ -268,7 +311,7 @@ def read(path):
         raise ResultError(f"not an HMP result file (expected a .npz archive): {path}")
     try:
         with np.load(path, allow_pickle=False) as data:
-            arrays = {key: data[key] for key in data.files}
+            arrays = {key: data[key] for key in known_keys(data.files)}  # unknown entries: skipped unread
     except ValueError as exc:  # inside a valid archive, only object arrays (pickle) fail like this
         raise ResultError(f"result file {path} holds pickled objects, which are refused: {exc}") from None
     except Exception as exc:  # zipfile.BadZipFile, OSError, EOFError, ...

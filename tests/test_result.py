@@ -1,6 +1,7 @@
 """Result schema v1 from the engine's side: round trip, atomic writes, and every malformed case."""
 
 import os
+import re
 import stat
 import zipfile
 
@@ -86,6 +87,19 @@ MALFORMED = [
     ("confidence > 1", _set("right/confidence", np.full((6, 21), 1.5)), "outside [0, 1]"),
     ("frame times backwards", _set("frame_times", np.array([0, 0.1, 0.05, 0.2, 0.3, 0.4])), "go backwards"),
     ("frame times count", _set("frame_times", np.arange(5) / 30.0), "'frame_times' has 5 along 'T'"),
+    # ranges (issue 12, item 19)
+    ("fps zero", _set("fps", np.array(0.0)), "'fps' is 0, expected a frame rate in (0, 1000]"),
+    ("fps negative", _set("fps", np.array(-30.0)), "'fps' is -30"),
+    ("fps absurd", _set("fps", np.array(1e9)), "'fps' is 1e+09"),
+    ("K zeros", _set("K", np.zeros((3, 3))), "'K' is not a camera matrix"),
+    ("K last row", _set("K", np.array([[900.0, 0, 640], [0, 900, 360], [0, 0, 0]])), "'K' is not a camera matrix"),
+    ("K negative focal", _set("K", np.array([[-900.0, 0, 640], [0, 900, 360], [0, 0, 1]])), "with fx, fy > 0"),
+    ("image size zero", _set("image_size", np.array([0, 720])), "'image_size' must be positive"),
+    ("negative frame ids", _set("frame_ids", np.arange(-3, 3)), "'frame_ids' must be 0 or more, got -3"),
+    ("frame ids repeat", _set("frame_ids", np.array([0, 1, 2, 2, 3, 4])), "'frame_ids' must increase"),
+    ("stages", _set("stages", np.array(7)), "'stages' must be 0, 1 or 2, got 7"),
+    ("unknown source", _set("right/keypoint_source", np.array([1, 1, 9, 1, 200, 1], np.uint8)),
+     "'right/keypoint_source' holds unknown codes [9, 200]"),
 ]
 
 
@@ -99,7 +113,7 @@ def test_optional_frame_times_round_trip(tmp_path):
 @pytest.mark.parametrize("case,mutate,message", MALFORMED, ids=[m[0] for m in MALFORMED])
 def test_malformed_file_is_refused_with_a_clear_message(tmp_path, case, mutate, message):
     path = _bad(tmp_path, mutate)
-    with pytest.raises(R.ResultError, match=message.replace("[", r"\[").replace("]", r"\]")):
+    with pytest.raises(R.ResultError, match=re.escape(message)):
         R.read(path)
 
 
@@ -135,3 +149,26 @@ def test_write_refuses_invalid_and_leaves_nothing(tmp_path):
     with pytest.raises(R.ResultError):
         R.write(out, arrays)
     assert list(out.parent.iterdir()) == []
+
+
+def test_unknown_entries_are_skipped_unread(tmp_path):
+    """Entries outside the schema are never decompressed: one claiming 8 GB (a header and no data) does not
+    fail the read, and a real 256 MB one (256 kB on disk) does not cost its size in memory."""
+    import tracemalloc
+
+    arrays = _arrays(tmp_path, T=6)
+    path = tmp_path / "extra.npz"
+    np.savez_compressed(path, **arrays, **{"extra/zeros": np.zeros(32 * 2 ** 20)})  # 256 MB of float64
+    assert os.path.getsize(path) < 2 ** 20
+    header = b"\x93NUMPY\x01\x00v\x00{'descr': '<f8', 'fortran_order': False, 'shape': (1000000000,), }"
+    header += b" " * (127 - len(header)) + b"\n"
+    with zipfile.ZipFile(path, "a") as z:
+        z.writestr("bomb.npy", header + b"\0" * 64)
+    tracemalloc.start()
+    try:
+        res = R.read(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert res.num_frames == 6 and "extra/zeros" not in res.to_arrays()
+    assert peak < 32 * 2 ** 20, peak  # the known fields are kilobytes; the unknown one alone is 256 MB
