@@ -2,6 +2,7 @@
 or `python scripts/headless_capture.py ...` with the bpy module. Same job and bake as the panel."""
 
 import argparse
+import importlib
 import os
 import sys
 import time
@@ -9,7 +10,7 @@ import time
 import bpy
 
 from . import importer, jobs, runner, session_files
-from .engine_link import default_engine_python
+from .preferences import settings
 
 
 def parse_args(argv):
@@ -23,13 +24,16 @@ def parse_args(argv):
     p.add_argument("--armature", help="bake the (first) hand onto this existing armature (MANO bone names)")
     p.add_argument("--armature-left", help="with --hands both: the armature for the left hand")
     p.add_argument("--hands", choices=("right", "left", "both"), default="right")
-    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default=None,
+                   help="default: the add-on's preference when the extension is installed, else auto")
     p.add_argument("--quality", choices=("draft", "balanced", "best"), default="balanced")
     p.add_argument("--start", type=int, help="first video frame")
     p.add_argument("--end", type=int, help="video frame after the last one")
-    p.add_argument("--engine-python", default=os.environ.get("HMP_ENGINE_PYTHON") or default_engine_python(),
-                   help="python of the engine environment (default: $HMP_ENGINE_PYTHON or the project's .venv)")
-    p.add_argument("--mano-dir", default=os.environ.get("HMP_MANO_DIR", ""))
+    p.add_argument("--engine-python", default=None,
+                   help="python of the engine environment (default: the add-on's Engine Python preference when "
+                        "the extension is installed, else $HMP_ENGINE_PYTHON, else the project's .venv)")
+    p.add_argument("--mano-dir", default=None,
+                   help="default: the add-on's preference, else $HMP_MANO_DIR")
     p.add_argument("--root-motion", choices=("filtered", "prior", "free"), default="filtered",
                    help="the hand's global rotation: per frame then filtered (default), through the motion "
                         "prior, or per frame unfiltered")
@@ -62,18 +66,27 @@ def run(argv):
                 raise importer.ImportProblem(f"scene not found: {args.scene}")
             bpy.ops.wm.open_mainfile(filepath=os.path.abspath(args.scene))
         context = bpy.context
+        if not hasattr(bpy.types.Scene, "hmp_retarget"):
+            # not registered (plain python + bpy, or blender without the extension): register, so the
+            # saved scene has the panels' settings (the result path for Retarget, the video)
+            importlib.import_module(__package__).register()
+        prefs = settings(context)  # the installed extension's preferences when there are some
+        engine_python = args.engine_python or prefs.engine_python
+        mano_dir = args.mano_dir if args.mano_dir is not None else prefs.mano_dir
+        device = args.device or prefs.default_device
         if args.result:
             res = importer.load(args.result)
             sides = list(res.hands) if args.hands == "both" else [args.hands]
             targets = {s: bpy.data.objects[n] for s, n in _targets(args, sides).items()}
             imported = importer.apply_result(context, res, sides=sides, targets=targets,
                                              make_camera=not args.no_camera)
+            context.scene.hmp_retarget.result = os.path.abspath(args.result)  # ready to retarget
         else:
             sides = ["right", "left"] if args.hands == "both" else [args.hands]
             params = jobs.CaptureParams(
-                video=os.path.abspath(args.video), hands=args.hands, device=args.device, quality=args.quality,
+                video=os.path.abspath(args.video), hands=args.hands, device=device, quality=args.quality,
                 start=args.start, end=args.end, targets=_targets(args, sides), make_camera=not args.no_camera,
-                engine_python=args.engine_python, mano_dir=args.mano_dir,
+                engine_python=engine_python, mano_dir=mano_dir,
                 root_motion=args.root_motion, match_fps=not args.keep_scene_fps)
             job = jobs.CaptureJob(params)
             t0, last = time.monotonic(), ""

@@ -75,10 +75,23 @@ class Settings:
         self.default_device = default_device
 
 
+def addon_preferences(context=None):
+    """This add-on's preferences, or None. Also found when this package was imported from a source
+    checkout (scripts/headless_capture.py run by a Blender where the extension is installed and
+    enabled: its preferences live under "bl_ext.<repo>.hmp_hand_capture", not under ours)."""
+    context = context or bpy.context
+    addons = context.preferences.addons
+    entries = [addons.get(ADDON_ID)] + [e for name, e in addons.items() if name.endswith(".hmp_hand_capture")]
+    for entry in entries:
+        prefs = getattr(entry, "preferences", None) if entry is not None else None
+        if prefs is not None and hasattr(prefs, "engine_python"):
+            return prefs
+    return None
+
+
 def settings(context=None):
     context = context or bpy.context
-    entry = context.preferences.addons.get(ADDON_ID)
-    prefs = getattr(entry, "preferences", None) if entry is not None else None
+    prefs = addon_preferences(context)
     engine_python = bpy.path.abspath(prefs.engine_python) if prefs is not None and prefs.engine_python else ""
     engine_python = engine_python or os.environ.get("HMP_ENGINE_PYTHON", "") or default_engine_python()
     mano_dir = bpy.path.abspath(prefs.mano_dir) if prefs is not None and prefs.mano_dir else os.environ.get("HMP_MANO_DIR", "")

@@ -76,3 +76,83 @@ def test_bad_input_exits_2_and_saves_nothing(tmp_path, args, message):
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert message in proc.stderr and "Traceback" not in proc.stderr
     assert not out.exists()
+
+
+# an "engine Python" that is a real program but no Python: it copies the result prepared beside the
+# video to --out (the add-on's side of a capture, without the engine's minutes)
+FAKE_ENGINE = """\
+import json, shutil, sys
+args = sys.argv[1:]            # -m engine capture VIDEO --out OUT ...
+video, out = args[3], args[args.index("--out") + 1]
+open(video + ".used", "w").write(sys.argv[0])
+shutil.copy(video + ".npz", out)
+print(json.dumps({"event": "done", "result": out}), flush=True)
+"""
+
+
+def fake_engine_python(tmp_path):
+    main = tmp_path / "fake_engine.py"
+    main.write_text(FAKE_ENGINE)
+    py = tmp_path / "fake-python"
+    py.write_text(f'#!/bin/sh\nexec "{sys.executable}" "{main}" "$@"\n')
+    py.chmod(0o755)
+    return py
+
+
+def test_headless_blend_has_the_result_path_for_retarget(tmp_path):
+    """Issue 12.4: a .blend made by the headless script had an empty result path (the add-on's
+    settings were never registered there), so Retarget had nothing to work on."""
+    video = tmp_path / "clip.mp4"
+    video.write_bytes(b"not read by the fake engine")
+    make_result(str(video) + ".npz", T=7, mesh=False, video=str(video))
+    out = tmp_path / "out" / "capture.blend"
+    out.parent.mkdir()
+    proc = headless("--video", video, "--engine-python", fake_engine_python(tmp_path), "--save", out)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    make_result(tmp_path / "r.npz", T=5, mesh=False)
+    proc = headless("--result", tmp_path / "r.npz", "--save", tmp_path / "r.blend")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    import hmp_addon
+
+    hmp_addon.register()  # the settings are read back through the add-on's properties
+    try:
+        reopen(out)
+        assert bpy.context.scene.hmp_retarget.result == "//hand_capture/clip.npz"
+        assert (out.parent / "hand_capture" / "clip.npz").is_file()
+        reopen(tmp_path / "r.blend")
+        assert bpy.context.scene.hmp_retarget.result == str(tmp_path / "r.npz")
+    finally:
+        hmp_addon.unregister()
+
+
+INSTALLED = """
+import os, runpy, sys, bpy, addon_utils
+repo = next(r for r in bpy.context.preferences.extensions.repos if r.module == "user_default")
+os.makedirs(repo.directory, exist_ok=True)
+os.symlink(sys.argv[1], os.path.join(repo.directory, "hmp_hand_capture"))  # the extension, installed
+bpy.ops.extensions.repo_refresh_all()
+name = "bl_ext.user_default.hmp_hand_capture"
+addon_utils.enable(name, default_set=True)
+bpy.context.preferences.addons[name].preferences.engine_python = sys.argv[2]
+sys.argv = [sys.argv[3], "--video", sys.argv[4], "--save", sys.argv[5]]
+try:
+    runpy.run_path(sys.argv[0], run_name="__main__")
+except SystemExit as exc:
+    print("EXIT", exc.code, flush=True)
+"""
+
+
+def test_headless_uses_the_installed_extensions_engine_python(tmp_path):
+    """Issue 12.4: run by a Blender where the extension is installed, the script ignored the add-on's
+    Engine Python preference (it read $HMP_ENGINE_PYTHON or the .venv only)."""
+    video = tmp_path / "clip.mp4"
+    video.write_bytes(b"x")
+    make_result(str(video) + ".npz", T=5, mesh=False, video=str(video))
+    fake = fake_engine_python(tmp_path)
+    env = dict(os.environ, BLENDER_USER_RESOURCES=str(tmp_path / "user"), HMP_ENGINE_PYTHON="/no/such/python")
+    env.pop("PYTHONPATH", None)
+    out = tmp_path / "out.blend"
+    proc = subprocess.run([sys.executable, "-c", INSTALLED, ROOT, str(fake), SCRIPT, str(video), str(out)],
+                          cwd=str(tmp_path), env=env, capture_output=True, text=True, timeout=300)
+    assert "EXIT 0" in proc.stdout, proc.stdout[-2000:] + proc.stderr[-3000:]
+    assert (tmp_path / "clip.mp4.used").read_text().endswith("fake_engine.py") and out.is_file()

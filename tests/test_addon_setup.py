@@ -128,3 +128,40 @@ def test_capture_files_move_beside_the_blend_when_it_is_saved(tmp_path):
         assert os.path.samefile(bpy.path.abspath(bpy.data.movieclips["mine.mp4"].filepath), other)
     finally:
         hmp_addon.unregister()
+
+
+def test_save_as_elsewhere_keeps_retarget_working(tmp_path):
+    """Issue 12.4: Blender remaps the Movie Clip's relative path on Save As into another folder, but
+    not the add-on's own paths: the retarget panel's "//hand_capture/..." then pointed nowhere."""
+    from addon_support import make_result
+    from hmp_addon import retarget_ui
+
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    hmp_addon.register()
+    try:
+        first = tmp_path / "shot" / "scene.blend"
+        (first.parent / "hand_capture").mkdir(parents=True)
+        make_result(first.parent / "hand_capture" / "clip.npz", T=6, mesh=False)
+        assert bpy.ops.hmp.import_result(filepath=str(first.parent / "hand_capture" / "clip.npz")) == {"FINISHED"}
+        s = bpy.context.scene.hmp_retarget
+        s.target = bpy.data.objects["my clip_right_hand"]
+        retarget_ui.set_map(s, {j: j for j in retarget_ui.bonemaps.JOINTS})
+        s.result = "//hand_capture/clip.npz"
+        bpy.context.scene.hmp_capture.video = "//clip.mp4"
+        bpy.ops.wm.save_as_mainfile(filepath=str(first))
+        copy = tmp_path / "copies" / "copy.blend"
+        copy.parent.mkdir()
+        bpy.ops.wm.save_as_mainfile(filepath=str(copy), copy=True)  # the open file stays where it was
+        assert s.result == "//hand_capture/clip.npz"
+        other = tmp_path / "elsewhere" / "deeper" / "scene.blend"
+        other.parent.mkdir(parents=True)
+        bpy.ops.wm.save_as_mainfile(filepath=str(other))
+        for path in (other, copy):
+            bpy.ops.wm.open_mainfile(filepath=str(path))
+            s = bpy.context.scene.hmp_retarget
+            assert os.path.samefile(bpy.path.abspath(s.result), first.parent / "hand_capture" / "clip.npz")
+            assert os.path.normpath(bpy.path.abspath(bpy.context.scene.hmp_capture.video)) == str(first.parent / "clip.mp4")
+            assert bpy.ops.hmp.retarget() == {"FINISHED"}
+            assert s.target.animation_data.action.name == "my clip_right_my clip_right_hand"
+    finally:
+        hmp_addon.unregister()
