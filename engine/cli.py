@@ -5,6 +5,7 @@ Commands
   train-prior   train the hand motion prior (engine.prior.train)
   benchmark     ground-truth benchmark on rendered clips (engine.benchmark)
   evaluate      metrics on HO3D-v3 / DexYCB (engine.evaluate)
+  batch         many videos -> one result each, on Ray: this machine or a cluster (engine.batch)
 
 Every failure the user can act on is an ``EngineError``: one line ``error: ...`` on stderr (or a
 jsonl ``error`` event with ``--progress jsonl``) and exit code 2, never a traceback and never a
@@ -24,6 +25,7 @@ DELEGATED = {
     "train-prior": "engine.prior.train",
     "benchmark": "engine.benchmark",
     "evaluate": "engine.evaluate",
+    "batch": "engine.batch",
 }
 QUALITY = ("draft", "balanced", "best")
 
