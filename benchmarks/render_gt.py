@@ -37,6 +37,16 @@ def main(scene_path, out_path):
     scene.cycles.device = "CPU"
     scene.cycles.samples = 8
     scene.cycles.use_denoising = False
+    scene.cycles.use_adaptive_sampling = False
+    # direct light and one diffuse bounce are all a matte hand in front of a flat background needs
+    scene.cycles.max_bounces = 2
+    scene.cycles.diffuse_bounces = 1
+    scene.cycles.glossy_bounces = 1
+    scene.cycles.transmission_bounces = 0
+    scene.cycles.volume_bounces = 0
+    scene.cycles.transparent_max_bounces = 0
+    scene.cycles.caustics_reflective = scene.cycles.caustics_refractive = False
+    scene.render.use_persistent_data = True  # keep the scene between frames (only vertices move)
     scene.render.resolution_x, scene.render.resolution_y = width, height
     scene.render.resolution_percentage = 100
     scene.render.image_settings.file_format = "PNG"
