@@ -4,11 +4,16 @@
     tracks["right"]: HandTrack (keypoints_2d (T,21,2) px, confidence (T,21), source (T,) uint8,
                      world_landmarks (T,21,3) m with NaN where absent, frame_ids (T,))
 
-MediaPipe Hands in tracking mode on every frame, stable identities per hand over the clip
-(``tracks``), per-joint confidence from augmented views (``confidence``), a second chance for
-missed frames on the crop predicted from the neighbours (``confidence.retry_gaps``), and a cache of
-the whole result keyed on the video's content and the options (``cache``). External keypoints:
-``load_external_keypoints`` (``external``).
+MediaPipe Hands in tracking mode on every frame with plain MediaPipe's settings (two hands, the
+default thresholds, whatever ``sides`` asks for), stable identities per hand over the clip
+(``tracks``: every distinct hand MediaPipe reports is kept on one side), per-joint confidence from
+augmented views (``confidence``), a second chance for missed frames on the crop predicted from the
+neighbours (``confidence.retry_gaps``), and a cache of the whole result keyed on the video's
+content and the options (``cache``). External keypoints: ``load_external_keypoints``
+(``external``).
+
+``HandTrack.stats`` counts, per side, the frames MediaPipe found and what became of them (see
+``STAT_NAMES``); ``frames_summary`` words them for the capture's log.
 """
 
 import os
@@ -34,7 +39,22 @@ class KeypointOptions:
 
     def cache_key(self):
         return {"views": self.views, "gamma": self.gamma, "start": self.start, "end": self.end,
-                "retry_gaps": self.retry_gaps, "version": 2}
+                "retry_gaps": self.retry_gaps, "version": 3}
+
+
+# HandTrack.stats, frames per side: what plain MediaPipe (same settings) found and what the front end kept
+STAT_NAMES = (
+    "mediapipe_frames",  # frames with a hand MediaPipe's own per-frame label puts on this side
+    "mediapipe_any_frames",  # frames with any hand (the clip's; the same for both sides)
+    "kept_frames",  # frames kept as MediaPipe detections (source SOURCE_MEDIAPIPE)
+    "filled_frames",  # frames recovered on the crop predicted from the neighbours (SOURCE_TRACKED_CROP)
+    "duplicate_frames",  # detections set aside: a second copy of this hand in the same frame
+    "nested_frames",  # detections set aside: a part of this hand read as a small hand (inside it)
+    "other_side_frames",  # frames labelled this side whose hand the clip-level identity gave the other side
+    "swapped_frames",  # detections placed here because the other hand held this side in that frame
+    "low_confidence_frames",  # kept frames whose views disagreed on every joint: confidence raised to MIN_CONFIDENCE
+)
+MIN_CONFIDENCE = 0.1  # a kept MediaPipe frame never has zero confidence on every joint (the fit would drop it)
 
 
 @dataclass
@@ -46,6 +66,7 @@ class HandTrack:
     frame_ids: np.ndarray  # (T,)
     handedness: np.ndarray = field(default=None)  # (T,) handedness score, NaN where absent
     frame_times: np.ndarray = field(default=None)  # (T,) seconds (the container's timestamps)
+    stats: dict = field(default=None)  # name in STAT_NAMES -> int (None: external keypoints)
 
     @classmethod
     def empty(cls, frame_ids):
@@ -58,20 +79,27 @@ class HandTrack:
         return self.source != R.SOURCE_NONE
 
     def to_arrays(self, prefix):
-        return {f"{prefix}/{k}": getattr(self, k) for k in
-                ("keypoints_2d", "confidence", "source", "world_landmarks", "frame_ids", "handedness", "frame_times")}
+        out = {f"{prefix}/{k}": getattr(self, k) for k in
+               ("keypoints_2d", "confidence", "source", "world_landmarks", "frame_ids", "handedness", "frame_times")}
+        for name, value in (self.stats or {}).items():
+            out[f"{prefix}/stats/{name}"] = np.array(int(value), dtype=np.int64)
+        return out
 
     @classmethod
     def from_arrays(cls, arrays, prefix):
-        return cls(*(np.asarray(arrays[f"{prefix}/{k}"]) for k in
-                     ("keypoints_2d", "confidence", "source", "world_landmarks", "frame_ids", "handedness",
-                      "frame_times")))
+        track = cls(*(np.asarray(arrays[f"{prefix}/{k}"]) for k in
+                      ("keypoints_2d", "confidence", "source", "world_landmarks", "frame_ids", "handedness",
+                       "frame_times")))
+        stats = {name: int(arrays[f"{prefix}/stats/{name}"]) for name in STAT_NAMES
+                 if f"{prefix}/stats/{name}" in arrays}
+        track.stats = stats or None
+        return track
 
 
 def detect_hands(video, sides=("right",), options=None, reporter=None):
     """Detect, identify and score the hands of ``video`` (an engine.video.Video). See module doc."""
     from engine.keypoints import cache as cache_mod
-    from engine.keypoints.tracks import assign_sides
+    from engine.keypoints.tracks import assign_sides, new_stats
 
     options = options or KeypointOptions()
     end = video.num_frames if options.end is None else min(options.end, video.num_frames)
@@ -91,24 +119,18 @@ def detect_hands(video, sides=("right",), options=None, reporter=None):
         from engine.keypoints.confidence import ConfidenceEstimator
 
         conf_views = ConfidenceEstimator(views=options.views, gamma=options.gamma)
-    # One hand wanted: track one hand (MediaPipe skips palm detection while it tracks max_num_hands
-    # hands, about 3x faster). If that hand turns out to be mostly the other side (a two-handed clip),
-    # detect again tracking two.
-    max_hands = 2 if len(sides) > 1 else 1
-    frame_ids, per_frame, times = _detect_pass(video, options, max_hands, conf_views, reporter)
-    if max_hands == 1:
-        seen = sum(1 for dets in per_frame if dets)
-        wanted = sum(1 for dets in per_frame for d in dets if d.side == sides[0])
-        if seen and wanted < 0.5 * seen:
-            if reporter is not None:
-                reporter.log(f"the tracked hand is mostly not the {sides[0]} one: detecting again with two hands")
-                reporter.stage("detect", "Detecting hands (two)", total=total)
-            frame_ids, per_frame, times = _detect_pass(video, options, 2, conf_views, reporter)
-    chosen = assign_sides(per_frame, sides=("right", "left"))
+    # Plain MediaPipe's settings whatever the sides asked for: with max_num_hands=1 MediaPipe stops
+    # looking for a hand while it tracks one, so a frame where tracking fails is lost, where with two
+    # it is found again in the same frame (the one-hand setting was faster and lost those frames).
+    frame_ids, per_frame, times = _detect_pass(video, options, 2, conf_views, reporter)
+    counts = new_stats()
+    chosen = assign_sides(per_frame, sides=("right", "left"), stats=counts)
+    any_frames = sum(1 for dets in per_frame if dets)
     tracks = {}
     for side in ("right", "left"):
         track = HandTrack.empty(frame_ids)
         track.frame_times = np.asarray(times, dtype=np.float64)
+        low = 0
         for row, det in enumerate(chosen[side]):
             if det is None:
                 continue
@@ -117,14 +139,24 @@ def detect_hands(video, sides=("right",), options=None, reporter=None):
             track.handedness[row] = det.score
             track.source[row] = R.SOURCE_MEDIAPIPE
             # views=0: MediaPipe is trusted fully where it detects (as the authors' code does)
-            track.confidence[row] = det.confidence if det.confidence is not None else 1.0
+            conf = det.confidence if det.confidence is not None else np.ones(21)
+            if conf.max() < MIN_CONFIDENCE:  # views disagreeing is doubt, not proof the hand is not there
+                conf = np.maximum(conf, MIN_CONFIDENCE)
+                low += 1
+            track.confidence[row] = conf
+        c = counts[side]
+        track.stats = {"mediapipe_frames": c["mediapipe_frames"], "mediapipe_any_frames": any_frames,
+                       "kept_frames": int(track.detected.sum()), "filled_frames": 0,
+                       "duplicate_frames": c["duplicate"], "nested_frames": c["nested"],
+                       "other_side_frames": c["other_side"],
+                       "swapped_frames": c["swapped"], "low_confidence_frames": low}
         tracks[side] = track
     if options.retry_gaps:
         from engine.keypoints.confidence import retry_gaps
 
         for side in sides:  # the hands asked for (the cache key holds the sides)
-            retry_gaps(video, tracks[side], estimator=conf_views,
-                       others=[track for other, track in tracks.items() if other != side])
+            tracks[side].stats["filled_frames"] = retry_gaps(
+                video, tracks[side], estimator=conf_views, others=[track for other, track in tracks.items() if other != side])
     if key is not None:
         cache_mod.save(key, tracks)
     return {side: tracks[side] for side in sides}
@@ -146,6 +178,26 @@ def _detect_pass(video, options, max_hands, conf_views, reporter):
             if reporter is not None:
                 reporter.advance()
     return frame_ids, per_frame, times
+
+
+def frames_summary(side, track, interpolated=None):
+    """One line for the capture's log: what MediaPipe found for this hand and what was kept, or None
+    (external keypoints carry no counts)."""
+    st = track.stats
+    if not st:
+        return None
+    line = (f"{side} hand: MediaPipe found {st['mediapipe_frames']} frames labelled {side} "
+            f"({st['mediapipe_any_frames']} with any hand), kept {st['kept_frames']}, "
+            f"filled {st['filled_frames']} on the tracked crop")
+    if interpolated is not None:
+        line += f" + {interpolated} interpolated"
+    notes = [f"{st[k]} {what}" for k, what in (("other_side_frames", "given to the other hand"),
+                                                ("duplicate_frames", "duplicates set aside"),
+                                                ("nested_frames", "parts of the hand seen as a hand set aside"),
+                                                ("swapped_frames", "taken over from the other hand"),
+                                                ("low_confidence_frames", "with every joint in doubt (kept)"))
+             if st.get(k)]
+    return line + (f"; {', '.join(notes)}" if notes else "")
 
 
 def load_external_keypoints(path, video, sides=("right",), start=0, end=None):
