@@ -31,9 +31,9 @@ def test_rescaled_hand_is_not_the_model():
     assert np.abs(bone_lengths(hand) - bone_lengths(model)).max() > 0.003  # m: a hand that is not the model
 
 def test_tiny_rendered_clip_gives_sensible_metrics(tmp_path):
-    """4 frames of the both-hands clip at 320x240 through MediaPipe and the per-frame estimate, with the
+    """3 frames of the both-hands clip at 320x240 through MediaPipe and the per-frame estimate, with the
     guessed intrinsics (the true field of view differs), scored against the rescaled hand's keypoints."""
-    T, size = 4, (320, 240)
+    T, size = 3, (320, 240)
     clip = next(c for c in CLIPS if len(c.hands) == 2)
     _, seqs = motion_source()
     scene, truth, K_true, _ = make_clip(clip, pick_motions(seqs, 2, T), T, size, seed=7)
