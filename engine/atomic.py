@@ -3,9 +3,16 @@
 ``tempfile.mkstemp`` creates files readable by their owner only (0600); ``publish`` gives the file
 the permissions a plain ``open(path, "w")`` would (0666 less the umask) before the rename, so
 results, previews and checkpoints are as shareable as any other file the user writes.
+
+``temp_file`` names a temporary file after its writer (host, pid) so that one left by a kill can be
+told from one being written: ``remove_own`` (at exit) and ``remove_stale`` (on the next run).
 """
 
+import atexit
 import os
+import socket
+import tempfile
+import time
 
 
 def default_mode():
@@ -18,3 +25,80 @@ def publish(tmp, path):
     """Give ``tmp`` ordinary file permissions and move it to ``path`` (atomic on one filesystem)."""
     os.chmod(tmp, default_mode())
     os.replace(tmp, path)
+    _OWN.discard(os.fspath(tmp))
+
+
+# ------------------------------------------------------------------ temporary files left by a kill
+# A temporary file's name says who writes it: ``{prefix}{host}.{pid}.{random}{suffix}``. The engine
+# removes its own on exit (``remove_own``, also from a SIGTERM handler) and, on the next run, those
+# of writers on this host that no longer run (``remove_stale``): a SIGKILL leaves nothing for long.
+
+_OWN = set()  # paths of the temporary files this process has open
+STALE_AGE_S = 24 * 3600  # a temporary file of another host (or an older naming) this old is abandoned
+
+
+def _host():
+    return "".join(c if c.isalnum() or c == "-" else "-" for c in socket.gethostname())[:40] or "host"
+
+
+def temp_file(directory, prefix, suffix):
+    """``tempfile.mkstemp`` in ``directory`` with the writer's host and pid in the name -> (fd, path)."""
+    fd, path = tempfile.mkstemp(prefix=f"{prefix}{_host()}.{os.getpid()}.", suffix=suffix, dir=directory)
+    _OWN.add(path)
+    return fd, path
+
+
+def discard(path):
+    """Remove a temporary file (if still there) and forget it."""
+    _OWN.discard(path)
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
+def remove_own():
+    """Remove every temporary file this process still has (at exit, on SIGTERM, before ``os._exit``)."""
+    for path in list(_OWN):
+        try:
+            discard(path)
+        except OSError:
+            pass
+
+
+def _alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True  # exists, owned by someone else
+    return True
+
+
+def remove_stale(directory, prefix, suffix, max_age_s=STALE_AGE_S):
+    """Remove temporary files (``prefix``...``suffix``) in ``directory`` whose writer on this host no longer
+    runs, and any older than ``max_age_s``. Returns the names removed; never raises."""
+    removed = []
+    try:
+        entries = list(os.scandir(directory))
+    except OSError:
+        return removed
+    host, now = _host(), time.time()
+    for entry in entries:
+        name = entry.name
+        if not (name.startswith(prefix) and name.endswith(suffix)) or entry.path in _OWN:
+            continue
+        parts = name[len(prefix):].split(".")
+        try:
+            mine = len(parts) >= 3 and parts[0] == host and parts[1].isdigit()
+            dead = mine and not _alive(int(parts[1]))
+            if dead or now - entry.stat(follow_symlinks=False).st_mtime > max_age_s:
+                os.unlink(entry.path)
+                removed.append(name)
+        except OSError:
+            pass
+    return removed
+
+
+atexit.register(remove_own)

@@ -136,6 +136,9 @@ def capture(video_path, out_path, options=None, reporter=None):
     if not str(out_path).lower().endswith(".npz"):
         raise EngineError(f"the result file must end in .npz: {out_path}")
     out_path = check_writable(out_path, "result")
+    from engine.atomic import remove_stale
+
+    remove_stale(os.path.dirname(out_path), R.TEMP_PREFIX, ".npz")  # left by a run that was killed
     if options.preview and not str(options.preview).lower().endswith((".mp4", ".avi", ".mov")):
         raise EngineError(f"the preview must be a .mp4 (or .avi / .mov) file: {options.preview}")
     preview_path = check_writable(options.preview, "preview") if options.preview else None

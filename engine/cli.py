@@ -13,8 +13,14 @@ partial result file. Anything else is a bug: exit code 1 with the traceback on s
 """
 
 import argparse
+import contextlib
 import importlib
+import io
+import os
+import re
+import signal
 import sys
+import threading
 
 from engine import __version__
 from engine.errors import EngineError
@@ -122,8 +128,6 @@ def _progress_mode(argv):
 def check_options(args):
     """Everything about the options that can be known before any work (the video is opened later): fail
     now rather than after minutes of detection."""
-    import os
-
     if args.end is not None and args.end <= args.start:
         raise EngineError(f"--end {args.end} must be after --start {args.start}")
     for flag, path in (("--keypoints", args.keypoints), ("--prior", args.prior)):
@@ -138,8 +142,6 @@ def exit_with_parent(interval=1.0):
     """Exit when the process that launched us dies (a program that ran us with --progress jsonl and
     was killed, e.g. Blender by SIGKILL, cannot terminate us itself): a daemon thread watches for
     being re-parented. Nothing is written after that: results are only ever renamed into place."""
-    import os
-    import threading
     import time
 
     global _WATCHING
@@ -149,18 +151,110 @@ def exit_with_parent(interval=1.0):
     _WATCHING = True
 
     def watch():
+        from engine.atomic import remove_own
+
         while True:
             time.sleep(interval)
             if os.getppid() != parent:
+                remove_own()  # a result or cache file half written: gone with us
                 os._exit(3)
 
     threading.Thread(target=watch, daemon=True, name="parent-watch").start()
+
+
+class Terminated(BaseException):
+    """SIGTERM (or SIGHUP) arrived: unwind (temporary files are removed on the way) and exit 143."""
+
+
+@contextlib.contextmanager
+def terminate_cleanly():
+    """Turn SIGTERM / SIGHUP into ``Terminated`` while a command runs (their default ends the process
+    without running ``finally`` blocks or ``atexit``, leaving half-written files)."""
+    previous = {}
+    if threading.current_thread() is threading.main_thread():
+        def handler(signum, frame):
+            raise Terminated()
+
+        for sig in (signal.SIGTERM, getattr(signal, "SIGHUP", None)):
+            if sig is not None:
+                previous[sig] = signal.signal(sig, handler)
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+# What MediaPipe's native code (TFLite, absl, glog) writes straight to file descriptor 2, from its own
+# threads too, so that it cannot all be silenced around each call: start-up and info lines. Errors
+# (glog E/F lines) and anything else pass.
+NATIVE_CHATTER = re.compile(
+    r"^(INFO: Created TensorFlow Lite|INFO: Initialized TensorFlow Lite|WARNING: All log messages before "
+    r"absl::InitializeLog\(\)|[IW]\d{4} \d\d:\d\d:\d+\.\d+ +\d+ [\w./-]+:\d+\] )")
+
+
+@contextlib.contextmanager
+def filter_native_stderr():
+    """While a command runs, pass file descriptor 2 through a thread that drops ``NATIVE_CHATTER`` lines;
+    Python's own ``sys.stderr`` (the progress bar, errors, tracebacks) keeps writing to the real stderr
+    directly, so no native line is glued into the bar. A no-op without a real fd 2."""
+    try:
+        sys.stderr.flush()
+        real = os.dup(2)
+    except (OSError, ValueError, AttributeError):
+        yield
+        return
+    read_end, write_end = os.pipe()
+    os.dup2(write_end, 2)
+    os.close(write_end)
+    swapped = None
+    try:
+        if sys.stderr is sys.__stderr__ and sys.stderr.fileno() == 2:  # Python writes go straight out
+            swapped = sys.stderr
+            sys.stderr = io.TextIOWrapper(io.FileIO(os.dup(real), "wb"), encoding=swapped.encoding,
+                                          errors="backslashreplace", line_buffering=True, write_through=True)
+    except (OSError, ValueError, AttributeError):
+        swapped = None
+
+    def pump():
+        pending = b""
+        while True:
+            chunk = os.read(read_end, 65536)
+            if not chunk:
+                break
+            pending += chunk
+            *lines, pending = pending.split(b"\n")
+            for line in lines:
+                if not NATIVE_CHATTER.match(line.decode("utf-8", "replace")):
+                    os.write(real, line + b"\n")
+        if pending and not NATIVE_CHATTER.match(pending.decode("utf-8", "replace")):
+            os.write(real, pending)
+
+    thread = threading.Thread(target=pump, daemon=True, name="native-stderr")
+    thread.start()
+    try:
+        yield
+    finally:
+        if swapped is not None:
+            sys.stderr.flush()
+            sys.stderr.close()
+            sys.stderr = swapped
+        os.dup2(real, 2)  # the pipe's last write end closes: the pump drains it and stops
+        thread.join(timeout=2.0)
+        os.close(real)
+        if not thread.is_alive():
+            os.close(read_end)
 
 
 def run_capture(argv):
     reporter = Reporter(_progress_mode(argv))
     if reporter.mode == "jsonl":
         exit_with_parent()
+    with terminate_cleanly(), filter_native_stderr():
+        return _run_capture(argv, reporter)
+
+
+def _run_capture(argv, reporter):
     try:
         args = capture_parser().parse_args(argv)
         check_options(args)
@@ -176,6 +270,9 @@ def run_capture(argv):
     except KeyboardInterrupt:
         reporter.error("interrupted")
         return 130
+    except Terminated:
+        reporter.error("terminated")
+        return 143
     except Exception as exc:  # a bug: the traceback on stderr, and still one final error line / event
         import traceback
 

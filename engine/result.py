@@ -58,14 +58,14 @@ are the full forward kinematics of (global_orient, hand_pose, betas, transl).
 """
 
 import os
-import tempfile
 import zipfile
 
 import numpy as np
 
-from .atomic import publish  # relative: this module is also imported inside the installed add-on
+from .atomic import discard, publish, remove_stale, temp_file  # relative: this module is also imported inside the installed add-on
 
 SCHEMA_VERSION = 1
+TEMP_PREFIX = ".hmp-result-"  # a result being written: .hmp-result-{host}.{pid}.{random}.npz
 HAND_SIDES = ("right", "left")
 
 SOURCE_NONE = 0  # no keypoints in this frame
@@ -328,13 +328,13 @@ def write(path, result):
     validate(arrays)  # never write what we would refuse to read
     path = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".hmp-result-", suffix=".npz", dir=directory)
+    remove_stale(directory, TEMP_PREFIX, ".npz")  # left by a writer that was killed
+    fd, tmp = temp_file(directory, TEMP_PREFIX, ".npz")
     try:
         with os.fdopen(fd, "wb") as fh:
             np.savez_compressed(fh, **arrays)
         publish(tmp, path)
     except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        discard(tmp)
         raise
     return path

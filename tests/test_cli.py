@@ -248,6 +248,11 @@ def test_capture_end_to_end_jsonl_and_preview(tmp_path):
     stages = [e["stage"] for e in events if e["event"] == "stage"]
     assert stages[:3] == ["read", "detect", "init"] and "write" in stages and stages[-1] == "preview"
     assert events[-1]["result"] == str(out) and events[-1]["preview"] == str(preview)
+    # MediaPipe's native start-up chatter (TFLite, absl, glog info/warning lines) stays off stderr
+    from engine.cli import NATIVE_CHATTER
+
+    chatter = [l for l in proc.stderr.splitlines() if NATIVE_CHATTER.match(l) or "TensorFlow Lite" in l]
+    assert not chatter, chatter
     res = R.read(out)
     hand = res.hands["right"]
     assert res.num_frames == 30 and list(res["frame_ids"]) == list(range(30))

@@ -9,12 +9,11 @@ ranges), is ignored (and detection runs again, replacing it).
 import hashlib
 import json
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
-from engine.atomic import publish
+from engine.atomic import discard, publish, remove_stale, temp_file
 
 SIDES = ("right", "left")
 
@@ -42,6 +41,7 @@ def load(key):
     from engine.keypoints import HandTrack
 
     path = cache_dir() / f"{key}.npz"
+    remove_stale(cache_dir(), ".tmp-", ".npz")  # left by a capture that was killed while saving
     if not path.is_file():
         return None
     try:
@@ -90,9 +90,14 @@ def save(key, tracks):
         arrays = {}
         for side in SIDES:
             arrays.update(tracks[side].to_arrays(side))
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".npz", dir=directory)
-        with os.fdopen(fd, "wb") as fh:
-            np.savez_compressed(fh, **arrays)
-        publish(tmp, directory / f"{key}.npz")
+        remove_stale(directory, ".tmp-", ".npz")  # left by a capture that was killed while saving
+        fd, tmp = temp_file(directory, ".tmp-", ".npz")
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                np.savez_compressed(fh, **arrays)
+            publish(tmp, directory / f"{key}.npz")
+        except BaseException:
+            discard(tmp)
+            raise
     except OSError:
         pass  # a read-only home must not fail a capture: the cache is an optimisation
