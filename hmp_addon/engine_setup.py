@@ -4,10 +4,12 @@ A virtual environment in the extension's user folder (``bpy.utils.extension_path
 with a base Python (Blender's own by default), then ``pip install -r requirements.txt`` (the
 extension's pinned engine requirements). torch: the CUDA build when an NVIDIA GPU is found
 (``nvidia-smi`` answers), the CPU build otherwise, or as the user chooses. Offline: a local folder
-of wheels (``--no-index --find-links``). Re-running repairs (pip re-checks every pin). Runs in a
-background thread; the preferences show its progress and the last lines of its log.
+of wheels (``--no-index --find-links``, with pip's configuration files and PIP_* variables shut out).
+A failed set-up removes the environment it created. Re-running repairs (pip re-checks every pin).
+Runs in a background thread; the preferences show its progress and the last lines of its log.
 """
 
+import functools
 import os
 import shutil
 import subprocess
@@ -25,6 +27,7 @@ def venv_python(venv_dir):
     return venv_dir / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
 
 
+@functools.lru_cache(maxsize=1)  # asked by the preferences' draw(): run nvidia-smi once a session
 def detect_torch_variant():
     """'cuda' when an NVIDIA driver answers, else 'cpu'."""
     smi = shutil.which("nvidia-smi")
@@ -36,6 +39,39 @@ def detect_torch_variant():
         return "cpu"
 
 
+# What a network install puts on disk: measured for the pinned requirements.txt with CPU torch on Linux
+# x86-64 (torch 754 MB, jaxlib 330 MB, scipy, OpenCV, MediaPipe...: 1.7 GB; docs/blender.md); the CUDA
+# build of torch brings NVIDIA's libraries with it (not measured here: several GB more).
+DOWNLOAD_SIZE = {"cuda": "several GB (CUDA torch brings NVIDIA's libraries)", "cpu": "about 1.7 GB"}
+
+
+def network_warning(torch_variant="auto"):
+    """One line for the user before a network install: what it downloads, and how to avoid it."""
+    variant = detect_torch_variant() if torch_variant == "auto" else torch_variant
+    size = DOWNLOAD_SIZE.get(variant, DOWNLOAD_SIZE["cpu"])
+    return (f"Set Up Engine downloads Python packages from the network ({variant.upper()} torch, MediaPipe, "
+            f"OpenCV...): {size} on disk; set a Wheel Folder to install offline")
+
+
+def wheel_files(wheel_dir):
+    """The package files in a wheel folder (wheels and source archives)."""
+    return sorted(p for p in Path(wheel_dir).iterdir() if p.suffix in (".whl", ".gz", ".zip", ".bz2"))
+
+
+def pip_env(offline):
+    """The environment pip runs in. Offline: isolated from the user's pip set-up (no configuration
+    file: PIP_CONFIG_FILE=os.devnull makes pip skip the global, user and site files; no PIP_*
+    variables), so only the wheel folder is read. Online: the user's proxies and mirrors apply."""
+    env = dict(os.environ, PIP_NO_INPUT="1")
+    env.pop("PYTHONPATH", None)  # Blender's own paths must not leak into the new environment
+    env.pop("PYTHONHOME", None)
+    if offline:
+        for key in [k for k in env if k.startswith("PIP_")]:
+            del env[key]
+        env.update(PIP_CONFIG_FILE=os.devnull, PIP_NO_INPUT="1")
+    return env
+
+
 def setup_commands(venv_dir, requirements, base_python=None, wheel_dir=None, torch_variant="auto"):
     """The argument lists the set-up runs, in order (never a shell string)."""
     base_python = base_python or sys.executable
@@ -45,7 +81,7 @@ def setup_commands(venv_dir, requirements, base_python=None, wheel_dir=None, tor
         cmds.append([base_python, "-m", "venv", str(venv_dir)])
     install = [py, "-m", "pip", "install", "--disable-pip-version-check", "-r", str(requirements)]
     if wheel_dir:
-        install += ["--no-index", "--find-links", str(wheel_dir)]
+        install += ["--no-index", "--find-links", str(wheel_dir)]  # never the network
     else:
         variant = detect_torch_variant() if torch_variant == "auto" else torch_variant
         if variant in TORCH_INDEX:
@@ -64,7 +100,13 @@ class EngineSetup:
             raise FileNotFoundError(f"engine requirements not found: {requirements}")
         if wheel_dir and not Path(wheel_dir).is_dir():
             raise FileNotFoundError(f"wheel folder not found: {wheel_dir}")
+        if wheel_dir and not wheel_files(wheel_dir):
+            raise FileNotFoundError(f"the wheel folder {wheel_dir} holds no wheels: fill it with "
+                                    "`pip download -r requirements.txt -d DIR` (see docs/blender.md)")
         self.venv_dir = Path(venv_dir)
+        self.offline = bool(wheel_dir)
+        # made by this set-up (not a repair of an existing one): removed again if the set-up fails
+        self.creates = not venv_python(venv_dir).exists()
         self.commands = setup_commands(venv_dir, requirements, base_python, wheel_dir, torch_variant)
         self.lines = []
         self.step = 0
@@ -89,8 +131,7 @@ class EngineSetup:
         return self.state
 
     def _run(self):
-        env = dict(os.environ, PIP_NO_INPUT="1")
-        env.pop("PYTHONPATH", None)  # Blender's own paths must not leak into the new environment
+        env = pip_env(self.offline)
         try:
             for cmd in self.commands:
                 self.lines.append("$ " + " ".join(cmd))
@@ -102,10 +143,18 @@ class EngineSetup:
                     self.error = (f"step {self.step + 1} of {len(self.commands)} failed "
                                   f"({os.path.basename(cmd[0])} {' '.join(cmd[1:4])}...): "
                                   + (self.lines[-1] if self.lines else f"exit {proc.returncode}"))
-                    self.state = "failed"
+                    self._fail()
                     return
                 self.step += 1
             self.state = "done"
         except OSError as exc:
             self.error = f"cannot run {self.commands[self.step][0]}: {exc.strerror or exc}"
-            self.state = "failed"
+            self._fail()
+
+    def _fail(self):
+        """A failed set-up leaves nothing behind: an environment it created is removed (a repair of an
+        existing one keeps it: it worked before and pip changes packages one by one)."""
+        if self.creates and self.venv_dir.exists():
+            shutil.rmtree(self.venv_dir, ignore_errors=True)
+            self.lines.append(f"removed the incomplete environment {self.venv_dir}")
+        self.state = "failed"

@@ -58,6 +58,10 @@ class HMP_AddonPreferences(bpy.types.AddonPreferences):
         box.label(text="Engine set-up: a Python environment with the engine's packages", icon="PACKAGE")
         box.prop(self, "setup_torch")
         box.prop(self, "setup_wheels")
+        if not self.setup_wheels:
+            from .engine_setup import network_warning
+
+            box.label(text=network_warning(self.setup_torch), icon="ERROR")
         box.prop(self, "setup_base_python")
         from . import setup_ui
 

@@ -41,28 +41,49 @@ class HMP_OT_setup_engine(bpy.types.Operator):
     bl_idname = "hmp.setup_engine"
     bl_label = "Set Up Engine"
     venv_dir: bpy.props.StringProperty(default="", options={"SKIP_SAVE"})
+    wheel_dir: bpy.props.StringProperty(default="", options={"SKIP_SAVE", "HIDDEN"},
+                                        description="wheel folder (default: the preference)")
+    requirements: bpy.props.StringProperty(default="", options={"SKIP_SAVE", "HIDDEN"},
+                                           description="requirements file (default: the extension's)")
     wait: bpy.props.BoolProperty(default=False, options={"SKIP_SAVE", "HIDDEN"}, description="block (scripts, tests)")
 
     _timer = None
 
+    def _options(self, context):
+        from .preferences import addon_preferences
+
+        prefs = addon_preferences(context)
+        wheels = self.wheel_dir or (prefs.setup_wheels if prefs is not None else "")
+        base = bpy.path.abspath(prefs.setup_base_python) if prefs is not None and prefs.setup_base_python else None
+        torch_variant = prefs.setup_torch if prefs is not None else "auto"
+        return (bpy.path.abspath(wheels) if wheels else None), base, torch_variant
+
+    def invoke(self, context, event):
+        wheels, _, torch_variant = self._options(context)
+        if wheels:
+            return self.execute(context)
+        message = engine_setup.network_warning(torch_variant)  # ask before downloading gigabytes
+        try:
+            return context.window_manager.invoke_confirm(self, event, title="Set Up Engine", message=message,
+                                                         confirm_text="Download and Install")
+        except TypeError:  # Blender before 4.1: no message in the confirmation
+            return context.window_manager.invoke_confirm(self, event)
+
     def execute(self, context):
         global _SETUP
-        from .preferences import ADDON_ID
 
         if _SETUP is not None and _SETUP.state == "running":
             self.report({"ERROR"}, "the engine set-up is already running")
             return {"CANCELLED"}
-        entry = context.preferences.addons.get(ADDON_ID)
-        prefs = getattr(entry, "preferences", None) if entry is not None else None
-        wheels = bpy.path.abspath(prefs.setup_wheels) if prefs is not None and prefs.setup_wheels else ""
-        base = bpy.path.abspath(prefs.setup_base_python) if prefs is not None and prefs.setup_base_python else None
-        torch_variant = prefs.setup_torch if prefs is not None else "auto"
+        wheels, base, torch_variant = self._options(context)
         try:
-            _SETUP = engine_setup.EngineSetup(self.venv_dir or default_venv_dir(), base_python=base,
-                                              wheel_dir=wheels or None, torch_variant=torch_variant).start()
+            _SETUP = engine_setup.EngineSetup(self.venv_dir or default_venv_dir(), requirements=self.requirements or None,
+                                              base_python=base, wheel_dir=wheels, torch_variant=torch_variant).start()
         except FileNotFoundError as exc:
             self.report({"ERROR"}, str(exc))
             return {"CANCELLED"}
+        if not wheels:
+            self.report({"WARNING"}, engine_setup.network_warning(torch_variant))
         if self.wait:
             _SETUP.wait()
             return self._finish(context)
@@ -80,15 +101,25 @@ class HMP_OT_setup_engine(bpy.types.Operator):
         return {"PASS_THROUGH"}
 
     def _finish(self, context):
-        from .preferences import ADDON_ID
+        from . import runner
+        from .preferences import addon_preferences
 
         if _SETUP.state != "done":
             self.report({"ERROR"}, f"Engine set-up failed: {_SETUP.error}")
             return {"CANCELLED"}
-        entry = context.preferences.addons.get(ADDON_ID)
-        if entry is not None and getattr(entry, "preferences", None) is not None:
-            entry.preferences.engine_python = _SETUP.python
-        self.report({"INFO"}, f"Engine environment ready: {_SETUP.python}")
+        prefs = addon_preferences(context)
+        if prefs is not None:
+            prefs.engine_python = _SETUP.python
+        # Check Engine on the new environment: the engine and every package it imports
+        state = context.window_manager.hmp_state
+        try:
+            version = runner.engine_version(_SETUP.python)
+        except runner.EngineSetupError as exc:
+            state.engine_ok, state.engine_status = False, str(exc)
+            self.report({"WARNING"}, f"Engine environment made at {_SETUP.python}, but Check Engine failed: {exc}")
+            return {"FINISHED"}
+        state.engine_ok, state.engine_status = True, f"Engine OK: {version}"
+        self.report({"INFO"}, f"Engine environment ready: {_SETUP.python}; {state.engine_status}")
         return {"FINISHED"}
 
 

@@ -13,12 +13,12 @@ import hmp_addon
 from hmp_addon import engine_setup, preview
 
 
-def make_wheel(folder, name="hmp_probe", version="1.0"):
+def make_wheel(folder, name="hmp_probe", version="1.0", value=42):
     """A minimal pure-Python wheel, written by hand (no build tools, no network)."""
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{name}-{version}-py3-none-any.whl"
     dist = f"{name}-{version}.dist-info"
-    files = {f"{name}/__init__.py": "VALUE = 42\n",
+    files = {f"{name}/__init__.py": f"VALUE = {value}\n",
              f"{dist}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n",
              f"{dist}/WHEEL": "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n"}
     files[f"{dist}/RECORD"] = "".join(f"{k},,\n" for k in files) + f"{dist}/RECORD,,\n"
@@ -49,14 +49,62 @@ def test_setup_creates_an_environment_offline_from_a_wheel_folder(tmp_path):
 
 def test_setup_failures_are_clear(tmp_path):
     req = tmp_path / "requirements.txt"
-    req.write_text("hmp_absent_package==9.9\n")
-    (tmp_path / "wheels").mkdir()
+    req.write_text("hmp_probe==1.0\nhmp_absent_package==9.9\n")
+    make_wheel(tmp_path / "wheels")  # an incomplete folder: one of the two packages
     setup = engine_setup.EngineSetup(tmp_path / "venv", requirements=req, wheel_dir=tmp_path / "wheels",
                                      base_python=sys.executable)
     assert setup.start().wait(timeout=300) == "failed" and "failed" in setup.error
+    assert "hmp_absent_package" in "\n".join(setup.lines)
+    assert not (tmp_path / "venv").exists()  # issue 12.7: the half-made environment is removed
     with pytest.raises(FileNotFoundError, match="wheel folder"):
         engine_setup.EngineSetup(tmp_path / "v2", requirements=req, wheel_dir=tmp_path / "nowhere")
     assert engine_setup.setup_commands(tmp_path / "v3", req, torch_variant="cuda")[-2][-1] == engine_setup.TORCH_INDEX["cuda"]
+
+
+def test_set_up_engine_offline_is_isolated_from_pip_config_then_checks_the_engine(tmp_path, monkeypatch):
+    """Issue 12.7: the "offline" install read pip's configuration (find-links, index URLs), so it was
+    not isolated; on success it did not check the engine."""
+    make_wheel(tmp_path / "wheels", version="1.0", value=1)
+    make_wheel(tmp_path / "elsewhere", version="2.0", value=2)  # what the user's pip set-up points at
+    conf = tmp_path / "pip.conf"
+    conf.write_text(f"[global]\nfind-links = {tmp_path / 'elsewhere'}\n")
+    monkeypatch.setenv("PIP_CONFIG_FILE", str(conf))
+    monkeypatch.setenv("PIP_FIND_LINKS", str(tmp_path / "elsewhere"))
+    req = tmp_path / "requirements.txt"
+    req.write_text("hmp_probe\n")  # unpinned: pip takes the highest version it can see
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    hmp_addon.register()
+    try:
+        venv = tmp_path / "venv"
+        assert bpy.ops.hmp.setup_engine(venv_dir=str(venv), wheel_dir=str(tmp_path / "wheels"),
+                                        requirements=str(req), wait=True) == {"FINISHED"}
+        import subprocess
+
+        py = engine_setup.venv_python(venv)
+        out = subprocess.run([str(py), "-c", "import hmp_probe; print(hmp_probe.VALUE)"], capture_output=True, text=True)
+        assert out.stdout.strip() == "1", out.stdout + out.stderr  # only the wheel folder was read
+        state = bpy.context.window_manager.hmp_state
+        # Check Engine ran on the new environment: it has the probe, not the engine's packages
+        assert not state.engine_ok and "lacks numpy, torch" in state.engine_status
+        assert str(py) in state.engine_status
+    finally:
+        hmp_addon.unregister()
+
+
+def test_set_up_engine_from_an_empty_wheel_folder_leaves_nothing(tmp_path):
+    (tmp_path / "wheels").mkdir()
+    req = tmp_path / "requirements.txt"
+    req.write_text("hmp_probe==1.0\n")
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    hmp_addon.register()
+    try:
+        with pytest.raises(RuntimeError, match="holds no wheels: fill it with `pip download -r requirements.txt"):
+            bpy.ops.hmp.setup_engine(venv_dir=str(tmp_path / "venv"), wheel_dir=str(tmp_path / "wheels"),
+                                     requirements=str(req), wait=True)
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["requirements.txt", "wheels"]
+    finally:
+        hmp_addon.unregister()
+    assert "on disk; set a Wheel Folder to install offline" in engine_setup.network_warning("cpu")
 
 
 def test_preview_video_behind_the_camera(tmp_path):
