@@ -29,6 +29,11 @@ def parse_args(argv):
     p.add_argument("--quality", choices=("draft", "balanced", "best"), default="balanced")
     p.add_argument("--start", type=int, help="first video frame")
     p.add_argument("--end", type=int, help="video frame after the last one")
+    lens = p.add_mutually_exclusive_group()
+    lens.add_argument("--fov", type=float, help="horizontal field of view of the video camera, degrees")
+    lens.add_argument("--focal-mm", type=float, help="lens focal length in mm (with --sensor-mm)")
+    lens.add_argument("--K", help="intrinsics fx,fy,cx,cy in pixels")
+    p.add_argument("--sensor-mm", type=float, default=36.0, help="sensor width in mm for --focal-mm (default 36)")
     p.add_argument("--engine-python", default=None,
                    help="python of the engine environment (default: the add-on's Engine Python preference when "
                         "the extension is installed, else $HMP_ENGINE_PYTHON, else the project's .venv)")
@@ -57,6 +62,27 @@ def _targets(args, sides):
     return names
 
 
+def _lens(args):
+    """(fov, K, description) from --fov / --focal-mm / --K, else the video's Movie Clip's camera data
+    in the scene (when set), else (None, None, ""): the engine estimates."""
+    if args.fov is not None:
+        return args.fov, None, f"field of view {args.fov:g} degrees"
+    if args.focal_mm is not None:
+        if args.focal_mm <= 0 or args.sensor_mm <= 0:
+            raise importer.ImportProblem("--focal-mm and --sensor-mm must be positive")
+        return jobs.fov_from_focal(args.focal_mm, args.sensor_mm), None, f"focal length {args.focal_mm:g} mm"
+    if args.K is not None:
+        try:
+            K = tuple(float(v) for v in args.K.split(","))
+        except ValueError:
+            K = ()
+        if len(K) != 4:
+            raise importer.ImportProblem(f"--K must be fx,fy,cx,cy (got {args.K!r})")
+        return None, K, "--K"
+    found = jobs.clip_intrinsics(os.path.abspath(args.video))
+    return (None, found[0], found[1]) if found else (None, None, "")
+
+
 def run(argv):
     """Returns the process exit code (0 ok, 2 user-facing error). Prints one line per problem."""
     args = parse_args(argv)
@@ -83,11 +109,13 @@ def run(argv):
             context.scene.hmp_retarget.result = os.path.abspath(args.result)  # ready to retarget
         else:
             sides = ["right", "left"] if args.hands == "both" else [args.hands]
+            fov, K, source = _lens(args)
             params = jobs.CaptureParams(
                 video=os.path.abspath(args.video), hands=args.hands, device=device, quality=args.quality,
                 start=args.start, end=args.end, targets=_targets(args, sides), make_camera=not args.no_camera,
                 engine_python=engine_python, mano_dir=mano_dir,
-                root_motion=args.root_motion, match_fps=not args.keep_scene_fps)
+                root_motion=args.root_motion, match_fps=not args.keep_scene_fps, fov=fov, K=K)
+            params.camera_source = source
             job = jobs.CaptureJob(params)
             t0, last = time.monotonic(), ""
             try:

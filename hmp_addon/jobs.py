@@ -1,6 +1,7 @@
 """A capture job: the engine run plus what to do with its result. Shared by the modal operator,
 the blocking operator path and the headless script (no UI code here)."""
 
+import math
 import os
 import shutil
 import tempfile
@@ -16,7 +17,7 @@ class CaptureParams:
 
     def __init__(self, video, hands="right", device="auto", quality="balanced", start=None, end=None,
                  targets=None, make_camera=True, engine_python="", mano_dir="", extra_args=(), root_motion=None,
-                 match_fps=True):
+                 match_fps=True, fov=None, K=None):
         self.video = video
         self.hands = hands
         self.device = device
@@ -32,6 +33,9 @@ class CaptureParams:
         # set the scene's frame rate to the video's, so the preview (a Movie Clip, which Blender plays
         # frame for frame) stays in sync with the keys; False: keep it (keys are time-mapped)
         self.match_fps = match_fps
+        self.fov = fov  # horizontal field of view (degrees), or None
+        self.K = tuple(K) if K is not None else None  # (fx, fy, cx, cy) pixels, or None: the engine estimates
+        self.camera_source = ""  # where fov/K came from, for the report
 
     @property
     def sides(self):
@@ -47,8 +51,20 @@ class CaptureParams:
             for side in sides:
                 obj = getattr(s, f"armature_{side}")
                 targets[side] = obj.name if obj is not None else None
-        return cls(
-            video=bpy.path.abspath(s.video) if s.video else "",
+        video = bpy.path.abspath(s.video) if s.video else ""
+        fov = K = None
+        source = ""
+        if s.lens == "FOV":
+            fov, source = s.fov, f"field of view {s.fov:.4g} degrees"
+        elif s.lens == "FOCAL":
+            fov = fov_from_focal(s.focal_length, s.sensor_width)
+            source = f"focal length {s.focal_length:.4g} mm on a {s.sensor_width:.4g} mm sensor"
+        else:  # AUTO: the video's Movie Clip when its camera data was set (or solved), else the engine
+            found = clip_intrinsics(video)
+            if found is not None:
+                K, source = found
+        params = cls(
+            video=video,
             hands=s.hands,
             device=prefs.default_device if s.device == "PREFS" else s.device,
             quality=s.quality,
@@ -60,7 +76,11 @@ class CaptureParams:
             mano_dir=prefs.mano_dir,
             root_motion=s.root_motion,
             match_fps=s.scene_rate == "VIDEO",
+            fov=fov,
+            K=K,
         )
+        params.camera_source = source
+        return params
 
     def problem(self):
         """First reason this capture cannot start (one line), or None."""
@@ -68,6 +88,11 @@ class CaptureParams:
             return "choose a video file first"
         if not os.path.isfile(self.video):
             return f"video not found: {self.video}"
+        if self.fov is not None and not 1.0 <= float(self.fov) <= 179.0:
+            return f"field of view must be between 1 and 179 degrees (got {self.fov:g})"
+        if self.K is not None and (len(self.K) != 4 or not all(math.isfinite(v) for v in self.K)
+                                   or self.K[0] <= 0 or self.K[1] <= 0):
+            return f"intrinsics must be fx, fy, cx, cy with positive focal lengths (got {self.K})"
         if self.start is not None and self.end is not None and self.end <= self.start:
             return f"empty frame range: end ({self.end}) must be after start ({self.start})"
         for side, name in self.targets.items():
@@ -87,6 +112,45 @@ class CaptureParams:
         return None
 
 
+def fov_from_focal(focal_mm, sensor_mm):
+    """Horizontal field of view (degrees) of a lens on a sensor of that width."""
+    return math.degrees(2.0 * math.atan(0.5 * sensor_mm / focal_mm))
+
+
+# a Movie Clip's tracking camera as Blender makes it: the user has not set it while it reads so
+_CLIP_CAMERA_DEFAULT = {"focal_length": 24.0, "sensor_width": 35.0}
+
+
+def clip_intrinsics(video):
+    """((fx, fy, cx, cy) pixels, description) from the camera data of a Movie Clip of ``video`` (Movie
+    Clip editor > Track > Camera: focal length, sensor, optical centre; or a solved camera), or None
+    when there is no such clip or its camera is Blender's default. OpenCV pixels: y down from the top
+    (Blender's optical centre counts from the bottom)."""
+    if not video:
+        return None
+    for clip in bpy.data.movieclips:
+        try:
+            same = os.path.samefile(bpy.path.abspath(clip.filepath, library=clip.library), video)
+        except OSError:
+            same = False
+        if not same:
+            continue
+        cam = clip.tracking.camera
+        solved = clip.tracking.reconstruction.is_valid
+        edited = (abs(cam.focal_length - _CLIP_CAMERA_DEFAULT["focal_length"]) > 1e-4
+                  or abs(cam.sensor_width - _CLIP_CAMERA_DEFAULT["sensor_width"]) > 1e-4
+                  or any(abs(v) > 1e-6 for v in cam.principal_point))
+        if not (solved or edited) or clip.size[0] <= 0:
+            continue
+        width, height = clip.size[0], clip.size[1]
+        fx = float(cam.focal_length_pixels)
+        cx, cy = float(cam.principal_point_pixels[0]), height - float(cam.principal_point_pixels[1])
+        return (fx, fx * float(cam.pixel_aspect), cx, cy), (
+            f"the Movie Clip '{clip.name}' camera ({cam.focal_length:.4g} mm on {cam.sensor_width:.4g} mm, "
+            f"{width}x{height})")
+    return None
+
+
 class CaptureJob:
     """Runs the engine; ``step()`` polls without blocking and, once a result arrives, bakes it."""
 
@@ -102,7 +166,7 @@ class CaptureJob:
         self.result_path = os.path.join(self.workdir, f"{self.clip}.npz")
         argv = runner.capture_argv(params.engine_python, params.video, self.result_path, params.hands,
                                    params.device, params.quality, params.start, params.end,
-                                   params.mano_dir, params.extra_args, params.root_motion)
+                                   params.mano_dir, params.extra_args, params.root_motion, params.fov, params.K)
         self.preview_path = os.path.join(self.workdir, f"{self.clip}.preview.mp4")
         argv += ["--preview", self.preview_path]  # the overlay video, shown behind the capture camera
         kwargs = {"root": root} if root else {}
@@ -116,6 +180,8 @@ class CaptureJob:
         self.imported = []  # apply_result's output once done
         self.warnings = []
         self.notes = []  # what the capture changed besides its own data (reported, not warnings)
+        if params.camera_source:
+            self.notes.append(f"camera: {params.camera_source}")
 
     @property
     def finished(self):

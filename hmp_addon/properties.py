@@ -54,6 +54,21 @@ class HMP_CaptureSettings(bpy.types.PropertyGroup):
                 "fast turns closely, with the most jitter")],
         default="filtered",
     )
+    lens: bpy.props.EnumProperty(
+        name="Lens",
+        items=[("AUTO", "Automatic", "The camera data of the video's Movie Clip when it was set (Movie Clip "
+                "editor > Track > Camera, or a solved camera), else the engine's estimate"),
+               ("FOV", "Field of View", "The video camera's horizontal field of view"),
+               ("FOCAL", "Focal Length", "The lens's focal length and the camera's sensor width")],
+        default="AUTO",
+    )
+    fov: bpy.props.FloatProperty(name="Field of View", description="Horizontal field of view of the video camera",
+                                 min=1.0, max=179.0, default=60.0, precision=1)
+    focal_length: bpy.props.FloatProperty(name="Focal Length", description="Lens focal length (mm)", min=0.1,
+                                          default=26.0, unit="CAMERA")
+    sensor_width: bpy.props.FloatProperty(name="Sensor Width", description="Camera sensor width (mm; 36 for "
+                                          "full frame, about 6-9 for phones with their real focal length)",
+                                          min=0.1, default=36.0, unit="CAMERA")
     scene_rate: bpy.props.EnumProperty(
         name="Scene Rate",
         items=[("VIDEO", "Video's", "Set the scene's frame rate to the video's, so the preview video (which "

@@ -48,8 +48,9 @@ def check_engine_python(engine_python):
 
 
 def capture_argv(engine_python, video, out, hands="right", device="auto", quality="balanced",
-                 start=None, end=None, mano_dir="", extra=(), root_motion=None):
-    """The engine command line (an argument list, never a shell string)."""
+                 start=None, end=None, mano_dir="", extra=(), root_motion=None, fov=None, K=None):
+    """The engine command line (an argument list, never a shell string). fov: horizontal field of
+    view in degrees; K: (fx, fy, cx, cy) in pixels; neither: the engine estimates them."""
     argv = [engine_python, "-m", "engine", "capture", os.fspath(video), "--out", os.fspath(out),
             "--progress", "jsonl", "--hands", hands, "--device", device, "--quality", quality]
     if start is not None:
@@ -60,6 +61,10 @@ def capture_argv(engine_python, video, out, hands="right", device="auto", qualit
         argv += ["--mano-dir", os.fspath(mano_dir)]
     if root_motion:
         argv += ["--root-motion", root_motion]
+    if K is not None:
+        argv += ["--K", ",".join(f"{float(v):.6g}" for v in K)]
+    elif fov is not None:
+        argv += ["--fov", f"{float(fov):.6g}"]
     argv += list(extra)
     return argv
 

@@ -41,6 +41,13 @@ class HMP_PT_capture(bpy.types.Panel):
         sub.prop(s, "range_start")
         sub.prop(s, "range_end")
         col.prop(s, "quality")
+        col.prop(s, "lens")
+        if s.lens == "FOV":
+            col.prop(s, "fov")
+        elif s.lens == "FOCAL":
+            row = col.row(align=True)
+            row.prop(s, "focal_length")
+            row.prop(s, "sensor_width")
         col.prop(s, "root_motion")
         col.prop(s, "device")
         col.prop(s, "target")

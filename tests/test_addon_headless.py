@@ -1,6 +1,7 @@
 """scripts/headless_capture.py under plain python with the bpy module: writes a .blend that
 reopens with the animation; bad input exits 2 with one line and saves nothing."""
 
+import json
 import os
 import subprocess
 import sys
@@ -84,7 +85,7 @@ FAKE_ENGINE = """\
 import json, shutil, sys
 args = sys.argv[1:]            # -m engine capture VIDEO --out OUT ...
 video, out = args[3], args[args.index("--out") + 1]
-open(video + ".used", "w").write(sys.argv[0])
+json.dump(sys.argv, open(video + ".used", "w"))
 shutil.copy(video + ".npz", out)
 print(json.dumps({"event": "done", "result": out}), flush=True)
 """
@@ -107,8 +108,12 @@ def test_headless_blend_has_the_result_path_for_retarget(tmp_path):
     make_result(str(video) + ".npz", T=7, mesh=False, video=str(video))
     out = tmp_path / "out" / "capture.blend"
     out.parent.mkdir()
-    proc = headless("--video", video, "--engine-python", fake_engine_python(tmp_path), "--save", out)
+    proc = headless("--video", video, "--engine-python", fake_engine_python(tmp_path), "--save", out,
+                    "--focal-mm", "35", "--sensor-mm", "36", "--start", "3", "--end", "9")
     assert proc.returncode == 0, proc.stdout + proc.stderr
+    args = json.loads((tmp_path / "clip.mp4.used").read_text())  # issue 12.6: lens and range reach the engine
+    assert float(args[args.index("--fov") + 1]) == pytest.approx(54.4322, abs=1e-3)
+    assert args[args.index("--start") + 1] == "3" and args[args.index("--end") + 1] == "9"
     make_result(tmp_path / "r.npz", T=5, mesh=False)
     proc = headless("--result", tmp_path / "r.npz", "--save", tmp_path / "r.blend")
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -155,4 +160,4 @@ def test_headless_uses_the_installed_extensions_engine_python(tmp_path):
     proc = subprocess.run([sys.executable, "-c", INSTALLED, ROOT, str(fake), SCRIPT, str(video), str(out)],
                           cwd=str(tmp_path), env=env, capture_output=True, text=True, timeout=300)
     assert "EXIT 0" in proc.stdout, proc.stdout[-2000:] + proc.stderr[-3000:]
-    assert (tmp_path / "clip.mp4.used").read_text().endswith("fake_engine.py") and out.is_file()
+    assert json.loads((tmp_path / "clip.mp4.used").read_text())[0].endswith("fake_engine.py") and out.is_file()

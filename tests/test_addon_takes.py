@@ -186,3 +186,47 @@ def test_target_without_mano_bones_is_refused_before_the_engine_starts(scene, tm
     with pytest.raises(Exception, match="no object called 'Nope'"):
         jobs.start(params, root=root)
     assert not ran.exists()
+
+
+def _argv_of(root, video, params):
+    job = jobs.start(params, root=root)
+    while not job.finished:
+        job.step(bpy.context)
+        time.sleep(0.02)
+    assert job.state == "done", job.error
+    jobs.forget()
+    return json.load(open(video + ".argv.json")), job
+
+
+def test_field_of_view_focal_length_and_movie_clip_camera_reach_the_engine(scene, tmp_path):
+    """Issue 12.6: the engine's guess was the only choice for the camera in the panel."""
+    root = fake_engine(tmp_path, COPY_PREPARED)
+    video = take(tmp_path, "shot", T=4)
+    s = scene.hmp_capture
+    s.video = video
+
+    def argv(**settings):
+        for k, v in settings.items():
+            setattr(s, k, v)
+        params = jobs.CaptureParams.from_scene(bpy.context)
+        params.engine_python = sys.executable
+        return _argv_of(root, video, params)
+
+    args, _ = argv(lens="AUTO")
+    assert "--fov" not in args and "--K" not in args  # no clip camera set: the engine estimates
+    args, job = argv(lens="FOV", fov=48.5)
+    assert args[args.index("--fov") + 1] == "48.5" and "--K" not in args
+    assert "camera: field of view 48.5 degrees" in job.notes
+    args, _ = argv(lens="FOCAL", focal_length=35.0, sensor_width=36.0)
+    assert float(args[args.index("--fov") + 1]) == pytest.approx(2 * np.degrees(np.arctan(18 / 35)), abs=1e-3)
+    # the video's Movie Clip with its camera data set (Movie Clip editor > Track > Camera)
+    clip = bpy.data.movieclips.load(video)
+    clip.tracking.camera.sensor_width, clip.tracking.camera.focal_length = 36.0, 50.0
+    clip.tracking.camera.principal_point = (0.25, -0.5)  # normalised, y up
+    args, job = argv(lens="AUTO")
+    fx, fy, cx, cy = map(float, args[args.index("--K") + 1].split(","))
+    assert fx == pytest.approx(50 / 36 * 64, rel=1e-4) and fy == pytest.approx(fx)
+    assert (cx, cy) == pytest.approx((32 + 0.25 * 32, 48 - (24 - 0.5 * 24)))  # OpenCV: y down from the top
+    assert any("Movie Clip 'clip.mp4' camera (50 mm on 36 mm" in n for n in job.notes)
+    with pytest.raises(Exception, match="field of view must be between 1 and 179"):
+        jobs.CaptureJob(jobs.CaptureParams(video=video, engine_python=sys.executable, fov=0.5), root=root)
