@@ -395,8 +395,8 @@ class BatchReporter(Reporter):
     ``done`` ``{"result": summary.jsonl, "summary_csv", "ok", "skipped", "failed"}``.
     """
 
-    def __init__(self, mode):
-        super().__init__(mode)
+    def __init__(self, mode, stream=None):
+        super().__init__(mode, stream)
         self.total = self.finished = self.frames = self.ran = 0
         self.t0 = time.monotonic()
         self.run_time = 0.0
@@ -520,12 +520,17 @@ def run_batch(args, reporter):
             reporter.clip_finished(record, ran=False)
         if jobs:
             Worker = ray.remote(ClipWorker).options(num_cpus=args.cpus_per_clip, num_gpus=args.gpus_per_clip,
-                                                    max_restarts=-1, max_task_retries=0,
-                                                    scheduling_strategy="SPREAD")
-            actors = [Worker.remote(base.device, base.hands if all("hands" not in c.overrides for c, _, _ in jobs)
-                                    else "both", base.mano_dir, base.prior, args.cpus_per_clip)
-                      for _ in range(n_workers)]
-            _dispatch(ray, actors, jobs, out_dir, args, summary, reporter, counts)
+                                                    max_restarts=0, scheduling_strategy="SPREAD")
+            hands = base.hands if all("hands" not in c.overrides for c, _, _ in jobs) else "both"
+
+            def new_actor():
+                actor = Worker.remote(base.device, hands, base.mano_dir, base.prior, args.cpus_per_clip)
+                actors.append(actor)
+                return actor
+
+            for _ in range(n_workers):
+                new_actor()
+            _dispatch(ray, list(actors), new_actor, jobs, out_dir, args, summary, reporter, counts)
     except KeyboardInterrupt:
         for actor in actors:
             ray.kill(actor, no_restart=True)
@@ -548,9 +553,9 @@ def _record(clip, out_dir, digest, preview=False, **fields):
             "options_hash": digest, "engine_version": __version__, "finished": time.strftime("%Y-%m-%dT%H:%M:%S")}
 
 
-def _dispatch(ray, actors, jobs, out_dir, args, summary, reporter, counts):
-    """Give each idle actor the next clip; record each clip as it finishes; run a clip again when its
-    worker died (Ray restarts the actor), up to --retries times."""
+def _dispatch(ray, actors, new_actor, jobs, out_dir, args, summary, reporter, counts):
+    """Give each idle actor the next clip; record each clip as it finishes; when a worker died, put a
+    new actor in its place and run its clip again, up to --retries times."""
     from ray.exceptions import RayError, RayTaskError
 
     queue, idle, running, attempts = deque(jobs), list(actors), {}, {}
@@ -567,14 +572,17 @@ def _dispatch(ray, actors, jobs, out_dir, args, summary, reporter, counts):
         for ref in ready:
             job, actor = running.pop(ref)
             clip, options, digest = job
-            idle.append(actor)
             try:
                 out = ray.get(ref)
+                idle.append(actor)
             except RayTaskError as exc:  # not the clip's own error (those are returned): a bug
+                idle.append(actor)
                 out = {"status": "error", "frames": 0, "hands": [], "seconds": 0.0, "warnings": [], "node": "",
                        "error": f"internal error: {str(exc).strip().splitlines()[-1][:300]}"}
             except RayError as exc:  # the worker process died (killed, out of memory, node lost)
                 reason = f"worker died ({type(exc).__name__})"
+                ray.kill(actor, no_restart=True)
+                idle.append(new_actor())
                 if attempts[clip.name] <= args.retries:
                     reporter.clip_event(clip.name, "retry", f"{reason}: running it again", level="warning")
                     queue.appendleft(job)
@@ -607,9 +615,18 @@ def main(argv=None):
     from engine.cli import _progress_mode, exit_with_parent
 
     argv = list(sys.argv[1:] if argv is None else argv)
-    reporter = BatchReporter(_progress_mode(argv))
-    if reporter.mode == "jsonl":
+    mode, saved_stdout = _progress_mode(argv), None
+    if mode == "jsonl":
+        # stdout carries protocol lines only: Ray prints notices (a worker died, ...) on file
+        # descriptor 1 from the driver and the processes it starts; send those to stderr
+        sys.stdout.flush()
+        protocol = os.fdopen(os.dup(1), "w", buffering=1, encoding="utf-8")
+        saved_stdout = os.dup(1)
+        os.dup2(2, 1)
+        reporter = BatchReporter(mode, protocol)
         exit_with_parent()
+    else:
+        reporter = BatchReporter(mode)
     previous = signal.signal(signal.SIGTERM, _interrupt) if _main_thread() else None
     try:
         args = parse_args(argv)
@@ -629,6 +646,11 @@ def main(argv=None):
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
+        if saved_stdout is not None:
+            sys.stdout.flush()
+            os.dup2(saved_stdout, 1)
+            os.close(saved_stdout)
+            reporter.stream.close()
 
 
 def _main_thread():

@@ -1,0 +1,283 @@
+"""`python -m engine batch` on real Ray (local, 2 CPUs) with real captures of the repository's clips.
+
+Each Ray test runs the batch command as a subprocess with its own RAY_TMPDIR and checks afterwards
+that no process of that Ray instance is left. Clips are trimmed (--end) and captured with
+--quality draft --stages 0 (detection + per-frame estimate) to keep the file fast on 2 cores: the
+batch's behaviour does not depend on the fitting stages.
+"""
+
+import csv
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+import pytest
+
+from engine import batch
+from engine import result as R
+from engine.errors import EngineError
+from engine.progress import parse_line
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DATA = os.path.join(ROOT, "tests", "data")
+SHORT = os.path.join(DATA, "hand_short.mp4")
+ASL = os.path.join(DATA, "asl_hand_50.mp4")
+FAST = ["--quality", "draft", "--stages", "0", "--num-cpus", "2", "--progress", "jsonl"]
+
+ray = pytest.importorskip("ray", reason="the batch tests need Ray: pip install -r requirements-dev.txt")
+
+
+# ------------------------------------------------------------------------------------------- helpers
+def _ray_processes(tmpdir):
+    """PIDs of processes whose environment or command line names this test's Ray temp dir."""
+    found = []
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        try:
+            with open(f"/proc/{pid}/environ", "rb") as fh:
+                env = fh.read()
+            with open(f"/proc/{pid}/cmdline", "rb") as fh:
+                cmd = fh.read()
+        except OSError:
+            continue
+        if f"RAY_TMPDIR={tmpdir}".encode() in env.split(b"\0") or tmpdir.encode() in cmd:
+            found.append(int(pid))
+    return found
+
+
+@pytest.fixture
+def ray_env(tmp_path):
+    """Environment for a batch subprocess: its own Ray temp dir (short: Ray's socket paths) and
+    detection cache; after the test, no process of that Ray may remain."""
+    tmpdir = tempfile.mkdtemp(prefix="rt", dir="/tmp")
+    env = dict(os.environ, RAY_TMPDIR=tmpdir, HMP_CACHE_DIR=str(tmp_path / "cache"), OMP_NUM_THREADS="1",
+               PYTHONPATH=ROOT)
+    yield env
+    deadline = time.monotonic() + 30
+    while _ray_processes(tmpdir) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    left = _ray_processes(tmpdir)
+    for pid in left:  # clean up for the next test, then fail this one
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
+    shutil.rmtree(tmpdir, ignore_errors=True)
+    assert not left, f"Ray processes left behind: {left}"
+
+
+def run_batch(env, *args, timeout=300):
+    proc = subprocess.run([sys.executable, "-m", "engine", "batch", *map(str, args)], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+    events = [parse_line(line) for line in proc.stdout.splitlines()]  # stdout holds protocol lines only
+    return proc, events
+
+
+def summary(out):
+    with open(os.path.join(out, batch.SUMMARY_CSV), newline="") as fh:
+        return {row["clip"]: row for row in csv.DictReader(fh)}
+
+
+def jsonl(out):
+    with open(os.path.join(out, batch.SUMMARY_JSONL)) as fh:
+        return [json.loads(line) for line in fh]
+
+
+# ------------------------------------------------------------------------------------------- no Ray
+def test_inputs_folders_lists_and_relative_names(tmp_path):
+    for rel in ("shoot/a/take1.mp4", "shoot/b/take1.mp4", "shoot/b/deep/take2.MOV", "shoot/notes.txt.bak"):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_bytes(b"x")
+    top = batch.collect_clips([str(tmp_path / "shoot" / "b")])
+    assert [c.name for c in top] == ["take1"]
+    clips = batch.collect_clips([str(tmp_path / "shoot")], recursive=True)
+    assert [c.name for c in clips] == ["a/take1", "b/deep/take2", "b/take1"]
+    assert len({batch.result_path("/o", c) for c in clips}) == 3
+
+    (tmp_path / "list.csv").write_text('video,hands,start,end,intrinsics\n'
+                                       'shoot/a/take1.mp4,left,2,9,"900,900,320,180"\n'
+                                       'shoot/b/take1.mp4,,,,\n')
+    listed = batch.collect_clips([str(tmp_path / "list.csv")])
+    assert [c.name for c in listed] == ["a/take1", "b/take1"]
+    assert listed[0].overrides == {"hands": "left", "start": 2, "end": 9, "K": [900.0, 900.0, 320.0, 180.0]}
+    assert listed[1].overrides == {}
+    base = batch.base_options(batch.parse_args(["x.mp4", "--out", "o", "--fov", "70", "--quality", "draft"]))
+    opts = batch.clip_options(base, listed[0])
+    assert (opts.hands, opts.start, opts.end, opts.fov, opts.quality) == ("left", 2, 9, None, "draft")
+    assert batch.options_hash(opts, listed[0].video) != batch.options_hash(base, listed[0].video)
+
+    (tmp_path / "list.txt").write_text("# takes\nshoot/a/take1.mp4\n\nshoot/b/deep/take2.MOV\n")
+    assert [c.name for c in batch.collect_clips([str(tmp_path / "list.txt")])] == ["a/take1", "b/deep/take2"]
+
+    (tmp_path / "bad.csv").write_text("video,hands\nshoot/a/take1.mp4,middle\n")
+    with pytest.raises(EngineError, match=r"bad.csv:2: hands must be right, left or both"):
+        batch.collect_clips([str(tmp_path / "bad.csv")])
+    (tmp_path / "nohead.csv").write_text("shoot/a/take1.mp4,left\n")
+    with pytest.raises(EngineError, match="header row with a 'video' column"):
+        batch.collect_clips([str(tmp_path / "nohead.csv")])
+    with pytest.raises(EngineError, match="use --recursive"):
+        batch.collect_clips([str(tmp_path / "shoot")])
+    with pytest.raises(EngineError, match="input not found"):
+        batch.collect_clips([str(tmp_path / "nope.mp4")])
+    with pytest.raises(EngineError, match="not available in batch"):
+        batch.parse_args(["x.mp4", "--out", "o", "--keypoints", "k.json"])
+
+
+def test_ray_missing_is_one_line_with_the_install_command(tmp_path):
+    code = ("import sys; sys.modules['ray'] = None; from engine.cli import main; "
+            f"sys.exit(main(['batch', {SHORT!r}, '--out', {str(tmp_path / 'o')!r}]))")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == (f"error: the batch command needs Ray, which is not installed: "
+                                   f"pip install ray=={batch.RAY_VERSION}")
+    with open(os.path.join(ROOT, "requirements-dev.txt")) as fh:
+        assert f"ray=={batch.RAY_VERSION}" in fh.read()  # the message names the version the tests run
+
+
+# ------------------------------------------------------------------------------------------- real Ray
+def test_bad_clip_is_recorded_and_the_batch_goes_on(tmp_path, ray_env):
+    (tmp_path / "in" / "bad").mkdir(parents=True)
+    short, asl = shutil.copy(SHORT, tmp_path / "in"), shutil.copy(ASL, tmp_path / "in")
+    broken = tmp_path / "in" / "bad" / "broken.mp4"
+    broken.write_bytes(b"not a video at all")
+    out = tmp_path / "out"
+    proc, events = run_batch(ray_env, short, asl, broken, "--out", out, "--end", "4", "--preview", *FAST)
+    assert proc.returncode == 2, proc.stderr
+    assert "1 of 3 clips failed" in proc.stderr and "Traceback" not in proc.stderr
+    rows = summary(out)
+    assert set(rows) == {"hand_short", "asl_hand_50", "bad/broken"}
+    for name in ("hand_short", "asl_hand_50"):
+        assert rows[name]["status"] == "ok" and rows[name]["hands"] == "right" and rows[name]["frames"] == "4"
+        assert R.read(out / f"{name}.npz").num_frames == 4
+        assert (out / f"{name}.preview.mp4").stat().st_size > 0
+    assert rows["bad/broken"]["status"] == "error" and "not a video file" in rows["bad/broken"]["error"]
+    assert not (out / "bad" / "broken.npz").exists()
+    # progress: every clip event names its clip; the overall progress reaches 3 of 3; done is last
+    clip_events = [e for e in events if e["event"] == "log"]
+    assert {e["clip"] for e in clip_events} == set(rows)
+    assert [e["done"] for e in events if e["event"] == "progress"] == [0, 1, 2, 3]
+    assert events[-1]["event"] == "done" and (events[-1]["ok"], events[-1]["failed"]) == (2, 1)
+    assert all(len(r["options_hash"]) == 16 for r in jsonl(out))
+
+
+def test_same_names_in_two_folders_and_resume_runs_nothing(tmp_path, ray_env):
+    for sub in ("day1", "day2"):
+        (tmp_path / "shoot" / sub).mkdir(parents=True)
+        shutil.copy(SHORT if sub == "day1" else ASL, tmp_path / "shoot" / sub / "take.mp4")
+    out = tmp_path / "out"
+    proc, _ = run_batch(ray_env, tmp_path / "shoot", "--recursive", "--out", out, "--end", "3", *FAST)
+    assert proc.returncode == 0, proc.stderr
+    a, b = R.read(out / "day1" / "take.npz"), R.read(out / "day2" / "take.npz")
+    assert str(a["video"]).endswith("day1/take.mp4") and str(b["video"]).endswith("day2/take.mp4")
+    assert tuple(a["image_size"]) != tuple(b["image_size"])  # two different clips, both kept
+    mtimes = {p: p.stat().st_mtime_ns for p in out.rglob("*.npz")}
+
+    proc, events = run_batch(ray_env, tmp_path / "shoot", "--recursive", "--out", out, "--end", "3", "--resume",
+                             *FAST)
+    assert proc.returncode == 0, proc.stderr
+    assert {e["status"] for e in events if e["event"] == "log"} == {"skipped"}  # nothing ran
+    assert {p: p.stat().st_mtime_ns for p in out.rglob("*.npz")} == mtimes
+    assert {r["status"] for r in summary(out).values()} == {"skipped"}
+
+    # other options: the results are not current any more, both clips run again
+    proc, events = run_batch(ray_env, tmp_path / "shoot", "--recursive", "--out", out, "--end", "2", "--resume",
+                             *FAST)
+    assert proc.returncode == 0, proc.stderr
+    assert {r["status"] for r in summary(out).values()} == {"ok"}
+    assert R.read(out / "day2" / "take.npz").num_frames == 2
+
+
+def _capturing_worker(tmpdir):
+    for pid in _ray_processes(tmpdir):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as fh:
+                if fh.read().startswith(b"ray::ClipWorker.capture"):
+                    return pid
+        except OSError:
+            pass
+    return None
+
+
+def test_killed_worker_is_retried(tmp_path, ray_env):
+    out = tmp_path / "out"
+    proc = subprocess.Popen([sys.executable, "-m", "engine", "batch", ASL, "--out", str(out), "--end", "40",
+                             "--retries", "1", *FAST], cwd=ROOT, env=ray_env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        deadline, victim = time.monotonic() + 120, None
+        while victim is None and time.monotonic() < deadline and proc.poll() is None:
+            victim = _capturing_worker(ray_env["RAY_TMPDIR"])
+            time.sleep(0.2)
+        assert victim is not None, "no worker was seen capturing the clip"
+        time.sleep(1.0)  # mid-clip
+        os.kill(victim, signal.SIGKILL)
+        stdout, stderr = proc.communicate(timeout=240)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, stderr
+    events = [parse_line(line) for line in stdout.splitlines()]
+    assert [e["status"] for e in events if e["event"] == "log"] == ["running", "retry", "running", "ok"]
+    row = summary(out)["asl_hand_50"]
+    assert (row["status"], row["attempts"], row["frames"]) == ("ok", "2", "40")
+    assert not [p for p in out.rglob("*") if p.name.startswith(".hmp-")]  # the killed capture left nothing
+
+
+def test_ctrl_c_stops_cleanly_keeping_only_finished_results(tmp_path, ray_env):
+    out = tmp_path / "out"
+    proc = subprocess.Popen([sys.executable, "-m", "engine", "batch", SHORT, ASL, "--out", str(out), "--end", "40",
+                             "--workers", "1", *FAST], cwd=ROOT, env=ray_env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while _capturing_worker(ray_env["RAY_TMPDIR"]) is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+        time.sleep(1.0)
+        proc.send_signal(signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, stderr
+    events = [parse_line(line) for line in stdout.splitlines()]
+    assert events[-1]["event"] == "error" and "interrupted" in events[-1]["message"]
+    finished = {e["clip"] for e in events if e["event"] == "log" and e["status"] == "ok"}
+    assert {p.stem for p in out.glob("*.npz")} == finished  # only finished results, each valid
+    for p in out.glob("*.npz"):
+        R.read(p)
+    assert not [p for p in out.rglob("*") if p.name.startswith(".hmp-")]
+
+
+def test_two_node_cluster_spreads_the_clips(tmp_path, ray_env, monkeypatch):
+    from ray.cluster_utils import Cluster
+
+    for key in ("RAY_TMPDIR", "PYTHONPATH", "HMP_CACHE_DIR", "OMP_NUM_THREADS"):
+        monkeypatch.setenv(key, ray_env[key])  # the nodes' workers import the engine from this checkout
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "object_store_memory": 80 * 2**20,
+                                                            "include_dashboard": False})
+    try:
+        cluster.add_node(num_cpus=1, object_store_memory=80 * 2**20)
+        cluster.wait_for_nodes()
+        clips = []
+        for k in range(4):
+            clips.append(tmp_path / f"clip{k}.mp4")
+            shutil.copy(SHORT if k % 2 else ASL, clips[-1])
+        out = tmp_path / "out"
+        args = [a for a in FAST if a not in ("--num-cpus", "2")]
+        proc, events = run_batch(ray_env, *clips, "--out", out, "--end", "3", "--address", cluster.address, *args)
+        assert proc.returncode == 0, proc.stderr
+        nodes = {n.node_id for n in cluster.list_all_nodes()} if hasattr(cluster, "list_all_nodes") else None
+        rows = summary(out)
+        assert {r["status"] for r in rows.values()} == {"ok"} and len(rows) == 4
+        used = {r["node"] for r in rows.values()}
+        assert len(used) == 2, used  # one worker per 1-CPU node: both nodes captured clips
+        if nodes:
+            assert used == nodes
+    finally:
+        cluster.shutdown()
