@@ -281,3 +281,46 @@ def test_two_node_cluster_spreads_the_clips(tmp_path, ray_env, monkeypatch):
             assert used == nodes
     finally:
         cluster.shutdown()
+
+
+# ------------------------------------------------------------------------------------------- Blender
+@pytest.mark.parametrize("one_rig", [False, True])
+def test_headless_batch_bakes_one_action_per_clip(tmp_path, one_rig):
+    bpy = pytest.importorskip("bpy")
+    from addon_support import make_result
+    from hmp_addon import bake
+
+    out = tmp_path / "batch"
+    for name, T in (("day1/take", 6), ("day2/take", 9)):
+        (out / name).parent.mkdir(parents=True, exist_ok=True)
+        make_result(out / f"{name}.npz", T=T, seed=T, mesh=False)
+    make_result(out / "old.npz", T=4, mesh=False)  # a result the summary says is not current
+    records = [{"clip": "day1/take", "status": "ok", "result": "day1/take.npz"},
+               {"clip": "old", "status": "ok", "result": "old.npz"},
+               {"clip": "day2/take", "status": "skipped", "result": "day2/take.npz"},
+               {"clip": "broken", "status": "error", "result": ""},
+               {"clip": "old", "status": "failed", "result": ""}]
+    (out / batch.SUMMARY_JSONL).write_text("".join(json.dumps(r) + "\n" for r in records))
+    blend = tmp_path / "all.blend"
+    env = dict(os.environ)
+    env.pop("PYTHONPATH", None)  # the script finds the repository itself
+    proc = subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "headless_batch.py"), "--results", out,
+                           "--save", blend, "--no-camera", *(["--one-rig"] if one_rig else [])],
+                          cwd="/", env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "2 clips, 2 Actions" in proc.stdout
+    bpy.ops.wm.open_mainfile(filepath=str(blend))
+    actions = {a.name: a for a in bpy.data.actions}
+    assert set(actions) == {"day1/take_right_hand", "day2/take_right_hand"}
+    assert set(bake.count_keys(actions["day1/take_right_hand"]).values()) == {6}
+    assert set(bake.count_keys(actions["day2/take_right_hand"]).values()) == {9}
+    rigs = [o for o in bpy.data.objects if o.type == "ARMATURE"]
+    assert len(rigs) == (1 if one_rig else 2)
+
+
+def test_headless_batch_without_results_exits_2(tmp_path):
+    pytest.importorskip("bpy")
+    proc = subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "headless_batch.py"), "--results",
+                           tmp_path, "--save", tmp_path / "x.blend"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2 and proc.stderr.strip() == f"error: no finished clip results in {tmp_path}"
+    assert not (tmp_path / "x.blend").exists()
