@@ -129,15 +129,23 @@ def apply_result(context, res, clip=None, sides=None, targets=None, make_camera=
         action = bake.bake_pose_action(obj, action_name(clip, side), frames, rotations,
                                        {rig.BONE_NAMES[0]: root_loc})
         action[VIDEO_TAG] = video
+        if len(frames):  # the take's own range: what exporters and NLA strips use for this Action
+            action.use_frame_range = True
+            action.frame_start, action.frame_end = float(frames[0]), max(float(frames[-1]), float(frames[0]) + 1)
         if target is None:
             obj[VIDEO_TAG] = video
         out.append({"side": side, "rig": obj, "action": action, "keys": int(valid.sum()), "take": clip})
     if make_camera:
         rig.ensure_camera(context, clip, res["K"], res["image_size"])[VIDEO_TAG] = video
     last = max(int(np.ceil(poses.result_scene_frames(res, fps, scene.frame_start)[-1])), scene.frame_start)
-    if scene.frame_end < last:  # make the whole capture playable
+    if (scene.frame_start, scene.frame_end) == BLENDER_DEFAULT_RANGE or scene.frame_end < last:
+        # the scene's range becomes the take (Blender's untouched 1-250 would play, and an FBX export of
+        # the scene would bake, 250 frames), or grows to hold it; a range the user set is only extended
         scene.frame_end = last
     return out
+
+
+BLENDER_DEFAULT_RANGE = (1, 250)  # a new scene's frame range
 
 
 def _root_location_for(obj, hand, root_loc):
