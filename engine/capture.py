@@ -190,6 +190,11 @@ def capture(video_path, out_path, options=None, reporter=None):
         estimates[side] = per_frame_estimate(models[side], track, K, fps,
                                              InitOptions(keypoint_source=options.keypoint_source))
         reporter.advance()
+        counts = _keypoint_counts(track, estimates[side])
+        if counts:  # what plain MediaPipe found for this hand and what the front end kept and filled
+            from engine.keypoints import frames_summary
+
+            reporter.log(frames_summary(side, track, interpolated=counts["interpolated_frames"]))
 
     fits, warnings = {}, []
     if options.stages > 0:
@@ -225,6 +230,7 @@ def capture(video_path, out_path, options=None, reporter=None):
     for side, est in estimates.items():
         fit = fits.get(side, est)
         arrays.update(_hand_arrays(side, models[side], est, fit))
+        arrays.update({f"{side}/{k}": np.array(v, np.int64) for k, v in _keypoint_counts(found[side], est).items()})
     try:
         R.write(out_path, arrays)
     except R.ResultError as exc:  # a bug, not bad input: say what failed
@@ -238,6 +244,16 @@ def capture(video_path, out_path, options=None, reporter=None):
         reporter.stage("preview", "Writing preview", total=len(frame_ids))
         write_preview(video, R.read(out_path), preview_path, reporter=reporter)
     return {"result": out_path, "preview": preview_path}
+
+
+def _keypoint_counts(track, est):
+    """The front end's frame counts (R.KEYPOINT_COUNTS) with the frames the estimate interpolated;
+    {} for external keypoints."""
+    if not getattr(track, "stats", None):
+        return {}
+    counts = {k: int(v) for k, v in track.stats.items() if k in R.KEYPOINT_COUNTS}
+    counts["interpolated_frames"] = int(np.sum(est["keypoint_source"] == R.SOURCE_INTERPOLATED))
+    return counts
 
 
 def _hand_arrays(side, model, est, fit):

@@ -51,6 +51,10 @@ schema are ignored by ``read`` without being decompressed (newer writers may add
 Optional per-hand mesh (all three or none): ``rest_vertices (V, 3)``, ``faces (F, 3) int``,
 ``skin_weights (V, 16)``, for a skinned hand mesh at zero pose.
 
+Optional per-hand keypoint counts, each a () int (``KEYPOINT_COUNTS``; engine.keypoints.STAT_NAMES):
+the frames plain MediaPipe found for the hand and what the keypoint front end kept, filled and set
+aside, for a report to read.
+
 Posing convention (as MANO / smplx linear blend skinning): pose rotations act in frames aligned
 with the model frame at rest; a point x of the rest hand goes to
 ``R_root @ (x - rest_joints[0]) + rest_joints[0] + transl`` under the root alone, and ``joints``
@@ -111,6 +115,9 @@ MESH_FIELDS = {
     "faces": (("F", 3), "i"),
     "skin_weights": (("V", 16), "f"),
 }
+KEYPOINT_COUNTS = ("mediapipe_frames", "mediapipe_any_frames", "kept_frames", "filled_frames", "interpolated_frames",
+                   "duplicate_frames", "nested_frames", "other_side_frames", "swapped_frames", "extra_hand_frames",
+                   "low_confidence_frames")  # optional () int per hand
 
 
 class ResultError(ValueError):
@@ -218,7 +225,7 @@ def _check_ranges(clip):
 def known_keys(names):
     """The entries of an archive that schema v1 reads (others are never decompressed)."""
     fields = set(CLIP_FIELDS) | {"frame_times"}
-    per_hand = set(HAND_FIELDS) | set(MESH_FIELDS)
+    per_hand = set(HAND_FIELDS) | set(MESH_FIELDS) | set(KEYPOINT_COUNTS)
     return [n for n in names if n in fields or (n.count("/") == 1 and n.split("/")[0] in HAND_SIDES
                                                  and n.split("/")[1] in per_hand)]
 
@@ -289,6 +296,12 @@ def validate(arrays):
             faces = hand["faces"]
             if faces.size and (faces.min() < 0 or faces.max() >= hand_dims["V"]):
                 raise ResultError(f"'{side}/faces' index vertices out of range")
+        for name in KEYPOINT_COUNTS:
+            if f"{side}/{name}" in arrays:
+                hand[name] = np.asarray(arrays[f"{side}/{name}"])
+                _check(f"{side}/{name}", hand[name], ((), "i"), hand_dims)
+                if hand[name] < 0:
+                    raise ResultError(f"'{side}/{name}' is negative")
         if not hand["valid"].any():
             raise ResultError(f"hand '{side}' has no valid frame")
         unknown = sorted(set(np.unique(hand["keypoint_source"]).tolist()) - set(SOURCE_NAMES))

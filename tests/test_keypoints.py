@@ -10,9 +10,11 @@ import pytest
 
 from engine import result as R
 from engine.errors import EngineError
-from engine.keypoints import HandTrack, KeypointOptions, detect_hands, load_external_keypoints
+from engine.keypoints import (MIN_CONFIDENCE, HandTrack, KeypointOptions, detect_hands, frames_summary,
+                              load_external_keypoints)
 from engine.keypoints import confidence as C
-from engine.keypoints.detector import HandDetector
+from engine.keypoints import tracks as T
+from engine.keypoints.detector import LABEL_TO_SIDE, Detection, HandDetector
 from engine.progress import Reporter
 from engine.video import open_video
 
@@ -117,6 +119,7 @@ def test_cache_hit_skips_detection(short, tmp_path, monkeypatch):
     second = detect_hands(short, options=opts, reporter=Reporter("jsonl", stream=log))
     assert "read from the cache" in log.getvalue()
     assert np.array_equal(first["right"].keypoints_2d, second["right"].keypoints_2d)
+    assert second["right"].stats == first["right"].stats and first["right"].stats["kept_frames"] == 10
     log = io.StringIO()
     detect_hands(short, options=KeypointOptions(views=0, end=12), reporter=Reporter("jsonl", stream=log))
     assert "read from the cache" not in log.getvalue()  # other options: detected again
@@ -168,3 +171,76 @@ def test_video_errors_and_intrinsics(tmp_path):
     assert guess_intrinsics(720, 1280)[0, 0] == K[0, 0]  # portrait: the same camera turned
     with pytest.raises(EngineError, match="--fov"):
         guess_intrinsics(100, 100, fov_deg=0)
+
+
+def plain_mediapipe(video):
+    """Per frame the hands plain ``mediapipe.solutions.hands`` reports (tracking mode, two hands,
+    default thresholds): a list of their un-mirrored labels."""
+    import mediapipe as mp
+
+    rows = []
+    with mp.solutions.hands.Hands(static_image_mode=False, max_num_hands=2) as hands:
+        for _, rgb in video.frames():
+            res = hands.process(np.ascontiguousarray(rgb))
+            rows.append([LABEL_TO_SIDE[h.classification[0].label] for h in (res.multi_handedness or [])])
+    return rows
+
+
+@pytest.mark.parametrize("clip, sides", [("hand_short.mp4", ("right",)), ("squats_two_hands.mp4", ("right", "left"))])
+def test_every_hand_plain_mediapipe_finds_is_kept(clip, sides):
+    # one hand asked for on a one-hand clip (the default capture), and both on a real two-hand clip
+    video = open_video(DATA / clip)
+    plain = plain_mediapipe(video)
+    tracks = detect_hands(video, sides=sides, options=KeypointOptions(views=0, use_cache=False, retry_gaps=False))
+    kept = np.sum([tracks[s].source == R.SOURCE_MEDIAPIPE for s in sides], axis=0)  # (T,) hands kept a frame
+    found = np.array([len(r) for r in plain])
+    stats = {s: tracks[s].stats for s in sides}
+    set_aside = sum(st["duplicate_frames"] + st["nested_frames"] + st["extra_hand_frames"] for st in stats.values())
+    for s in sides:
+        assert stats[s]["mediapipe_frames"] == sum(s in r for r in plain)  # the counts are plain MediaPipe's
+        assert stats[s]["mediapipe_any_frames"] == int((found > 0).sum())
+        assert stats[s]["kept_frames"] == int((tracks[s].source == R.SOURCE_MEDIAPIPE).sum())
+    # every frame plain MediaPipe finds a hand in keeps one, and every hand it reports is kept but
+    # those shown to be a copy or a part of the other (plain MediaPipe reports 3 hands in 2 frames of
+    # the two-hand clip, max_num_hands=2 notwithstanding: one of them lies on another)
+    assert ((kept > 0) == (found > 0)).all()
+    assert kept.sum() == found.sum() - set_aside and set_aside <= 3
+    if len(sides) == 2:
+        assert (kept == 2).sum() >= 20 and stats["right"]["kept_frames"] >= 35 and stats["left"]["kept_frames"] >= 30
+    else:
+        assert stats["right"]["kept_frames"] == len(plain) >= stats["right"]["mediapipe_frames"]
+    assert "MediaPipe found" in frames_summary(sides[0], tracks[sides[0]])
+
+
+def test_views_in_doubt_on_every_joint_keep_the_frame(short):
+    # gamma far under any spread: every joint's alpha is 0; the frames stay MediaPipe's, with a floor
+    tracks = detect_hands(short, options=KeypointOptions(views=2, gamma=1e-3, use_cache=False, end=6,
+                                                         retry_gaps=False))
+    right = tracks["right"]
+    assert (right.source == R.SOURCE_MEDIAPIPE).all()
+    assert np.allclose(right.confidence, MIN_CONFIDENCE) and right.stats["low_confidence_frames"] == 6
+
+
+def test_a_hand_reported_twice_or_in_part_is_still_set_aside(short_tracks):
+    # real detections: the hand of frame 10, then the same hand again in one frame (a copy a few
+    # pixels off), then a small hand made of its fingers inside it: one hand kept, two set aside
+    track = short_tracks["right"]
+    kp = track.keypoints_2d[10]
+
+    def det(points, side="right", score=0.9):
+        return Detection(side, score, points, track.world_landmarks[10], np.zeros(21))
+
+    centre = kp[[0, 5, 9, 13, 17]].mean(0)
+    part = centre + (kp - centre) * 0.3 + (kp[8] - centre) * 0.5
+    frames = [[det(kp)] for _ in range(5)] + [[det(kp + 3.0, "left", 0.8), det(kp)], [det(kp), det(part, score=0.7)]]
+    stats = T.new_stats()
+    out = T.assign_sides(frames, stats=stats)
+    assert all(d is not None for d in out["right"]) and all(d is None for d in out["left"])
+    assert stats["right"]["duplicate"] == 1 and stats["right"]["nested"] == 1
+    # two distinct hands in one frame, both labelled right: both kept, the weaker one as the left hand
+    other = kp + [250.0, 0.0]
+    frames = [[det(kp), det(other, score=0.6)] for _ in range(4)]
+    stats = T.new_stats()
+    out = T.assign_sides(frames, stats=stats)
+    assert all(d.keypoints_2d is kp for d in out["right"]) and all(d.keypoints_2d is other for d in out["left"])
+    assert stats["left"]["assigned_frames"] == 4

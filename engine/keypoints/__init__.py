@@ -52,6 +52,7 @@ STAT_NAMES = (
     "nested_frames",  # detections set aside: a part of this hand read as a small hand (inside it)
     "other_side_frames",  # frames labelled this side whose hand the clip-level identity gave the other side
     "swapped_frames",  # detections placed here because the other hand held this side in that frame
+    "extra_hand_frames",  # detections set aside: a third distinct hand where two were kept
     "low_confidence_frames",  # kept frames whose views disagreed on every joint: confidence raised to MIN_CONFIDENCE
 )
 MIN_CONFIDENCE = 0.1  # a kept MediaPipe frame never has zero confidence on every joint (the fit would drop it)
@@ -149,7 +150,8 @@ def detect_hands(video, sides=("right",), options=None, reporter=None):
                        "kept_frames": int(track.detected.sum()), "filled_frames": 0,
                        "duplicate_frames": c["duplicate"], "nested_frames": c["nested"],
                        "other_side_frames": c["other_side"],
-                       "swapped_frames": c["swapped"], "low_confidence_frames": low}
+                       "swapped_frames": c["swapped"], "extra_hand_frames": c["extra_hand"],
+                       "low_confidence_frames": low}
         tracks[side] = track
     if options.retry_gaps:
         from engine.keypoints.confidence import retry_gaps
@@ -195,6 +197,7 @@ def frames_summary(side, track, interpolated=None):
                                                 ("duplicate_frames", "duplicates set aside"),
                                                 ("nested_frames", "parts of the hand seen as a hand set aside"),
                                                 ("swapped_frames", "taken over from the other hand"),
+                                                ("extra_hand_frames", "third hands set aside"),
                                                 ("low_confidence_frames", "with every joint in doubt (kept)"))
              if st.get(k)]
     return line + (f"; {', '.join(notes)}" if notes else "")

@@ -177,7 +177,7 @@ def assign_sides(frames, sides=SIDES, stats=None):
             side = OTHER[side]  # it lives beside a stronger hand of its own label: it is the other hand
         for row, det in tracklet:
             here = side if out[side][row] is None else OTHER[side]
-            if out[here][row] is not None:  # a third distinct hand (never with max_num_hands=2)
+            if out[here][row] is not None:  # a third distinct hand (MediaPipe now and then reports one more)
                 if stats is not None:
                     stats[side]["extra_hand"] += 1
                 continue
