@@ -9,16 +9,37 @@ from .engine_link import joints as J
 
 BONE_NAMES = J.MANO_JOINT_NAMES  # bone names on our rigs: the MANO joint names, MANO order
 RIG_TAG = "hmp_side"  # custom property on rigs we build: "right" / "left"
-TIP_EXTEND = 0.8  # last phalanx bone length, as a fraction of the previous one (no tip joint in MANO 16)
+TIP_EXTEND = 0.8  # last phalanx length / the previous one's, when the result gives no fingertips
 
 
 def rig_name(clip, side):
     return f"{clip}_{side}_hand"
 
 
-def _bone_tails(heads):
+def rest_fingertips(hand):
+    """(5, 3) the fingertips at rest (model frame, thumb..pinky as ``J.FINGERTIP_PARENT_MANO``), or
+    None. A fingertip keypoint moves with its last phalanx: its offset in that bone's frame, averaged
+    over the valid frames, added to the bone's rest joint."""
+    from .retarget import source_globals
+
+    valid = np.asarray(hand["valid"], bool)
+    if "joints" not in hand or not valid.any():
+        return None
+    G = source_globals(hand["global_orient"][valid], hand["hand_pose"][valid])  # (T, 16, 3, 3) camera frame
+    joints = np.asarray(hand["joints"], np.float64)[valid]  # (T, 21, 3)
+    parents = J.FINGERTIP_PARENT_MANO
+    offsets = joints[:, J.FINGERTIPS_MEDIAPIPE] - joints[:, J.MANO_TO_MEDIAPIPE[parents]]  # (T, 5, 3)
+    local = np.einsum("tkba,tkb->tka", G[:, parents], offsets).mean(0)  # (5, 3) G_p^T offset
+    length = np.linalg.norm(local, axis=1)
+    if not np.all((length > 1e-3) & (length < 0.06)):  # not a fingertip: keep the extrapolated tails
+        return None
+    return np.asarray(hand["rest_joints"], np.float64)[parents] + local
+
+
+def _bone_tails(heads, tips=None):
     """Tail of each bone (16, 3) from the heads (16, 3): towards the only child; the wrist points at
-    middle1; a fingertip bone continues its parent's direction."""
+    middle1; a fingertip bone ends at its fingertip (``tips`` (5, 3), thumb..pinky) or, without
+    them, continues its parent's direction."""
     children = {j: [c for c in range(J.NUM_MANO_JOINTS) if J.MANO_PARENTS[c] == j] for j in range(J.NUM_MANO_JOINTS)}
     tails = np.empty_like(heads)
     for j in range(J.NUM_MANO_JOINTS):
@@ -26,6 +47,8 @@ def _bone_tails(heads):
             tails[j] = heads[J.MANO_JOINT_NAMES.index("middle1")]
         elif len(children[j]) == 1:
             tails[j] = heads[children[j][0]]
+        elif tips is not None:
+            tails[j] = tips[list(J.FINGERTIP_PARENT_MANO).index(j)]
         else:
             parent = J.MANO_PARENTS[j]
             tails[j] = heads[j] + TIP_EXTEND * (heads[j] - heads[parent])
@@ -43,10 +66,11 @@ def _edit_armature(context, obj):
     return previous
 
 
-def build_armature_data(context, name, rest_joints, collection):
-    """New armature data + object with 16 MANO bones at the rest joints (model frame, metres)."""
+def build_armature_data(context, name, rest_joints, collection, rest_tips=None):
+    """New armature data + object with 16 MANO bones at the rest joints (model frame, metres); the
+    last bone of each finger ends at its fingertip when ``rest_tips`` (5, 3) are given."""
     heads = points_to_blender(rest_joints)  # (16, 3)
-    tails = _bone_tails(heads)
+    tails = _bone_tails(heads, None if rest_tips is None else points_to_blender(rest_tips))
     arm = bpy.data.armatures.new(name)
     obj = bpy.data.objects.new(name, arm)
     collection.objects.link(obj)
@@ -101,7 +125,7 @@ def ensure_hand_rig(context, clip, side, hand, collection=None):
     collection = collection or context.scene.collection
     name = rig_name(clip, side)
     old = bpy.data.objects.get(name)
-    fresh = build_armature_data(context, name + "_new", hand["rest_joints"], collection)
+    fresh = build_armature_data(context, name + "_new", hand["rest_joints"], collection, rest_fingertips(hand))
     if old is not None and old.type == "ARMATURE" and old.get(RIG_TAG) == side:
         old_data = old.data
         for child in list(old.children):

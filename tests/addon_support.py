@@ -23,8 +23,9 @@ REST_RIGHT = np.array([
 ])
 
 
-def forward_kinematics(rest, global_orient, hand_pose, transl):
-    """MANO FK. rest (16,3); global_orient (T,3); hand_pose (T,45); transl (T,3) -> (T,16,3)."""
+def forward_kinematics(rest, global_orient, hand_pose, transl, rotations=False):
+    """MANO FK. rest (16,3); global_orient (T,3); hand_pose (T,45); transl (T,3) -> (T,16,3)
+    (and the global rotations (T,16,3,3) with ``rotations``)."""
     T = global_orient.shape[0]
     aa = torch.from_numpy(np.concatenate([global_orient[:, None], hand_pose.reshape(T, 15, 3)], 1))
     rot = roma.rotvec_to_rotmat(aa).numpy()  # (T,16,3,3)
@@ -38,7 +39,14 @@ def forward_kinematics(rest, global_orient, hand_pose, transl):
         else:
             G[:, j] = G[:, p] @ rot[:, j]
             pos[:, j] = pos[:, p] + np.einsum("tab,b->ta", G[:, p], rest[j] - rest[p])
-    return pos
+    return (pos, G) if rotations else pos
+
+
+def rest_tips(rest):
+    """(5,3) fingertips at rest (thumb..pinky): each last phalanx continued by 0.7 of its length, and
+    3 mm towards the palm side (a fingertip keypoint sits on the pad, off the bone's axis)."""
+    p = J.FINGERTIP_PARENT_MANO
+    return rest[p] + 0.7 * (rest[p] - rest[np.array(J.MANO_PARENTS)[p]]) + np.array([0, 0, 0.003])
 
 
 def make_result(path, T=20, sides=("right",), mesh=True, seed=0, fps=30.0, invalid=(), first_frame=0,
@@ -57,8 +65,10 @@ def make_result(path, T=20, sides=("right",), mesh=True, seed=0, fps=30.0, inval
         go = np.array([0.3, -0.5, 2.8]) + 0.4 * np.sin(t * 0.2 + rng.uniform(0, 3, 3))  # large rotations
         hp = 0.6 * np.sin(t * 0.15 + rng.uniform(0, 6, 45)) * rng.uniform(0.2, 1.0, 45)
         tr = np.array([0.05 * (1 if side == "right" else -1), 0.02, 0.45]) + 0.03 * np.sin(t * 0.1 + k)
-        j16 = forward_kinematics(rest, go, hp, tr)
-        tips = j16[:, J.FINGERTIP_PARENT_MANO] + 0.02 * np.array([0, -1.0, 0])
+        j16, G = forward_kinematics(rest, go, hp, tr, rotations=True)
+        # fingertips move with their last phalanx (as MANO's fingertip vertices do)
+        p = J.FINGERTIP_PARENT_MANO
+        tips = j16[:, p] + np.einsum("tkab,kb->tka", G[:, p], rest_tips(rest) - rest[p])
         valid = np.ones(T, bool)
         valid[list(invalid)] = False
         arrays.update({

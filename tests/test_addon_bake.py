@@ -142,3 +142,31 @@ def test_existing_target_without_mano_bones_is_refused(scene, tmp_path):
     with pytest.raises(RuntimeError, match="lacks the MANO bones"):
         _import(tmp_path / "a.npz")
     assert datablock_counts(bpy) == before and arm.animation_data is None
+
+
+def test_last_finger_bones_end_at_the_fingertips(tmp_path):
+    """Issue 12.13: the built rig's last bone per finger was its parent's direction continued (a tail
+    5 mm from the fingertip keypoint on real captures); it now ends at the fingertip, at every frame."""
+    import hmp_addon
+    from hmp_addon import coords
+
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    hmp_addon.register()
+    try:
+        scene = bpy.context.scene
+        scene.render.fps = 30
+        arrays = make_result(tmp_path / "r.npz", T=12, sides=("right", "left"), mesh=False, invalid=(4,))
+        assert bpy.ops.hmp.import_result(filepath=str(tmp_path / "r.npz")) == {"FINISHED"}
+        worst = 0.0
+        for side in ("right", "left"):
+            rig = bpy.data.objects[f"my clip_{side}_hand"]
+            mw = np.array(rig.matrix_world)
+            for t in (0, 3, 5, 11):
+                scene.frame_set(1 + t)
+                tails = np.array([list(rig.pose.bones[J.MANO_JOINT_NAMES[p]].tail) for p in J.FINGERTIP_PARENT_MANO])
+                tails = tails @ mw[:3, :3].T + mw[:3, 3]
+                want = coords.points_to_blender(arrays[f"{side}/joints"][t, J.FINGERTIPS_MEDIAPIPE])
+                worst = max(worst, np.abs(tails - want).max())
+        assert worst < 1e-4, worst  # metres
+    finally:
+        hmp_addon.unregister()
