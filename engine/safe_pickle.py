@@ -12,7 +12,8 @@ A pickle names the functions and classes it calls while it loads (its *globals*)
   imported (it does not import on numpy >= 1.24); a stand-in object keeps their state and
   ``unchumpy`` turns it into a numpy array;
 - the generic object rebuilders of protocols 0-2 (``copy_reg._reconstructor``,
-  ``__builtin__.object``) and ``_codecs.encode`` (bytes in protocol-2 pickles written by Python 3);
+  ``__builtin__.object``), ``__builtin__.set`` (a ``Ch``'s state holds one: ``_dirty_vars``) and
+  ``_codecs.encode`` (bytes in protocol-2 pickles written by Python 3);
 - plain dicts, lists, tuples and strings (opcodes, no globals).
 
 Every other global is refused before it is imported: ``UnsafePickleError`` names it.
@@ -90,6 +91,10 @@ ALLOWED = {
     ("builtins", "object"): object,  # __builtin__.object: the base _reconstructor builds on
     ("__builtin__", "object"): object,
     ("_codecs", "encode"): __import__("_codecs").encode,
+    ("builtins", "set"): set,  # a chumpy Ch's state holds a set (``_dirty_vars``)
+    ("__builtin__", "set"): set,
+    ("builtins", "frozenset"): frozenset,
+    ("__builtin__", "frozenset"): frozenset,
 }
 
 

@@ -208,12 +208,13 @@ def test_malicious_mano_pickle_is_refused_and_runs_nothing(tmp_path, payload):
 
 
 class _ChumpyLike:
-    """Pickles exactly as chumpy.ch.Ch does (class ``chumpy.ch.Ch``, state: its ``__dict__`` with the
-    array in ``x``), without chumpy installed."""
+    """Pickles as chumpy.ch.Ch does (class ``chumpy.ch.Ch``; state: its ``__dict__`` less ``_parents`` and
+    ``_cache``, with the array in ``x`` beside chumpy's bookkeeping), without chumpy installed."""
 
     def __init__(self, x):
         self.x = x
-        self.label = None
+        self._dirty_vars, self._itr, self._depends_on_deps = {"x"}, None, {}
+        self._make_dense, self._make_sparse = False, False
 
     def __getstate__(self):
         return dict(self.__dict__)
@@ -255,6 +256,7 @@ def test_mano_pickle_with_chumpy_arrays_and_sparse_regressor_loads(tmp_path, pro
     raw = (tmp_path / "ch" / "MANO_RIGHT.pkl").read_bytes()
     globals_named = {arg for op, arg, _ in pickletools.genops(raw) if op.name == "GLOBAL"}
     assert "chumpy.ch Ch" in globals_named and any("scipy.sparse" in g for g in globals_named)
+    assert globals_named & {"builtins set", "__builtin__ set"}
     if protocol == 0:
         assert "copy_reg _reconstructor" in globals_named  # as Python 2 wrote MANO's files
     with pytest.raises(ModuleNotFoundError):  # the file cannot be read by a plain pickle.load here
