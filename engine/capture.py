@@ -161,6 +161,9 @@ def capture(video_path, out_path, options=None, reporter=None):
     if options.end is not None and options.end <= options.start:
         raise EngineError(f"--end {options.end} must be after --start {options.start}")
     K = _intrinsics(video, options)
+    if not (0 <= K[0, 2] <= video.width and 0 <= K[1, 2] <= video.height):
+        raise EngineError(f"--K: the principal point ({K[0, 2]:g}, {K[1, 2]:g}) is outside the {video.width}x"
+                          f"{video.height} video frame: give fx,fy,cx,cy in pixels of this video")
 
     tracks = _detect(video, options, quality, reporter)
     found = {side: t for side, t in tracks.items() if t is not None and np.any(t.source != R.SOURCE_NONE)}

@@ -198,6 +198,15 @@ def test_bad_options_fail_before_any_work(tmp_path, args, message):
     assert not any(e["event"] == "stage" for e in events), events  # nothing started
 
 
+def test_intrinsics_for_another_image_size_fail_before_detection(tmp_path):
+    out = tmp_path / "r.npz"
+    proc = run_main("capture", CLIP, "--out", out, "--K", "1500,1500,960,540", "--progress=jsonl")
+    assert proc.returncode == 2
+    events = jsonl_events(proc)
+    assert events[-1]["event"] == "error" and "principal point (960, 540) is outside the 640x360" in events[-1]["message"]
+    assert "detect" not in [e.get("stage") for e in events]
+
+
 def test_a_bad_prior_checkpoint_fails_before_detection(tmp_path):
     junk = tmp_path / "prior.pt"
     junk.write_bytes(b"not a checkpoint")
