@@ -21,7 +21,10 @@ for rotation; parentless bones also get location keys so their heads follow the 
 under unmapped helpers are solved against their parent's evaluated motion (rotation and head).
 
 Root placement (``root``): ``KEEP`` leaves the character's wrist as it is (fingers only);
-``ROTATION`` keys the wrist's rotation; ``FOLLOW`` keys rotation and location (the wrist moves as
+``ROTATION`` keys the wrist's rotation (its orientation as in the camera's view); ``REST`` keys the
+wrist's rotation relative to the first frame: the first frame's wrist is the character's rest wrist
+and the hand turns from there as it turned in the video, in the hand's own axes (a T-posed character
+keeps its wrist in line with its forearm); ``FOLLOW`` keys rotation and location (the wrist moves as
 captured, scaled to the target hand's size). ``influence`` {finger: 0..1} scales each finger's
 captured joint rotations (0 keeps the finger at rest).
 """
@@ -170,6 +173,12 @@ def channels(global_orient, hand_pose, transl, rest_joints, target, mapping, arm
     if root == "KEEP" and 0 in Y:  # the character's wrist stays put: everything relative to it
         Y0t = np.swapaxes(Y[0], -1, -2)
         Y = {j: Y0t @ y for j, y in Y.items()}
+    if root == "REST" and 0 in Y:
+        # the first frame's wrist is the character's rest wrist; later frames turn from it as the hand
+        # turned from its first frame, in the hand's own axes: Y'(t) = Y_w(0)^T Y(t), i.e. the wrist's
+        # change Q_w^T (A_w(0)^T A_w(t)) Q_w (its rotation since frame 0, seen from the aligned rest)
+        C = Y[0][0].T
+        Y = {j: C @ y for j, y in Y.items()}
     quats, locs = {}, {}
     scale = 1.0
     if 0 in steps and common:
@@ -270,7 +279,7 @@ def retarget_result(context, obj, res, side, mapping, root="ROTATION", influence
         raise RetargetProblem(problem)
     if side not in res.hands:
         raise RetargetProblem(f"the result has no {side} hand (it has: {', '.join(res.hands)})")
-    if root not in ("KEEP", "ROTATION", "FOLLOW"):
+    if root not in ("KEEP", "ROTATION", "REST", "FOLLOW"):
         raise RetargetProblem(f"unknown root placement {root!r}")
     names = set(obj.data.bones.keys())
     absent = {j: b for j, b in mapping.items() if b not in names}

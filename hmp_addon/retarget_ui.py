@@ -33,7 +33,9 @@ class HMP_RetargetSettings(bpy.types.PropertyGroup):
     root: bpy.props.EnumProperty(
         name="Wrist",
         items=[("KEEP", "Keep", "Leave the character's wrist as it is: fingers only"),
-               ("ROTATION", "Rotation", "Key the wrist's rotation as captured"),
+               ("ROTATION", "Rotation", "Key the wrist's rotation as captured (its orientation in the camera's view)"),
+               ("REST", "Rotation from Rest", "Match the first frame to the character's rest pose: the wrist "
+                "turns from its rest as the hand turned from its first frame (for a T-posed character)"),
                ("FOLLOW", "Follow", "Key the wrist's rotation and its captured movement (scaled)")],
         default="ROTATION")
     smoothing: bpy.props.FloatProperty(name="Smoothing", description="Gaussian smoothing in frames (0: off)",

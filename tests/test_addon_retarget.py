@@ -551,3 +551,36 @@ def test_fbx_round_trip_is_exact_with_the_documented_settings(scene, tmp_path, s
         rig2 = next(o for o in bpy.data.objects if o.type == "ARMATURE")
         assert tuple(rig2.animation_data.action.frame_range) == (start, start + 19), name
         assert np.abs(_heads(rig2, take) - before).max() < 1e-4, name  # 0.1 mm at every frame
+
+
+def _angle(R):
+    return np.degrees(np.arccos(np.clip((np.trace(R) - 1) / 2, -1, 1)))
+
+
+def test_rotation_from_rest_keeps_a_t_posed_wrist_in_line(scene, tmp_path):
+    """Issue 12.10: 'Rotation' keys the wrist as the camera saw it, bending a T-posed character's wrist
+    about 90 degrees against its arm. 'Rotation from Rest' matches the first frame to the rest pose
+    and turns the wrist from there by the captured hand's own turn."""
+    res = result(tmp_path, T=12)
+    obj = mixamo_armature(res)
+    obj.rotation_euler = (0.0, np.pi / 2, 0.0)  # the arm and hand lie along the world X axis: a T-pose
+    bpy.context.view_layer.objects.active = obj
+    obj.select_set(True)
+    bpy.ops.object.transform_apply(location=False, rotation=True, scale=False)
+    mapping = bonemaps.preset_map("MIXAMO", "right")
+    wrist = obj.pose.bones[mapping["wrist"]]
+
+    def wrist_world(frame):
+        scene.frame_set(frame)
+        return np.array(obj.matrix_world.to_3x3() @ wrist.matrix.to_3x3())
+
+    rest = np.array(obj.matrix_world.to_3x3() @ obj.data.bones[mapping["wrist"]].matrix_local.to_3x3())
+    retarget.retarget_result(bpy.context, obj, res, "right", mapping, root="ROTATION")
+    assert _angle(rest.T @ wrist_world(1)) > 45  # the camera's view: far from the character's rest
+    retarget.retarget_result(bpy.context, obj, res, "right", mapping, root="REST")
+    assert _angle(rest.T @ wrist_world(1)) < 1e-3  # the first frame is the rest pose
+    go = res.hands["right"]["global_orient"]
+    R = retarget.rotvec_to_matrix(go)
+    for t in (3, 7, 11):  # then it turns as much as the captured hand turned since its first frame
+        assert _angle(wrist_world(1).T @ wrist_world(1 + t)) == pytest.approx(_angle(R[0].T @ R[t]), abs=0.05)
+    assert follow_error(res, obj, mapping, align=True) < 0.03  # and the hand's shape is the capture's
