@@ -141,9 +141,78 @@ def plan(target, mapping):
     return out
 
 
+FINGER_CHAINS = {"thumb": (13, 14, 15, 4), "index": (1, 2, 3, 8), "middle": (4, 5, 6, 12), "ring": (10, 11, 12, 16),
+                 "pinky": (7, 8, 9, 20)}  # MANO joints of each finger, then its MediaPipe fingertip
+
+
+def quat_to_rotvec(q):
+    """(...,4) wxyz -> (...,3) axis-angle."""
+    q = np.where(q[..., :1] < 0, -q, q)
+    n = np.linalg.norm(q[..., 1:], axis=-1, keepdims=True)
+    angle = 2 * np.arctan2(n, q[..., :1])
+    return q[..., 1:] * np.where(n > 1e-12, angle / np.maximum(n, 1e-12), 2.0)
+
+
+def arcs(a, b):
+    """(T,3,3) rotations turning directions a (T,3) onto b (T,3) (shortest arc, Rodrigues)."""
+    a = a / np.linalg.norm(a, axis=-1, keepdims=True)
+    b = b / np.linalg.norm(b, axis=-1, keepdims=True)
+    axis = np.cross(a, b)
+    sin = np.linalg.norm(axis, axis=-1, keepdims=True)
+    angle = np.arctan2(sin, np.sum(a * b, -1, keepdims=True))
+    return rotvec_to_matrix(axis / np.maximum(sin, 1e-12) * angle)
+
+
+def reach_fingertips(Y, steps, target, heads, tips, scale, iterations=30):
+    """Fingertip IK beside the rotation copy (``Y`` {joint: (T,3,3)} world changes, updated in place).
+
+    A target whose fingers are longer or shorter, relative to its palm, than the captured hand's puts
+    its fingertips elsewhere even when every bone turns as captured. For each finger mapped whole
+    (three chained bones under the wrist), its fingertip (the last bone's tail) is brought to the
+    captured fingertip scaled to the target's size (``tips`` (T,5,3): captured fingertip minus wrist,
+    armature space, thumb..pinky as FINGER_CHAINS): first the finger's two bends are scaled by one
+    factor until the base-to-tip distance matches (bisection; a finger too short stays straight),
+    then the whole finger swings about its base onto the fingertip. Returns {finger: (T,) distance
+    left, armature units}."""
+    left = {}
+    for k, (finger, (j1, j2, j3, _)) in enumerate(FINGER_CHAINS.items()):
+        if 0 not in Y or any(j not in steps or steps[j]["flat"] for j in (j1, j2, j3)):
+            continue
+        if (steps[j1]["parent"], steps[j2]["parent"], steps[j3]["parent"]) != (0, j1, j2):
+            continue
+        hw = heads[0]
+        b = hw + np.einsum("tab,b->ta", Y[0], heads[j1] - hw)  # (T,3) the finger's base moves with the wrist
+        v1, v2 = heads[j2] - heads[j1], heads[j3] - heads[j2]
+        v3 = np.asarray(target[steps[j3]["bone"]]["tail"], np.float64) - heads[j3]
+        P = hw + scale * tips[:, k]  # (T,3) where the fingertip should be
+        Y1, Y2, Y3 = Y[j1], Y[j2], Y[j3]
+        rel2 = quat_to_rotvec(matrix_to_quat(np.swapaxes(Y1, -1, -2) @ Y2))  # (T,3) the finger's two bends
+        rel3 = quat_to_rotvec(matrix_to_quat(np.swapaxes(Y2, -1, -2) @ Y3))
+
+        def chain(f):
+            Y2f = Y1 @ rotvec_to_matrix(rel2 * f[:, None])
+            Y3f = Y2f @ rotvec_to_matrix(rel3 * f[:, None])
+            end = b + np.einsum("tab,b->ta", Y1, v1) + np.einsum("tab,b->ta", Y2f, v2) + np.einsum("tab,b->ta", Y3f, v3)
+            return Y2f, Y3f, end
+
+        want = np.linalg.norm(P - b, axis=-1)
+        lo, hi = np.zeros(len(b)), np.full(len(b), 2.5)  # bend factor: 0 straight .. 2.5 curled further
+        for _ in range(iterations):
+            mid = 0.5 * (lo + hi)
+            too_long = np.linalg.norm(chain(mid)[2] - b, axis=-1) > want
+            lo, hi = np.where(too_long, mid, lo), np.where(too_long, hi, mid)
+        Y2f, Y3f, end = chain(0.5 * (lo + hi))
+        R = arcs(end - b, P - b)  # (T,3,3) swing about the base
+        Y[j1], Y[j2], Y[j3] = R @ Y1, R @ Y2f, R @ Y3f
+        left[finger] = np.linalg.norm(b + np.einsum("tab,ta->tb", np.swapaxes(R, -1, -2), end - b) - P, axis=-1)
+    return left
+
+
 def channels(global_orient, hand_pose, transl, rest_joints, target, mapping, armature_rotation=np.eye(3),
-             root="ROTATION", influence=None):
-    """Per-bone quaternions {bone: (T,4)} and locations {bone: (T,3)} (see the module docstring)."""
+             root="ROTATION", influence=None, tips=None):
+    """Per-bone quaternions {bone: (T,4)} and locations {bone: (T,3)} (see the module docstring).
+    tips: (T,5,3) captured fingertips minus wrist, camera frame (thumb..pinky as FINGER_CHAINS): reach
+    them with each whole finger (``reach_fingertips``); None: rotations only."""
     steps = plan(target, mapping)
     if not steps:
         raise RetargetProblem("the bone map is empty")
@@ -171,6 +240,7 @@ def channels(global_orient, hand_pose, transl, rest_joints, target, mapping, arm
     T = len(global_orient)
     eye = np.broadcast_to(np.eye(3), (T, 3, 3))
     if root == "KEEP" and 0 in Y:  # the character's wrist stays put: everything relative to it
+        Y_keep = Y[0]
         Y0t = np.swapaxes(Y[0], -1, -2)
         Y = {j: Y0t @ y for j, y in Y.items()}
     if root == "REST" and 0 in Y:
@@ -184,6 +254,13 @@ def channels(global_orient, hand_pose, transl, rest_joints, target, mapping, arm
     if 0 in steps and common:
         scale = np.mean([np.linalg.norm(heads[j] - heads[0]) for j in common]) / max(
             np.mean([np.linalg.norm(src_rest[j] - src_rest[0]) for j in common]), 1e-9)
+    if tips is not None and 0 in steps:
+        c = np.asarray(tips, np.float64) @ S.T  # (T,5,3) armature space, as the captured hand holds them
+        if root == "KEEP":
+            c = np.einsum("tba,tkb->tka", Y_keep, c)
+        elif root == "REST":
+            c = c @ C.T
+        reach_fingertips(Y, steps, target, heads, c, scale)
     for j, s in steps.items():
         if j == 0 and root == "KEEP":
             continue
@@ -262,9 +339,11 @@ def warnings_for(obj, mapping):
 
 
 def retarget_result(context, obj, res, side, mapping, root="ROTATION", influence=None, action_name=None,
-                    tolerance=0.0, smoothing=0.0, into_current=False):
+                    tolerance=0.0, smoothing=0.0, into_current=False, fingertips=False):
     """Bake one captured hand of ``res`` (engine.result.Result) onto ``obj`` through ``mapping``.
 
+    fingertips: after the rotation copy, bring each whole finger's tip to the captured fingertip scaled
+    to the target (``reach_fingertips``; off when an influence is below 1).
     into_current: write into the Action ``obj`` already plays (its slot), replacing the mapped bones'
     keys over the captured frames only; otherwise a new Action named after the clip, hand and target
     (replacing one of that name). Returns {"action", "mapped", "unmapped", "warnings", "scale"}.
@@ -299,9 +378,15 @@ def retarget_result(context, obj, res, side, mapping, root="ROTATION", influence
     mw = obj.matrix_world.to_3x3().normalized()
     rot = np.array([[mw[r][c] for c in range(3)] for r in range(3)])
     rest = target_rest(obj)
+    tips = None
+    if fingertips:  # (T,5,3) captured fingertips minus the wrist, camera frame, thumb..pinky
+        joints = np.asarray(hand["joints"], np.float64)[valid]
+        tips = joints[:, [FINGER_CHAINS[f][3] for f in FINGER_CHAINS]] - joints[:, :1]
+        if influence:  # a finger held back by its influence keeps its rotations: no reach
+            tips = tips if all(float(influence.get(f, 1.0)) == 1.0 for f in FINGER_CHAINS) else None
     quats, locs, scale, world, steps = channels(hand["global_orient"][valid], hand["hand_pose"][valid],
                                                 hand["transl"][valid], hand["rest_joints"], rest, mapping, rot, root,
-                                                influence)
+                                                influence, tips)
     frames = poses.result_scene_frames(res, importer.scene_fps(context.scene), context.scene.frame_start)[valid]
     video = importer.source_video(res)
     # a re-run of the same take replaces its Action; another take of a same-named video, or an Action

@@ -38,6 +38,10 @@ class HMP_RetargetSettings(bpy.types.PropertyGroup):
                 "turns from its rest as the hand turned from its first frame (for a T-posed character)"),
                ("FOLLOW", "Follow", "Key the wrist's rotation and its captured movement (scaled)")],
         default="ROTATION")
+    reach_tips: bpy.props.BoolProperty(
+        name="Reach Fingertips", description="After copying the rotations, bend and swing each whole finger so "
+        "its tip reaches the captured fingertip scaled to the character's hand (for characters whose finger "
+        "proportions differ from the captured hand's)", default=False)
     smoothing: bpy.props.FloatProperty(name="Smoothing", description="Gaussian smoothing in frames (0: off)",
                                        min=0.0, max=5.0, default=0.0)
     tolerance: bpy.props.FloatProperty(
@@ -165,7 +169,7 @@ class HMP_OT_retarget(bpy.types.Operator):
             influence = {f: getattr(s, f"influence_{f}") for f in FINGERS}
             out = retarget.retarget_result(context, s.target, res, s.side, current_map(s), root=s.root,
                                            influence=influence, tolerance=s.tolerance, smoothing=s.smoothing,
-                                           into_current=s.destination == "CURRENT")
+                                           into_current=s.destination == "CURRENT", fingertips=s.reach_tips)
         except (importer.ImportProblem, retarget.RetargetProblem) as exc:
             self.report({"ERROR"}, str(exc))
             return {"CANCELLED"}
@@ -202,6 +206,7 @@ class HMP_PT_retarget(bpy.types.Panel):
         col = layout.column(align=True, heading="Influence")
         for f in FINGERS:
             col.prop(s, f"influence_{f}", slider=True)
+        layout.prop(s, "reach_tips")
         layout.prop(s, "smoothing")
         layout.prop(s, "tolerance")
         layout.prop(s, "destination")

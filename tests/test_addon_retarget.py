@@ -584,3 +584,40 @@ def test_rotation_from_rest_keeps_a_t_posed_wrist_in_line(scene, tmp_path):
     for t in (3, 7, 11):  # then it turns as much as the captured hand turned since its first frame
         assert _angle(wrist_world(1).T @ wrist_world(1 + t)) == pytest.approx(_angle(R[0].T @ R[t]), abs=0.05)
     assert follow_error(res, obj, mapping, align=True) < 0.03  # and the hand's shape is the capture's
+
+
+def fingertip_error(res, obj, mapping, scale, side="right"):
+    """Worst over frames of the mean distance between the target's fingertips (each finger's last
+    bone's tail) and the captured fingertips scaled to the target (``scale``), both relative to the
+    wrist, as a fraction of the captured palm (wrist to the four finger bases)."""
+    j21 = coords.points_to_blender(res.hands[side]["joints"])  # (T,21,3)
+    palm = np.mean(np.linalg.norm(j21[0, [5, 9, 13, 17]] - j21[0, 0], axis=1))
+    worst = 0.0
+    for t in range(res.num_frames):
+        bpy.context.scene.frame_set(bpy.context.scene.frame_start + t)
+        wrist = np.array(obj.pose.bones[mapping["wrist"]].head)
+        errs = [np.linalg.norm((np.array(obj.pose.bones[mapping[J.MANO_JOINT_NAMES[last]]].tail) - wrist) / scale
+                               - (j21[t, tip] - j21[t, 0])) / palm
+                for _, _, last, tip in retarget.FINGER_CHAINS.values()]
+        worst = max(worst, float(np.mean(errs)))
+    return worst
+
+
+def test_reach_fingertips_corrects_other_finger_proportions(scene, tmp_path):
+    """Issue 12.11: on rigs whose finger lengths relative to the palm differ from the captured hand's
+    (MPFB2 here, Rigify alike), copying rotations puts the fingertips a quarter of the palm away from
+    where the capture has them; 'Reach Fingertips' bends and swings each finger onto them."""
+    res = result(tmp_path)
+    obj = mpfb2_armature("default")
+    mapping = bonemaps.auto_map(obj.data.bones.keys(), "right")
+    out = retarget.retarget_result(bpy.context, obj, res, "right", mapping)
+    copied = fingertip_error(res, obj, mapping, out["scale"])
+    out = retarget.retarget_result(bpy.context, obj, res, "right", mapping, fingertips=True)
+    reached = fingertip_error(res, obj, mapping, out["scale"])
+    assert copied > 0.2 and reached < 0.05, (copied, reached)
+    # a character with the captured proportions: the tips were right already and stay so, joints too
+    other = mixamo_armature(res, name="Same")
+    mapping = bonemaps.preset_map("MIXAMO", "right")
+    out = retarget.retarget_result(bpy.context, other, res, "right", mapping, fingertips=True)
+    assert fingertip_error(res, other, mapping, out["scale"]) < 0.01
+    assert follow_error(res, other, mapping) < 0.03
