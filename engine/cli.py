@@ -216,19 +216,28 @@ def filter_native_stderr():
     except (OSError, ValueError, AttributeError):
         swapped = None
 
+    def passes(line):
+        return not NATIVE_CHATTER.match(line.decode("utf-8", "replace"))
+
     def pump():
-        pending = b""
+        pending, broken = b"", False
         while True:
             chunk = os.read(read_end, 65536)
             if not chunk:
                 break
             pending += chunk
             *lines, pending = pending.split(b"\n")
-            for line in lines:
-                if not NATIVE_CHATTER.match(line.decode("utf-8", "replace")):
-                    os.write(real, line + b"\n")
-        if pending and not NATIVE_CHATTER.match(pending.decode("utf-8", "replace")):
-            os.write(real, pending)
+            kept = b"".join(line + b"\n" for line in lines if passes(line))
+            if kept and not broken:
+                try:
+                    os.write(real, kept)
+                except OSError:  # the reader of our stderr went away: keep draining the pipe
+                    broken = True
+        if pending and passes(pending) and not broken:
+            try:
+                os.write(real, pending)
+            except OSError:
+                pass
 
     thread = threading.Thread(target=pump, daemon=True, name="native-stderr")
     thread.start()
