@@ -94,6 +94,8 @@ def parser():
     p.add_argument("--workdir", default=None,
                    help="keep the rendered clips here; a clip already there with the same scene is not rendered again")
     p.add_argument("--render-only", action="store_true", help="render the clips into --workdir and stop")
+    p.add_argument("--only", default=None, metavar="NAME[,NAME]",
+                   help="run only these clips (same scenes as in the full run): " + ", ".join(c.name for c in CLIPS))
     p.add_argument("--reuse-fits", action="store_true",
                    help="take each clip's fitted joints from --workdir when a run of the same clip left them there")
     p.add_argument("--device", default="auto")
@@ -332,10 +334,26 @@ def _same_scene(path, scene):
             d[k].shape == np.shape(v) and np.allclose(d[k], v, atol=1e-6) for k, v in scene.items())
 
 
-def _wait_for_other_render(video_path, stale_s=120.0):
-    """Another benchmark process rendering into the same --workdir: wait for its clip."""
-    partial = Path(f"{video_path}.part.mp4")
-    while not video_path.is_file() and partial.is_file() and time.time() - partial.stat().st_mtime < stale_s:
+def _alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _wait_for_other_render(video_path):
+    """Another benchmark process rendering into the same --workdir (its pid in VIDEO.lock): wait for it."""
+    lock = Path(f"{video_path}.lock")
+    while not video_path.is_file() and lock.is_file():
+        try:
+            pid = int(lock.read_text() or 0)
+        except (OSError, ValueError):
+            pid = 0
+        if pid <= 0 or pid == os.getpid() or not _alive(pid):
+            break
         time.sleep(5.0)
 
 
@@ -366,10 +384,17 @@ def render(scene_npz, video_path):
     if not RENDER_SCRIPT.is_file():
         raise EngineError(f"{RENDER_SCRIPT} is missing (the benchmark runs from a source checkout)")
     partial = f"{video_path}.part.mp4"  # a clip appears under its name only once complete
-    proc = subprocess.run([sys.executable, str(RENDER_SCRIPT), str(scene_npz), partial], capture_output=True, text=True)
-    if proc.returncode != 0 or not os.path.isfile(partial):
-        raise EngineError(f"rendering failed: {proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else proc.returncode}")
-    os.replace(partial, video_path)
+    lock = Path(f"{video_path}.lock")
+    lock.write_text(str(os.getpid()))
+    try:
+        proc = subprocess.run([sys.executable, str(RENDER_SCRIPT), str(scene_npz), partial], capture_output=True,
+                              text=True)
+        if proc.returncode != 0 or not os.path.isfile(partial):
+            lines = [ln for ln in proc.stderr.strip().splitlines() if "Warning" not in ln and "use_nodes" not in ln]
+            raise EngineError(f"rendering failed: {lines[-1] if lines else f'exit status {proc.returncode}'}")
+        os.replace(partial, video_path)
+    finally:
+        lock.unlink(missing_ok=True)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -509,9 +534,14 @@ def main(argv=None):
     work = Path(args.workdir or tempfile.mkdtemp(prefix="hmp-benchmark-"))
     work.mkdir(parents=True, exist_ok=True)
     tracks, notes = [], []  # tracks: (label, occluded, {method: metrics})
+    only = None if args.only is None else set(args.only.split(","))
+    if only is not None and not only <= {c.name for c in clips}:
+        raise EngineError(f"--only: unknown clip(s) {', '.join(sorted(only - {c.name for c in clips}))}")
     for i, clip in enumerate(clips):
         t0 = time.time()
         clip_motions = [next(motions) for _ in clip.hands]
+        if only is not None and clip.name not in only:
+            continue
         scene, truth, K_true, note = make_clip(clip, clip_motions, T, (width, height), seed=1000 + i)
         scene_path, video_path = work / f"{clip.name}.npz", work / f"{clip.name}.mp4"
         _wait_for_other_render(video_path)
