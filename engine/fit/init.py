@@ -269,23 +269,23 @@ def fit_to_2d(model, global_orient, hand_pose, betas, transl, keypoints_2d, weig
     The start pose is the prior knowledge here (nearest 3D estimate or a flat hand); the pull
     (16 per radian^2 against the 2D term's Geman-McClure px^2, whose ceiling is 40^2 per joint: a
     joint 40 px off is worth a 1-radian bend) keeps depth-ambiguous fingers from folding through the
-    palm. Translation is optimised in centimetres (see stages.TAU_UNIT).
+    palm. Translation is optimised in centimetres (see stages.TAU_SCALE).
     """
     from engine.fit.losses import keypoints_2d as loss_2d
-    from engine.fit.stages import TAU_UNIT
+    from engine.fit.losses import TRANSL_UNIT
 
     dev = _device(model)
     f = lambda a: torch.as_tensor(np.asarray(a), dtype=torch.float32, device=dev)
     go0, pose0 = f(global_orient), f(hand_pose)
     go, pose = go0.clone().requires_grad_(), pose0.clone().requires_grad_()
-    tr_v = (f(transl) / TAU_UNIT).requires_grad_()
+    tr_v = (f(transl) * TRANSL_UNIT).requires_grad_()
     b = f(np.tile(betas, (go.shape[0], 1)))
     Kt, kp, alpha = f(K), f(keypoints_2d), f(np.sqrt(np.clip(weights, 0, 1)))  # loss_2d weighs alpha^2
     opt = torch.optim.Adam([go, pose, tr_v], lr=lr)
     for _ in range(iters):
         opt.zero_grad()
-        pts = model(go, pose, b, tr_v * TAU_UNIT, vertices=False).keypoints
+        pts = model(go, pose, b, tr_v / TRANSL_UNIT, vertices=False).keypoints
         loss = loss_2d(pts, Kt, kp, alpha) + 16.0 * ((pose - pose0) ** 2).sum()
         loss.backward()
         opt.step()
-    return go.detach().cpu().numpy(), pose.detach().cpu().numpy(), (tr_v * TAU_UNIT).detach().cpu().numpy()
+    return go.detach().cpu().numpy(), pose.detach().cpu().numpy(), (tr_v / TRANSL_UNIT).detach().cpu().numpy()

@@ -1,14 +1,25 @@
 """The terms of the two-stage fit (HMP_METHOD.md section 3), each summed over frames.
 
-Units: radians for rotations, metres for translation, pixels for the 2D term, as the quantities
-come; the method gives weights but no units, and these are the natural ones of our variables
-(the authors' code instead uses a 5000 px focal length, which rescales its translations).
+Units. The method gives weights but no units, and a weight only means something in a unit. The 2D
+term is in pixels (its Geman-McClure ceiling is 40^2 px^2 per joint); read in radians and metres, the
+rotation and translation terms are 10^3 to 10^4 times smaller than any pixel residual and the table's
+weights have no effect (measured: stage I left the wrist's jitter where the per-frame estimate had
+it). The fit therefore takes rotations in **degrees** and translations in **centimetres**
+(``ROT_UNIT``, ``TRANSL_UNIT``): a 1 degree or 1 cm step of the hand costs about what a pixel-scale
+residual costs, so L_o / L_os / L_tr / L_ts act at the table's weights. The literal radian / metre
+reading stays available (``FitOptions(units="rad-m")``); docs/benchmarks.md has both measured.
+
+Every function takes plain tensors and returns a scalar (the sum over frames and joints).
 """
+
+import math
 
 import roma
 import torch
 
 GM_SCALE = 40.0  # Geman-McClure scale in pixels (the authors' code)
+UNITS = {"deg-cm": (180.0 / math.pi, 100.0), "rad-m": (1.0, 1.0)}  # rotation, translation scale factors
+ROT_UNIT, TRANSL_UNIT = UNITS["deg-cm"]
 
 
 def geodesic_sq(rotvec_a, rotvec_b):
@@ -17,26 +28,34 @@ def geodesic_sq(rotvec_a, rotvec_b):
     return roma.rotmat_geodesic_distance(Ra, Rb, clamping=1.0 - 1e-6) ** 2
 
 
-def orient_data(phi, phi_hat):
-    """L_o = sum_t g(Phi_t, Phi^_t)^2."""
-    return geodesic_sq(phi, phi_hat).sum()
+def orient_data(phi, phi_hat, rot_unit=1.0):
+    """L_o = sum_t g(Phi_t, Phi^_t)^2, in rot_unit^2 (phi, phi_hat (T,3) axis-angle, radians)."""
+    return geodesic_sq(phi, phi_hat).sum() * rot_unit ** 2
 
 
-def transl_data(tau, tau_hat):
-    """L_tr = sum_t ||tau_t - tau^_t||^2."""
-    return ((tau - tau_hat) ** 2).sum()
+def transl_data(tau, tau_hat, transl_unit=1.0):
+    """L_tr = sum_t ||tau_t - tau^_t||^2, in transl_unit^2 (tau, tau_hat (T,3) metres)."""
+    return ((tau - tau_hat) ** 2).sum() * transl_unit ** 2
 
 
-def orient_smooth(phi, frame_mask=None):
-    """L_os = sum_t g(Phi_{t+1}, Phi_t)^2 (pairs inside one sequence: frame_mask (T-1,) bool)."""
-    d = geodesic_sq(phi[1:], phi[:-1])
-    return (d if frame_mask is None else d * frame_mask).sum()
+def orient_smooth(phi, rot_unit=1.0):
+    """L_os = sum_t g(Phi_{t+1}, Phi_t)^2, in rot_unit^2."""
+    return geodesic_sq(phi[1:], phi[:-1]).sum() * rot_unit ** 2
 
 
-def transl_smooth(tau, frame_mask=None):
-    """L_ts = sum_t ||tau_{t+1} - tau_t||^2."""
-    d = ((tau[1:] - tau[:-1]) ** 2).sum(-1)
-    return (d if frame_mask is None else d * frame_mask).sum()
+def transl_smooth(tau, transl_unit=1.0):
+    """L_ts = sum_t ||tau_{t+1} - tau_t||^2, in transl_unit^2."""
+    return ((tau[1:] - tau[:-1]) ** 2).sum() * transl_unit ** 2
+
+
+def residual_size(delta, rot_unit=1.0):
+    """sum_t sum_j ||delta_tj||^2 of per-frame joint rotation residuals delta (T,45), in rot_unit^2."""
+    return (delta ** 2).sum() * rot_unit ** 2
+
+
+def residual_smooth(delta, rot_unit=1.0):
+    """sum_t ||delta_{t+1} - delta_t||^2 of residuals delta (T,45), in rot_unit^2."""
+    return ((delta[1:] - delta[:-1]) ** 2).sum() * rot_unit ** 2
 
 
 def shape_reg(betas):

@@ -8,40 +8,52 @@ are both the starting point and the hatted targets. Stage I optimises the global
 translation tau and the shape beta with the finger pose held at the estimate; stage II adds one
 latent z of the motion prior per window, the finger pose being the prior's decoding of z.
 
-Stage II's global rotation (``root_motion``): "free" keeps Phi_t per frame, as the method's table has
-it; its only rotation terms, L_o and L_os (rad^2), barely resist the 2D term (pixels), so it stays
-jittery (RA-ACC 12.2 mm/frame^2 on the rendered benchmark). "prior" makes Phi_t one base rotation per
-window turned by the prior's decoded root motion, as NeMF decodes root orientation: smooth (6.9) but
-it drifts where the hand is hard to see, with z held by L_MP (back-of-hand clips: RA-MPJPE 48 vs 31
-per frame). "filtered" (the default) is "free" followed by the One Euro filter on Phi (the standard
-smoother of hand trackers, the "+ One Euro" baseline's setting, not tuned on the benchmark), run
-forwards and backwards over the clip so that it does not lag: RA-ACC 6.3, RA-MPJPE 28.6 vs 33.9 for
-"prior", PA-MPJPE 6.85 vs 7.06; on 300 frames of held-out real motion (benchmarks/bench_fit.py)
-2.86 / 4.29 / 1.15 vs "prior"'s 3.55 / 5.25 / 1.51 (docs/benchmarks.md).
+| stage | variables                 | losses and weights                                             |
+| I     | Phi, tau, beta            | L_o 3, L_tr 1, L_os 1, L_ts 5, L_beta 3, L_2D 0.05              |
+| II    | Phi, tau, beta, z (+delta)| L_o 2, L_tr 1, L_os 1, L_beta 10, L_2D 0.05, L_MP 300 (+ L_ts 5, |
+|       |                           | residual size 0.02, residual smoothness 1)                     |
 
-| stage | variables           | losses and weights                                          |
-| I     | Phi, tau, beta      | L_o 3, L_tr 1, L_os 1, L_ts 5, L_beta 3, L_2D 0.05           |
-| II    | Phi, tau, beta, z   | L_o 2, L_tr 1, L_os 1, L_beta 10, L_2D 0.05, L_MP 300        |
+Where this departs from the table as written, and why (each measured in docs/benchmarks.md, on the
+rendered benchmark whose hand and motion the prior has never seen and on real footage; the literal
+form is ``FitOptions.literal()``):
 
-L_beta is counted once per frame (``shape_reg_per_frame``, see FitOptions): the table's other terms
-are sums over frames, and a once-per-clip shape term would lose its weight on long clips.
+1. Units (``units``): rotations in degrees, translations in centimetres (engine.fit.losses). In
+   radians and metres the rotation and translation terms are thousands of times smaller than the
+   pixel term and the table's weights do nothing: stage I left the wrist as jittery as per frame.
+2. Stage II keeps translation smoothness (L_ts at stage I's weight): the table drops it, and without
+   it stage II moved the whole hand more than the per-frame estimate did.
+3. Finger residual (``finger_residual``): stage II's finger pose is the prior's decoding D(z)
+   composed, per frame and joint, with a small rotation delta_t, penalised by its size (0.02 per
+   degree^2) and its frame-to-frame change (1 per degree^2, L_os's weight). A prior trained on
+   little open data cannot reach every real pose; without delta stage II pulled the fingertips
+   away from confident detections (2-3x the per-frame distance on real clips). With it the prior
+   still sets the motion (delta is cheap only where the detections insist, and smooth), and the
+   fingers stay where they are seen. A 10 degree residual costs about what a 10 px error of one
+   keypoint costs in L_2D, so confident detections win and noisy ones do not.
+4. L_MP per window (``prior_per_window``): each window's term counts for the share of a window's
+   frames it covers, so the prior keeps its weight as the clip grows (the other terms are sums over
+   frames). Read as one mean over windows, its weight fell with the clip's length.
+5. L_beta per frame (``shape_reg_per_frame``), for the same reason.
+6. Stage II's global rotation (``root_motion``): "filtered" (default) is per frame, as in the table,
+   then a zero-lag (forward-backward) One Euro filter, the standard smoother of hand trackers;
+   "free" is the table's per-frame rotation alone; "prior" is one base rotation per window turned
+   by the prior's decoded root motion, as NeMF decodes root orientation (it drifts where the hand
+   is hard to see).
+
+L_MP has two forms. ``prior_term="posterior"`` is the poster's -log N(z; mu(theta), sigma(theta)),
+(mu, sigma) the encoder's posterior of the current pose sequence theta = D(z), differentiated
+through all of it. ``prior_term="unit"`` (default) is the authors' code's mean(z^2): with a prior
+trained on open data far smaller than AMASS, the posterior term held z so tightly that stage II
+lost finger accuracy (docs/benchmarks.md). z starts at the encoder's mean for the per-frame poses.
 
 Adam at lr 0.05 with a step schedule (x0.5 at 60 % and 85 % of the iterations) and gradient
 clipping (norm 1), as the authors' code; iterations and an early stop on a flat loss are options.
-L_MP has two forms. ``prior_term="posterior"`` is the poster's -log N(z; mu(theta), sigma(theta)),
-(mu, sigma) the encoder's posterior of the current pose sequence theta = D(z), differentiated
-through all of it. ``prior_term="unit"`` is the authors' code's mean(z^2). The default is "unit", a
-measured choice: with the shipped prior (trained on ~80 s of open Leap Motion data, held-out
-reconstruction 5.4 mm) the posterior term at weight 300 ties z to the encoder's mean so tightly
-that stage II loses finger accuracy (PA-MPJPE 6.1 mm vs 3.4 mm with "unit" and 3.9 mm per-frame on
-a held-out real motion; tests/test_fit.py, docs/benchmarks.md); variants that hold (mu, sigma)
-constant or take them from the per-frame poses measured worse still. With a prior trained on AMASS
-the poster's term is one option away. z starts at the encoder's mean for the per-frame poses.
 
 Long clips are cut into chunks of at most ``chunk_frames`` frames that overlap by one prior window
-and are blended like windows, so memory is bounded by the chunk, not the clip; the shape found on
-the first chunk is kept for the others (one shape per hand per clip). Inside a chunk all windows are
-optimised as one batch (a GPU stays busy). Left hands go through the right-hand prior mirrored.
+and are cross-faded (rotations as quaternions, ``windows.crossfade_chunks``), so memory is bounded
+by the chunk, not the clip; the shape found on the first chunk is kept for the others (one shape per
+hand per clip). Inside a chunk all windows are optimised as one batch (a GPU stays busy). Left hands
+go through the right-hand prior mirrored.
 
 A stage that ends with a non-finite or larger loss than it started with (divergence) is undone for
 its chunk: the previous stage's values are kept and a warning says so. No NaN ever leaves.
@@ -54,10 +66,14 @@ import torch
 
 from engine.fit import losses as L
 from engine.fit.baselines import one_euro_rotations_zero_phase
-from engine.fit.windows import blend_rotations, layout, resample_windows
+from engine.fit.windows import blend_rotations, crossfade_chunks, layout, resample_windows
 
+# The method's table. Stage II adds two terms that the table does not have (see the module docstring):
+# "ts" (translation smoothness, stage I's weight) and, with finger_residual, "res" / "res_s" (the size
+# and the smoothness of the per-frame finger residual).
 STAGE1_WEIGHTS = {"o": 3.0, "tr": 1.0, "os": 1.0, "ts": 5.0, "beta": 3.0, "2d": 0.05}
 STAGE2_WEIGHTS = {"o": 2.0, "tr": 1.0, "os": 1.0, "beta": 10.0, "2d": 0.05, "mp": 300.0}
+STAGE2_ADDED = {"ts": 5.0, "res": 0.02, "res_s": 1.0}
 ROOT_MOTIONS = ("prior", "free", "filtered")
 
 
@@ -76,25 +92,49 @@ class FitOptions:
     # stage II's global rotation: "prior" through the prior's root channel (one base rotation per
     # window), "free" per frame (the method's table), "filtered" per frame then a One Euro filter
     root_motion: str = "filtered"
+    # units of the rotation / translation terms (engine.fit.losses): "deg-cm" (default, where the
+    # table's weights act) or "rad-m" (the literal reading, where they have no effect)
+    units: str = "deg-cm"
+    # stage II fingers = the prior's decoding composed with a per-frame residual rotation per joint,
+    # kept small and smooth ("res", "res_s"): the fingers reach confident detections the prior cannot
+    # explain. False = the fingers are the decoding alone (the method as written).
+    finger_residual: bool = True
+    # L_MP counted per window's worth of frames (each window's term times the share of a window's
+    # frames it covers), so that its weight does not fall as the clip grows while the other terms
+    # are sums over frames. False = one mean over the clip's windows (the authors' code).
+    prior_per_window: bool = True
     # L_beta counted once per frame (x T) rather than once per clip. The table's terms are sums over
     # frames except L_beta (one shape per clip), so read literally the shape's weight shrinks as a
     # clip grows: on 300 frames of known motion stage I then bends the shape to absorb the per-frame
-    # poses' errors (PA-MPJPE 3.75 -> 9.1 mm, RA-MPJPE 4.5 -> 20 mm; stage II 5.9 / 18.4 mm). Scaling
-    # L_beta by T is the same balance as taking every per-frame term as a mean over frames, as fitting
-    # codes commonly do (Adam is blind to the loss's overall scale); it gives stage I 3.77 / 4.5 mm and
-    # stage II 3.55 / 5.3 mm on that clip (benchmarks/bench_fit.py). False = the literal sums.
+    # poses' errors. Scaling L_beta by T is the same balance as taking every per-frame term as a mean
+    # over frames, as fitting codes commonly do (docs/benchmarks.md). False = the literal sums.
     shape_reg_per_frame: bool = True
     clip_grad: float = 1.0
     weights1: dict = field(default_factory=lambda: dict(STAGE1_WEIGHTS))
-    weights2: dict = field(default_factory=lambda: dict(STAGE2_WEIGHTS))
+    weights2: dict = field(default_factory=lambda: {**STAGE2_WEIGHTS, **STAGE2_ADDED})
 
     def __post_init__(self):
         if self.root_motion not in ROOT_MOTIONS:
             raise ValueError(f"root_motion must be one of {ROOT_MOTIONS}, got {self.root_motion!r}")
+        if self.units not in L.UNITS:
+            raise ValueError(f"units must be one of {tuple(L.UNITS)}, got {self.units!r}")
+
+    @classmethod
+    def literal(cls, **changes):
+        """The method's table read literally: radians and metres, no stage II translation smoothness,
+        fingers from the prior alone, L_MP as one mean over windows, per-frame rotation in stage II."""
+        base = dict(units="rad-m", finger_residual=False, prior_per_window=False, root_motion="free",
+                    weights2=dict(STAGE2_WEIGHTS))
+        return cls(**{**base, **changes})
 
     @property
     def root_from_prior(self):
         return self.root_motion == "prior"
+
+    @property
+    def unit_scales(self):
+        """(rotation, translation) factors of the loss terms: degrees per radian, cm per metre."""
+        return L.UNITS[self.units]
 
 
 def _t(x, device, dtype=torch.float32):
@@ -104,7 +144,7 @@ def _t(x, device, dtype=torch.float32):
 class _Chunk:
     """One chunk of frames: targets and the forward pass shared by both stages."""
 
-    def __init__(self, model, init, kp2d, alpha, K, sl, device):
+    def __init__(self, model, init, kp2d, alpha, K, sl, device, options):
         self.model, self.device = model, device
         self.phi_hat = _t(init["global_orient"][sl], device)
         self.tau_hat = _t(init["transl"][sl], device)
@@ -113,13 +153,16 @@ class _Chunk:
         self.alpha = _t(alpha[sl], device)
         self.K = _t(K, device)
         self.T = self.phi_hat.shape[0]
+        self.rot_unit, self.transl_unit = options.unit_scales
 
     def keypoints(self, phi, pose, beta, tau):
         return self.model(phi, pose, beta, tau, vertices=False).keypoints
 
     def data_terms(self, phi, pose, beta, tau):
-        return {"o": L.orient_data(phi, self.phi_hat), "tr": L.transl_data(tau, self.tau_hat),
-                "os": L.orient_smooth(phi), "ts": L.transl_smooth(tau), "beta": L.shape_reg(beta),
+        """The table's terms (engine.fit.losses) at these values: {name: scalar tensor}."""
+        ru, tu = self.rot_unit, self.transl_unit
+        return {"o": L.orient_data(phi, self.phi_hat, ru), "tr": L.transl_data(tau, self.tau_hat, tu),
+                "os": L.orient_smooth(phi, ru), "ts": L.transl_smooth(tau, tu), "beta": L.shape_reg(beta),
                 "2d": L.keypoints_2d(self.keypoints(phi, pose, beta, tau), self.K, self.kp, self.alpha)}
 
 
@@ -165,10 +208,10 @@ def _optimise(params, closure, iters, options, reporter=None):
     return last is not None and last <= first * (1 + 1e-3) + 1e-9, best[0]
 
 
-# Translation is optimised in centimetres (tau = TAU_UNIT * variable): Adam's step is about lr per
+# Translation is optimised in centimetres (tau = variable / TRANSL_UNIT): Adam's step is about lr per
 # variable, and 0.05 m (5 cm) per step would throw the hand around; 0.05 cm is the scale of the
-# rotations' 0.05 rad (3 degrees). A change of variable only: the losses are as in the table.
-TAU_UNIT = 0.01
+# rotations' 0.05 rad (3 degrees). A change of variable only, whatever the units of the loss terms.
+TAU_SCALE = L.TRANSL_UNIT
 
 
 def _weights(weights, T, options):
@@ -181,17 +224,17 @@ def _weights(weights, T, options):
 
 def _stage1(chunk, beta0, fit_beta, options, reporter):
     phi = chunk.phi_hat.clone().requires_grad_(True)
-    tau_v = (chunk.tau_hat / TAU_UNIT).requires_grad_(True)
+    tau_v = (chunk.tau_hat * TAU_SCALE).requires_grad_(True)
     beta = beta0.clone().requires_grad_(fit_beta)
     w = _weights(options.weights1, chunk.T, options)
 
     def closure():
-        terms = chunk.data_terms(phi, chunk.pose_hat, beta, tau_v * TAU_UNIT)
+        terms = chunk.data_terms(phi, chunk.pose_hat, beta, tau_v / TAU_SCALE)
         return sum(w[k] * terms[k] for k in w)
 
     params = [phi, tau_v] + ([beta] if fit_beta else [])
     ok, _ = _optimise(params, closure, options.iters_stage1, options, reporter)
-    return phi.detach(), (tau_v * TAU_UNIT).detach(), beta.detach(), ok
+    return phi.detach(), (tau_v / TAU_SCALE).detach(), beta.detach(), ok
 
 
 def _stage2(chunk, prior, phi0, tau0, beta0, fps, fit_beta, options, reporter):
@@ -217,16 +260,23 @@ def _stage2(chunk, prior, phi0, tau0, beta0, fps, fit_beta, options, reporter):
         phi_w = phi0[torch.as_tensor(lay.starts, device=device)].clone().requires_grad_(True)
     else:
         phi = phi0.clone().requires_grad_(True)
-    tau_v = (tau0 / TAU_UNIT).requires_grad_(True)
+    tau_v = (tau0 * TAU_SCALE).requires_grad_(True)
     beta = beta0.clone().requires_grad_(fit_beta)
+    delta = torch.zeros(chunk.T, 45, device=device, requires_grad=options.finger_residual)
     w = _weights(options.weights2, chunk.T, options)
+    if not options.finger_residual:
+        w = {k: v for k, v in w.items() if k not in ("res", "res_s")}
     reference = chunk.pose_hat.reshape(chunk.T, 15, 3)
+    # each window's share of a window's worth of frames (its blend weights sum to that many frames)
+    cover = lay.weight.sum(1) / lay.length if options.prior_per_window else None  # (W,)
 
     def decoded(z_):
         """Blended finger poses (T,45) and, with root_from_prior, global rotations (T,3)."""
         rot = prior.decode_rot(z_, lay.times)  # (W,n,16,3,3) in the prior's (right-hand) space
         fingers = to_prior(roma.rotmat_to_rotvec(rot[:, :, 1:]).reshape(W, n, 45))
         pose = blend_rotations(fingers.reshape(W, n, 15, 3), lay, chunk.T, reference).reshape(chunk.T, 45)
+        if options.finger_residual:  # R_j = D(z)_j exp(delta_j), per joint in its parent's frame
+            pose = roma.rotvec_composition([pose.reshape(-1, 3), delta.reshape(-1, 3)]).reshape(chunk.T, 45)
         if not options.root_from_prior:
             return pose, phi
         turn = rot[:, :1, 0].transpose(-1, -2) @ rot[:, :, 0]  # (W,n,3,3) relative to the window start
@@ -235,23 +285,32 @@ def _stage2(chunk, prior, phi0, tau0, beta0, fps, fit_beta, options, reporter):
         phi_t = blend_rotations(roma.rotmat_to_rotvec(orient)[:, :, None], lay, chunk.T, phi0[:, None])[:, 0]
         return pose, phi_t
 
-    def closure():
-        pose, phi_t = decoded(z)
-        terms = chunk.data_terms(phi_t, pose, beta, tau_v * TAU_UNIT)
-        terms.pop("ts")  # stage II has no translation smoothness term in the method's table
+    def prior_term():
         if options.prior_term == "unit":
-            terms["mp"] = (z ** 2).mean()
+            per_window = (z ** 2).mean(-1)  # (W,)
         else:  # the poster's -log N(z; mu(theta), sigma(theta)), theta = D(z) the current poses
             mu, sigma = prior.encode(prior.decode(z, prior_times))
-            terms["mp"] = prior.neg_log_likelihood(z, mu, sigma).sum()
+            per_window = prior.neg_log_likelihood(z, mu, sigma)
+        if cover is not None:
+            return (per_window * cover).sum()
+        return per_window.mean() if options.prior_term == "unit" else per_window.sum()
+
+    def closure():
+        pose, phi_t = decoded(z)
+        terms = chunk.data_terms(phi_t, pose, beta, tau_v / TAU_SCALE)
+        terms["mp"] = prior_term()
+        if options.finger_residual:
+            terms["res"] = L.residual_size(delta, chunk.rot_unit)
+            terms["res_s"] = L.residual_smooth(delta, chunk.rot_unit)
         return sum(w[k] * terms[k] for k in w)
 
     params = [phi_w if options.root_from_prior else phi, tau_v, z] + ([beta] if fit_beta else [])
+    params += [delta] if options.finger_residual else []
     ok, _ = _optimise(params, closure, options.iters_stage2, options, reporter)
     with torch.no_grad():
         pose, phi_t = decoded(z)
     ok = ok and bool(torch.isfinite(pose).all()) and bool(torch.isfinite(phi_t).all())
-    return phi_t.detach(), (tau_v * TAU_UNIT).detach(), beta.detach(), pose.detach(), ok
+    return phi_t.detach(), (tau_v / TAU_SCALE).detach(), beta.detach(), pose.detach(), ok
 
 
 def _chunks(T, size, overlap):
@@ -281,7 +340,7 @@ def fit_sequence(model, prior, init, keypoints_2d, confidence, K, fps, stages=2,
         raise ValueError("stage II needs a motion prior")
     window_frames = int(np.floor((prior.window - 1) / prior.fps * fps)) + 1 if prior is not None else 64
     spans = _chunks(T, max(options.chunk_frames, 2 * window_frames), window_frames)
-    chunks = [_Chunk(model, init, kp2d, alpha, K, slice(a, b), device) for a, b in spans]
+    chunks = [_Chunk(model, init, kp2d, alpha, K, slice(a, b), device, options) for a, b in spans]
     has_data = [bool(alpha[a:b].any()) for a, b in spans]
     for (a, b), ok in zip(spans, has_data):
         if not ok:
@@ -320,21 +379,7 @@ def fit_sequence(model, prior, init, keypoints_2d, confidence, K, fps, stages=2,
                                   "hand_pose": pose2.cpu().numpy()}
                 else:
                     warnings.append(f"frames {a}-{b - 1}: stage II diverged; kept stage I there")
-    # chunk overlaps: linear cross-fade
-    blend_w = np.zeros(T)
-    acc = {k: np.zeros_like(v) for k, v in out.items()}
-    for k, (a, b) in enumerate(spans):
-        ramp = np.ones(b - a)
-        ov = min(window_frames, b - a)
-        if k > 0:
-            ramp[:ov] = np.linspace(0, 1, ov + 2)[1:-1]
-        if k < len(spans) - 1:
-            ramp[-ov:] = np.minimum(ramp[-ov:], np.linspace(1, 0, ov + 2)[1:-1])
-        for key in acc:
-            acc[key][a:b] += ramp.reshape(-1, *([1] * (acc[key].ndim - 1))) * results[k][key]
-        blend_w[a:b] += ramp
-    for key in out:  # overlaps are short and close: a weighted mean of axis-angles is adequate there
-        out[key] = acc[key] / blend_w.reshape(-1, *([1] * (acc[key].ndim - 1)))
+    out.update(crossfade_chunks(spans, results, T, window_frames))
     out["betas"] = beta.cpu().numpy().astype(np.float64)
     if stages >= 2 and options.root_motion == "filtered":  # per-frame Phi, then the One Euro filter
         out["global_orient"] = one_euro_rotations_zero_phase(out["global_orient"], fps)

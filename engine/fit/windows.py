@@ -68,11 +68,6 @@ def blend_rotations(rotvecs, lay, T, reference):
     return roma.unitquat_to_rotvec(roma.quat_normalize(acc))
 
 
-def gather_windows(values, lay, pad_with_last=True):
-    """values (T,...) -> (W,n,...) per window slot (slots past the clip's end repeat the last frame)."""
-    return values[lay.frame_index]
-
-
 def resample_windows(values, lay, fps, prior_window, prior_fps):
     """Per window, rotations (T,J*3) resampled from clip frames to the prior's frames: (W,prior_window,J*3).
 
@@ -90,3 +85,42 @@ def resample_windows(values, lay, fps, prior_window, prior_fps):
     q1 = torch.where((q0 * q1).sum(-1, keepdim=True) < 0, -q1, q1)
     out = roma.quat_normalize((1 - w) * q0 + w * q1)
     return roma.unitquat_to_rotvec(out).reshape(*pos.shape, -1)
+
+
+def crossfade_chunks(spans, results, T, overlap):
+    """Blend per-chunk results over a clip of T frames.
+
+    spans: [(a, b)] chunk frame ranges that overlap by up to ``overlap`` frames; results: per chunk a
+    dict with ``global_orient (b-a,3)``, ``hand_pose (b-a,45)`` (axis-angle) and ``transl (b-a,3)``.
+    Inside an overlap the weights ramp linearly from one chunk to the next. Rotations are blended as
+    sign-aligned unit quaternions (a normalised weighted mean: exact at the ramp's ends, on the short
+    arc between them, correct at any angle, where a mean of axis-angle vectors is not); translation
+    linearly. Returns the blended dict (T,...) as float64 numpy arrays.
+    """
+    weights = np.zeros((len(spans), T))
+    for k, (a, b) in enumerate(spans):
+        ramp = np.ones(b - a)
+        ov = min(overlap, b - a)
+        if k > 0:
+            ramp[:ov] = np.linspace(0, 1, ov + 2)[1:-1]
+        if k < len(spans) - 1:
+            ramp[-ov:] = np.minimum(ramp[-ov:], np.linspace(1, 0, ov + 2)[1:-1])
+        weights[k, a:b] = ramp
+    weights /= weights.sum(0, keepdims=True)
+    out = {"transl": np.zeros((T, 3))}
+    for k, (a, b) in enumerate(spans):
+        out["transl"][a:b] += weights[k, a:b, None] * np.asarray(results[k]["transl"], np.float64)
+    for key in ("global_orient", "hand_pose"):
+        acc = torch.zeros(T, np.asarray(results[0][key]).shape[-1] // 3, 4, dtype=torch.float64)
+        first = torch.zeros_like(acc)  # the first chunk's quaternion at each frame: the sign reference
+        seen = torch.zeros(T, dtype=torch.bool)
+        for k, (a, b) in enumerate(spans):
+            rv = torch.as_tensor(np.asarray(results[k][key], np.float64)).reshape(b - a, -1, 3)
+            q = roma.rotvec_to_unitquat(rv)
+            new = ~seen[a:b]
+            first[a:b][new] = q[new]
+            seen[a:b] = True
+            sign = torch.where((q * first[a:b]).sum(-1, keepdim=True) < 0, -1.0, 1.0)
+            acc[a:b] += torch.as_tensor(weights[k, a:b])[:, None, None] * q * sign
+        out[key] = roma.unitquat_to_rotvec(roma.quat_normalize(acc)).reshape(T, -1).numpy()
+    return out
