@@ -6,6 +6,7 @@ Commands
   benchmark     ground-truth benchmark on rendered clips (engine.benchmark)
   evaluate      metrics on HO3D-v3 / DexYCB (engine.evaluate)
   batch         many videos -> one result each, on Ray: this machine or a cluster (engine.batch)
+  report        how results sit on footage without truth: distance to detections, jitter (engine.report)
 
 Every failure the user can act on is an ``EngineError``: one line ``error: ...`` on stderr (or a
 jsonl ``error`` event with ``--progress jsonl``) and exit code 2, never a traceback and never a
@@ -32,6 +33,7 @@ DELEGATED = {
     "benchmark": "engine.benchmark",
     "evaluate": "engine.evaluate",
     "batch": "engine.batch",
+    "report": "engine.report",
 }
 QUALITY = ("draft", "balanced", "best")
 

@@ -1,0 +1,117 @@
+"""Real footage, per stage: how the fit sits on the detections it was made from (no ground truth).
+
+    .venv/bin/python benchmarks/bench_real.py [CLIP[:hands] ...] [--quality balanced] [--threads 2]
+        [--set KEY=VALUE ...]   # FitOptions overrides, e.g. --set prior_weighting=literal
+
+Default clips: the bundled demo clip, tests/data/asl_hand_50.mp4 and the two-hand test clip when
+present. Each clip is detected once (the detection cache), then the per-frame estimate, stage I and
+stage II run in process, and ``engine.report.hand_report`` measures each against the raw detections:
+distance to confident detections (all joints, fingertips, wrist), image-space acceleration against the
+raw detections', camera-space wrist and root-relative acceleration. The last lines check the targets of
+issue 11: stage II's distance <= 1.2x the per-frame estimate's, image acceleration <= 0.6x the raw
+detections', camera-space wrist acceleration <= 0.5x the per-frame estimate's.
+"""
+
+import argparse
+import ast
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+DEFAULT_CLIPS = ["demo/human_hand_video.mp4:right", "tests/data/asl_hand_50.mp4:right",
+                 "tests/data/two_hands.mp4:both"]
+
+
+def run_clip(path, hands, quality, overrides, device="cpu"):
+    from engine import result as R
+    from engine.capture import QUALITY_PRESETS
+    from engine.fit.init import per_frame_estimate
+    from engine.fit.stages import FitOptions, fit_sequence
+    from engine.hand_model import load_hand_model
+    from engine.keypoints import KeypointOptions, detect_hands
+    from engine.prior import load_prior
+    from engine.report import hand_report
+    from engine.video import guess_intrinsics, open_video
+
+    preset = QUALITY_PRESETS[quality]
+    video = open_video(path)
+    K = np.asarray(guess_intrinsics(video.width, video.height), np.float64)
+    sides = ("right", "left") if hands == "both" else (hands,)
+    tracks = detect_hands(video, sides=sides, options=KeypointOptions(views=preset["views"]))
+    prior = load_prior(device=device)
+    rows = {}
+    for side, track in tracks.items():
+        if track is None or not np.any(track.source != R.SOURCE_NONE):
+            continue
+        model = load_hand_model(side, device=device)
+        t0 = time.time()
+        est = per_frame_estimate(model, track, K, video.fps)
+        times = {"per-frame": time.time() - t0}
+        fig = {"per-frame": hand_report(est["joints"], est["keypoints_2d"], est["confidence"],
+                                        est["keypoint_source"], est["valid"], K)}
+        for stages, name in ((1, "stage I"), (2, "stage II")):
+            opts = FitOptions(iters_stage1=preset["iters"][0], iters_stage2=preset["iters"][1], **overrides)
+            t0 = time.time()
+            out, warnings = fit_sequence(model, prior, est, est["keypoints_2d"], est["confidence"], K, video.fps,
+                                         stages=stages, options=opts)
+            times[name] = time.time() - t0
+            fig[name] = hand_report(out["joints"], est["keypoints_2d"], est["confidence"],
+                                    est["keypoint_source"], est["valid"], K)
+            for w in warnings:
+                print(f"  {side} {name}: {w}")
+        rows[side] = (fig, times)
+    return rows
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("clips", nargs="*", help="VIDEO[:right|left|both] (default: the repository's real clips)")
+    ap.add_argument("--quality", default="balanced", choices=("draft", "balanced", "best"))
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="FitOptions override")
+    args = ap.parse_args(argv)
+
+    import torch
+
+    from engine.report import table
+
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    overrides = {}
+    for item in args.set:
+        key, _, value = item.partition("=")
+        try:
+            overrides[key] = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            overrides[key] = value
+    clips = args.clips or [c for c in DEFAULT_CLIPS if (ROOT / c.split(":")[0]).is_file()]
+    checks = []
+    for spec in clips:
+        path, _, hands = spec.partition(":")
+        path = str(ROOT / path) if not Path(path).is_absolute() and (ROOT / path).is_file() else path
+        rows = run_clip(path, hands or "right", args.quality, overrides)
+        for side, (fig, times) in rows.items():
+            raw = dict(fig["per-frame"])
+            print(f"\n{Path(path).name}, {side} hand ({fig['per-frame']['detected']}/{fig['per-frame']['frames']} "
+                  f"frames detected; fit seconds: " + ", ".join(f"{k} {v:.1f}" for k, v in times.items()) + ")\n")
+            print(table([(name, f) for name, f in fig.items()]))
+            s2, pf = fig["stage II"], fig["per-frame"]
+            checks.append((f"{Path(path).name} {side}", s2["dist_px"] / pf["dist_px"],
+                           s2["img_acc_px"] / raw["raw_acc_px"], s2["wrist_acc_mm"] / pf["wrist_acc_mm"],
+                           fig["stage I"]["wrist_acc_mm"] / pf["wrist_acc_mm"]))
+    print("\nTargets (issue 11): stage II distance <= 1.2x per-frame; image acc <= 0.6x raw detections; "
+          "camera wrist acc <= 0.5x per-frame")
+    for name, d, a, w, w1 in checks:
+        ok = "met" if d <= 1.2 and a <= 0.6 and w <= 0.5 else "NOT met"
+        print(f"- {name}: distance {d:.2f}x, image acc {a:.2f}x raw, wrist acc {w:.2f}x "
+              f"(stage I {w1:.2f}x): {ok}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
