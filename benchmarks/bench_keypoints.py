@@ -1,9 +1,14 @@
-"""Keypoint front end speed on CPU: plain MediaPipe tracking vs + per-joint confidence (N = 4, 8).
+"""Keypoint front end: frames kept against plain MediaPipe, and speed on CPU.
 
-    .venv/bin/python benchmarks/bench_keypoints.py [--frames 300]
+    .venv/bin/python benchmarks/bench_keypoints.py [--frames 300] [--views 4] [--skip-speed] [--clips A.mp4 ...]
 
-One run, on the bundled demo clip (1280x720), detection cache off. Prints frames per second and the
-cost of each setting as a ratio to the plain tracked pass (the issue's target: N = 8 at most 10x).
+1. Frames kept, per clip (default: the bundled demo clip and the real clips in tests/data): plain
+   ``mediapipe.solutions.hands.Hands(static_image_mode=False, max_num_hands=2)`` on every frame
+   (frames with any hand; with a hand it labels right / left) against the front end
+   (``detect_hands``, both hands, ``--views`` augmented views, gap retries on): frames kept as
+   MediaPipe per side, frames filled on the tracked crop, and what was set aside and why.
+2. Speed, on the demo clip (its first ``--frames`` frames, detection cache off): plain MediaPipe
+   tracking vs + per-joint confidence (N = 4, 8), frames per second and the ratio to the plain pass.
 """
 
 import argparse
@@ -11,20 +16,63 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+CLIPS = [ROOT / "demo" / "human_hand_video.mp4", ROOT / "tests" / "data" / "hand_short.mp4",
+         ROOT / "tests" / "data" / "asl_hand_50.mp4", ROOT / "tests" / "data" / "squats_two_hands.mp4"]
 
 
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--video", default=str(ROOT / "demo" / "human_hand_video.mp4"))
-    ap.add_argument("--frames", type=int, default=300)
-    args = ap.parse_args()
+def plain_mediapipe(video):
+    """Frames where plain MediaPipe finds any hand, and a hand it labels right / left (un-mirrored)."""
+    import mediapipe as mp
+
+    from engine.keypoints.detector import LABEL_TO_SIDE
+
+    found = {"any": 0, "right": 0, "left": 0}
+    with mp.solutions.hands.Hands(static_image_mode=False, max_num_hands=2) as hands:
+        for _, rgb in video.frames():
+            res = hands.process(np.ascontiguousarray(rgb))
+            labels = {LABEL_TO_SIDE[h.classification[0].label] for h in (res.multi_handedness or [])}
+            found["any"] += bool(labels)
+            for side in labels:
+                found[side] += 1
+    return found
+
+
+def frames_kept(clips, views):
+    from engine import result as R
     from engine.keypoints import KeypointOptions, detect_hands
     from engine.video import open_video
 
-    video = open_video(args.video)
-    end = min(args.frames, video.num_frames)
+    print(f"frames kept (front end: both hands, views = {views}, gap retries on)")
+    print(f"{'clip':24s} {'frames':>6s} {'plain: any':>10s} {'R':>4s} {'L':>4s} | {'kept: any':>9s} {'R':>4s} {'L':>4s} "
+          f"{'crop R':>6s} {'crop L':>6s} | set aside / notes")
+    for clip in clips:
+        video = open_video(clip)
+        plain = plain_mediapipe(video)
+        tracks = detect_hands(video, sides=("right", "left"), options=KeypointOptions(views=views, use_cache=False))
+        right, left = tracks["right"], tracks["left"]
+        kept_any = int(((right.source == R.SOURCE_MEDIAPIPE) | (left.source == R.SOURCE_MEDIAPIPE)).sum())
+        notes = []
+        for side, t in tracks.items():
+            st = t.stats
+            for key, what in (("duplicate_frames", "duplicate"), ("nested_frames", "nested"),
+                              ("extra_hand_frames", "third hand"), ("low_confidence_frames", "views in doubt, kept")):
+                if st[key]:
+                    notes.append(f"{side[0].upper()} {st[key]} {what}")
+        print(f"{Path(clip).name:24s} {len(right.source):6d} {plain['any']:10d} {plain['right']:4d} {plain['left']:4d} | "
+              f"{kept_any:9d} {right.stats['kept_frames']:4d} {left.stats['kept_frames']:4d} "
+              f"{right.stats['filled_frames']:6d} {left.stats['filled_frames']:6d} | {', '.join(notes) or '-'}", flush=True)
+
+
+def speed(video_path, frames):
+    from engine.keypoints import KeypointOptions, detect_hands
+    from engine.video import open_video
+
+    video = open_video(video_path)
+    end = min(frames, video.num_frames)
     rows = []
     for views in (0, 4, 8):
         t0 = time.perf_counter()
@@ -32,11 +80,24 @@ def main():
         sec = time.perf_counter() - t0
         rows.append((views, sec, float(tracks["right"].detected.mean())))
     base = rows[0][1]
-    print(f"{Path(args.video).name}, {end} frames {video.width}x{video.height}")
+    print(f"\nspeed: {Path(video_path).name}, {end} frames {video.width}x{video.height}")
     print(f"{'setting':32s} {'seconds':>8s} {'fps':>7s} {'x plain':>8s} {'detected':>9s}")
     for views, sec, det in rows:
         name = "plain (MediaPipe tracking)" if views == 0 else f"+ confidence, N = {views}"
         print(f"{name:32s} {sec:8.2f} {end / sec:7.1f} {sec / base:8.2f} {det:9.0%}")
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--video", default=str(CLIPS[0]), help="clip for the speed figures")
+    ap.add_argument("--frames", type=int, default=300, help="frames of --video for the speed figures")
+    ap.add_argument("--views", type=int, default=4, help="augmented views for the frames-kept table")
+    ap.add_argument("--clips", nargs="*", default=[str(c) for c in CLIPS], help="clips for the frames-kept table")
+    ap.add_argument("--skip-speed", action="store_true")
+    args = ap.parse_args()
+    frames_kept(args.clips, args.views)
+    if not args.skip_speed:
+        speed(args.video, args.frames)
 
 
 if __name__ == "__main__":

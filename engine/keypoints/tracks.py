@@ -9,10 +9,11 @@ side in the frames it covers; a tracklet whose side is mostly taken by a stronge
 frames is the other hand (two distinct hands in one frame are a right and a left one), and in a
 frame where its side is taken, its detection goes to the other side.
 
-So every distinct detection MediaPipe reports is kept, on one side or the other. The one rejection
-is positive evidence that a detection is wrong: it lies on another detection of the same frame
-(MediaPipe reports a hand twice when the other hand hides behind it), or it is a small part of it. ``assign_sides`` counts, per
-side, what it received and what it set aside (``stats``).
+So every distinct detection MediaPipe reports is kept, on one side or the other. A detection is set
+aside only on positive evidence that it is wrong: it lies on another detection of the same frame
+(MediaPipe reports a hand twice when the other hand hides behind it), it is a small part of one, or
+it is a third hand. ``assign_sides`` counts, per side, what it received and what it set aside
+(``stats``).
 """
 
 import numpy as np
