@@ -187,12 +187,13 @@ def capture(video_path, out_path, options=None, reporter=None):
 
     from engine.fit.init import InitOptions, per_frame_estimate
 
-    reporter.stage("init", "Per-frame estimate", total=len(found))
+    # progress in frames: the per-frame estimate advances by one per frame with 3D landmarks
+    with_3d = {side: int(np.isfinite(np.asarray(t.world_landmarks)).all((1, 2)).sum()) for side, t in found.items()}
+    reporter.stage("init", "Per-frame estimate", total=max(1, sum(with_3d.values())))
     estimates = {}
     for side, track in found.items():
         estimates[side] = per_frame_estimate(models[side], track, K, fps,
-                                             InitOptions(keypoint_source=options.keypoint_source))
-        reporter.advance()
+                                             InitOptions(keypoint_source=options.keypoint_source), reporter=reporter)
         counts = _keypoint_counts(track, estimates[side])
         if counts:  # what plain MediaPipe found for this hand and what the front end kept and filled
             from engine.keypoints import frames_summary

@@ -32,6 +32,9 @@ from engine.errors import EngineError
 
 # confidence given to keypoints that are projections of the interpolated estimate (gap fill)
 FILL_CONFIDENCE = 0.1
+# frames per inverse-kinematics batch: bounds the estimate's memory by this many frames, not the clip,
+# and is the step of its progress
+IK_CHUNK = 512
 
 
 @dataclass
@@ -85,7 +88,7 @@ def _forward_np(model, global_orient, hand_pose, betas, transl):
         T = global_orient.shape[0]
         dev = _device(model)
         f = lambda a: torch.as_tensor(np.asarray(a), dtype=torch.float32, device=dev)
-        out = model(f(global_orient), f(hand_pose), f(np.tile(betas, (T, 1))), f(transl))
+        out = model(f(global_orient), f(hand_pose), f(np.tile(betas, (T, 1))), f(transl), vertices=False)
         return out.keypoints.cpu().numpy().astype(np.float64)
 
 
@@ -182,7 +185,8 @@ def _hold_nearest(values, known):
 
 
 def per_frame_estimate(model, track, K, fps, options=None, reporter=None):
-    """Per-frame MANO estimate of one hand over a clip.
+    """Per-frame MANO estimate of one hand over a clip (``reporter``: advanced by one per frame with
+    3D landmarks, as the inverse kinematics goes).
 
     track: keypoints_2d (T,21,2) px, confidence (T,21), source (T,) uint8, world_landmarks
     (T,21,3) m (NaN where absent). Returns a dict of numpy arrays: global_orient (T,3),
@@ -211,14 +215,18 @@ def per_frame_estimate(model, track, K, fps, options=None, reporter=None):
     if has3d.any():
         kwargs = {} if options.ik_iters is None else {"iters": options.ik_iters}
         # mean shape and a free overall scale: MediaPipe's world landmarks give the pose, not the size
-        # (measured: they shrink curled fingers by up to 40 %); the shape comes from stage I's 2D fit
-        ik = ik_from_keypoints3d(model, torch.as_tensor(world[has3d], dtype=torch.float32), fit_betas=False,
-                                 fit_scale=True, **kwargs)
-        betas = ik["betas"].detach().cpu().numpy().astype(np.float64)
-        go[has3d] = ik["global_orient"].detach().cpu().numpy()
-        pose[has3d] = ik["hand_pose"].detach().cpu().numpy()
-    else:
-        betas = np.zeros(10)
+        # (measured: they shrink curled fingers by up to 40 %); the shape comes from stage I's 2D fit.
+        # In batches of IK_CHUNK frames (each with its own scale): memory and progress per batch.
+        frames3d = np.flatnonzero(has3d)
+        for a in range(0, len(frames3d), IK_CHUNK):
+            idx = frames3d[a:a + IK_CHUNK]
+            ik = ik_from_keypoints3d(model, torch.as_tensor(world[idx], dtype=torch.float32), fit_betas=False,
+                                     fit_scale=True, **kwargs)
+            go[idx] = ik["global_orient"].detach().cpu().numpy()
+            pose[idx] = ik["hand_pose"].detach().cpu().numpy()
+            if reporter is not None:
+                reporter.advance(len(idx))
+    betas = np.zeros(10)  # the IK runs at the mean shape
     if (has2d & ~has3d).any():
         # no 3D: start from the nearest 3D estimate (or a flat hand, palm to the camera) and fit 2D
         if has3d.any():
