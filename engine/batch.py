@@ -337,7 +337,7 @@ class ClipWorker:
     captured one after another with ``engine.capture.capture``."""
 
     def __init__(self, device, hands, mano_dir, prior, threads):
-        t0 = time.monotonic()
+        t0, c0 = time.monotonic(), time.process_time()
         import torch
 
         torch.set_num_threads(max(1, int(threads)))
@@ -346,12 +346,17 @@ class ClipWorker:
         from engine.keypoints.detector import HandDetector
         from engine.prior import load_prior
 
-        device = resolve_device(device)
-        sides = ("right", "left") if hands == "both" else (hands,)
-        self._warm = [load_hand_model(side, mano_dir=mano_dir, device=device) for side in sides]
-        self._warm.append(load_prior(prior, device=device))
+        self.init_error = None  # a bad --device, --mano-dir or --prior: each clip reports it
+        try:
+            device = resolve_device(device)
+            sides = ("right", "left") if hands == "both" else (hands,)
+            self._warm = [load_hand_model(side, mano_dir=mano_dir, device=device) for side in sides]
+            self._warm.append(load_prior(prior, device=device))
+        except EngineError as exc:
+            self.init_error = str(exc)
         HandDetector().close()  # MediaPipe's graph and model files, loaded once per worker
         self.startup_s = time.monotonic() - t0
+        self.startup_cpu_s = time.process_time() - c0
         self.clips = 0
 
     def capture(self, video, out, options):
@@ -363,15 +368,19 @@ class ClipWorker:
         from engine import result as R
         from engine.capture import capture
 
-        t0 = time.monotonic()
+        t0, c0 = time.monotonic(), time.process_time()
+        first = self.clips == 0
         record = {"node": ray.get_runtime_context().get_node_id(), "pid": os.getpid(),
-                  "startup_s": round(self.startup_s, 3) if self.clips == 0 else 0.0}
+                  "startup_s": round(self.startup_s, 3) if first else 0.0,
+                  "startup_cpu_s": round(self.startup_cpu_s, 3) if first else 0.0}
         self.clips += 1
         reporter = _CollectingReporter()
         try:
             os.makedirs(os.path.dirname(out), exist_ok=True)
             if options.preview:
                 os.makedirs(os.path.dirname(options.preview), exist_ok=True)
+            if self.init_error:
+                raise EngineError(self.init_error)
             done = capture(video, out, options, reporter)
             res = R.read(done["result"])
             record.update(status="ok", frames=int(res.num_frames), hands=list(res.hands), error="")
@@ -380,7 +389,8 @@ class ClipWorker:
         except Exception as exc:  # a bug on this clip: recorded with its traceback, the batch goes on
             traceback.print_exc()
             record.update(status="error", frames=0, hands=[], error=f"internal error: {type(exc).__name__}: {exc}")
-        record.update(seconds=round(time.monotonic() - t0, 3), warnings=reporter.warnings)
+        record.update(seconds=round(time.monotonic() - t0, 3), cpu_s=round(time.process_time() - c0, 3),
+                      warnings=reporter.warnings)
         return record
 
 
@@ -592,7 +602,8 @@ def _dispatch(ray, actors, new_actor, jobs, out_dir, args, summary, reporter, co
             record = _record(clip, out_dir, digest, preview=args.preview, status=out["status"], frames=out["frames"],
                              hands=out["hands"], seconds=out["seconds"], warnings=out["warnings"], error=out["error"],
                              attempts=attempts[clip.name], node=out.get("node", ""), pid=out.get("pid"),
-                             startup_s=out.get("startup_s", 0.0))
+                             cpu_s=out.get("cpu_s"), startup_s=out.get("startup_s", 0.0),
+                             startup_cpu_s=out.get("startup_cpu_s", 0.0))
             summary.add(record)
             if record["status"] == "ok":
                 counts["ok"] += 1
