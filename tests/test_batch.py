@@ -185,12 +185,16 @@ def test_same_names_in_two_folders_and_resume_runs_nothing(tmp_path, ray_env):
     assert {p: p.stat().st_mtime_ns for p in out.rglob("*.npz")} == mtimes
     assert {r["status"] for r in summary(out).values()} == {"skipped"}
 
-    # other options: the results are not current any more, both clips run again
-    proc, events = run_batch(ray_env, tmp_path / "shoot", "--recursive", "--out", out, "--end", "2", "--resume",
-                             *FAST)
-    assert proc.returncode == 0, proc.stderr
-    assert {r["status"] for r in summary(out).values()} == {"ok"}
-    assert R.read(out / "day2" / "take.npz").num_frames == 2
+    # what --resume decides, on these files: current with the same options, not with others
+    args = batch.parse_args([str(tmp_path / "shoot"), "--recursive", "--out", str(out), "--end", "3",
+                             "--quality", "draft", "--stages", "0"])
+    clips = batch.collect_clips(args.inputs, args.recursive)
+    record = batch.Summary(str(out), resume=True)
+    for end, current in ((3, True), (2, False)):
+        options = batch.clip_options(batch.base_options(args), clips[1])
+        options.end = end
+        found = batch.finished_result(str(out), clips[1], batch.options_hash(options, clips[1].video), record)
+        assert (found == (3, ["right"])) if current else found is None
 
 
 def _capturing_worker(tmpdir):
