@@ -9,9 +9,10 @@ import torch
 from engine.errors import EngineError
 from engine.hand_model import load_hand_model
 from engine.prior import load_prior, save_checkpoint
-from engine.prior.data import load_file, load_sequences, mirror, resample, split_by_take, windows
+from engine.prior.data import load_file, load_sequences, mirror, resample, split_by_take, take_of, windows
 from engine.prior.model import MotionPrior
-from engine.prior.train import LEAP_BUNDLE, dedupe_takes, evaluate, make_windows, mean_pose_error, parser, train
+from engine.prior.train import (HELD_OUT_SOURCE, LEAP_BUNDLE, TRAINING_DATA, dedupe_takes, evaluate, make_windows,
+                                mean_pose_error, parser, train, training_sequences)
 
 
 @pytest.fixture(scope="module")
@@ -103,6 +104,38 @@ def test_amass_and_mano_loaders_read_known_content(tmp_path):
     assert np.allclose(resample(poses[:, 111:156], 120.0, 30.0), poses[::4, 111:156], atol=1e-6)
     hp, go, src = windows([right], 8, 30.0, stride=4)
     assert hp.shape[1:] == (8, 45) and go.shape[1:] == (8, 3) and len(src) == len(hp)
+
+
+def test_training_loader_keeps_every_take_of_the_bundled_data():
+    """Every take of the shipped training data reaches training or the held-out split, with every
+    hand and segment of one of its recordings (the longest), and nothing else is dropped."""
+    for path in TRAINING_DATA:
+        seqs = load_sequences([path])
+        files = {}  # take -> file -> [names]
+        for s in seqs:
+            take, file = take_of(s["name"])
+            files.setdefault(take, {}).setdefault(file, []).append(s["name"])
+        every, tr, te = training_sequences([path])
+        kept = {s["name"] for s in every}
+        assert kept == {s["name"] for s in tr} | {s["name"] for s in te} and len(tr) + len(te) == len(every)
+        frames = {s["name"]: len(s["hand_pose"]) for s in seqs}
+        for take, by_file in files.items():
+            kept_files = [f for f, names in by_file.items() if kept & set(names)]
+            assert len(kept_files) == 1, (path, take, kept_files)
+            assert set(by_file[kept_files[0]]) <= kept, (path, take, "a hand or segment dropped")
+            longest = max(sum(frames[n] for n in names) for names in by_file.values())
+            assert sum(frames[n] for n in by_file[kept_files[0]]) == longest
+        assert sum(frames[n] for n in kept) == sum(max(sum(frames[n] for n in names) for names in by_file.values())
+                                                   for by_file in files.values())
+    # the Leap bundle has two-hand recordings and takes saved at several rates: both hands stay,
+    # one rate goes
+    leap = load_sequences([LEAP_BUNDLE])
+    kept = dedupe_takes(leap)
+    assert len({take_of(s["name"])[0] for s in kept}) == len({take_of(s["name"])[0] for s in leap}) < len(kept) < len(leap)
+    # the held-out source is never training data
+    assert HELD_OUT_SOURCE not in TRAINING_DATA
+    assert not {take_of(s["name"])[0] for s in load_sequences([HELD_OUT_SOURCE])} & \
+        {take_of(s["name"])[0] for path in TRAINING_DATA for s in load_sequences([path])}
 
 
 def test_decoding_at_another_frame_rate_matches_resampling():

@@ -23,6 +23,7 @@ with a stride. ``mirror`` turns a left-hand sequence into a right-hand one (and 
 """
 
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -147,14 +148,23 @@ def windows(sequences, window, fps, stride=None):
     return np.stack(hp), np.stack(go), np.asarray(src)
 
 
+def take_of(name):
+    """(take, file) of a sequence name. Converted bundles name sequences
+    ``take@file#hand_segment`` (``tools/convert_leap.py``); AMASS ones ``file/right``; a plain
+    MANO file its stem. The file is None where the name has no ``@``."""
+    head = re.split(r"[/#]", name, maxsplit=1)[0]
+    take, _, file = head.partition("@")
+    return take, (file or None)
+
+
 def split_by_take(sequences, held_out_fraction=0.15, seed=0):
-    """Indices of training and held-out sequences, split by take (the part of the name before the
-    first '/' or '@': the same take recorded at several rates never lands on both sides)."""
-    takes = sorted({s["name"].split("/")[0].split("@")[0] for s in sequences})
+    """Indices of training and held-out sequences, split by take (``take_of``: the same take
+    recorded at several rates never lands on both sides)."""
+    takes = sorted({take_of(s["name"])[0] for s in sequences})
     rng = np.random.default_rng(seed)
     rng.shuffle(takes)
     n_held = max(1, int(round(len(takes) * held_out_fraction))) if len(takes) > 1 else 0
     held = set(takes[:n_held])
-    tr = [i for i, s in enumerate(sequences) if s["name"].split("/")[0].split("@")[0] not in held]
-    te = [i for i, s in enumerate(sequences) if s["name"].split("/")[0].split("@")[0] in held]
+    tr = [i for i, s in enumerate(sequences) if take_of(s["name"])[0] not in held]
+    te = [i for i, s in enumerate(sequences) if take_of(s["name"])[0] in held]
     return tr, te

@@ -21,6 +21,11 @@ import numpy as np
 from engine.errors import EngineError
 
 LEAP_BUNDLE = "engine/assets/prior/leap_mano.npz"
+# the shipped training data (docs/prior.md): real Leap Motion recordings of two repositories and
+# SYNTHETIC motion between the real static poses of handy.js
+TRAINING_DATA = (LEAP_BUNDLE, "engine/assets/prior/leap_plugins_mano.npz", "engine/assets/prior/handy_synthetic.npz")
+# never trained on: the held-out-by-source evaluation set (benchmarks/bench_prior.py)
+HELD_OUT_SOURCE = "benchmarks/data/leap_javascript_v2.npz"
 
 
 def parser():
@@ -28,7 +33,7 @@ def parser():
 
     p = _Parser(prog="python -m engine train-prior", description=__doc__,
                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data", nargs="+", default=None, help=f"motion files or folders (default: {LEAP_BUNDLE})")
+    p.add_argument("--data", nargs="+", default=None, help="motion files or folders (default: the shipped training data, TRAINING_DATA)")
     p.add_argument("--out", required=True, help="checkpoint to write (.pt)")
     p.add_argument("--epochs", type=int, default=200)
     p.add_argument("--batch", type=int, default=32)
@@ -53,19 +58,39 @@ def parser():
 
 
 def dedupe_takes(sequences):
-    """Keep one recording per take where a take was recorded several times ("take@file/..." names,
-    as the Leap bundle has: the same motion at other frame rates adds cost, not information)."""
-    first_file = {}
-    out = []
+    """Keep one recording per take where a take was saved several times ("take@file#..." names,
+    as the converted Leap bundles have: the same motion at other frame rates or cropped adds cost,
+    not information): all the sequences (hands, segments) of the file with the most frames, the
+    first such file on ties. Sequences whose name has no take@file keep as they are."""
+    from engine.prior.data import take_of
+
+    frames = {}
     for s in sequences:
-        head = s["name"].split("/")[0]
-        if "@" not in head:
-            out.append(s)
-            continue
-        take, file = head.split("@", 1)
-        if first_file.setdefault(take, file) == file:
-            out.append(s)
-    return out
+        take, file = take_of(s["name"])
+        if file is not None:
+            frames[take, file] = frames.get((take, file), 0) + len(s["hand_pose"]) / s["fps"]
+    best = {}
+    for (take, file), n in frames.items():  # dicts keep insertion order: the first file wins ties
+        if take not in best or n > frames[take, best[take]]:
+            best[take] = file
+    return [s for s in sequences if take_of(s["name"])[1] in (None, best.get(take_of(s["name"])[0]))]
+
+
+def training_sequences(paths, held_out=0.15, seed=0):
+    """The training loader: (all sequences, training ones, held-out ones) of ``paths``, each path's
+    takes de-duplicated (``dedupe_takes``) and split (``split_by_take``) on its own, so a file's
+    held-out takes are the same whatever else is trained with it (the fitter's tests and benchmark
+    take theirs from the Leap bundle alone)."""
+    from engine.prior.data import load_sequences, split_by_take
+
+    everything, train, held = [], [], []
+    for path in paths:
+        seqs = dedupe_takes(load_sequences([path]))
+        tr, te = split_by_take(seqs, held_out, seed=seed)
+        everything += seqs
+        train += [seqs[i] for i in tr]
+        held += [seqs[i] for i in te]
+    return everything, train, held
 
 
 def make_windows(sequences, window, fps, augment):
@@ -114,7 +139,6 @@ def train(args, reporter=None):
     from engine.capture import resolve_device
     from engine.hand_model import load_hand_model
     from engine.prior import read_checkpoint, save_checkpoint
-    from engine.prior.data import load_sequences, split_by_take
     from engine.prior.model import MotionPrior
     from engine.progress import Reporter
 
@@ -126,11 +150,10 @@ def train(args, reporter=None):
     np.random.seed(args.seed)
     from pathlib import Path
 
-    data = args.data or [str(Path(__file__).resolve().parents[2] / LEAP_BUNDLE)]
-    sequences = dedupe_takes(load_sequences(data))
-    tr_idx, te_idx = split_by_take(sequences, args.held_out, seed=args.seed)
-    hp_tr, go_tr = make_windows([sequences[i] for i in tr_idx], args.window, args.fps, augment=True)
-    hp_te, go_te = make_windows([sequences[i] for i in te_idx], args.window, args.fps, augment=False)
+    data = args.data or [str(Path(__file__).resolve().parents[2] / d) for d in TRAINING_DATA]
+    sequences, tr_seqs, te_seqs = training_sequences(data, args.held_out, args.seed)
+    hp_tr, go_tr = make_windows(tr_seqs, args.window, args.fps, augment=True)
+    hp_te, go_te = make_windows(te_seqs, args.window, args.fps, augment=False)
     if len(hp_tr) == 0:
         raise EngineError(f"no training window of {args.window} frames: the data is too short")
     reporter.log(f"{len(sequences)} sequences: {len(hp_tr)} training windows (augmented), "
