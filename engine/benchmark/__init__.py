@@ -591,7 +591,8 @@ def main(argv=None):
 
     everything = summary(lambda occ: True)
     ratio_lines, verdict = ratios(everything)
-    parts = [f"Rendered ground-truth benchmark (`python -m engine benchmark`): {len(clips)} clips of {T} frames at "
+    command = " ".join(["python -m engine benchmark", *(sys.argv[1:] if argv is None else argv)])
+    parts = [f"Rendered ground-truth benchmark (`{command}`): {len(clips)} clips of {T} frames at "
              f"{width}x{height}, {len(tracks)} hand tracks, quality {args.quality}, device {device}, torch "
              f"{torch.__version__}; {runtime / 60:.1f} min wall-clock in all (render + MediaPipe + fits; "
              f"{cpu / 60:.1f} min of CPU time, {os.cpu_count()} cores shared with other work).",
