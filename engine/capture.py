@@ -44,6 +44,7 @@ class CaptureOptions:
     prior_term: str = "unit"
     keypoint_source: str = "blend"
     root_motion: str = "filtered"
+    literal: bool = False  # the method's table read literally (FitOptions.literal)
 
     @classmethod
     def from_args(cls, args):
@@ -51,7 +52,8 @@ class CaptureOptions:
                    quality=args.quality, fov=args.fov, K=args.K, start=args.start, end=args.end,
                    keypoints=args.keypoints, prior=args.prior, no_cache=args.no_cache, views=args.views,
                    preview=args.preview, prior_term=args.prior_term,
-                   keypoint_source=args.keypoint_source, root_motion=args.root_motion)
+                   keypoint_source=args.keypoint_source, root_motion=args.root_motion,
+                   literal=getattr(args, "literal", False))
 
     @property
     def sides(self):
@@ -206,8 +208,9 @@ def capture(video_path, out_path, options=None, reporter=None):
         from engine.prior import load_prior
 
         prior = prior if options.stages >= 2 else None
-        fit_options = FitOptions(iters_stage1=quality["iters"][0], iters_stage2=quality["iters"][1],
-                                 prior_term=options.prior_term, root_motion=options.root_motion)
+        make_options = FitOptions.literal if options.literal else FitOptions
+        fit_options = make_options(iters_stage1=quality["iters"][0], iters_stage2=quality["iters"][1],
+                                   prior_term=options.prior_term, root_motion=options.root_motion)
         for side, est in estimates.items():
             fitted, warn = fit_sequence(models[side], prior, est, est["keypoints_2d"], est["confidence"], K, fps,
                                         stages=options.stages, options=fit_options, reporter=reporter)

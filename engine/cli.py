@@ -107,6 +107,9 @@ def capture_parser():
     p.add_argument("--prior-term", choices=("unit", "posterior"), default="unit",
                    help="stage II prior term: unit = mean(z^2) (default, see engine/fit/stages.py), "
                         "posterior = -log N(z; mu, sigma) as in the HMP poster")
+    p.add_argument("--literal", action="store_true",
+                   help="fit with the method's table read literally (radians and metres, no finger residual, "
+                        "L_MP as one mean over windows): for comparison, see engine/fit/stages.py")
     p.add_argument("--no-cache", action="store_true", help="do not read or write the detection cache")
     p.add_argument("--views", type=_number(int, 0, what="a number of views >= 0"), default=None,
                    help="augmented views for per-joint confidence (default by --quality; 0 disables)")

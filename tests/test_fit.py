@@ -243,3 +243,19 @@ def test_per_frame_estimate_reports_progress_in_batches_and_matches_one_batch(se
     # the same estimate as one batch, up to each batch's own overall scale (pose within a degree)
     assert np.degrees(np.abs(batched["hand_pose"] - est["hand_pose"])).mean() < 1.0
     np.testing.assert_allclose(batched["joints"], est["joints"], atol=0.01)
+
+
+def test_literal_form_is_one_flag_away():
+    from engine.capture import CaptureOptions
+    from engine.cli import capture_parser
+    from engine.fit.stages import STAGE2_WEIGHTS
+
+    args = capture_parser().parse_args(["clip.mp4", "--out", "r.npz", "--literal", "--root-motion", "free"])
+    options = CaptureOptions.from_args(args)
+    assert options.literal and options.root_motion == "free"
+    assert not CaptureOptions.from_args(capture_parser().parse_args(["clip.mp4", "--out", "r.npz"])).literal
+    literal = FitOptions.literal(root_motion="free")
+    assert literal.unit_scales == (1.0, 1.0) and not literal.finger_residual and not literal.prior_per_window
+    assert literal.weights2 == STAGE2_WEIGHTS  # the table's stage II: no translation smoothness, no residual
+    default = FitOptions()
+    assert default.unit_scales[0] == pytest.approx(180 / np.pi) and default.unit_scales[1] == 100.0
