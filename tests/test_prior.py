@@ -9,7 +9,7 @@ import torch
 from engine.errors import EngineError
 from engine.hand_model import load_hand_model
 from engine.prior import load_prior, save_checkpoint
-from engine.prior.data import load_file, load_sequences, mirror, resample, split_by_take, take_of, windows
+from engine.prior.data import load_file, load_sequences, mirror, resample, take_of, windows
 from engine.prior.model import MotionPrior
 from engine.prior.train import (HELD_OUT_SOURCE, LEAP_BUNDLE, TRAINING_DATA, dedupe_takes, evaluate, make_windows,
                                 mean_pose_error, parser, train, training_sequences)
@@ -154,16 +154,17 @@ def test_decoding_at_another_frame_rate_matches_resampling():
         assert np.allclose(at60[k, ::2], at30[k], atol=1e-5)  # shared frames: the same decoding
 
 
-def test_shipped_weights_beat_the_mean_pose_on_held_out_takes():
+def test_shipped_weights_beat_the_mean_pose_on_the_held_out_source():
+    """On recordings of a source it never trained on (benchmarks/data), the shipped prior
+    reconstructs real hand motion far better than the training data's mean pose."""
     prior = load_prior()
-    seqs = dedupe_takes(load_sequences([LEAP_BUNDLE]))
-    tr, te = split_by_take(seqs, 0.15)
-    hp_te, go_te = make_windows([seqs[i] for i in te], prior.window, prior.fps, augment=False)
-    hp_tr, _ = make_windows([seqs[i] for i in tr], prior.window, prior.fps, augment=False)
-    assert len(hp_te) > 0
+    _, tr, _ = training_sequences(TRAINING_DATA)
+    hp_te, go_te = make_windows(load_sequences([HELD_OUT_SOURCE]), prior.window, prior.fps, augment=False)
+    hp_tr, _ = make_windows(tr, prior.window, prior.fps, augment=False)
+    assert len(hp_te) > 40
     err = evaluate(prior, hp_te, go_te)
     base = mean_pose_error(prior, hp_tr, hp_te)
-    assert err < 0.8 * base, (err, base)
+    assert err < 0.7 * base, (err, base)
 
 
 def test_bad_checkpoints_are_clear_errors(tmp_path, rest):
