@@ -15,6 +15,7 @@ against the known motion (engine.metrics: root-aligned and camera-space errors, 
 """
 
 import argparse
+import ast
 import sys
 import time
 from pathlib import Path
@@ -27,6 +28,18 @@ sys.path.insert(0, str(ROOT))
 K = np.array([[900.0, 0, 320], [0, 900.0, 240], [0, 0, 1]])
 FPS = 30.0
 HELD_OUT = ROOT / "benchmarks" / "data" / "leap_javascript_v2.npz"
+
+
+def parse_overrides(items):
+    """["key=value", ...] -> {key: value} for FitOptions (values read as Python literals when they are)."""
+    overrides = {}
+    for item in items:
+        key, _, value = item.partition("=")
+        try:
+            overrides[key] = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            overrides[key] = value
+    return overrides
 
 
 def held_out_sequences():
@@ -81,6 +94,9 @@ def main(argv=None):
     ap.add_argument("--no-early-stop", action="store_true", help="run every iteration (tol 0)")
     ap.add_argument("--root-motion", default=None, choices=("prior", "free", "filtered"),
                     help="stage II's global rotation (default: the fit's default)")
+    ap.add_argument("--literal", action="store_true", help="the method's table read literally (FitOptions.literal)")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="FitOptions override, e.g. --set finger_residual=False")
     args = ap.parse_args(argv)
 
     import torch
@@ -104,14 +120,19 @@ def main(argv=None):
     print(f"{args.frames} frames of '{name}' at {FPS:g} fps, device {device}, torch threads "
           f"{torch.get_num_threads()}, quality {args.quality} ({iters[0]} + {iters[1]} iterations"
           f"{', no early stop' if args.no_early_stop else ''}), prior window {prior.window} at {prior.fps:g} fps, "
-          f"stage II root motion {FitOptions().root_motion if args.root_motion is None else args.root_motion}")
+          f"stage II root motion {FitOptions().root_motion if args.root_motion is None else args.root_motion}"
+          + (", the method's table read literally" if args.literal else "")
+          + (f", options {', '.join(args.set)}" if args.set else ""))
 
     rows = []
     t0 = time.perf_counter()
     est = per_frame_estimate(model, track, K, FPS)
     rows.append(("per-frame estimate", time.perf_counter() - t0, None, all_metrics(est["joints"], gt, K=K)))
-    opts = FitOptions(iters_stage1=iters[0], iters_stage2=iters[1],
-                      **({"root_motion": args.root_motion} if args.root_motion else {}))
+    overrides = parse_overrides(args.set)
+    if args.root_motion:
+        overrides["root_motion"] = args.root_motion
+    opts = (FitOptions.literal if args.literal else FitOptions)(iters_stage1=iters[0], iters_stage2=iters[1],
+                                                                **overrides)
     if args.no_early_stop:
         opts.tol = -1.0
     times = {}

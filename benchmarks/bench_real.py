@@ -13,7 +13,6 @@ detections', camera-space wrist acceleration <= 0.5x the per-frame estimate's.
 """
 
 import argparse
-import ast
 import sys
 import time
 from pathlib import Path
@@ -22,6 +21,9 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from bench_fit import parse_overrides  # noqa: E402  (one parser of FitOptions overrides)
 
 DEFAULT_CLIPS = ["demo/human_hand_video.mp4:right", "tests/data/asl_hand_50.mp4:right",
                  "tests/data/two_hands.mp4:both"]
@@ -82,13 +84,7 @@ def main(argv=None):
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    overrides = {}
-    for item in args.set:
-        key, _, value = item.partition("=")
-        try:
-            overrides[key] = ast.literal_eval(value)
-        except (ValueError, SyntaxError):
-            overrides[key] = value
+    overrides = parse_overrides(args.set)
     clips = args.clips or [c for c in DEFAULT_CLIPS if (ROOT / c.split(":")[0]).is_file()]
     checks = []
     for spec in clips:
