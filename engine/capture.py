@@ -112,8 +112,8 @@ def _detect(video, options, quality, reporter):
         return kp.load_external_keypoints(options.keypoints, video, sides=options.sides, start=options.start,
                                           end=options.end)
     views = quality["views"] if options.views is None else options.views
-    if views < 0:
-        raise EngineError(f"--views must be 0 or more, got {views}")
+    if not 0 <= views <= kp.MAX_VIEWS:
+        raise EngineError(f"--views must be from 0 to {kp.MAX_VIEWS}, got {views}")
     kp_options = kp.KeypointOptions(views=views, use_cache=not options.no_cache, start=options.start, end=options.end)
     return kp.detect_hands(video, sides=options.sides, options=kp_options, reporter=reporter)
 

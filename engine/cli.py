@@ -25,6 +25,7 @@ import threading
 
 from engine import __version__
 from engine.errors import EngineError
+from engine.keypoints import MAX_VIEWS
 from engine.progress import Reporter
 
 # command -> module exposing main(argv) -> int (each parses its own arguments)
@@ -111,7 +112,8 @@ def capture_parser():
                    help="fit with the method's table read literally (radians and metres, no finger residual, "
                         "L_MP as one mean over windows): for comparison, see engine/fit/stages.py")
     p.add_argument("--no-cache", action="store_true", help="do not read or write the detection cache")
-    p.add_argument("--views", type=_number(int, 0, what="a number of views >= 0"), default=None,
+    p.add_argument("--views", type=_number(int, 0, MAX_VIEWS, what=f"a number of views from 0 to {MAX_VIEWS}"),
+                   default=None,
                    help="augmented views for per-joint confidence (default by --quality; 0 disables)")
     return p
 

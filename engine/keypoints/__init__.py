@@ -28,6 +28,10 @@ os.environ.setdefault("GLOG_minloglevel", "2")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
+# augmented views per frame at most: memory and time grow with the views (the authors use 11)
+MAX_VIEWS = 32
+
+
 @dataclass
 class KeypointOptions:
     views: int = 4  # augmented views per frame for per-joint confidence; 0: MediaPipe trusted fully

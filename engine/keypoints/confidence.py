@@ -209,18 +209,31 @@ def retry_gaps(video, track, estimator=None, max_chain=15, min_presence=0.5, net
     if not wanted.any():
         return 0
     net = net or (estimator.net if estimator is not None else LandmarkNet())
+    # one gap at a time (its wanted frames are at most 2 * max_chain): memory is bounded by a gap's
+    # frames, not by every missed frame of the clip (full-size images: about 25 MB each at 4K). Each
+    # gap is bounded by detected frames, so gap by gap is the same as one pass over the clip.
+    rows = np.flatnonzero(wanted)
+    gaps = np.split(rows, np.flatnonzero(np.diff(rows) > 1) + 1)
+    recovered = 0
+    for gap in gaps:
+        recovered += _retry_gap(video, track, gap, estimator, net, min_presence, others)
+    return recovered
+
+
+def _retry_gap(video, track, gap, estimator, net, min_presence, others):
+    """retry_gaps on one run of consecutive wanted rows ``gap``; returns the frames recovered."""
+    from engine import result as R
+
+    T = len(track.frame_ids)
     frames = {}
-    rows = set(np.flatnonzero(wanted).tolist())
-    first, last = int(track.frame_ids[min(rows)]), int(track.frame_ids[max(rows)])
-    row_of = {int(f): i for i, f in enumerate(track.frame_ids)}
-    for frame_id, rgb in video.frames(start=first, end=last + 1):
-        r = row_of.get(frame_id)
-        if r in rows:
-            frames[r] = rgb
+    row_of = {int(track.frame_ids[r]): int(r) for r in gap}
+    for frame_id, rgb in video.frames(start=int(track.frame_ids[gap[0]]), end=int(track.frame_ids[gap[-1]]) + 1):
+        if frame_id in row_of:
+            frames[row_of[frame_id]] = rgb
     recovered = 0
     for direction in (1, -1):
-        order = range(T) if direction == 1 else range(T - 1, -1, -1)
-        for r in order:
+        order = gap if direction == 1 else gap[::-1]
+        for r in (int(r) for r in order):
             prev = r - direction
             if r not in frames or track.source[r] != R.SOURCE_NONE or not (0 <= prev < T):
                 continue
