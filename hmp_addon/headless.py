@@ -83,14 +83,19 @@ def _lens(args):
     return (None, found[0], found[1]) if found else (None, None, "")
 
 
+def open_scene(path):
+    """Open the .blend ``path`` when given (ImportProblem when it does not exist); else keep the scene."""
+    if path:
+        if not os.path.isfile(path):
+            raise importer.ImportProblem(f"scene not found: {path}")
+        bpy.ops.wm.open_mainfile(filepath=os.path.abspath(path))
+
+
 def run(argv):
     """Returns the process exit code (0 ok, 2 user-facing error). Prints one line per problem."""
     args = parse_args(argv)
     try:
-        if args.scene:
-            if not os.path.isfile(args.scene):
-                raise importer.ImportProblem(f"scene not found: {args.scene}")
-            bpy.ops.wm.open_mainfile(filepath=os.path.abspath(args.scene))
+        open_scene(args.scene)
         context = bpy.context
         if not hasattr(bpy.types.Scene, "hmp_retarget"):
             # not registered (plain python + bpy, or blender without the extension): register, so the

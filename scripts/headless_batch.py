@@ -24,6 +24,7 @@ if ROOT not in sys.path:
 import bpy  # noqa: E402
 
 from hmp_addon import importer  # noqa: E402
+from hmp_addon.headless import open_scene  # noqa: E402
 
 SUMMARY = "batch_summary.jsonl"  # engine.batch.SUMMARY_JSONL (the engine is not imported under Blender)
 
@@ -72,10 +73,7 @@ def batch_clips(folder):
 def run(argv):
     args = parse_args(argv)
     try:
-        if args.scene:
-            if not os.path.isfile(args.scene):
-                raise importer.ImportProblem(f"scene not found: {args.scene}")
-            bpy.ops.wm.open_mainfile(filepath=os.path.abspath(args.scene))
+        open_scene(args.scene)
         clips = batch_clips(os.path.abspath(args.results))
         results = [(clip, importer.load(path)) for clip, path in clips]  # all validated before baking any
         context, rigs, baked = bpy.context, {}, []
