@@ -98,3 +98,30 @@ def test_chunk_crossfade_blends_rotations_on_the_short_arc():
     np.testing.assert_allclose(out["transl"][:6, 0], 0)
     np.testing.assert_allclose(out["transl"][10:, 0], 1)
     np.testing.assert_allclose(out["transl"][6:10, 0], [0.2, 0.4, 0.6, 0.8], atol=1e-9)
+
+
+@pytest.mark.parametrize("literal", [False, True])
+def test_smoothness_is_per_second_so_any_frame_rate_smooths_alike(literal):
+    """The same steady motion (10 cm/s, 30 deg/s over 1 s) at 15 and at 30 fps: L_ts and L_os per
+    second are equal; read per frame pair (the literal form) they halve as the frame rate doubles."""
+    from engine.fit.stages import FitOptions, _Chunk
+    from engine.hand_model import load_hand_model
+
+    model = load_hand_model("right")
+    options = FitOptions.literal() if literal else FitOptions()
+    terms = {}
+    for fps in (15.0, 30.0):
+        t = torch.arange(int(fps) + 1, dtype=torch.float32) / fps
+        tau = torch.stack([0.1 * t, torch.zeros_like(t), 0.5 + 0 * t], -1)
+        phi = torch.stack([torch.zeros_like(t), torch.zeros_like(t), np.radians(30) * t], -1)
+        T = len(t)
+        init = {"global_orient": phi.numpy(), "transl": tau.numpy(), "hand_pose": np.zeros((T, 45))}
+        chunk = _Chunk(model, init, np.zeros((T, 21, 2)), np.zeros((T, 21)), np.eye(3), slice(0, T), "cpu",
+                       options, fps)
+        got = chunk.data_terms(phi, torch.zeros(T, 45), torch.zeros(10), tau)
+        terms[fps] = (float(got["ts"]), float(got["os"]))
+    ratio_ts, ratio_os = terms[30.0][0] / terms[15.0][0], terms[30.0][1] / terms[15.0][1]
+    expected = 0.5 if literal else 1.0
+    assert ratio_ts == pytest.approx(expected, rel=1e-3) and ratio_os == pytest.approx(expected, rel=1e-3)
+    if not literal:  # 10 cm/s for 1 s in cm at 30 fps: 30 pairs of (10/30 cm)^2, times 30/30
+        assert terms[30.0][0] == pytest.approx(30 * (10 / 30) ** 2, rel=1e-3)

@@ -34,7 +34,11 @@ form is ``FitOptions.literal()``):
    frames it covers, so the prior keeps its weight as the clip grows (the other terms are sums over
    frames). Read as one mean over windows, its weight fell with the clip's length.
 5. L_beta per frame (``shape_reg_per_frame``), for the same reason.
-6. Stage II's global rotation (``root_motion``): "filtered" (default) is per frame, as in the table,
+6. Smoothness per second (``smooth_per_second``): L_os, L_ts and the residual's smoothness are
+   scaled by fps / 30, a penalty on velocity, not on the change between two frames. Per frame pair,
+   a 5 fps clip's real motion (six times the step of a 30 fps clip's) was smoothed away: stage I
+   pulled the hands of a 5 fps two-hand clip 6-17x farther from their detections than per frame.
+7. Stage II's global rotation (``root_motion``): "filtered" (default) is per frame, as in the table,
    then a zero-lag (forward-backward) One Euro filter, the standard smoother of hand trackers;
    "free" is the table's per-frame rotation alone; "prior" is one base rotation per window turned
    by the prior's decoded root motion, as NeMF decodes root orientation (it drifts where the hand
@@ -75,6 +79,7 @@ STAGE1_WEIGHTS = {"o": 3.0, "tr": 1.0, "os": 1.0, "ts": 5.0, "beta": 3.0, "2d": 
 STAGE2_WEIGHTS = {"o": 2.0, "tr": 1.0, "os": 1.0, "beta": 10.0, "2d": 0.05, "mp": 300.0}
 STAGE2_ADDED = {"ts": 5.0, "res": 0.02, "res_s": 1.0}
 ROOT_MOTIONS = ("prior", "free", "filtered")
+REFERENCE_FPS = 30.0  # the frame rate the table's smoothness weights are for (the authors' clips and prior)
 
 
 @dataclass
@@ -109,6 +114,9 @@ class FitOptions:
     # poses' errors. Scaling L_beta by T is the same balance as taking every per-frame term as a mean
     # over frames, as fitting codes commonly do (docs/benchmarks.md). False = the literal sums.
     shape_reg_per_frame: bool = True
+    # L_os, L_ts and the residual's smoothness scaled by fps / 30: a penalty on velocity per second,
+    # so that a 5 fps or a 60 fps clip is smoothed as a 30 fps one is. False = per frame pair.
+    smooth_per_second: bool = True
     clip_grad: float = 1.0
     weights1: dict = field(default_factory=lambda: dict(STAGE1_WEIGHTS))
     weights2: dict = field(default_factory=lambda: {**STAGE2_WEIGHTS, **STAGE2_ADDED})
@@ -124,7 +132,8 @@ class FitOptions:
         """The method's table read literally: radians and metres, no stage II translation smoothness,
         fingers from the prior alone, L_MP as one mean over windows (stage II's rotation is
         ``root_motion``'s choice: "free" is the table's per-frame rotation)."""
-        base = dict(units="rad-m", finger_residual=False, prior_per_window=False, weights2=dict(STAGE2_WEIGHTS))
+        base = dict(units="rad-m", finger_residual=False, prior_per_window=False, smooth_per_second=False,
+                    weights2=dict(STAGE2_WEIGHTS))
         return cls(**{**base, **changes})
 
     @property
@@ -144,8 +153,11 @@ def _t(x, device, dtype=torch.float32):
 class _Chunk:
     """One chunk of frames: targets and the forward pass shared by both stages."""
 
-    def __init__(self, model, init, kp2d, alpha, K, sl, device, options):
+    def __init__(self, model, init, kp2d, alpha, K, sl, device, options, fps):
         self.model, self.device = model, device
+        # smoothness terms per second, not per frame pair: sum_t ||x_{t+1} - x_t||^2 * fps / 30 is the
+        # same for the same motion at any frame rate (the table's weights are the authors' at 30 fps)
+        self.smooth_scale = fps / REFERENCE_FPS if options.smooth_per_second else 1.0
         self.phi_hat = _t(init["global_orient"][sl], device)
         self.tau_hat = _t(init["transl"][sl], device)
         self.pose_hat = _t(init["hand_pose"][sl], device)
@@ -162,7 +174,8 @@ class _Chunk:
         """The table's terms (engine.fit.losses) at these values: {name: scalar tensor}."""
         ru, tu = self.rot_unit, self.transl_unit
         return {"o": L.orient_data(phi, self.phi_hat, ru), "tr": L.transl_data(tau, self.tau_hat, tu),
-                "os": L.orient_smooth(phi, ru), "ts": L.transl_smooth(tau, tu), "beta": L.shape_reg(beta),
+                "os": L.orient_smooth(phi, ru) * self.smooth_scale, "ts": L.transl_smooth(tau, tu) * self.smooth_scale,
+                "beta": L.shape_reg(beta),
                 "2d": L.keypoints_2d(self.keypoints(phi, pose, beta, tau), self.K, self.kp, self.alpha)}
 
 
@@ -301,7 +314,7 @@ def _stage2(chunk, prior, phi0, tau0, beta0, fps, fit_beta, options, reporter):
         terms["mp"] = prior_term()
         if options.finger_residual:
             terms["res"] = L.residual_size(delta, chunk.rot_unit)
-            terms["res_s"] = L.residual_smooth(delta, chunk.rot_unit)
+            terms["res_s"] = L.residual_smooth(delta, chunk.rot_unit) * chunk.smooth_scale
         return sum(w[k] * terms[k] for k in w)
 
     params = [phi_w if options.root_from_prior else phi, tau_v, z] + ([beta] if fit_beta else [])
@@ -340,7 +353,7 @@ def fit_sequence(model, prior, init, keypoints_2d, confidence, K, fps, stages=2,
         raise ValueError("stage II needs a motion prior")
     window_frames = int(np.floor((prior.window - 1) / prior.fps * fps)) + 1 if prior is not None else 64
     spans = _chunks(T, max(options.chunk_frames, 2 * window_frames), window_frames)
-    chunks = [_Chunk(model, init, kp2d, alpha, K, slice(a, b), device, options) for a, b in spans]
+    chunks = [_Chunk(model, init, kp2d, alpha, K, slice(a, b), device, options, fps) for a, b in spans]
     has_data = [bool(alpha[a:b].any()) for a, b in spans]
     for (a, b), ok in zip(spans, has_data):
         if not ok:
