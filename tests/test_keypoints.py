@@ -111,6 +111,31 @@ def test_gap_retry_recovers_frames_on_the_predicted_crop(short, short_tracks):
     assert np.isfinite(track.world_landmarks[20:23]).all()
 
 
+def test_gap_retry_holds_one_gap_of_frames_at_a_time(short, short_tracks):
+    """Two gaps far apart: each is read and held on its own (memory bounded by a gap, not the clip),
+    and both are recovered as before."""
+    track = HandTrack(*(np.array(getattr(short_tracks["right"], k), copy=True) for k in
+                        ("keypoints_2d", "confidence", "source", "world_landmarks", "frame_ids", "handedness")))
+    for gap in (slice(5, 8), slice(45, 48)):
+        track.source[gap] = R.SOURCE_NONE
+        track.keypoints_2d[gap] = 0
+        track.world_landmarks[gap] = np.nan
+    reads = []
+    frames = short.frames
+
+    def recording_frames(start=0, end=None, **kw):  # the real reader, its spans written down
+        reads.append((start, end))
+        return frames(start=start, end=end, **kw)
+
+    short.frames = recording_frames
+    try:
+        recovered = C.retry_gaps(short, track)
+    finally:
+        del short.frames
+    assert recovered == 6
+    assert reads == [(5, 8), (45, 48)]  # before: one read over frames 5-47, every gap's frames held at once
+
+
 def test_cache_hit_skips_detection(short, tmp_path, monkeypatch):
     monkeypatch.setenv("HMP_CACHE_DIR", str(tmp_path))
     opts = KeypointOptions(views=0, end=10)
