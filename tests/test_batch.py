@@ -72,7 +72,7 @@ def ray_env(tmp_path):
     assert not left, f"Ray processes left behind: {left}"
 
 
-def run_batch(env, *args, timeout=300):
+def run_batch(env, *args, timeout=900):  # a guard against a hung batch, not a timing
     proc = subprocess.run([sys.executable, "-m", "engine", "batch", *map(str, args)], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=timeout)
     events = [parse_line(line) for line in proc.stdout.splitlines()]  # stdout holds protocol lines only
@@ -235,14 +235,19 @@ def test_killed_worker_is_retried(tmp_path, ray_env):
 
 def test_ctrl_c_stops_cleanly_keeping_only_finished_results(tmp_path, ray_env):
     out = tmp_path / "out"
-    proc = subprocess.Popen([sys.executable, "-m", "engine", "batch", SHORT, ASL, "--out", str(out), "--end", "40",
-                             "--workers", "1", *FAST], cwd=ROOT, env=ray_env, stdout=subprocess.PIPE,
+    clips = []
+    for k in range(8):  # one worker and eight clips: the interrupt always lands with clips still to do
+        clips.append(tmp_path / "in" / f"clip{k}.mp4")
+        clips[-1].parent.mkdir(exist_ok=True)
+        shutil.copy(SHORT if k % 2 else ASL, clips[-1])
+    proc = subprocess.Popen([sys.executable, "-m", "engine", "batch", *map(str, clips), "--out", str(out),
+                             "--end", "40", "--workers", "1", *FAST], cwd=ROOT, env=ray_env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 120
         while _capturing_worker(ray_env["RAY_TMPDIR"]) is None and time.monotonic() < deadline:
             time.sleep(0.2)
-        time.sleep(1.0)
+        time.sleep(0.5)
         proc.send_signal(signal.SIGINT)
         stdout, stderr = proc.communicate(timeout=120)
     finally:
@@ -252,6 +257,7 @@ def test_ctrl_c_stops_cleanly_keeping_only_finished_results(tmp_path, ray_env):
     events = [parse_line(line) for line in stdout.splitlines()]
     assert events[-1]["event"] == "error" and "interrupted" in events[-1]["message"]
     finished = {e["clip"] for e in events if e["event"] == "log" and e["status"] == "ok"}
+    assert len(finished) < len(clips)
     assert {p.stem for p in out.glob("*.npz")} == finished  # only finished results, each valid
     for p in out.glob("*.npz"):
         R.read(p)
