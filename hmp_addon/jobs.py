@@ -88,8 +88,8 @@ class CaptureParams:
             return "choose a video file first"
         if not os.path.isfile(self.video):
             return f"video not found: {self.video}"
-        if self.fov is not None and not 1.0 <= float(self.fov) <= 179.0:
-            return f"field of view must be between 1 and 179 degrees (got {self.fov:g})"
+        if self.fov is not None and not 1.0 <= float(self.fov) <= 170.0:  # the engine's --fov range
+            return f"field of view must be between 1 and 170 degrees (got {self.fov:g})"
         if self.K is not None and (len(self.K) != 4 or not all(math.isfinite(v) for v in self.K)
                                    or self.K[0] <= 0 or self.K[1] <= 0):
             return f"intrinsics must be fx, fy, cx, cy with positive focal lengths (got {self.K})"

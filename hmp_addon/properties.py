@@ -63,7 +63,7 @@ class HMP_CaptureSettings(bpy.types.PropertyGroup):
         default="AUTO",
     )
     fov: bpy.props.FloatProperty(name="Field of View", description="Horizontal field of view of the video camera",
-                                 min=1.0, max=179.0, default=60.0, precision=1)
+                                 min=1.0, max=170.0, default=60.0, precision=1)
     focal_length: bpy.props.FloatProperty(name="Focal Length", description="Lens focal length (mm)", min=0.1,
                                           default=26.0, unit="CAMERA")
     sensor_width: bpy.props.FloatProperty(name="Sensor Width", description="Camera sensor width (mm; 36 for "

@@ -228,5 +228,7 @@ def test_field_of_view_focal_length_and_movie_clip_camera_reach_the_engine(scene
     assert fx == pytest.approx(50 / 36 * 64, rel=1e-4) and fy == pytest.approx(fx)
     assert (cx, cy) == pytest.approx((32 + 0.25 * 32, 48 - (24 - 0.5 * 24)))  # OpenCV: y down from the top
     assert any("Movie Clip 'clip.mp4' camera (50 mm on 36 mm" in n for n in job.notes)
-    with pytest.raises(Exception, match="field of view must be between 1 and 179"):
+    with pytest.raises(Exception, match="field of view must be between 1 and 170"):
         jobs.CaptureJob(jobs.CaptureParams(video=video, engine_python=sys.executable, fov=0.5), root=root)
+    with pytest.raises(Exception, match="field of view must be between 1 and 170"):  # the engine refuses more
+        jobs.CaptureJob(jobs.CaptureParams(video=video, engine_python=sys.executable, fov=175.0), root=root)
