@@ -7,7 +7,8 @@ set's statistics, then 1D convolutions over time and a mean over the window -> m
 
 Decoder D(t, z): a neural motion field, an MLP of a Fourier encoding of the time t (seconds from the
 window start, relative to the trained window length, so any frame rate and any length inside the
-window decode from one latent) concatenated with z, giving 6D rotations for the 16 joints: joint 0
+window decode from one latent; between the frames of its training grid by interpolation, see
+``decode_rot``) concatenated with z, giving 6D rotations for the 16 joints: joint 0
 is the root's orientation relative to the window's first frame (canonical root), joints 1..15 the
 15 MANO joint rotations (``hand_pose``). The fitter uses the latter; the global rotation is a
 variable of its own there (stage II's Phi).
@@ -126,11 +127,37 @@ class MotionPrior(nn.Module):
         ang = u[..., None] * k
         return torch.cat([u[..., None], torch.sin(ang), torch.cos(ang)], dim=-1)
 
-    def decode_rot(self, z, times):
-        """z (B,D), times (B,T) seconds -> local rotation matrices (B,T,16,3,3)."""
+    def decode_field(self, z, times):
+        """The neural motion field itself: z (B,D), times (B,T) seconds -> (B,T,16,3,3). Smooth only
+        where it was trained: on the prior's frame grid (``decode_rot`` asks it there)."""
         B, T = times.shape
         h = torch.cat([self.time_encoding(times), z[:, None].expand(B, T, -1)], dim=-1)
         return sixd_to_rotmat(self.to_rot(self.decoder(h)).reshape(B, T, NUM_JOINTS, 6))
+
+    def decode_rot(self, z, times):
+        """z (B,D), times (B,T) seconds from the window start -> local rotation matrices (B,T,16,3,3).
+
+        The field is decoded on the frame grid it was trained on (multiples of 1 / self.fps) and a time
+        between two grid frames is the normalised linear blend of their quaternions. NeMF's field is
+        continuous in t, but trained, as here, only at its grid times its highest Fourier features
+        (periods of 2-4 frames) are unconstrained in between: asked at a 25 fps clip's times, the
+        shipped weights' fingers jittered several times as much as on the grid (docs/benchmarks.md),
+        and stage II passed that on to the fit. Times on the grid (any clip at the prior's rate)
+        decode exactly as the field does."""
+        pos = times * self.fps  # (B,T) grid positions
+        near = torch.round(pos)
+        if bool(((pos - near).abs() < 1e-3).all()):
+            return self.decode_field(z, near / self.fps)
+        B, T = times.shape
+        n = int(torch.ceil(pos.max()).item()) + 2  # grid frames 0..n-1 cover every time asked
+        grid = self.decode_field(z, self.default_times(B, n, z.device))  # (B,n,16,3,3)
+        q = roma.rotmat_to_unitquat(grid)  # (B,n,16,4)
+        i0 = pos.floor().long().clamp(0, n - 2)  # (B,T)
+        w = (pos - i0).clamp(0, 1)[..., None, None]
+        rows = torch.arange(B, device=z.device)[:, None]
+        q0, q1 = q[rows, i0], q[rows, i0 + 1]  # (B,T,16,4)
+        q1 = torch.where((q0 * q1).sum(-1, keepdim=True) < 0, -q1, q1)
+        return roma.unitquat_to_rotmat(roma.quat_normalize((1 - w) * q0 + w * q1))
 
     def decode(self, z, times):
         """z (B,D), times (B,T) seconds from the window start -> hand_pose (B,T,45)."""
