@@ -10,7 +10,7 @@ import time
 import bpy
 
 from . import importer, jobs, runner, session_files
-from .preferences import settings
+from .settings import settings
 
 
 def parse_args(argv):

@@ -9,7 +9,7 @@ import tempfile
 import bpy
 
 from . import importer, rig, runner, session_files
-from .preferences import settings
+from .settings import settings
 
 
 class CaptureParams:

@@ -8,7 +8,7 @@ from bpy.app.handlers import persistent
 from bpy_extras.io_utils import ImportHelper
 
 from . import importer, jobs, runner
-from .preferences import settings
+from .settings import settings
 
 
 def _redraw(context):
