@@ -33,11 +33,12 @@ import numpy as np
 
 from . import bonemaps
 from .coords import CV_TO_BLENDER
-from .poses import make_continuous
+from .engine_link import joints as J
+from .poses import source_globals
+from .rotations import axis_angle_to_matrix, kabsch, make_continuous, matrix_to_axis_angle, matrix_to_quat, shortest_arc
 
 JOINTS = bonemaps.JOINTS
-PARENTS = (-1, 0, 1, 2, 0, 4, 5, 0, 7, 8, 0, 10, 11, 0, 13, 14)
-FINGER_OF = ["wrist"] + [f for f in ("index", "middle", "pinky", "ring", "thumb") for _ in range(3)]
+PARENTS = tuple(int(p) for p in J.MANO_PARENTS)
 CHILD = {j: next((k for k in range(16) if PARENTS[k] == j), None) for j in range(16)}
 
 
@@ -47,65 +48,6 @@ MIN_FINGER_BONES = 6
 
 class RetargetProblem(Exception):
     """A one-line reason why a retarget cannot be done; nothing was changed."""
-
-
-def rotvec_to_matrix(rv):
-    """(...,3) axis-angle -> (...,3,3) (Rodrigues)."""
-    rv = np.asarray(rv, dtype=np.float64)
-    theta = np.linalg.norm(rv, axis=-1)[..., None, None]
-    k = rv / np.maximum(theta[..., 0], 1e-12)
-    K = np.zeros(rv.shape[:-1] + (3, 3))
-    K[..., 0, 1], K[..., 0, 2], K[..., 1, 2] = -k[..., 2], k[..., 1], -k[..., 0]
-    K = K - np.swapaxes(K, -1, -2)
-    eye = np.broadcast_to(np.eye(3), K.shape)
-    return eye + np.sin(theta) * K + (1 - np.cos(theta)) * K @ K
-
-
-def matrix_to_quat(R):
-    """(...,3,3) rotation -> (...,4) wxyz."""
-    R = np.asarray(R, dtype=np.float64)
-    w = np.sqrt(np.maximum(0.0, 1 + R[..., 0, 0] + R[..., 1, 1] + R[..., 2, 2])) / 2
-    x = np.sqrt(np.maximum(0.0, 1 + R[..., 0, 0] - R[..., 1, 1] - R[..., 2, 2])) / 2
-    y = np.sqrt(np.maximum(0.0, 1 - R[..., 0, 0] + R[..., 1, 1] - R[..., 2, 2])) / 2
-    z = np.sqrt(np.maximum(0.0, 1 - R[..., 0, 0] - R[..., 1, 1] + R[..., 2, 2])) / 2
-    x = np.copysign(x, R[..., 2, 1] - R[..., 1, 2])
-    y = np.copysign(y, R[..., 0, 2] - R[..., 2, 0])
-    z = np.copysign(z, R[..., 1, 0] - R[..., 0, 1])
-    q = np.stack([w, x, y, z], -1)
-    return q / np.linalg.norm(q, axis=-1, keepdims=True)
-
-
-def shortest_arc(a, b):
-    """Rotation (3,3) turning direction a onto direction b."""
-    a, b = a / np.linalg.norm(a), b / np.linalg.norm(b)
-    v, c = np.cross(a, b), float(a @ b)
-    if c < -1 + 1e-9:  # opposite: any perpendicular axis
-        axis = np.cross(a, [1.0, 0, 0]) if abs(a[0]) < 0.9 else np.cross(a, [0, 1.0, 0])
-        return rotvec_to_matrix(np.pi * axis / np.linalg.norm(axis))
-    vx = np.array([[0, -v[2], v[1]], [v[2], 0, -v[0]], [-v[1], v[0], 0]])
-    return np.eye(3) + vx + vx @ vx / (1 + c)
-
-
-def kabsch(src, dst):
-    """Rotation R minimising ||R src_i - dst_i|| over centred point sets (N,3)."""
-    H = (src - src.mean(0)).T @ (dst - dst.mean(0))
-    U, _, Vt = np.linalg.svd(H)
-    d = np.sign(np.linalg.det(Vt.T @ U.T))
-    return Vt.T @ np.diag([1, 1, d]) @ U.T
-
-
-def source_globals(global_orient, hand_pose, influence=None):
-    """Captured global joint rotations G (T,16,3,3), camera frame; influence scales each finger."""
-    T = len(global_orient)
-    local = np.concatenate([np.asarray(global_orient)[:, None], np.asarray(hand_pose).reshape(T, 15, 3)], 1)
-    if influence:
-        w = np.array([1.0] + [float(influence.get(FINGER_OF[j], 1.0)) for j in range(1, 16)])
-        local = local * w[None, :, None]
-    R = rotvec_to_matrix(local)
-    G = np.empty_like(R)
-    for j in range(16):
-        G[:, j] = R[:, j] if PARENTS[j] < 0 else G[:, PARENTS[j]] @ R[:, j]
-    return G
 
 
 def location_frame(target, bone):
@@ -145,24 +87,6 @@ FINGER_CHAINS = {"thumb": (13, 14, 15, 4), "index": (1, 2, 3, 8), "middle": (4, 
                  "pinky": (7, 8, 9, 20)}  # MANO joints of each finger, then its MediaPipe fingertip
 
 
-def quat_to_rotvec(q):
-    """(...,4) wxyz -> (...,3) axis-angle."""
-    q = np.where(q[..., :1] < 0, -q, q)
-    n = np.linalg.norm(q[..., 1:], axis=-1, keepdims=True)
-    angle = 2 * np.arctan2(n, q[..., :1])
-    return q[..., 1:] * np.where(n > 1e-12, angle / np.maximum(n, 1e-12), 2.0)
-
-
-def arcs(a, b):
-    """(T,3,3) rotations turning directions a (T,3) onto b (T,3) (shortest arc, Rodrigues)."""
-    a = a / np.linalg.norm(a, axis=-1, keepdims=True)
-    b = b / np.linalg.norm(b, axis=-1, keepdims=True)
-    axis = np.cross(a, b)
-    sin = np.linalg.norm(axis, axis=-1, keepdims=True)
-    angle = np.arctan2(sin, np.sum(a * b, -1, keepdims=True))
-    return rotvec_to_matrix(axis / np.maximum(sin, 1e-12) * angle)
-
-
 def reach_fingertips(Y, steps, target, heads, tips, scale, iterations=30):
     """Fingertip IK beside the rotation copy (``Y`` {joint: (T,3,3)} world changes, updated in place).
 
@@ -186,12 +110,12 @@ def reach_fingertips(Y, steps, target, heads, tips, scale, iterations=30):
         v3 = np.asarray(target[steps[j3]["bone"]]["tail"], np.float64) - heads[j3]
         P = hw + scale * tips[:, k]  # (T,3) where the fingertip should be
         Y1, Y2, Y3 = Y[j1], Y[j2], Y[j3]
-        rel2 = quat_to_rotvec(matrix_to_quat(np.swapaxes(Y1, -1, -2) @ Y2))  # (T,3) the finger's two bends
-        rel3 = quat_to_rotvec(matrix_to_quat(np.swapaxes(Y2, -1, -2) @ Y3))
+        rel2 = matrix_to_axis_angle(np.swapaxes(Y1, -1, -2) @ Y2)  # (T,3) the finger's two bends
+        rel3 = matrix_to_axis_angle(np.swapaxes(Y2, -1, -2) @ Y3)
 
         def chain(f):
-            Y2f = Y1 @ rotvec_to_matrix(rel2 * f[:, None])
-            Y3f = Y2f @ rotvec_to_matrix(rel3 * f[:, None])
+            Y2f = Y1 @ axis_angle_to_matrix(rel2 * f[:, None])
+            Y3f = Y2f @ axis_angle_to_matrix(rel3 * f[:, None])
             end = b + np.einsum("tab,b->ta", Y1, v1) + np.einsum("tab,b->ta", Y2f, v2) + np.einsum("tab,b->ta", Y3f, v3)
             return Y2f, Y3f, end
 
@@ -202,7 +126,7 @@ def reach_fingertips(Y, steps, target, heads, tips, scale, iterations=30):
             too_long = np.linalg.norm(chain(mid)[2] - b, axis=-1) > want
             lo, hi = np.where(too_long, mid, lo), np.where(too_long, hi, mid)
         Y2f, Y3f, end = chain(0.5 * (lo + hi))
-        R = arcs(end - b, P - b)  # (T,3,3) swing about the base
+        R = shortest_arc(end - b, P - b)  # (T,3,3) swing about the base
         Y[j1], Y[j2], Y[j3] = R @ Y1, R @ Y2f, R @ Y3f
         left[finger] = np.linalg.norm(b + np.einsum("tab,ta->tb", np.swapaxes(R, -1, -2), end - b) - P, axis=-1)
     return left

@@ -6,6 +6,7 @@ import numpy as np
 
 from .coords import CAMERA_EULER, camera_settings, points_to_blender
 from .engine_link import joints as J
+from .poses import source_globals
 
 BONE_NAMES = J.MANO_JOINT_NAMES  # bone names on our rigs: the MANO joint names, MANO order
 RIG_TAG = "hmp_side"  # custom property on rigs we build: "right" / "left"
@@ -20,8 +21,6 @@ def rest_fingertips(hand):
     """(5, 3) the fingertips at rest (model frame, thumb..pinky as ``J.FINGERTIP_PARENT_MANO``), or
     None. A fingertip keypoint moves with its last phalanx: its offset in that bone's frame, averaged
     over the valid frames, added to the bone's rest joint."""
-    from .retarget import source_globals
-
     valid = np.asarray(hand["valid"], bool)
     if "joints" not in hand or not valid.any():
         return None
