@@ -115,8 +115,4 @@ class HMP_OT_setup_engine(bpy.types.Operator):
         return {"FINISHED"}
 
 
-def current():
-    return _SETUP
-
-
 classes = (HMP_OT_setup_engine,)
