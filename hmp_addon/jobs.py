@@ -16,9 +16,10 @@ from .settings import settings
 class CaptureParams:
     """What to capture, snapshotted when the capture starts (the panel may change meanwhile)."""
 
-    def __init__(self, video, hands="right", device="auto", quality="balanced", start=None, end=None,
-                 targets=None, make_camera=True, engine_python="", mano_dir="", root_motion=None,
-                 match_fps=True, fov=None, K=None):
+    def __init__(self, video: str, hands: str = "right", device: str = "auto", quality: str = "balanced",
+                 start: int | None = None, end: int | None = None, targets: dict | None = None,
+                 make_camera: bool = True, engine_python: str = "", mano_dir: str = "", root_motion: str | None = None,
+                 match_fps: bool = True, fov: float | None = None, K=None):
         self.video = video
         self.hands = hands
         self.device = device

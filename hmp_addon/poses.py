@@ -26,7 +26,7 @@ from .rotations import axis_angle_to_matrix, axis_angle_to_quat, make_continuous
 FINGER_OF = tuple(name.rstrip("123") for name in J.MANO_JOINT_NAMES)
 
 
-def source_globals(global_orient, hand_pose, influence=None) -> np.ndarray:
+def source_globals(global_orient: np.ndarray, hand_pose: np.ndarray, influence: dict | None = None) -> np.ndarray:
     """Global joint rotations G (T, 16, 3, 3), camera frame (forward kinematics of the rotations:
     G_j = G_parent(j) R_j). global_orient (T, 3), hand_pose (T, 45) axis-angle as in the result.
     influence {finger: weight}: each finger's joint rotations scaled by its weight (default 1)."""
@@ -43,7 +43,8 @@ def source_globals(global_orient, hand_pose, influence=None) -> np.ndarray:
     return G
 
 
-def bone_channels(global_orient, hand_pose, transl, rest_frames) -> tuple[np.ndarray, np.ndarray]:
+def bone_channels(global_orient: np.ndarray, hand_pose: np.ndarray, transl: np.ndarray,
+                  rest_frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Pose-bone channels for the 16 MANO joints.
 
     global_orient (T, 3), hand_pose (T, 45), transl (T, 3): camera frame, as in the result.

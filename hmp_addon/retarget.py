@@ -149,7 +149,7 @@ class Channels(NamedTuple):
     head_paths: dict  # {bone: (T, 3)}: where each flat bone's head must go, for re-solving
 
 
-def captured_changes(global_orient, hand_pose, rest_joints, S: np.ndarray,
+def captured_changes(global_orient: np.ndarray, hand_pose: np.ndarray, rest_joints: np.ndarray, S: np.ndarray,
                      influence: dict | None = None) -> tuple[np.ndarray, np.ndarray]:
     """The captured hand in armature space: A (T, 16, 3, 3) each joint's world rotation change from
     rest (S G_j S^T) and its rest joints (16, 3). S (3, 3): camera -> armature rotation."""
@@ -277,7 +277,7 @@ def channels(global_orient, hand_pose, transl, rest_joints, target, mapping, arm
 
 # ---------------------------------------------------------------------------------------------- bpy side
 
-def check_target(obj):
+def check_target(obj) -> str | None:
     """None, or a one-line reason why ``obj`` cannot receive a retarget."""
     if obj is None or getattr(obj, "type", None) != "ARMATURE":
         return "choose an armature to retarget onto"
@@ -292,7 +292,7 @@ def check_target(obj):
     return None
 
 
-def target_rest(obj):
+def target_rest(obj) -> dict:
     """{bone: {"matrix", "head", "tail", "parent", "local_location"}} from the armature's rest bones
     (armature space)."""
     out = {}
@@ -304,14 +304,14 @@ def target_rest(obj):
     return out
 
 
-def rest_matrix4(rest_bone):
+def rest_matrix4(rest_bone: dict) -> np.ndarray:
     """(4,4) rest matrix (armature space) from a ``target_rest`` entry."""
     m = np.eye(4)
     m[:3, :3], m[:3, 3] = rest_bone["matrix"], rest_bone["head"]
     return m
 
 
-def warnings_for(obj, mapping):
+def warnings_for(obj, mapping: dict) -> list[str]:
     """Things that will make the baked motion differ from what was captured (not errors)."""
     out = []
     locked = [b for b in mapping.values() if b in obj.pose.bones and any(obj.pose.bones[b].lock_rotation)]

@@ -48,8 +48,9 @@ def check_engine_python(engine_python):
         raise EngineSetupError(f"engine Python is not executable: {engine_python}")
 
 
-def capture_argv(engine_python, video, out, hands="right", device="auto", quality="balanced",
-                 start=None, end=None, mano_dir="", root_motion=None, fov=None, K=None) -> list[str]:
+def capture_argv(engine_python: str, video, out, hands: str = "right", device: str = "auto", quality: str = "balanced",
+                 start: int | None = None, end: int | None = None, mano_dir="", root_motion: str | None = None,
+                 fov: float | None = None, K=None) -> list[str]:
     """The engine command line (an argument list, never a shell string). fov: horizontal field of
     view in degrees; K: (fx, fy, cx, cy) in pixels; neither: the engine estimates them."""
     argv = [engine_python, "-m", "engine", "capture", os.fspath(video), "--out", os.fspath(out),
