@@ -34,7 +34,7 @@ from typing import NamedTuple
 import numpy as np
 
 from . import bonemaps
-from .coords import CV_TO_BLENDER
+from .coords import CV_TO_BLENDER, matrix_array
 from .engine_link import joints as J
 from .poses import source_globals
 from .rotations import axis_angle_to_matrix, kabsch, make_continuous, matrix_to_axis_angle, matrix_to_quat, shortest_arc
@@ -297,8 +297,7 @@ def target_rest(obj) -> dict:
     (armature space)."""
     out = {}
     for b in obj.data.bones:
-        m = b.matrix_local
-        out[b.name] = {"matrix": np.array([[m[r][c] for c in range(3)] for r in range(3)]),
+        out[b.name] = {"matrix": matrix_array(b.matrix_local),
                        "head": np.array(b.head_local), "tail": np.array(b.tail_local),
                        "parent": b.parent.name if b.parent else None, "local_location": b.use_local_location}
     return out
@@ -378,8 +377,7 @@ def evaluated_matrices(context, obj, bones, frames: np.ndarray) -> dict:
         whole = int(np.floor(f))
         scene.frame_set(whole, subframe=float(f - whole))
         for b in bones:
-            m = obj.pose.bones[b].matrix
-            out[b][i] = [[m[r][c] for c in range(4)] for r in range(4)]
+            out[b][i] = matrix_array(obj.pose.bones[b].matrix, 4)
     scene.frame_set(current)
     return out
 
@@ -443,8 +441,7 @@ def retarget_result(context, obj, res, side: str, mapping: dict, root: str = "RO
     mapping, absent = checked_mapping(obj, res, side, mapping, root)
     hand = res.hands[side]
     valid = np.asarray(hand["valid"], bool)
-    mw = obj.matrix_world.to_3x3().normalized()
-    rot = np.array([[mw[r][c] for c in range(3)] for r in range(3)])
+    rot = matrix_array(obj.matrix_world.to_3x3().normalized())
     rest = target_rest(obj)
     tips = captured_fingertips(hand, valid, influence) if fingertips else None
     ch = channels(hand["global_orient"][valid], hand["hand_pose"][valid], hand["transl"][valid], hand["rest_joints"],

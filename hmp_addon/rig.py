@@ -4,7 +4,7 @@ carries one), built from a result hand's rest skeleton, and a camera matching th
 import bpy
 import numpy as np
 
-from .coords import CAMERA_EULER, camera_settings, points_to_blender
+from .coords import CAMERA_EULER, camera_settings, matrix_array, points_to_blender
 from .engine_link import joints as J
 from .poses import source_globals
 
@@ -155,8 +155,7 @@ def rest_frames(rig, bone_names=BONE_NAMES):
     """(16, 3, 3) rest orientation of each named bone in armature space (bone.matrix_local)."""
     out = np.empty((len(bone_names), 3, 3))
     for j, name in enumerate(bone_names):
-        m = rig.data.bones[name].matrix_local
-        out[j] = np.array([[m[r][c] for c in range(3)] for r in range(3)])
+        out[j] = matrix_array(rig.data.bones[name].matrix_local)
     return out
 
 
