@@ -18,8 +18,9 @@ pinky1-3, ring1-3, thumb1-3); joints without a bone are simply absent. Sources:
 import json
 import re
 
-JOINTS = ("wrist", "index1", "index2", "index3", "middle1", "middle2", "middle3", "pinky1", "pinky2", "pinky3",
-          "ring1", "ring2", "ring3", "thumb1", "thumb2", "thumb3")
+from .engine_link import joints as J
+
+JOINTS = tuple(J.MANO_JOINT_NAMES)  # MANO order
 FINGERS = ("thumb", "index", "middle", "ring", "pinky")
 
 _SIDE_LETTER = {"right": "R", "left": "L"}

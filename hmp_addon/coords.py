@@ -21,6 +21,12 @@ def points_to_blender(points):
     return np.asarray(points, dtype=np.float64) @ CV_TO_BLENDER.T
 
 
+def matrix_array(m, size: int = 3) -> np.ndarray:
+    """A Blender ``Matrix`` (or any nested sequence of rows) -> (size, size) float64 array: its
+    top-left block, rows as in Blender (``matrix_local``, ``matrix_world``, a pose bone's ``matrix``)."""
+    return np.array(m, dtype=np.float64)[:size, :size]
+
+
 def camera_settings(K, image_size, sensor_width=36.0):
     """Blender camera data values matching intrinsics K (3, 3) and image_size (width, height).
 

@@ -5,12 +5,11 @@ import argparse
 import importlib
 import os
 import sys
-import time
 
 import bpy
 
 from . import importer, jobs, runner, session_files
-from .preferences import settings
+from .settings import settings
 
 
 def parse_args(argv):
@@ -83,6 +82,19 @@ def _lens(args):
     return (None, found[0], found[1]) if found else (None, None, "")
 
 
+def _progress_printer():
+    """on_step for jobs.run_to_end: prints "<stage message> <percent>%" to stderr when it changes."""
+    last = [""]
+
+    def show(job):
+        line = f"{job.message} {100 * job.fraction:.0f}%"
+        if line != last[0]:
+            print(line, file=sys.stderr, flush=True)
+            last[0] = line
+
+    return show
+
+
 def open_scene(path):
     """Open the .blend ``path`` when given (ImportProblem when it does not exist); else keep the scene."""
     if path:
@@ -122,18 +134,10 @@ def run(argv):
                 root_motion=args.root_motion, match_fps=not args.keep_scene_fps, fov=fov, K=K)
             params.camera_source = source
             job = jobs.CaptureJob(params)
-            t0, last = time.monotonic(), ""
             try:
-                while not job.finished:
-                    job.step(context)
-                    line = f"{job.message} {100 * job.fraction:.0f}%"
-                    if line != last:
-                        print(line, file=sys.stderr, flush=True)
-                        last = line
-                    if args.timeout and time.monotonic() - t0 > args.timeout:
-                        job.cancel()
-                        raise importer.ImportProblem(f"capture did not finish within {args.timeout:.0f} s")
-                    time.sleep(0.05)
+                jobs.run_to_end(job, context, timeout=args.timeout or None, on_step=_progress_printer())
+            except TimeoutError as exc:
+                raise importer.ImportProblem(str(exc)) from None
             except KeyboardInterrupt:
                 job.cancel()
                 raise importer.ImportProblem("interrupted: nothing saved") from None

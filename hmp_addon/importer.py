@@ -154,10 +154,10 @@ def _root_location_for(obj, hand, root_loc):
     The wrist head must reach C (J0 + transl) in world space; the armature's own rest wrist head
     (armature space, object transform identity assumed for rigs made here) gives the offset.
     """
-    from .coords import points_to_blender
+    from .coords import matrix_array, points_to_blender
 
     wrist = obj.data.bones[rig.BONE_NAMES[0]]
-    B0 = np.array([[wrist.matrix_local[r][c] for c in range(3)] for r in range(3)])
+    B0 = matrix_array(wrist.matrix_local)
     rest_head = np.array(wrist.head_local)
     world_target = points_to_blender(hand["rest_joints"][0])  # where the result's rest wrist is
     return root_loc + (world_target - rest_head) @ B0

@@ -5,19 +5,21 @@ import math
 import os
 import shutil
 import tempfile
+import time
 
 import bpy
 
 from . import importer, rig, runner, session_files
-from .preferences import settings
+from .settings import settings
 
 
 class CaptureParams:
     """What to capture, snapshotted when the capture starts (the panel may change meanwhile)."""
 
-    def __init__(self, video, hands="right", device="auto", quality="balanced", start=None, end=None,
-                 targets=None, make_camera=True, engine_python="", mano_dir="", extra_args=(), root_motion=None,
-                 match_fps=True, fov=None, K=None):
+    def __init__(self, video: str, hands: str = "right", device: str = "auto", quality: str = "balanced",
+                 start: int | None = None, end: int | None = None, targets: dict | None = None,
+                 make_camera: bool = True, engine_python: str = "", mano_dir: str = "", root_motion: str | None = None,
+                 match_fps: bool = True, fov: float | None = None, K=None):
         self.video = video
         self.hands = hands
         self.device = device
@@ -28,7 +30,6 @@ class CaptureParams:
         self.make_camera = make_camera
         self.engine_python = engine_python
         self.mano_dir = mano_dir
-        self.extra_args = tuple(extra_args)
         self.root_motion = root_motion  # None: the engine's default
         # set the scene's frame rate to the video's, so the preview (a Movie Clip, which Blender plays
         # frame for frame) stays in sync with the keys; False: keep it (keys are time-mapped)
@@ -165,8 +166,8 @@ class CaptureJob:
         self.workdir = tempfile.mkdtemp(prefix=session_files.TEMP_PREFIX, dir=bpy.app.tempdir or None)
         self.result_path = os.path.join(self.workdir, f"{self.clip}.npz")
         argv = runner.capture_argv(params.engine_python, params.video, self.result_path, params.hands,
-                                   params.device, params.quality, params.start, params.end,
-                                   params.mano_dir, params.extra_args, params.root_motion, params.fov, params.K)
+                                   params.device, params.quality, params.start, params.end, mano_dir=params.mano_dir,
+                                   root_motion=params.root_motion, fov=params.fov, K=params.K)
         self.preview_path = os.path.join(self.workdir, f"{self.clip}.preview.mp4")
         argv += ["--preview", self.preview_path]  # the overlay video, shown behind the capture camera
         kwargs = {"root": root} if root else {}
@@ -272,6 +273,25 @@ class CaptureJob:
         if not self.finished:
             self.run.cancel()
             self._end("cancelled")
+
+
+def run_to_end(job: CaptureJob, context, timeout: float | None = None, on_step=None, interval: float = 0.05) -> str:
+    """Step ``job`` until it finishes, blocking (the blocking operator path and the headless script;
+    the modal operator steps it on a timer instead). on_step(job) is called after each step.
+    timeout (seconds): cancel the job and raise TimeoutError when it has not finished by then.
+    Returns the job's final state."""
+    t0 = time.monotonic()
+    while not job.finished:
+        job.step(context)
+        if on_step is not None:
+            on_step(job)
+        if job.finished:
+            break
+        if timeout is not None and time.monotonic() - t0 > timeout:
+            job.cancel()
+            raise TimeoutError(f"capture did not finish within {timeout:.0f} s")
+        time.sleep(interval)
+    return job.state
 
 
 _CURRENT = None  # the one capture job of this Blender session

@@ -1,14 +1,13 @@
 """Operators: Capture (modal, or blocking when executed from a script), Cancel, Import Result,
 Check Engine. Engines still running when Blender quits or loads another file are terminated."""
 
-import time
 
 import bpy
 from bpy.app.handlers import persistent
 from bpy_extras.io_utils import ImportHelper
 
 from . import importer, jobs, runner
-from .preferences import settings
+from .settings import settings
 
 
 def _redraw(context):
@@ -113,9 +112,7 @@ class HMP_OT_capture(bpy.types.Operator):
         job = self._start(context)
         if job is None:
             return {"CANCELLED"}
-        while not job.finished:
-            job.step(context)
-            time.sleep(0.05)
+        jobs.run_to_end(job, context)
         return _finish_report(self, context, job)
 
     def cancel(self, context):  # Blender tears the operator down (window closed, file loaded)

@@ -1,4 +1,5 @@
-"""Result poses -> per-bone pose channels (numpy only, shared by the rig bake and retargeting).
+"""Result poses -> global joint rotations and per-bone pose channels (numpy only, shared by the rig
+bake and retargeting).
 
 MANO (engine/result.py): joint j's pose rotation R_j (axis-angle) acts in a frame aligned with the
 model frame at rest; the posed global rotation is G_j = G_parent(j) R_j and the root rotates about
@@ -18,30 +19,32 @@ C (J_0 + transl), so loc = B_0^T C transl in the bone's rest frame.
 import numpy as np
 
 from .coords import CV_TO_BLENDER
+from .engine_link import joints as J
+from .rotations import axis_angle_to_matrix, axis_angle_to_quat, make_continuous
+
+# the finger each MANO joint belongs to (MANO order), for per-finger influence
+FINGER_OF = tuple(name.rstrip("123") for name in J.MANO_JOINT_NAMES)
 
 
-def axis_angle_to_quat(aa):
-    """(..., 3) axis-angle -> (..., 4) unit quaternions (w, x, y, z), Blender's order."""
-    aa = np.asarray(aa, dtype=np.float64)
-    angle = np.linalg.norm(aa, axis=-1, keepdims=True)  # (..., 1)
-    half = 0.5 * angle
-    # sin(half)/angle -> 0.5 as angle -> 0 (series), avoids 0/0
-    scale = np.where(angle > 1e-8, np.sin(half) / np.maximum(angle, 1e-12), 0.5 - angle**2 / 48.0)
-    return np.concatenate([np.cos(half), aa * scale], axis=-1)
+def source_globals(global_orient: np.ndarray, hand_pose: np.ndarray, influence: dict | None = None) -> np.ndarray:
+    """Global joint rotations G (T, 16, 3, 3), camera frame (forward kinematics of the rotations:
+    G_j = G_parent(j) R_j). global_orient (T, 3), hand_pose (T, 45) axis-angle as in the result.
+    influence {finger: weight}: each finger's joint rotations scaled by its weight (default 1)."""
+    T = len(global_orient)
+    local = np.concatenate([np.asarray(global_orient, np.float64)[:, None],
+                            np.asarray(hand_pose, np.float64).reshape(T, 15, 3)], 1)  # (T, 16, 3)
+    if influence:
+        w = np.array([1.0] + [float(influence.get(FINGER_OF[j], 1.0)) for j in range(1, 16)])
+        local = local * w[None, :, None]
+    R = axis_angle_to_matrix(local)
+    G = np.empty_like(R)
+    for j, parent in enumerate(J.MANO_PARENTS):
+        G[:, j] = R[:, j] if parent < 0 else G[:, parent] @ R[:, j]
+    return G
 
 
-def make_continuous(quats):
-    """Flip signs along time so consecutive quaternions stay in one hemisphere. (T, 4) -> (T, 4)."""
-    quats = np.array(quats, dtype=np.float64)
-    if len(quats) < 2:
-        return quats
-    dots = np.einsum("ti,ti->t", quats[1:], quats[:-1])  # (T-1,)
-    signs = np.cumprod(np.where(dots < 0.0, -1.0, 1.0))
-    quats[1:] *= signs[:, None]
-    return quats
-
-
-def bone_channels(global_orient, hand_pose, transl, rest_frames):
+def bone_channels(global_orient: np.ndarray, hand_pose: np.ndarray, transl: np.ndarray,
+                  rest_frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Pose-bone channels for the 16 MANO joints.
 
     global_orient (T, 3), hand_pose (T, 45), transl (T, 3): camera frame, as in the result.
@@ -61,7 +64,7 @@ def bone_channels(global_orient, hand_pose, transl, rest_frames):
     return quats, root_location
 
 
-def scene_frames(frame_ids, clip_fps, scene_fps, frame_start, frame_times=None):
+def scene_frames(frame_ids, clip_fps: float, scene_fps: float, frame_start: float, frame_times=None) -> np.ndarray:
     """Map result frames onto the scene timeline. frame_ids (T,) -> (T,) float scene frames.
 
     The first result frame lands on ``frame_start``; time is preserved (clip fps -> scene fps).
@@ -74,6 +77,6 @@ def scene_frames(frame_ids, clip_fps, scene_fps, frame_start, frame_times=None):
     return frame_start + (frame_ids - frame_ids[0]) * (float(scene_fps) / float(clip_fps))
 
 
-def result_scene_frames(res, scene_fps, frame_start):
+def result_scene_frames(res, scene_fps: float, frame_start: float) -> np.ndarray:
     """scene_frames for an engine.result.Result (uses its frame_times when it has them)."""
     return scene_frames(res["frame_ids"], res.fps, scene_fps, frame_start, res.clip.get("frame_times"))

@@ -1,14 +1,11 @@
 """Add-on preferences: engine Python, MANO directory, default device."""
 
-import os
-
 import bpy
 
+from . import setup_ui
 from .engine_link import default_engine_python
-
-# The id Blender files our preferences under: the extension package ("bl_ext.<repo>.hmp_hand_capture")
-# when installed, or "hmp_addon" when the package is imported from a source checkout.
-ADDON_ID = __package__.rpartition(".")[0] or __package__
+from .engine_setup import network_warning
+from .settings import ADDON_ID
 
 DEVICE_ITEMS = [
     ("auto", "Auto", "CUDA when available, else CPU"),
@@ -59,48 +56,10 @@ class HMP_AddonPreferences(bpy.types.AddonPreferences):
         box.prop(self, "setup_torch")
         box.prop(self, "setup_wheels")
         if not self.setup_wheels:
-            from .engine_setup import network_warning
-
             box.label(text=network_warning(self.setup_torch), icon="ERROR")
         box.prop(self, "setup_base_python")
-        from . import setup_ui
-
         setup_ui.draw_status(box)
         box.operator("hmp.setup_engine", icon="IMPORT")
-
-
-class Settings:
-    """Resolved preferences (works also when the add-on is registered without Blender's add-on
-    manager, e.g. by tests or the headless script, where no preferences entry exists)."""
-
-    def __init__(self, engine_python="", mano_dir="", default_device="auto"):
-        self.engine_python = engine_python
-        self.mano_dir = mano_dir
-        self.default_device = default_device
-
-
-def addon_preferences(context=None):
-    """This add-on's preferences, or None. Also found when this package was imported from a source
-    checkout (scripts/headless_capture.py run by a Blender where the extension is installed and
-    enabled: its preferences live under "bl_ext.<repo>.hmp_hand_capture", not under ours)."""
-    context = context or bpy.context
-    addons = context.preferences.addons
-    entries = [addons.get(ADDON_ID)] + [e for name, e in addons.items() if name.endswith(".hmp_hand_capture")]
-    for entry in entries:
-        prefs = getattr(entry, "preferences", None) if entry is not None else None
-        if prefs is not None and hasattr(prefs, "engine_python"):
-            return prefs
-    return None
-
-
-def settings(context=None):
-    context = context or bpy.context
-    prefs = addon_preferences(context)
-    engine_python = bpy.path.abspath(prefs.engine_python) if prefs is not None and prefs.engine_python else ""
-    engine_python = engine_python or os.environ.get("HMP_ENGINE_PYTHON", "") or default_engine_python()
-    mano_dir = bpy.path.abspath(prefs.mano_dir) if prefs is not None and prefs.mano_dir else os.environ.get("HMP_MANO_DIR", "")
-    device = prefs.default_device if prefs is not None else "auto"
-    return Settings(engine_python, mano_dir, device)
 
 
 classes = (HMP_AddonPreferences,)

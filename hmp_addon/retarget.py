@@ -29,17 +29,22 @@ captured, scaled to the target hand's size). ``influence`` {finger: 0..1} scales
 captured joint rotations (0 keeps the finger at rest).
 """
 
+from typing import NamedTuple
+
 import numpy as np
 
 from . import bonemaps
-from .coords import CV_TO_BLENDER
-from .poses import make_continuous
+from .coords import CV_TO_BLENDER, matrix_array
+from .engine_link import joints as J
+from .poses import source_globals
+from .rotations import axis_angle_to_matrix, kabsch, make_continuous, matrix_to_axis_angle, matrix_to_quat, shortest_arc
 
 JOINTS = bonemaps.JOINTS
-PARENTS = (-1, 0, 1, 2, 0, 4, 5, 0, 7, 8, 0, 10, 11, 0, 13, 14)
-FINGER_OF = ["wrist"] + [f for f in ("index", "middle", "pinky", "ring", "thumb") for _ in range(3)]
+PARENTS = tuple(int(p) for p in J.MANO_PARENTS)
 CHILD = {j: next((k for k in range(16) if PARENTS[k] == j), None) for j in range(16)}
 
+
+ROOT_PLACEMENTS = ("KEEP", "ROTATION", "REST", "FOLLOW")  # see the module docstring
 
 # fewest finger joints (of MANO's 15) a bone map must give before a retarget bakes: two fingers' worth
 MIN_FINGER_BONES = 6
@@ -49,66 +54,7 @@ class RetargetProblem(Exception):
     """A one-line reason why a retarget cannot be done; nothing was changed."""
 
 
-def rotvec_to_matrix(rv):
-    """(...,3) axis-angle -> (...,3,3) (Rodrigues)."""
-    rv = np.asarray(rv, dtype=np.float64)
-    theta = np.linalg.norm(rv, axis=-1)[..., None, None]
-    k = rv / np.maximum(theta[..., 0], 1e-12)
-    K = np.zeros(rv.shape[:-1] + (3, 3))
-    K[..., 0, 1], K[..., 0, 2], K[..., 1, 2] = -k[..., 2], k[..., 1], -k[..., 0]
-    K = K - np.swapaxes(K, -1, -2)
-    eye = np.broadcast_to(np.eye(3), K.shape)
-    return eye + np.sin(theta) * K + (1 - np.cos(theta)) * K @ K
-
-
-def matrix_to_quat(R):
-    """(...,3,3) rotation -> (...,4) wxyz."""
-    R = np.asarray(R, dtype=np.float64)
-    w = np.sqrt(np.maximum(0.0, 1 + R[..., 0, 0] + R[..., 1, 1] + R[..., 2, 2])) / 2
-    x = np.sqrt(np.maximum(0.0, 1 + R[..., 0, 0] - R[..., 1, 1] - R[..., 2, 2])) / 2
-    y = np.sqrt(np.maximum(0.0, 1 - R[..., 0, 0] + R[..., 1, 1] - R[..., 2, 2])) / 2
-    z = np.sqrt(np.maximum(0.0, 1 - R[..., 0, 0] - R[..., 1, 1] + R[..., 2, 2])) / 2
-    x = np.copysign(x, R[..., 2, 1] - R[..., 1, 2])
-    y = np.copysign(y, R[..., 0, 2] - R[..., 2, 0])
-    z = np.copysign(z, R[..., 1, 0] - R[..., 0, 1])
-    q = np.stack([w, x, y, z], -1)
-    return q / np.linalg.norm(q, axis=-1, keepdims=True)
-
-
-def shortest_arc(a, b):
-    """Rotation (3,3) turning direction a onto direction b."""
-    a, b = a / np.linalg.norm(a), b / np.linalg.norm(b)
-    v, c = np.cross(a, b), float(a @ b)
-    if c < -1 + 1e-9:  # opposite: any perpendicular axis
-        axis = np.cross(a, [1.0, 0, 0]) if abs(a[0]) < 0.9 else np.cross(a, [0, 1.0, 0])
-        return rotvec_to_matrix(np.pi * axis / np.linalg.norm(axis))
-    vx = np.array([[0, -v[2], v[1]], [v[2], 0, -v[0]], [-v[1], v[0], 0]])
-    return np.eye(3) + vx + vx @ vx / (1 + c)
-
-
-def kabsch(src, dst):
-    """Rotation R minimising ||R src_i - dst_i|| over centred point sets (N,3)."""
-    H = (src - src.mean(0)).T @ (dst - dst.mean(0))
-    U, _, Vt = np.linalg.svd(H)
-    d = np.sign(np.linalg.det(Vt.T @ U.T))
-    return Vt.T @ np.diag([1, 1, d]) @ U.T
-
-
-def source_globals(global_orient, hand_pose, influence=None):
-    """Captured global joint rotations G (T,16,3,3), camera frame; influence scales each finger."""
-    T = len(global_orient)
-    local = np.concatenate([np.asarray(global_orient)[:, None], np.asarray(hand_pose).reshape(T, 15, 3)], 1)
-    if influence:
-        w = np.array([1.0] + [float(influence.get(FINGER_OF[j], 1.0)) for j in range(1, 16)])
-        local = local * w[None, :, None]
-    R = rotvec_to_matrix(local)
-    G = np.empty_like(R)
-    for j in range(16):
-        G[:, j] = R[:, j] if PARENTS[j] < 0 else G[:, PARENTS[j]] @ R[:, j]
-    return G
-
-
-def location_frame(target, bone):
+def location_frame(target: dict, bone: str) -> np.ndarray:
     """(3,3) F mapping a pose bone's location channel to its head's armature-space displacement, for
     an unposed parent: the bone's rest orientation, or, for a bone with "Local Location" off (Rigify's
     IK controls), its parent's (the armature's when it has none)."""
@@ -118,7 +64,7 @@ def location_frame(target, bone):
     return np.eye(3) if parent is None else np.asarray(target[parent]["matrix"], np.float64)
 
 
-def plan(target, mapping):
+def plan(target: dict, mapping: dict) -> dict:
     """Static part of a retarget. target: {bone: {"matrix": (3,3) rest B, "head": (3,), "tail": (3,),
     "parent": name or None}} in armature space. Returns per mapped joint the bone, its rotation
     parent joint, and whether it needs location keys (no mapped ancestor in its own chain)."""
@@ -145,26 +91,10 @@ FINGER_CHAINS = {"thumb": (13, 14, 15, 4), "index": (1, 2, 3, 8), "middle": (4, 
                  "pinky": (7, 8, 9, 20)}  # MANO joints of each finger, then its MediaPipe fingertip
 
 
-def quat_to_rotvec(q):
-    """(...,4) wxyz -> (...,3) axis-angle."""
-    q = np.where(q[..., :1] < 0, -q, q)
-    n = np.linalg.norm(q[..., 1:], axis=-1, keepdims=True)
-    angle = 2 * np.arctan2(n, q[..., :1])
-    return q[..., 1:] * np.where(n > 1e-12, angle / np.maximum(n, 1e-12), 2.0)
-
-
-def arcs(a, b):
-    """(T,3,3) rotations turning directions a (T,3) onto b (T,3) (shortest arc, Rodrigues)."""
-    a = a / np.linalg.norm(a, axis=-1, keepdims=True)
-    b = b / np.linalg.norm(b, axis=-1, keepdims=True)
-    axis = np.cross(a, b)
-    sin = np.linalg.norm(axis, axis=-1, keepdims=True)
-    angle = np.arctan2(sin, np.sum(a * b, -1, keepdims=True))
-    return rotvec_to_matrix(axis / np.maximum(sin, 1e-12) * angle)
-
-
-def reach_fingertips(Y, steps, target, heads, tips, scale, iterations=30):
-    """Fingertip IK beside the rotation copy (``Y`` {joint: (T,3,3)} world changes, updated in place).
+def reach_fingertips(Y: dict, steps: dict, target: dict, heads: dict, tips: np.ndarray, scale: float,
+                     iterations: int = 30) -> tuple[dict, dict]:
+    """Fingertip IK beside the rotation copy: ``Y`` {joint: (T,3,3)} world changes -> (a new such
+    dict with the fingers' changes replaced, {finger: (T,) distance left}); ``Y`` is not changed.
 
     A target whose fingers are longer or shorter, relative to its palm, than the captured hand's puts
     its fingertips elsewhere even when every bone turns as captured. For each finger mapped whole
@@ -172,9 +102,9 @@ def reach_fingertips(Y, steps, target, heads, tips, scale, iterations=30):
     captured fingertip scaled to the target's size (``tips`` (T,5,3): captured fingertip minus wrist,
     armature space, thumb..pinky as FINGER_CHAINS): first the finger's two bends are scaled by one
     factor until the base-to-tip distance matches (bisection; a finger too short stays straight),
-    then the whole finger swings about its base onto the fingertip. Returns {finger: (T,) distance
-    left, armature units}."""
-    left = {}
+    then the whole finger swings about its base onto the fingertip. Distances are in armature units.
+    heads {joint: (3,)} the mapped bones' rest heads; scale: ``hand_scale``."""
+    Y, left = dict(Y), {}
     for k, (finger, (j1, j2, j3, _)) in enumerate(FINGER_CHAINS.items()):
         if 0 not in Y or any(j not in steps or steps[j]["flat"] for j in (j1, j2, j3)):
             continue
@@ -186,12 +116,12 @@ def reach_fingertips(Y, steps, target, heads, tips, scale, iterations=30):
         v3 = np.asarray(target[steps[j3]["bone"]]["tail"], np.float64) - heads[j3]
         P = hw + scale * tips[:, k]  # (T,3) where the fingertip should be
         Y1, Y2, Y3 = Y[j1], Y[j2], Y[j3]
-        rel2 = quat_to_rotvec(matrix_to_quat(np.swapaxes(Y1, -1, -2) @ Y2))  # (T,3) the finger's two bends
-        rel3 = quat_to_rotvec(matrix_to_quat(np.swapaxes(Y2, -1, -2) @ Y3))
+        rel2 = matrix_to_axis_angle(np.swapaxes(Y1, -1, -2) @ Y2)  # (T,3) the finger's two bends
+        rel3 = matrix_to_axis_angle(np.swapaxes(Y2, -1, -2) @ Y3)
 
         def chain(f):
-            Y2f = Y1 @ rotvec_to_matrix(rel2 * f[:, None])
-            Y3f = Y2f @ rotvec_to_matrix(rel3 * f[:, None])
+            Y2f = Y1 @ axis_angle_to_matrix(rel2 * f[:, None])
+            Y3f = Y2f @ axis_angle_to_matrix(rel3 * f[:, None])
             end = b + np.einsum("tab,b->ta", Y1, v1) + np.einsum("tab,b->ta", Y2f, v2) + np.einsum("tab,b->ta", Y3f, v3)
             return Y2f, Y3f, end
 
@@ -202,26 +132,37 @@ def reach_fingertips(Y, steps, target, heads, tips, scale, iterations=30):
             too_long = np.linalg.norm(chain(mid)[2] - b, axis=-1) > want
             lo, hi = np.where(too_long, mid, lo), np.where(too_long, hi, mid)
         Y2f, Y3f, end = chain(0.5 * (lo + hi))
-        R = arcs(end - b, P - b)  # (T,3,3) swing about the base
+        R = shortest_arc(end - b, P - b)  # (T,3,3) swing about the base
         Y[j1], Y[j2], Y[j3] = R @ Y1, R @ Y2f, R @ Y3f
         left[finger] = np.linalg.norm(b + np.einsum("tab,ta->tb", np.swapaxes(R, -1, -2), end - b) - P, axis=-1)
-    return left
+    return Y, left
 
 
-def channels(global_orient, hand_pose, transl, rest_joints, target, mapping, armature_rotation=np.eye(3),
-             root="ROTATION", influence=None, tips=None):
-    """Per-bone quaternions {bone: (T,4)} and locations {bone: (T,3)} (see the module docstring).
-    tips: (T,5,3) captured fingertips minus wrist, camera frame (thumb..pinky as FINGER_CHAINS): reach
-    them with each whole finger (``reach_fingertips``); None: rotations only."""
-    steps = plan(target, mapping)
-    if not steps:
-        raise RetargetProblem("the bone map is empty")
-    S = np.asarray(armature_rotation).T @ CV_TO_BLENDER  # camera -> armature space
+class Channels(NamedTuple):
+    """What ``channels`` computes for one captured hand on one target (armature space, T frames)."""
+
+    quats: dict  # {bone: (T, 4) wxyz}: pose-bone rotation channels, sign-continuous along T
+    locs: dict  # {bone: (T, 3)}: pose-bone location channels (the wrist with FOLLOW, flat bones)
+    scale: float  # target hand size / captured hand size
+    world: dict  # {bone: (T, 3, 3)}: each mapped bone's world rotation change, for re-solving
+    steps: dict  # plan(target, mapping)
+    head_paths: dict  # {bone: (T, 3)}: where each flat bone's head must go, for re-solving
+
+
+def captured_changes(global_orient: np.ndarray, hand_pose: np.ndarray, rest_joints: np.ndarray, S: np.ndarray,
+                     influence: dict | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The captured hand in armature space: A (T, 16, 3, 3) each joint's world rotation change from
+    rest (S G_j S^T) and its rest joints (16, 3). S (3, 3): camera -> armature rotation."""
     G = source_globals(global_orient, hand_pose, influence)
-    A = np.einsum("ab,tjbc,dc->tjad", S, G, S)  # (T,16,3,3) world changes in armature space
-    src_rest = np.asarray(rest_joints, dtype=np.float64) @ S.T  # (16,3) armature space
-    heads = {j: np.asarray(target[s["bone"]]["head"], np.float64) for j, s in steps.items()}
-    # wrist alignment: Kabsch of the target's mapped heads onto the captured rest joints
+    A = np.einsum("ab,tjbc,dc->tjad", S, G, S)
+    return A, np.asarray(rest_joints, dtype=np.float64) @ S.T
+
+
+def rest_alignment(steps: dict, target: dict, heads: dict, src_rest: np.ndarray) -> dict:
+    """{joint: (3, 3) Q_j} aligning each mapped target rest bone onto the captured rest hand: the
+    wrist by Kabsch of the target's mapped heads onto the captured rest joints (identity with fewer
+    than three fingers' bones or no wrist), a finger bone by that then the shortest arc turning it
+    along the captured bone. heads {joint: (3,)}, src_rest (16, 3), armature space."""
     common = [j for j in steps if j != 0]
     if 0 in steps and len(common) >= 3:
         Qw = kabsch(np.array([heads[j] - heads[0] for j in common]), np.array([src_rest[j] - src_rest[0] for j in common]))
@@ -236,60 +177,107 @@ def channels(global_orient, hand_pose, transl, rest_joints, target, mapping, arm
         child = CHILD[j]
         s_dir = src_rest[child] - src_rest[j] if child is not None else src_rest[j] - src_rest[PARENTS[j]]
         Q[j] = shortest_arc(Qw @ t_dir, s_dir) @ Qw
-    Y = {j: A[:, j] @ Q[j] for j in steps}  # (T,3,3) world change of each mapped bone
-    T = len(global_orient)
-    eye = np.broadcast_to(np.eye(3), (T, 3, 3))
-    if root == "KEEP" and 0 in Y:  # the character's wrist stays put: everything relative to it
-        Y_keep = Y[0]
-        Y0t = np.swapaxes(Y[0], -1, -2)
-        Y = {j: Y0t @ y for j, y in Y.items()}
+    return Q
+
+
+def root_rebase(Y: dict, root: str) -> np.ndarray:
+    """(T, 3, 3) or (3, 3) rotation M, applied on the left to every world change (Y' = M Y) and to the
+    captured fingertips, for the root placement: KEEP, the wrist's change undone frame by frame (the
+    character's wrist stays put); REST, the first frame's wrist change undone (Y'(t) = Y_w(0)^T Y(t):
+    the hand turns from the character's rest wrist as it turned from its first frame, in its own
+    axes); else (or without a mapped wrist) the identity."""
+    if root == "KEEP" and 0 in Y:
+        return np.swapaxes(Y[0], -1, -2)
     if root == "REST" and 0 in Y:
-        # the first frame's wrist is the character's rest wrist; later frames turn from it as the hand
-        # turned from its first frame, in the hand's own axes: Y'(t) = Y_w(0)^T Y(t), i.e. the wrist's
-        # change Q_w^T (A_w(0)^T A_w(t)) Q_w (its rotation since frame 0, seen from the aligned rest)
-        C = Y[0][0].T
-        Y = {j: C @ y for j, y in Y.items()}
-    quats, locs = {}, {}
-    scale = 1.0
-    if 0 in steps and common:
-        scale = np.mean([np.linalg.norm(heads[j] - heads[0]) for j in common]) / max(
-            np.mean([np.linalg.norm(src_rest[j] - src_rest[0]) for j in common]), 1e-9)
-    if tips is not None and 0 in steps:
-        c = np.asarray(tips, np.float64) @ S.T  # (T,5,3) armature space, as the captured hand holds them
-        if root == "KEEP":
-            c = np.einsum("tba,tkb->tka", Y_keep, c)
-        elif root == "REST":
-            c = c @ C.T
-        reach_fingertips(Y, steps, target, heads, c, scale)
+        return Y[0][0].T
+    return np.eye(3)
+
+
+def hand_scale(steps: dict, heads: dict, src_rest: np.ndarray) -> float:
+    """Target hand size / captured hand size: mean wrist-to-joint distance over the mapped joints
+    (1 without a mapped wrist or fingers)."""
+    common = [j for j in steps if j != 0]
+    if 0 not in steps or not common:
+        return 1.0
+    return float(np.mean([np.linalg.norm(heads[j] - heads[0]) for j in common]) / max(
+        np.mean([np.linalg.norm(src_rest[j] - src_rest[0]) for j in common]), 1e-9))
+
+
+def rotation_channels(steps: dict, target: dict, Y: dict, root: str) -> dict:
+    """{bone: (T, 4)} L = B^T Y_p^T Y B for every mapped bone (Y_p: its rotation parent's change; the
+    wrist is left out with KEEP)."""
+    quats = {}
     for j, s in steps.items():
         if j == 0 and root == "KEEP":
             continue
         B = np.asarray(target[s["bone"]]["matrix"], np.float64)
-        Yp = Y[s["parent"]] if s["parent"] is not None else eye
+        Yp = Y[s["parent"]] if s["parent"] is not None else np.broadcast_to(np.eye(3), Y[j].shape)
         L = np.einsum("ba,tcb,tcd,de->tae", B, Yp, Y[j], B)  # B^T Yp^T Y B
         quats[s["bone"]] = make_continuous(matrix_to_quat(L))
-    # wrist location (FOLLOW): the captured wrist's displacement, scaled to the target's size
-    disp = {}  # {joint: (T,3) armature-space displacement of its head}
-    if root == "FOLLOW" and 0 in steps:
-        wrist_cam = rest_joints[0] + np.asarray(transl)  # (T,3) camera: the wrist joint's position
-        disp[0] = (wrist_cam - wrist_cam[:1]) @ S.T * scale
-        locs[steps[0]["bone"]] = disp[0] @ location_frame(target, steps[0]["bone"])  # F^T disp, row vectors
-    # flat bones: heads follow the chain of their rotation parent
+    return quats
+
+
+def location_channels(steps: dict, target: dict, heads: dict, Y: dict,
+                      wrist_path: np.ndarray | None) -> tuple[dict, dict]:
+    """Location channels and head paths: ({bone: (T, 3)}, {bone: (T, 3)}).
+
+    wrist_path (T, 3) or None: the wrist head's armature-space displacement (FOLLOW), keyed on the
+    wrist. Flat bones (no mapped ancestor in their own chain) get their heads carried along by their
+    rotation parent's change (and its displacement): head_paths, and the location keys that put them
+    there when their rig parent stays at rest."""
+    locs, head_paths = {}, {}
+    disp = {}  # {joint: (T, 3) displacement of its head}
+    if wrist_path is not None:
+        disp[0] = wrist_path
+        locs[steps[0]["bone"]] = wrist_path @ location_frame(target, steps[0]["bone"])  # F^T disp, row vectors
     for j, s in steps.items():
         if not s["flat"] or s["parent"] is None:
             continue
         pj = s["parent"]
-        rel = heads[j] - heads[pj]
-        new_head = heads[pj] + disp.get(pj, 0.0) + np.einsum("tab,b->ta", Y[pj], rel)
-        s["head_path"] = new_head  # (T,3) armature space, for bones re-solved against their rig parent
+        new_head = heads[pj] + disp.get(pj, 0.0) + np.einsum("tab,b->ta", Y[pj], heads[j] - heads[pj])
+        head_paths[s["bone"]] = new_head
         locs[s["bone"]] = (new_head - heads[j]) @ location_frame(target, s["bone"])
-    world = {steps[j]["bone"]: Y[j] for j in steps}  # (T,3,3) each bone's world change, for re-solving
-    return quats, locs, scale, world, steps
+    return locs, head_paths
+
+
+def channels(global_orient, hand_pose, transl, rest_joints, target, mapping, armature_rotation=np.eye(3),
+             root: str = "ROTATION", influence: dict | None = None, tips=None) -> Channels:
+    """Per-bone channels of one captured hand on ``target`` (see the module docstring).
+
+    global_orient (T, 3), hand_pose (T, 45), transl (T, 3), rest_joints (16, 3): the result hand
+    (camera frame). target: ``target_rest`` of the armature; mapping {MANO joint: bone};
+    armature_rotation (3, 3): the armature's world rotation. tips: (T, 5, 3) captured fingertips
+    minus wrist, camera frame (thumb..pinky as FINGER_CHAINS): reach them with each whole finger
+    (``reach_fingertips``); None: rotations only. Nothing passed in is changed.
+    """
+    steps = plan(target, mapping)
+    if not steps:
+        raise RetargetProblem("the bone map is empty")
+    S = np.asarray(armature_rotation).T @ CV_TO_BLENDER  # camera -> armature space
+    A, src_rest = captured_changes(global_orient, hand_pose, rest_joints, S, influence)
+    heads = {j: np.asarray(target[s["bone"]]["head"], np.float64) for j, s in steps.items()}
+    Q = rest_alignment(steps, target, heads, src_rest)
+    Y = {j: A[:, j] @ Q[j] for j in steps}  # (T, 3, 3) world change of each mapped bone
+    M = root_rebase(Y, root)
+    Y = {j: M @ y for j, y in Y.items()}
+    scale = hand_scale(steps, heads, src_rest)
+    if tips is not None and 0 in steps:
+        c = np.asarray(tips, np.float64) @ S.T  # (T, 5, 3) armature space, as the captured hand holds them
+        c = np.einsum("...ab,...kb->...ka", M, c)  # as the re-based hand holds them
+        Y, _ = reach_fingertips(Y, steps, target, heads, c, scale)
+    quats = rotation_channels(steps, target, Y, root)
+    wrist_path = None
+    if root == "FOLLOW" and 0 in steps:  # the captured wrist's displacement, scaled to the target's size
+        wrist_cam = np.asarray(rest_joints, np.float64)[0] + np.asarray(transl)  # (T, 3) camera frame
+        wrist_path = (wrist_cam - wrist_cam[:1]) @ S.T * scale
+    locs, head_paths = location_channels(steps, target, heads, Y, wrist_path)
+    world = {steps[j]["bone"]: Y[j] for j in steps}
+    return Channels(quats, locs, scale, world, steps, head_paths)
 
 
 # ---------------------------------------------------------------------------------------------- bpy side
 
-def check_target(obj):
+def check_target(obj) -> str | None:
     """None, or a one-line reason why ``obj`` cannot receive a retarget."""
     if obj is None or getattr(obj, "type", None) != "ARMATURE":
         return "choose an armature to retarget onto"
@@ -304,26 +292,25 @@ def check_target(obj):
     return None
 
 
-def target_rest(obj):
+def target_rest(obj) -> dict:
     """{bone: {"matrix", "head", "tail", "parent", "local_location"}} from the armature's rest bones
     (armature space)."""
     out = {}
     for b in obj.data.bones:
-        m = b.matrix_local
-        out[b.name] = {"matrix": np.array([[m[r][c] for c in range(3)] for r in range(3)]),
+        out[b.name] = {"matrix": matrix_array(b.matrix_local),
                        "head": np.array(b.head_local), "tail": np.array(b.tail_local),
                        "parent": b.parent.name if b.parent else None, "local_location": b.use_local_location}
     return out
 
 
-def rest_matrix4(rest_bone):
+def rest_matrix4(rest_bone: dict) -> np.ndarray:
     """(4,4) rest matrix (armature space) from a ``target_rest`` entry."""
     m = np.eye(4)
     m[:3, :3], m[:3, 3] = rest_bone["matrix"], rest_bone["head"]
     return m
 
 
-def warnings_for(obj, mapping):
+def warnings_for(obj, mapping: dict) -> list[str]:
     """Things that will make the baked motion differ from what was captured (not errors)."""
     out = []
     locked = [b for b in mapping.values() if b in obj.pose.bones and any(obj.pose.bones[b].lock_rotation)]
@@ -338,27 +325,15 @@ def warnings_for(obj, mapping):
     return out
 
 
-def retarget_result(context, obj, res, side, mapping, root="ROTATION", influence=None, action_name=None,
-                    tolerance=0.0, smoothing=0.0, into_current=False, fingertips=False):
-    """Bake one captured hand of ``res`` (engine.result.Result) onto ``obj`` through ``mapping``.
-
-    fingertips: after the rotation copy, bring each whole finger's tip to the captured fingertip scaled
-    to the target (``reach_fingertips``; off when an influence is below 1).
-    into_current: write into the Action ``obj`` already plays (its slot), replacing the mapped bones'
-    keys over the captured frames only; otherwise a new Action named after the clip, hand and target
-    (replacing one of that name). Returns {"action", "mapped", "unmapped", "warnings", "scale"}.
-    Raises RetargetProblem before touching the scene when anything is wrong.
-    """
-    import bpy
-
-    from . import bake, importer, poses
-
+def checked_mapping(obj, res, side: str, mapping: dict, root: str) -> tuple[dict, dict]:
+    """The usable part of ``mapping`` for ``obj``: ({joint: bone} of bones that exist, {joint: bone}
+    of bones that do not). Raises RetargetProblem when the retarget cannot be done."""
     problem = check_target(obj)
     if problem:
         raise RetargetProblem(problem)
     if side not in res.hands:
         raise RetargetProblem(f"the result has no {side} hand (it has: {', '.join(res.hands)})")
-    if root not in ("KEEP", "ROTATION", "REST", "FOLLOW"):
+    if root not in ROOT_PLACEMENTS:
         raise RetargetProblem(f"unknown root placement {root!r}")
     names = set(obj.data.bones.keys())
     absent = {j: b for j, b in mapping.items() if b not in names}
@@ -373,20 +348,104 @@ def retarget_result(context, obj, res, side, mapping, root="ROTATION", influence
         raise RetargetProblem(
             f"only {len(fingers)} of 15 finger bones are mapped onto '{obj.name}' (at least {MIN_FINGER_BONES} "
             "needed): choose the bones in the bone map list, or a preset, then Retarget again")
+    return mapping, absent
+
+
+def captured_fingertips(hand, valid: np.ndarray, influence: dict | None = None) -> np.ndarray | None:
+    """(T, 5, 3) captured fingertips minus the wrist over the valid frames, camera frame, thumb..pinky
+    (FINGER_CHAINS order); None when a finger is held back by its influence (it keeps its rotations)."""
+    if influence and any(float(influence.get(f, 1.0)) != 1.0 for f in FINGER_CHAINS):
+        return None
+    joints = np.asarray(hand["joints"], np.float64)[valid]  # (T, 21, 3)
+    return joints[:, [FINGER_CHAINS[f][3] for f in FINGER_CHAINS]] - joints[:, :1]
+
+
+def unchained_bones(ch: Channels) -> list:
+    """The flat bones under a rig parent (``plan`` steps): their location keys from ``channels``
+    assume a parent at rest, so they are dropped, and (but with KEEP) the bones are re-solved
+    against their parent's evaluated motion (``solve_against_parents``)."""
+    return [s for s in ch.steps.values() if s["flat"] and s["rig_parent"] is not None]
+
+
+def evaluated_matrices(context, obj, bones, frames: np.ndarray) -> dict:
+    """{bone: (T, 4, 4)} the posed matrices (armature space) of ``bones`` as the rig evaluates them at
+    the scene frames (T,) (fractional frames as subframes); the scene's frame is restored."""
+    scene = context.scene
+    current = scene.frame_current
+    out = {b: np.empty((len(frames), 4, 4)) for b in bones}
+    for i, f in enumerate(frames):
+        whole = int(np.floor(f))
+        scene.frame_set(whole, subframe=float(f - whole))
+        for b in bones:
+            out[b][i] = matrix_array(obj.pose.bones[b].matrix, 4)
+    scene.frame_set(current)
+    return out
+
+
+def solve_against_parents(unchained: list, ch: Channels, rest: dict, P: dict) -> tuple[dict, dict]:
+    """Channels of bones whose rig parent moves through the rig's own machinery (IK, constraints,
+    helper chains, e.g. Rigify's fingers under MCH-*_drv bones): ({bone: (T, 4)}, {bone: (T, 3)}).
+
+    P {parent: (T, 4, 4)}: the parents' evaluated posed matrices. A child's posed matrix is
+    P(t) R_p^-1 R_b Basis (R: rest matrices), so with K(t) = P(t) R_p^-1 R_b
+      rotation  L = K3(t)^T Y(t) B          (K3: K's rotation part, B: the bone's rest rotation)
+      location  l = F(t)^-1 (h(t) - k(t))   (F: K's 3x3, or P's with "Local Location" off; h: the head
+                                             the captured chain asks for; k: K's offset)
+    A location is keyed only where the rig does not carry the head there already (beyond 2% of the
+    bone's length: its IK solver's slack)."""
+    quats, locs = {}, {}
+    for s in unchained:
+        bone, parent = s["bone"], s["rig_parent"]
+        K = P[parent] @ np.linalg.inv(rest_matrix4(rest[parent])) @ rest_matrix4(rest[bone])
+        K3 = K[:, :3, :3] / np.linalg.norm(K[:, :3, :3], axis=1, keepdims=True)  # rotation only
+        L = np.einsum("tcb,tcd,de->tbe", K3, ch.world[bone], rest[bone]["matrix"])
+        quats[bone] = make_continuous(matrix_to_quat(L))
+        if bone in ch.head_paths:
+            F = K[:, :3, :3] if rest[bone]["local_location"] else P[parent][:, :3, :3]
+            loc = np.linalg.solve(F, (ch.head_paths[bone] - K[:, :3, 3])[..., None])[..., 0]
+            size = max(np.linalg.norm(rest[bone]["tail"] - rest[bone]["head"]), 1e-9)
+            if np.abs(loc).max() > 0.02 * size:
+                locs[bone] = loc
+    return quats, locs
+
+
+def retarget_warnings(obj, mapping: dict, absent: dict) -> tuple[list, list]:
+    """What the report says besides the Action: joints left unmapped, rotation locks and constraints
+    on mapped bones, mapped bones missing from ``obj``. Returns (unmapped joints, warning lines)."""
+    unmapped = bonemaps.missing(mapping)
+    warns = []
+    if unmapped:
+        warns.append(f"not mapped: {', '.join(unmapped)}: those joints stay as they are on '{obj.name}'")
+    warns += warnings_for(obj, mapping)
+    if absent:
+        warns.append(f"bones not found in '{obj.name}': {', '.join(sorted(absent.values()))}")
+    return unmapped, warns
+
+
+def retarget_result(context, obj, res, side: str, mapping: dict, root: str = "ROTATION", influence=None,
+                    action_name=None, tolerance: float = 0.0, smoothing: float = 0.0, into_current: bool = False,
+                    fingertips: bool = False) -> dict:
+    """Bake one captured hand of ``res`` (engine.result.Result) onto ``obj`` through ``mapping``.
+
+    fingertips: after the rotation copy, bring each whole finger's tip to the captured fingertip scaled
+    to the target (``reach_fingertips``; off when an influence is below 1).
+    into_current: write into the Action ``obj`` already plays (its slot), replacing the mapped bones'
+    keys over the captured frames only; otherwise a new Action named after the clip, hand and target
+    (replacing one of that name). Returns {"action", "mapped", "unmapped", "warnings", "scale"}.
+    Raises RetargetProblem before touching the scene when anything is wrong.
+    """
+    import bpy
+
+    from . import bake, importer, poses
+
+    mapping, absent = checked_mapping(obj, res, side, mapping, root)
     hand = res.hands[side]
     valid = np.asarray(hand["valid"], bool)
-    mw = obj.matrix_world.to_3x3().normalized()
-    rot = np.array([[mw[r][c] for c in range(3)] for r in range(3)])
+    rot = matrix_array(obj.matrix_world.to_3x3().normalized())
     rest = target_rest(obj)
-    tips = None
-    if fingertips:  # (T,5,3) captured fingertips minus the wrist, camera frame, thumb..pinky
-        joints = np.asarray(hand["joints"], np.float64)[valid]
-        tips = joints[:, [FINGER_CHAINS[f][3] for f in FINGER_CHAINS]] - joints[:, :1]
-        if influence:  # a finger held back by its influence keeps its rotations: no reach
-            tips = tips if all(float(influence.get(f, 1.0)) == 1.0 for f in FINGER_CHAINS) else None
-    quats, locs, scale, world, steps = channels(hand["global_orient"][valid], hand["hand_pose"][valid],
-                                                hand["transl"][valid], hand["rest_joints"], rest, mapping, rot, root,
-                                                influence, tips)
+    tips = captured_fingertips(hand, valid, influence) if fingertips else None
+    ch = channels(hand["global_orient"][valid], hand["hand_pose"][valid], hand["transl"][valid], hand["rest_joints"],
+                  rest, mapping, rot, root, influence, tips)
     frames = poses.result_scene_frames(res, importer.scene_fps(context.scene), context.scene.frame_start)[valid]
     video = importer.source_video(res)
     # a re-run of the same take replaces its Action; another take of a same-named video, or an Action
@@ -398,57 +457,24 @@ def retarget_result(context, obj, res, side, mapping, root="ROTATION", influence
         warns.append(f"'{obj.name}' played no Action: baked into a new one, {name}")
         into_current = False
 
-    def write(tolerance=0.0, smoothing=0.0):
+    def write(quats, locs, tolerance=0.0, smoothing=0.0):
         if into_current:
             return bake.bake_into_current_action(obj, frames, quats, locs, tolerance=tolerance, smoothing=smoothing)
         return bake.bake_pose_action(obj, name, frames, quats, locs, tolerance=tolerance, smoothing=smoothing)
 
-    unchained = [s for j, s in steps.items() if s["flat"] and s["rig_parent"] is not None]
-    for s in unchained:  # solved below against the parent's evaluated motion, not against its rest
-        locs.pop(s["bone"], None)
-    action = write()  # (final keys below if re-solved)
-    if unchained and root != "KEEP":
-        # these bones' parents move with the hand through the rig's own machinery (IK, constraints,
-        # helper chains, e.g. Rigify's fingers under MCH-*_drv bones): read each parent's evaluated
-        # posed matrix P(t) (4x4, armature space) frame by frame and solve the bone against it. A child's
-        # posed matrix is P(t) R_p^-1 R_b Basis (R: rest matrices), so with K(t) = P(t) R_p^-1 R_b
-        #   rotation  L = K3(t)^T Y(t) B          (K3: K's rotation part, B: the bone's rest rotation)
-        #   location  l = F(t)^-1 (h(t) - k(t))   (F: K's 3x3, or P's with "Local Location" off; h: the
-        #                                          head the captured chain asks for; k: K's offset)
-        scene = context.scene
-        current = scene.frame_current
-        parents = {s["rig_parent"] for s in unchained}
-        P = {p: np.empty((len(frames), 4, 4)) for p in parents}
-        for i, f in enumerate(frames):
-            whole = int(np.floor(f))
-            scene.frame_set(whole, subframe=float(f - whole))
-            for p in parents:
-                m = obj.pose.bones[p].matrix
-                P[p][i] = [[m[r][c] for c in range(4)] for r in range(4)]
-        scene.frame_set(current)
-        for s in unchained:
-            K = P[s["rig_parent"]] @ np.linalg.inv(rest_matrix4(rest[s["rig_parent"]])) @ rest_matrix4(rest[s["bone"]])
-            K3 = K[:, :3, :3] / np.linalg.norm(K[:, :3, :3], axis=1, keepdims=True)  # rotation only
-            L = np.einsum("tcb,tcd,de->tbe", K3, world[s["bone"]], rest[s["bone"]]["matrix"])
-            quats[s["bone"]] = make_continuous(matrix_to_quat(L))
-            if "head_path" in s:
-                # the location channel's frame: the bone's own (K), or with "Local Location" off its parent's
-                F = K[:, :3, :3] if rest[s["bone"]]["local_location"] else P[s["rig_parent"]][:, :3, :3]
-                loc = np.linalg.solve(F, (s["head_path"] - K[:, :3, 3])[..., None])[..., 0]
-                size = max(np.linalg.norm(rest[s["bone"]]["tail"] - rest[s["bone"]]["head"]), 1e-9)
-                # the rig normally carries the head there already (up to its IK solver's slack): key the
-                # location only where it does not (a parent that does not follow the hand)
-                if np.abs(loc).max() > 0.02 * size:
-                    locs[s["bone"]] = loc
-    if smoothing > 0 or tolerance > 0 or (unchained and root != "KEEP"):
-        action = write(tolerance, smoothing)
+    unchained = unchained_bones(ch)
+    resolve = bool(unchained) and root != "KEEP"
+    quats = dict(ch.quats)
+    locs = {b: v for b, v in ch.locs.items() if b not in {s["bone"] for s in unchained}}
+    action = write(quats, locs)  # the rig's own motion for the bones below is read from these keys
+    if resolve:
+        P = evaluated_matrices(context, obj, {s["rig_parent"] for s in unchained}, frames)
+        solved_quats, solved_locs = solve_against_parents(unchained, ch, rest, P)
+        quats.update(solved_quats)
+        locs.update(solved_locs)
+    if smoothing > 0 or tolerance > 0 or resolve:
+        action = write(quats, locs, tolerance, smoothing)
     if not into_current:
         action[importer.VIDEO_TAG] = video
-    unmapped = bonemaps.missing(mapping)
-    if unmapped:
-        warns.append(f"not mapped: {', '.join(unmapped)}: those joints stay as they are on '{obj.name}'")
-    warns += warnings_for(obj, mapping)
-    if absent:
-        warns.append(f"bones not found in '{obj.name}': {', '.join(sorted(absent.values()))}")
-    return {"action": action, "mapped": mapping, "unmapped": unmapped, "warnings": warns,
-            "scale": scale}
+    unmapped, more = retarget_warnings(obj, mapping, absent)
+    return {"action": action, "mapped": mapping, "unmapped": unmapped, "warnings": warns + more, "scale": ch.scale}

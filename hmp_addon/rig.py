@@ -4,8 +4,9 @@ carries one), built from a result hand's rest skeleton, and a camera matching th
 import bpy
 import numpy as np
 
-from .coords import CAMERA_EULER, camera_settings, points_to_blender
+from .coords import CAMERA_EULER, camera_settings, matrix_array, points_to_blender
 from .engine_link import joints as J
+from .poses import source_globals
 
 BONE_NAMES = J.MANO_JOINT_NAMES  # bone names on our rigs: the MANO joint names, MANO order
 RIG_TAG = "hmp_side"  # custom property on rigs we build: "right" / "left"
@@ -20,8 +21,6 @@ def rest_fingertips(hand):
     """(5, 3) the fingertips at rest (model frame, thumb..pinky as ``J.FINGERTIP_PARENT_MANO``), or
     None. A fingertip keypoint moves with its last phalanx: its offset in that bone's frame, averaged
     over the valid frames, added to the bone's rest joint."""
-    from .retarget import source_globals
-
     valid = np.asarray(hand["valid"], bool)
     if "joints" not in hand or not valid.any():
         return None
@@ -156,8 +155,7 @@ def rest_frames(rig, bone_names=BONE_NAMES):
     """(16, 3, 3) rest orientation of each named bone in armature space (bone.matrix_local)."""
     out = np.empty((len(bone_names), 3, 3))
     for j, name in enumerate(bone_names):
-        m = rig.data.bones[name].matrix_local
-        out[j] = np.array([[m[r][c] for c in range(3)] for r in range(3)])
+        out[j] = matrix_array(rig.data.bones[name].matrix_local)
     return out
 
 

@@ -1,7 +1,8 @@
 """The engine subprocess: launch, read its progress protocol without blocking, cancel, clean up.
 
-No bpy here: the modal operator, the blocking operator path and the headless script all drive an
-``EngineRun`` by calling ``poll()`` (non-blocking) until ``finished``.
+No bpy here: a capture job (``jobs.CaptureJob``) drives an ``EngineRun`` by calling ``poll()``
+(non-blocking) until ``finished``; the modal operator steps the job on a timer, the blocking operator
+path and the headless script through ``jobs.run_to_end``.
 """
 
 import atexit
@@ -47,8 +48,9 @@ def check_engine_python(engine_python):
         raise EngineSetupError(f"engine Python is not executable: {engine_python}")
 
 
-def capture_argv(engine_python, video, out, hands="right", device="auto", quality="balanced",
-                 start=None, end=None, mano_dir="", extra=(), root_motion=None, fov=None, K=None):
+def capture_argv(engine_python: str, video, out, hands: str = "right", device: str = "auto", quality: str = "balanced",
+                 start: int | None = None, end: int | None = None, mano_dir="", root_motion: str | None = None,
+                 fov: float | None = None, K=None) -> list[str]:
     """The engine command line (an argument list, never a shell string). fov: horizontal field of
     view in degrees; K: (fx, fy, cx, cy) in pixels; neither: the engine estimates them."""
     argv = [engine_python, "-m", "engine", "capture", os.fspath(video), "--out", os.fspath(out),
@@ -65,7 +67,6 @@ def capture_argv(engine_python, video, out, hands="right", device="auto", qualit
         argv += ["--K", ",".join(f"{float(v):.6g}" for v in K)]
     elif fov is not None:
         argv += ["--fov", f"{float(fov):.6g}"]
-    argv += list(extra)
     return argv
 
 
@@ -234,22 +235,6 @@ class EngineRun:
             hint = tail[-1].strip() if tail else (self.garbage[-1] if self.garbage else "no output")
             self.error = f"engine crashed (exit code {code}): {hint[:300]}"
 
-    def wait(self, timeout=None, interval=0.05, on_poll=None):
-        """Block until finished (for the headless script and the blocking operator path)."""
-        import time
-
-        t0 = time.monotonic()
-        while not self.finished:
-            self.poll()
-            if on_poll is not None:
-                on_poll(self)
-            if timeout is not None and time.monotonic() - t0 > timeout:
-                self.cancel()
-                self.state, self.error = "error", f"engine did not finish within {timeout:.0f} s"
-                break
-            time.sleep(interval)
-        return self.state
-
     def cancel(self):
         """Stop the engine (terminate, then kill) and mark the run cancelled."""
         if self.state == "running":
@@ -280,11 +265,6 @@ def stop_all():
         runs = list(_LIVE)
     for run in runs:
         run.cancel()
-
-
-def live_runs():
-    with _LIVE_LOCK:
-        return list(_LIVE)
 
 
 atexit.register(stop_all)

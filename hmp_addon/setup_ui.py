@@ -4,14 +4,14 @@ import os
 
 import bpy
 
-from . import engine_setup
+from . import engine_setup, runner
+from .settings import ADDON_ID, set_engine_python, settings
 
 _SETUP = None  # the running / last set-up of this session
 
 
-def default_venv_dir():
-    from .preferences import ADDON_ID
-
+def default_venv_dir() -> str:
+    """Where Set Up Engine makes the environment by default."""
     try:  # installed as an extension: its user folder survives updates of the extension
         return os.path.join(bpy.utils.extension_path_user(ADDON_ID, path="", create=True), "engine-venv")
     except (ValueError, TypeError, AttributeError):  # a source checkout registered by hand
@@ -50,13 +50,10 @@ class HMP_OT_setup_engine(bpy.types.Operator):
     _timer = None
 
     def _options(self, context):
-        from .preferences import addon_preferences
-
-        prefs = addon_preferences(context)
-        wheels = self.wheel_dir or (prefs.setup_wheels if prefs is not None else "")
-        base = bpy.path.abspath(prefs.setup_base_python) if prefs is not None and prefs.setup_base_python else None
-        torch_variant = prefs.setup_torch if prefs is not None else "auto"
-        return (bpy.path.abspath(wheels) if wheels else None), base, torch_variant
+        """(wheel folder or None, base Python or None, torch variant) from this call and the preferences."""
+        found = settings(context)
+        wheels = self.wheel_dir or found.setup_wheels
+        return (bpy.path.abspath(wheels) if wheels else None), found.setup_base_python or None, found.setup_torch
 
     def invoke(self, context, event):
         wheels, _, torch_variant = self._options(context)
@@ -101,15 +98,10 @@ class HMP_OT_setup_engine(bpy.types.Operator):
         return {"PASS_THROUGH"}
 
     def _finish(self, context):
-        from . import runner
-        from .preferences import addon_preferences
-
         if _SETUP.state != "done":
             self.report({"ERROR"}, f"Engine set-up failed: {_SETUP.error}")
             return {"CANCELLED"}
-        prefs = addon_preferences(context)
-        if prefs is not None:
-            prefs.engine_python = _SETUP.python
+        set_engine_python(context, _SETUP.python)
         # Check Engine on the new environment: the engine and every package it imports
         state = context.window_manager.hmp_state
         try:
@@ -121,10 +113,6 @@ class HMP_OT_setup_engine(bpy.types.Operator):
         state.engine_ok, state.engine_status = True, f"Engine OK: {version}"
         self.report({"INFO"}, f"Engine environment ready: {_SETUP.python}; {state.engine_status}")
         return {"FINISHED"}
-
-
-def current():
-    return _SETUP
 
 
 classes = (HMP_OT_setup_engine,)

@@ -5,7 +5,7 @@ import os
 import bpy
 
 from . import jobs
-from .preferences import settings
+from .settings import settings
 
 
 def draw_progress(layout, state, job):

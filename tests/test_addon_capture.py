@@ -39,11 +39,7 @@ def scene():
 
 
 def _run_to_end(job, timeout=60):
-    t0 = time.monotonic()
-    while not job.finished:
-        job.step(bpy.context)
-        time.sleep(0.02)
-        assert time.monotonic() - t0 < timeout
+    jobs.run_to_end(job, bpy.context, timeout=timeout)  # TimeoutError fails the test
     return job
 
 
@@ -139,6 +135,17 @@ def test_cancel_stops_engine_and_changes_nothing(scene, tmp_path):
     assert bpy.ops.hmp.cancel_capture() == {"FINISHED"}
     assert job.state == "cancelled" and job.run.proc.poll() is not None
     assert datablock_counts(bpy) == before
+
+
+def test_run_to_end_times_out_by_cancelling(scene, tmp_path):
+    job = jobs.start(_params(), root=fake_engine(tmp_path, SLOW))
+    seen = []
+    t0 = time.monotonic()
+    with pytest.raises(TimeoutError, match="did not finish within 1 s"):
+        jobs.run_to_end(job, bpy.context, timeout=1.0, on_step=lambda j: seen.append(j.fraction))
+    assert 1.0 <= time.monotonic() - t0 < 10
+    assert job.state == "cancelled" and job.run.proc.poll() is not None
+    assert len(seen) > 5 and seen == sorted(seen)  # called after every step, progress never goes back
 
 
 class _Driver:

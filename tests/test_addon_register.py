@@ -1,4 +1,5 @@
-"""The extension registers for real in bpy 5.0.1, its panel draws, and the zip builds/installs."""
+"""The extension registers for real in bpy 5.0.1, its operators poll with the capture state, its panel
+draws, its settings resolve, and the zip builds/installs."""
 
 import os
 import subprocess
@@ -16,26 +17,73 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BLENDER_EXT = os.path.join(bpy.utils.system_resource("SCRIPTS"), "addons_core", "bl_pkg", "cli", "blender_ext.py")
 
 
+def _registered_classes():
+    return [cls for mod in hmp_addon.MODULES for cls in getattr(mod, "classes", ())]
+
+
 def test_register_unregister_twice():
+    classes = _registered_classes()
+    assert len(classes) >= 10
     for _ in range(2):
         hmp_addon.register()
+        assert all(cls.is_registered for cls in classes), [c.__name__ for c in classes if not c.is_registered]
         assert hasattr(bpy.types, "HMP_PT_capture")
         assert bpy.ops.hmp.capture.idname() == "HMP_OT_capture"
         assert bpy.context.scene.hmp_capture.hands == "right"
         assert bpy.context.window_manager.hmp_state.running is False
         hmp_addon.unregister()
+        assert not any(cls.is_registered for cls in classes), [c.__name__ for c in classes if c.is_registered]
         assert not hasattr(bpy.types, "HMP_PT_capture")
         assert not hasattr(bpy.types.Scene, "hmp_capture")
         assert all(h.__name__ != "_on_load_pre" for h in bpy.app.handlers.load_pre)
 
 
-def test_capture_and_import_are_single_undo_steps():
+SLOW_ENGINE = """
+emit(event="start", protocol=1)
+time.sleep(60)
+"""
+
+
+def test_operators_poll_with_the_capture_state(tmp_path):
+    """Capture is available only while no capture runs, Cancel only while one does (a real engine
+    process, a stand-in that waits); the others whenever the add-on is registered."""
+    from addon_support import fake_engine
+    from hmp_addon import jobs
+
+    bpy.ops.wm.read_factory_settings(use_empty=True)
     hmp_addon.register()
     try:
-        from hmp_addon import operators
+        jobs.forget()
+        assert bpy.ops.hmp.capture.poll() and not bpy.ops.hmp.cancel_capture.poll()
+        assert bpy.ops.hmp.import_result.poll() and bpy.ops.hmp.check_engine.poll()
+        params = jobs.CaptureParams(video=__file__, engine_python=sys.executable)
+        job = jobs.start(params, root=fake_engine(tmp_path, SLOW_ENGINE))
+        assert not bpy.ops.hmp.capture.poll() and bpy.ops.hmp.cancel_capture.poll()
+        with pytest.raises(RuntimeError, match="poll"):
+            bpy.ops.hmp.capture()  # refused while the first runs
+        assert bpy.ops.hmp.cancel_capture() == {"FINISHED"}
+        assert job.state == "cancelled" and job.run.proc.poll() is not None
+        assert bpy.ops.hmp.capture.poll() and not bpy.ops.hmp.cancel_capture.poll()
+    finally:
+        jobs.cancel_current()
+        jobs.forget()
+        hmp_addon.unregister()
 
-        assert "UNDO" in operators.HMP_OT_capture.bl_options
-        assert "UNDO" in operators.HMP_OT_import_result.bl_options
+
+def test_settings_without_preferences_fall_back_to_the_environment(monkeypatch, tmp_path):
+    """Registered by hand (tests, the headless script) there is no preferences entry: settings()
+    reads $HMP_ENGINE_PYTHON / $HMP_MANO_DIR, device auto."""
+    from hmp_addon import settings
+
+    hmp_addon.register()
+    try:
+        assert settings.addon_preferences() is None
+        monkeypatch.setenv("HMP_ENGINE_PYTHON", "/opt/engine/bin/python")
+        monkeypatch.setenv("HMP_MANO_DIR", str(tmp_path))
+        found = settings.settings()
+        assert (found.engine_python, found.mano_dir, found.default_device) == ("/opt/engine/bin/python", str(tmp_path),
+                                                                              "auto")
+        assert not settings.set_engine_python(bpy.context, "/elsewhere/python")
     finally:
         hmp_addon.unregister()
 
@@ -77,15 +125,6 @@ def test_panel_draws_in_a_real_layout():
     assert proc.returncode == 0
 
 
-def test_panel_is_in_the_sidebar_tab():
-    from hmp_addon import ui
-
-    assert ui.HMP_PT_capture.bl_space_type == "VIEW_3D"
-    assert ui.HMP_PT_capture.bl_region_type == "UI"
-    assert ui.HMP_PT_capture.bl_category == "Hand Capture"
-    assert ui.HMP_PT_capture.bl_label == "Capture hands from video"
-
-
 def _ext(*args):
     return subprocess.run([sys.executable, BLENDER_EXT, *args], cwd=ROOT, capture_output=True, text=True, timeout=300)
 
@@ -123,6 +162,12 @@ INSTALL_SCRIPT = textwrap.dedent("""
     assert hasattr(bpy.types, "HMP_PT_capture")
     prefs = bpy.context.preferences.addons[name].preferences
     assert prefs.default_device == "auto"
+    # the installed add-on's settings come from these preferences, "//" paths made absolute
+    settings = sys.modules[name + ".hmp_addon.settings"]
+    prefs.engine_python, prefs.default_device, prefs.setup_wheels = "/opt/py/bin/python", "cpu", "/wheels"
+    found = settings.settings()
+    assert (found.engine_python, found.default_device, found.setup_wheels) == ("/opt/py/bin/python", "cpu", "/wheels")
+    assert settings.set_engine_python(bpy.context, "/new/python") and prefs.engine_python == "/new/python"
     mod = sys.modules[name + ".hmp_addon.engine_link"]
     assert mod.result.__name__ == name + ".engine.result", mod.result.__name__   # engine shipped inside
     addon_utils.disable(name)

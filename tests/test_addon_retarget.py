@@ -12,7 +12,7 @@ import hmp_addon
 from addon_support import make_result
 from engine import joints as J
 from engine import result as R
-from hmp_addon import bonemaps, coords, retarget
+from hmp_addon import bonemaps, coords, retarget, rotations
 
 ROOT = Path(__file__).resolve().parents[1]
 WEBXR = ROOT / "engine" / "assets" / "hand" / "webxr"
@@ -88,7 +88,7 @@ def follow_error(res, obj, mapping, side="right", align=False):
         size_s = np.linalg.norm(src, axis=1).mean()
         tgt, src = tgt / size_t, src / size_s
         if align:
-            tgt = tgt @ retarget.kabsch(tgt, src).T
+            tgt = tgt @ rotations.kabsch(tgt, src).T
         err = np.linalg.norm(tgt - src, axis=1).mean()
         worst = max(worst, err)
     return worst
@@ -171,7 +171,7 @@ def wrist_turn_error(res, obj, bone, side="right"):
     """Worst angle (degrees) between the target bone's rotation since frame 1 and the captured
     wrist's (world space)."""
     C = coords.CV_TO_BLENDER
-    G = retarget.rotvec_to_matrix(res.hands[side]["global_orient"])  # (T,3,3) camera frame
+    G = rotations.axis_angle_to_matrix(res.hands[side]["global_orient"])  # (T,3,3) camera frame
     mw = np.array(obj.matrix_world)[:3, :3]
     worst = 0.0
     for t in range(res.num_frames):
@@ -267,7 +267,7 @@ def test_rigify_rig(scene, tmp_path):
     size = np.linalg.norm(shapes["KEEP"][0], axis=1).mean()
     for root in ("ROTATION", "FOLLOW"):
         for keep, other in zip(shapes["KEEP"], shapes[root]):
-            assert np.abs(keep @ retarget.kabsch(keep, other).T - other).max() < 1e-3 * size, root
+            assert np.abs(keep @ rotations.kabsch(keep, other).T - other).max() < 1e-3 * size, root
 
 
 def test_webxr_hand_flat_bones(scene, tmp_path):
@@ -580,7 +580,7 @@ def test_rotation_from_rest_keeps_a_t_posed_wrist_in_line(scene, tmp_path):
     retarget.retarget_result(bpy.context, obj, res, "right", mapping, root="REST")
     assert _angle(rest.T @ wrist_world(1)) < 1e-3  # the first frame is the rest pose
     go = res.hands["right"]["global_orient"]
-    R = retarget.rotvec_to_matrix(go)
+    R = rotations.axis_angle_to_matrix(go)
     for t in (3, 7, 11):  # then it turns as much as the captured hand turned since its first frame
         assert _angle(wrist_world(1).T @ wrist_world(1 + t)) == pytest.approx(_angle(R[0].T @ R[t]), abs=0.05)
     assert follow_error(res, obj, mapping, align=True) < 0.03  # and the hand's shape is the capture's
