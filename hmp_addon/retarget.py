@@ -87,8 +87,17 @@ def plan(target: dict, mapping: dict) -> dict:
     return out
 
 
-FINGER_CHAINS = {"thumb": (13, 14, 15, 4), "index": (1, 2, 3, 8), "middle": (4, 5, 6, 12), "ring": (10, 11, 12, 16),
-                 "pinky": (7, 8, 9, 20)}  # MANO joints of each finger, then its MediaPipe fingertip
+def _finger_chain(k: int) -> tuple:
+    """(j1, j2, j3, tip): finger k's MANO joints from the wrist out, then its MediaPipe fingertip."""
+    chain, j = [], int(J.FINGERTIP_PARENT_MANO[k])
+    while j > 0:  # up to the wrist
+        chain.insert(0, j)
+        j = PARENTS[j]
+    return (*chain, int(J.FINGERTIPS_MEDIAPIPE[k]))
+
+
+# MANO joints of each finger, then its MediaPipe fingertip, thumb..pinky (from engine.joints' tables)
+FINGER_CHAINS = {finger: _finger_chain(k) for k, finger in enumerate(J.FINGER_NAMES)}
 
 
 def reach_fingertips(Y: dict, steps: dict, target: dict, heads: dict, tips: np.ndarray, scale: float,

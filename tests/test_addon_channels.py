@@ -151,3 +151,13 @@ def test_retarget_channels_leave_their_inputs_alone():
         assert d.keys() == before[b].keys()
         for k, v in d.items():
             assert np.array_equal(v, before[b][k]) if isinstance(v, np.ndarray) else v == before[b][k]
+
+
+def test_finger_chains_follow_the_joint_tables():
+    """retarget.FINGER_CHAINS comes from engine.joints: each finger's three MANO joints from the wrist
+    out (a chain of parents), then its MediaPipe fingertip, thumb..pinky."""
+    assert tuple(retarget.FINGER_CHAINS) == J.FINGER_NAMES
+    for finger, (j1, j2, j3, tip) in retarget.FINGER_CHAINS.items():
+        assert [J.MANO_JOINT_NAMES[j] for j in (j1, j2, j3)] == [f"{finger}{k}" for k in (1, 2, 3)]
+        assert [int(J.MANO_PARENTS[j]) for j in (j1, j2, j3)] == [0, j1, j2]
+        assert J.MEDIAPIPE_NAMES[tip] == f"{finger}_tip"
