@@ -44,7 +44,16 @@ PARENTS = tuple(int(p) for p in J.MANO_PARENTS)
 CHILD = {j: next((k for k in range(16) if PARENTS[k] == j), None) for j in range(16)}
 
 
-ROOT_PLACEMENTS = ("KEEP", "ROTATION", "REST", "FOLLOW")  # see the module docstring
+# The root placements (see the module docstring): (id, label, description), the Retarget panel's
+# Wrist choices as they are listed there
+ROOT_PLACEMENTS = (
+    ("KEEP", "Keep", "Leave the character's wrist as it is: fingers only"),
+    ("ROTATION", "Rotation", "Key the wrist's rotation as captured (its orientation in the camera's view)"),
+    ("REST", "Rotation from Rest", "Match the first frame to the character's rest pose: the wrist turns from "
+     "its rest as the hand turned from its first frame (for a T-posed character)"),
+    ("FOLLOW", "Follow", "Key the wrist's rotation and its captured movement (scaled)"),
+)
+ROOT_IDS = tuple(r[0] for r in ROOT_PLACEMENTS)
 
 # fewest finger joints (of MANO's 15) a bone map must give before a retarget bakes: two fingers' worth
 MIN_FINGER_BONES = 6
@@ -342,7 +351,7 @@ def checked_mapping(obj, res, side: str, mapping: dict, root: str) -> tuple[dict
         raise RetargetProblem(problem)
     if side not in res.hands:
         raise RetargetProblem(f"the result has no {side} hand (it has: {', '.join(res.hands)})")
-    if root not in ROOT_PLACEMENTS:
+    if root not in ROOT_IDS:
         raise RetargetProblem(f"unknown root placement {root!r}")
     names = set(obj.data.bones.keys())
     absent = {j: b for j, b in mapping.items() if b not in names}

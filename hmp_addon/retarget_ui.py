@@ -30,14 +30,7 @@ class HMP_RetargetSettings(bpy.types.PropertyGroup):
                ("WEBXR", "WebXR Hand", "The WebXR generic hand"),
                ("MPFB", "MakeHuman / MPFB", "MPFB2's default rig: wrist.R, finger1-1.R (thumb) .. finger5-3.R")],
         default="AUTO")
-    root: bpy.props.EnumProperty(
-        name="Wrist",
-        items=[("KEEP", "Keep", "Leave the character's wrist as it is: fingers only"),
-               ("ROTATION", "Rotation", "Key the wrist's rotation as captured (its orientation in the camera's view)"),
-               ("REST", "Rotation from Rest", "Match the first frame to the character's rest pose: the wrist "
-                "turns from its rest as the hand turned from its first frame (for a T-posed character)"),
-               ("FOLLOW", "Follow", "Key the wrist's rotation and its captured movement (scaled)")],
-        default="ROTATION")
+    root: bpy.props.EnumProperty(name="Wrist", items=list(retarget.ROOT_PLACEMENTS), default="ROTATION")
     reach_tips: bpy.props.BoolProperty(
         name="Reach Fingertips", description="After copying the rotations, bend and swing each whole finger so "
         "its tip reaches the captured fingertip scaled to the character's hand (for characters whose finger "

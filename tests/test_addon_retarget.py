@@ -338,6 +338,11 @@ def test_bad_targets_are_refused_without_a_partial_bake(scene, tmp_path):
     c = obj.pose.bones[mapping["index2"]].constraints.new("COPY_ROTATION")
     out = retarget.retarget_result(bpy.context, obj, res, "right", mapping)
     assert any("locks" in w for w in out["warnings"]) and any("constraints" in w for w in out["warnings"])
+    # every Wrist choice the panel offers is a placement the retarget knows; nothing else is
+    for item in scene.hmp_retarget.bl_rna.properties["root"].enum_items:
+        retarget.checked_mapping(obj, res, "right", mapping, item.identifier)
+    with pytest.raises(retarget.RetargetProblem, match="unknown root placement 'SIDEWAYS'"):
+        retarget.retarget_result(bpy.context, obj, res, "right", mapping, root="SIDEWAYS")
 
 
 def test_panel_operators_and_bake_options(scene, tmp_path):
