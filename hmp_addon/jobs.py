@@ -275,17 +275,23 @@ class CaptureJob:
             self._end("cancelled")
 
 
-def run_to_end(job: CaptureJob, context, timeout: float | None = None, on_step=None, interval: float = 0.05) -> str:
+def run_to_end(job: CaptureJob, context, timeout: float | None = None, on_step=None, interval: float = 0.05,
+               until=None) -> str:
     """Step ``job`` until it finishes, blocking (the blocking operator path and the headless script;
     the modal operator steps it on a timer instead). on_step(job) is called after each step.
-    timeout (seconds): cancel the job and raise TimeoutError when it has not finished by then.
-    Returns the job's final state."""
+    until(job): stop stepping as soon as it is true, too (the job keeps running: e.g. once the engine
+    reports its first stage). timeout (seconds): cancel the job and raise TimeoutError when it has
+    not finished (nor met ``until``) by then. Returns the job's state."""
+
+    def done():
+        return job.finished or (until is not None and bool(until(job)))
+
     t0 = time.monotonic()
-    while not job.finished:
+    while not done():
         job.step(context)
         if on_step is not None:
             on_step(job)
-        if job.finished:
+        if done():
             break
         if timeout is not None and time.monotonic() - t0 > timeout:
             job.cancel()

@@ -38,8 +38,8 @@ def scene():
     hmp_addon.unregister()
 
 
-def _run_to_end(job, timeout=60):
-    jobs.run_to_end(job, bpy.context, timeout=timeout)  # TimeoutError fails the test
+def _run_to_end(job, timeout=60, until=None):
+    jobs.run_to_end(job, bpy.context, timeout=timeout, until=until)  # TimeoutError fails the test
     return job
 
 
@@ -126,11 +126,8 @@ for i in range(600):
 def test_cancel_stops_engine_and_changes_nothing(scene, tmp_path):
     before = datablock_counts(bpy)
     job = jobs.start(_params(), root=fake_engine(tmp_path, SLOW))
-    t0 = time.monotonic()
-    while job.fraction == 0.0:  # progress events arrive through the reader thread
-        job.step(bpy.context)
-        time.sleep(0.05)
-        assert time.monotonic() - t0 < 30
+    # progress events arrive through the reader thread
+    _run_to_end(job, timeout=30, until=lambda j: j.fraction != 0.0)
     assert job.message == "Detecting hands" and 0 < job.fraction < 1
     assert bpy.ops.hmp.cancel_capture() == {"FINISHED"}
     assert job.state == "cancelled" and job.run.proc.poll() is not None
@@ -235,13 +232,12 @@ def _alive(pid):
 
 
 QUIT_SCRIPT = """
-import sys, time, bpy, hmp_addon
+import sys, bpy, hmp_addon
 from hmp_addon import jobs
 hmp_addon.register()
 p = jobs.CaptureParams(video=sys.argv[1], engine_python=sys.executable)
 job = jobs.start(p, root=sys.argv[2])
-while not job.run.stage:
-    job.step(bpy.context); time.sleep(0.05)
+jobs.run_to_end(job, bpy.context, until=lambda j: j.run.stage)
 print("ENGINE_PID", job.run.proc.pid, flush=True)
 if sys.argv[3] == "load":
     bpy.ops.wm.read_homefile()   # load_pre handler: the engine must stop
@@ -276,12 +272,11 @@ def test_no_orphan_engine_when_blender_quits_or_loads(tmp_path, how):
 
 
 STATUS_SCRIPT = """
-import os, sys, time, bpy, hmp_addon
+import os, sys, bpy, hmp_addon
 from hmp_addon import jobs, ui
 hmp_addon.register()
 job = jobs.start(jobs.CaptureParams(video=sys.argv[1], engine_python=sys.executable), root=sys.argv[2])
-while job.fraction == 0.0:
-    job.step(bpy.context); time.sleep(0.05)
+jobs.run_to_end(job, bpy.context, until=lambda j: j.fraction != 0.0)
 def draw(menu, context):
     ui.HMP_PT_capture.draw(menu, context)      # panel while running: progress bar + Cancel
     ui.draw_status(menu, context)               # the status bar's progress

@@ -5,7 +5,6 @@ import glob
 import os
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
@@ -122,11 +121,7 @@ def test_cancel_real_engine_mid_run_changes_nothing():
         before = datablock_counts(bpy)
         job = jobs.start(jobs.CaptureParams(video=_clip(), start=START, end=END, quality="draft", device="cpu",
                                             engine_python=hmp_addon.engine_link.default_engine_python()))
-        t0 = time.monotonic()
-        while not job.run.stage and not job.finished:  # the engine is up and working
-            job.step(bpy.context)
-            time.sleep(0.05)
-            assert time.monotonic() - t0 < 300
+        jobs.run_to_end(job, bpy.context, timeout=300, until=lambda j: j.run.stage)  # the engine is up and working
         assert not job.finished, job.error
         assert bpy.ops.hmp.cancel_capture() == {"FINISHED"}
         assert job.state == "cancelled" and job.run.proc.poll() is not None

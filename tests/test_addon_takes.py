@@ -10,7 +10,6 @@ import json
 import os
 import shutil
 import sys
-import time
 
 import numpy as np
 import pytest
@@ -68,11 +67,7 @@ def take(tmp_path, folder, T=10, seed=0, fps=30.0, sides=("right",)):
 def capture(root, video, **kw):
     params = jobs.CaptureParams(video=video, engine_python=sys.executable, **kw)
     job = jobs.start(params, root=root)
-    t0 = time.monotonic()
-    while not job.finished:
-        job.step(bpy.context)
-        time.sleep(0.02)
-        assert time.monotonic() - t0 < 60
+    jobs.run_to_end(job, bpy.context, timeout=60)
     assert job.state == "done", job.error
     return job
 
@@ -155,9 +150,7 @@ def test_keep_scene_rate_warns_that_the_preview_drifts(scene, tmp_path):
     assert params.match_fps is False
     params.engine_python = sys.executable
     job = jobs.start(params, root=root)
-    while not job.finished:
-        job.step(bpy.context)
-        time.sleep(0.02)
+    jobs.run_to_end(job, bpy.context, timeout=60)
     assert job.state == "done" and scene.render.fps == 24
     assert any("drifts" in w for w in job.warnings)
     fc = next(iter(bake.iter_fcurves(job.imported[0]["action"])))
@@ -190,9 +183,7 @@ def test_target_without_mano_bones_is_refused_before_the_engine_starts(scene, tm
 
 def _argv_of(root, video, params):
     job = jobs.start(params, root=root)
-    while not job.finished:
-        job.step(bpy.context)
-        time.sleep(0.02)
+    jobs.run_to_end(job, bpy.context, timeout=60)
     assert job.state == "done", job.error
     jobs.forget()
     return json.load(open(video + ".argv.json")), job
