@@ -21,7 +21,7 @@ import re
 from .engine_link import joints as J
 
 JOINTS = tuple(J.MANO_JOINT_NAMES)  # MANO order
-FINGERS = ("thumb", "index", "middle", "ring", "pinky")
+FINGERS = J.FINGER_NAMES  # thumb..pinky
 
 _SIDE_LETTER = {"right": "R", "left": "L"}
 
@@ -54,16 +54,15 @@ def _webxr(side):
     return m
 
 
-# MakeHuman / MPFB2's default rig numbers the fingers from the thumb: finger1-1..3 (thumb, from the
-# wrist: its first bone is the metacarpal, MANO's thumb1), finger2 index ... finger5 pinky, each of
-# fingers 2-5 under its metacarpal1..4 (not MANO joints: they ride along)
-MAKEHUMAN_FINGERS = ("thumb", "index", "middle", "ring", "pinky")
+# MakeHuman / MPFB2's default rig numbers the fingers from the thumb, in FINGERS' order: finger1-1..3
+# (thumb, from the wrist: its first bone is the metacarpal, MANO's thumb1), finger2 index ... finger5
+# pinky, each of fingers 2-5 under its metacarpal1..4 (not MANO joints: they ride along)
 
 
 def _mpfb(side):
     s = _SIDE_LETTER[side]
     m = {"wrist": f"wrist.{s}"}
-    for n, finger in enumerate(MAKEHUMAN_FINGERS):
+    for n, finger in enumerate(FINGERS):
         for k in range(3):
             m[f"{finger}{k + 1}"] = f"finger{n + 1}-{k + 1}.{s}"
     return m
@@ -119,7 +118,7 @@ def _classify(name):
     helper = bool(toks) and toks[0] in HELPER_PREFIXES
     makehuman = re.search(r"(?:^|[^a-z])finger([1-5])-([1-3])(?:$|[^0-9])", name.lower())
     if makehuman:  # MakeHuman / MPFB2: finger<N>-<K>, N = 1 (thumb) .. 5 (pinky)
-        return (MAKEHUMAN_FINGERS[int(makehuman.group(1)) - 1], int(makehuman.group(2))), helper
+        return (FINGERS[int(makehuman.group(1)) - 1], int(makehuman.group(2))), helper
     words = [t for t in toks if not t.isdigit()]
     finger, finger_word = None, None
     for f, syn in FINGER_WORDS.items():

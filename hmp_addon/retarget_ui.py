@@ -6,7 +6,7 @@ from bpy_extras.io_utils import ExportHelper, ImportHelper
 from . import bake, bonemaps, importer, retarget
 from .properties import BLEND_RELATIVE
 
-FINGERS = ("thumb", "index", "middle", "ring", "pinky")
+FINGERS = bonemaps.FINGERS  # thumb..pinky: one influence slider each
 
 
 def _is_armature(self, obj):
