@@ -24,21 +24,31 @@ from .rotations import axis_angle_to_matrix, axis_angle_to_quat, make_continuous
 
 # the finger each MANO joint belongs to (MANO order), for per-finger influence
 FINGER_OF = tuple(name.rstrip("123") for name in J.MANO_JOINT_NAMES)
+PARENTS = tuple(int(p) for p in J.MANO_PARENTS)
+# the next joint along each MANO joint's finger (None: the finger's last joint); the wrist, parent of
+# five, gets its first child (index1)
+CHILD = {j: next((k for k in range(J.NUM_MANO_JOINTS) if PARENTS[k] == j), None) for j in range(J.NUM_MANO_JOINTS)}
+
+
+def local_rotations(global_orient: np.ndarray, hand_pose: np.ndarray) -> np.ndarray:
+    """(T, 16, 3) each MANO joint's axis-angle (float64): global_orient (T, 3) for the wrist, then
+    hand_pose (T, 45)'s 15 finger joints, as in the result."""
+    T = np.asarray(global_orient).shape[0]
+    return np.concatenate([np.asarray(global_orient, np.float64)[:, None],
+                           np.asarray(hand_pose, np.float64).reshape(T, J.NUM_MANO_JOINTS - 1, 3)], 1)
 
 
 def source_globals(global_orient: np.ndarray, hand_pose: np.ndarray, influence: dict | None = None) -> np.ndarray:
     """Global joint rotations G (T, 16, 3, 3), camera frame (forward kinematics of the rotations:
     G_j = G_parent(j) R_j). global_orient (T, 3), hand_pose (T, 45) axis-angle as in the result.
     influence {finger: weight}: each finger's joint rotations scaled by its weight (default 1)."""
-    T = len(global_orient)
-    local = np.concatenate([np.asarray(global_orient, np.float64)[:, None],
-                            np.asarray(hand_pose, np.float64).reshape(T, 15, 3)], 1)  # (T, 16, 3)
+    local = local_rotations(global_orient, hand_pose)  # (T, 16, 3)
     if influence:
         w = np.array([1.0] + [float(influence.get(FINGER_OF[j], 1.0)) for j in range(1, 16)])
         local = local * w[None, :, None]
     R = axis_angle_to_matrix(local)
     G = np.empty_like(R)
-    for j, parent in enumerate(J.MANO_PARENTS):
+    for j, parent in enumerate(PARENTS):
         G[:, j] = R[:, j] if parent < 0 else G[:, parent] @ R[:, j]
     return G
 
@@ -51,9 +61,7 @@ def bone_channels(global_orient: np.ndarray, hand_pose: np.ndarray, transl: np.n
     rest_frames (16, 3, 3): each bone's rest orientation in armature space (bone.matrix_local),
     MANO order. Returns quats (T, 16, 4) wxyz (sign-continuous along T) and root_location (T, 3).
     """
-    T = np.asarray(global_orient).shape[0]
-    aa = np.concatenate([np.asarray(global_orient, dtype=np.float64)[:, None, :],
-                         np.asarray(hand_pose, dtype=np.float64).reshape(T, 15, 3)], axis=1)  # (T, 16, 3)
+    aa = local_rotations(global_orient, hand_pose)  # (T, 16, 3)
     rest_frames = np.asarray(rest_frames, dtype=np.float64)  # (16, 3, 3)
     to_bone = np.einsum("jab,ac->jbc", rest_frames, CV_TO_BLENDER)  # B_j^T C  (16, 3, 3)
     aa_bone = np.einsum("jbc,tjc->tjb", to_bone, aa)  # (T, 16, 3)

@@ -36,12 +36,10 @@ import numpy as np
 from . import bonemaps
 from .coords import CV_TO_BLENDER, matrix_array
 from .engine_link import joints as J
-from .poses import source_globals
+from .poses import CHILD, PARENTS, source_globals
 from .rotations import axis_angle_to_matrix, kabsch, make_continuous, matrix_to_axis_angle, matrix_to_quat, shortest_arc
 
 JOINTS = bonemaps.JOINTS
-PARENTS = tuple(int(p) for p in J.MANO_PARENTS)
-CHILD = {j: next((k for k in range(16) if PARENTS[k] == j), None) for j in range(16)}
 
 
 # The root placements (see the module docstring): (id, label, description), the Retarget panel's

@@ -6,7 +6,7 @@ import numpy as np
 
 from .coords import CAMERA_EULER, camera_settings, matrix_array, points_to_blender
 from .engine_link import joints as J
-from .poses import source_globals
+from .poses import CHILD, source_globals
 
 BONE_NAMES = J.MANO_JOINT_NAMES  # bone names on our rigs: the MANO joint names, MANO order
 RIG_TAG = "hmp_side"  # custom property on rigs we build: "right" / "left"
@@ -39,13 +39,12 @@ def _bone_tails(heads, tips=None):
     """Tail of each bone (16, 3) from the heads (16, 3): towards the only child; the wrist points at
     middle1; a fingertip bone ends at its fingertip (``tips`` (5, 3), thumb..pinky) or, without
     them, continues its parent's direction."""
-    children = {j: [c for c in range(J.NUM_MANO_JOINTS) if J.MANO_PARENTS[c] == j] for j in range(J.NUM_MANO_JOINTS)}
     tails = np.empty_like(heads)
     for j in range(J.NUM_MANO_JOINTS):
         if j == 0:
             tails[j] = heads[J.MANO_JOINT_NAMES.index("middle1")]
-        elif len(children[j]) == 1:
-            tails[j] = heads[children[j][0]]
+        elif CHILD[j] is not None:
+            tails[j] = heads[CHILD[j]]
         elif tips is not None:
             tails[j] = tips[list(J.FINGERTIP_PARENT_MANO).index(j)]
         else:

@@ -71,7 +71,7 @@ def _target(matrix=np.eye(3), scale=1.0):
     target = {}
     for j, name in enumerate(J.MANO_JOINT_NAMES):
         parent = int(J.MANO_PARENTS[j])
-        child = retarget.CHILD[j]
+        child = poses.CHILD[j]
         tail = heads[child] if child is not None else heads[j] + (heads[j] - heads[parent])
         target[name] = {"matrix": np.array(matrix, float), "head": heads[j], "tail": tail,
                         "parent": J.MANO_JOINT_NAMES[parent] if parent >= 0 else None, "local_location": True}
