@@ -125,7 +125,7 @@ def run(argv):
                                              make_camera=not args.no_camera)
             context.scene.hmp_retarget.result = os.path.abspath(args.result)  # ready to retarget
         else:
-            sides = ["right", "left"] if args.hands == "both" else [args.hands]
+            sides = list(jobs.hand_sides(args.hands))
             fov, K, source = _lens(args)
             params = jobs.CaptureParams(
                 video=os.path.abspath(args.video), hands=args.hands, device=device, quality=args.quality,

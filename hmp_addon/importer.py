@@ -18,8 +18,7 @@ class ImportProblem(Exception):
 
 def clip_name(res, fallback_path=None):
     """Clip name used for rigs and Actions: the source video's file stem."""
-    video = str(res["video"]) if "video" in res.clip else ""
-    name = os.path.splitext(os.path.basename(video or fallback_path or "clip"))[0]
+    name = os.path.splitext(os.path.basename(source_video(res) or fallback_path or "clip"))[0]
     return name or "clip"
 
 

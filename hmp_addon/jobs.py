@@ -13,6 +13,11 @@ from . import importer, rig, runner, session_files
 from .settings import settings
 
 
+def hand_sides(hands: str) -> tuple:
+    """The sides a capture's ``hands`` setting ("right", "left", "both") asks for."""
+    return ("right", "left") if hands == "both" else (hands,)
+
+
 class CaptureParams:
     """What to capture, snapshotted when the capture starts (the panel may change meanwhile)."""
 
@@ -40,7 +45,7 @@ class CaptureParams:
 
     @property
     def sides(self):
-        return ("right", "left") if self.hands == "both" else (self.hands,)
+        return hand_sides(self.hands)
 
     @classmethod
     def from_scene(cls, context):
@@ -48,8 +53,7 @@ class CaptureParams:
         prefs = settings(context)
         targets = {}
         if s.target == "EXISTING":
-            sides = ("right", "left") if s.hands == "both" else (s.hands,)
-            for side in sides:
+            for side in hand_sides(s.hands):
                 obj = getattr(s, f"armature_{side}")
                 targets[side] = obj.name if obj is not None else None
         video = bpy.path.abspath(s.video) if s.video else ""

@@ -52,7 +52,7 @@ class HMP_PT_capture(bpy.types.Panel):
         col.prop(s, "device")
         col.prop(s, "target")
         if s.target == "EXISTING":
-            for side in ("right", "left") if s.hands == "both" else (s.hands,):
+            for side in jobs.hand_sides(s.hands):
                 col.prop(s, f"armature_{side}")
         col.prop(s, "make_camera")
         col.prop(s, "scene_rate")
