@@ -20,7 +20,7 @@ import numpy as np
 
 from .coords import CV_TO_BLENDER
 from .engine_link import joints as J
-from .rotations import axis_angle_to_matrix, axis_angle_to_quat, make_continuous
+from .rotations import axis_angle_to_matrix, axis_angle_to_quat, inverse, make_continuous, rotate
 
 # the finger each MANO joint belongs to (MANO order), for per-finger influence
 FINGER_OF = tuple(name.rstrip("123") for name in J.MANO_JOINT_NAMES)
@@ -63,12 +63,12 @@ def bone_channels(global_orient: np.ndarray, hand_pose: np.ndarray, transl: np.n
     """
     aa = local_rotations(global_orient, hand_pose)  # (T, 16, 3)
     rest_frames = np.asarray(rest_frames, dtype=np.float64)  # (16, 3, 3)
-    to_bone = np.einsum("jab,ac->jbc", rest_frames, CV_TO_BLENDER)  # B_j^T C  (16, 3, 3)
-    aa_bone = np.einsum("jbc,tjc->tjb", to_bone, aa)  # (T, 16, 3)
+    to_bone = inverse(rest_frames) @ CV_TO_BLENDER  # B_j^T C  (16, 3, 3)
+    aa_bone = rotate(to_bone, aa)  # (T, 16, 3)
     quats = axis_angle_to_quat(aa_bone)  # (T, 16, 4)
     for j in range(quats.shape[1]):
         quats[:, j] = make_continuous(quats[:, j])
-    root_location = np.asarray(transl, dtype=np.float64) @ to_bone[0].T  # (T, 3)
+    root_location = rotate(to_bone[0], transl)  # (T, 3)
     return quats, root_location
 
 

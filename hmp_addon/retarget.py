@@ -37,7 +37,8 @@ from . import bonemaps
 from .coords import CV_TO_BLENDER, matrix_array
 from .engine_link import joints as J
 from .poses import CHILD, PARENTS, source_globals
-from .rotations import axis_angle_to_matrix, kabsch, make_continuous, matrix_to_axis_angle, matrix_to_quat, shortest_arc
+from .rotations import (axis_angle_to_matrix, conjugate, inverse, kabsch, make_continuous, matrix_to_axis_angle,
+                        matrix_to_quat, relative, rotate, shortest_arc, without_scale)
 
 JOINTS = bonemaps.JOINTS
 
@@ -127,18 +128,18 @@ def reach_fingertips(Y: dict, steps: dict, target: dict, heads: dict, tips: np.n
         if (steps[j1]["parent"], steps[j2]["parent"], steps[j3]["parent"]) != (0, j1, j2):
             continue
         hw = heads[0]
-        b = hw + np.einsum("tab,b->ta", Y[0], heads[j1] - hw)  # (T,3) the finger's base moves with the wrist
+        b = hw + rotate(Y[0], heads[j1] - hw)  # (T,3) the finger's base moves with the wrist
         v1, v2 = heads[j2] - heads[j1], heads[j3] - heads[j2]
         v3 = np.asarray(target[steps[j3]["bone"]]["tail"], np.float64) - heads[j3]
         P = hw + scale * tips[:, k]  # (T,3) where the fingertip should be
         Y1, Y2, Y3 = Y[j1], Y[j2], Y[j3]
-        rel2 = matrix_to_axis_angle(np.swapaxes(Y1, -1, -2) @ Y2)  # (T,3) the finger's two bends
-        rel3 = matrix_to_axis_angle(np.swapaxes(Y2, -1, -2) @ Y3)
+        rel2 = matrix_to_axis_angle(relative(Y1, Y2))  # (T,3) the finger's two bends
+        rel3 = matrix_to_axis_angle(relative(Y2, Y3))
 
         def chain(f):
             Y2f = Y1 @ axis_angle_to_matrix(rel2 * f[:, None])
             Y3f = Y2f @ axis_angle_to_matrix(rel3 * f[:, None])
-            end = b + np.einsum("tab,b->ta", Y1, v1) + np.einsum("tab,b->ta", Y2f, v2) + np.einsum("tab,b->ta", Y3f, v3)
+            end = b + rotate(Y1, v1) + rotate(Y2f, v2) + rotate(Y3f, v3)
             return Y2f, Y3f, end
 
         want = np.linalg.norm(P - b, axis=-1)
@@ -150,7 +151,7 @@ def reach_fingertips(Y: dict, steps: dict, target: dict, heads: dict, tips: np.n
         Y2f, Y3f, end = chain(0.5 * (lo + hi))
         R = shortest_arc(end - b, P - b)  # (T,3,3) swing about the base
         Y[j1], Y[j2], Y[j3] = R @ Y1, R @ Y2f, R @ Y3f
-        left[finger] = np.linalg.norm(b + np.einsum("tab,ta->tb", np.swapaxes(R, -1, -2), end - b) - P, axis=-1)
+        left[finger] = np.linalg.norm(b + rotate(R, end - b) - P, axis=-1)
     return Y, left
 
 
@@ -170,7 +171,7 @@ def captured_changes(global_orient: np.ndarray, hand_pose: np.ndarray, rest_join
     """The captured hand in armature space: A (T, 16, 3, 3) each joint's world rotation change from
     rest (S G_j S^T) and its rest joints (16, 3). S (3, 3): camera -> armature rotation."""
     G = source_globals(global_orient, hand_pose, influence)
-    A = np.einsum("ab,tjbc,dc->tjad", S, G, S)
+    A = conjugate(S, G)
     return A, np.asarray(rest_joints, dtype=np.float64) @ S.T
 
 
@@ -203,9 +204,9 @@ def root_rebase(Y: dict, root: str) -> np.ndarray:
     the hand turns from the character's rest wrist as it turned from its first frame, in its own
     axes); else (or without a mapped wrist) the identity."""
     if root == "KEEP" and 0 in Y:
-        return np.swapaxes(Y[0], -1, -2)
+        return inverse(Y[0])
     if root == "REST" and 0 in Y:
-        return Y[0][0].T
+        return inverse(Y[0][0])
     return np.eye(3)
 
 
@@ -227,8 +228,7 @@ def rotation_channels(steps: dict, target: dict, Y: dict, root: str) -> dict:
         if j == 0 and root == "KEEP":
             continue
         B = np.asarray(target[s["bone"]]["matrix"], np.float64)
-        Yp = Y[s["parent"]] if s["parent"] is not None else np.broadcast_to(np.eye(3), Y[j].shape)
-        L = np.einsum("ba,tcb,tcd,de->tae", B, Yp, Y[j], B)  # B^T Yp^T Y B
+        L = conjugate(B.T, Y[j] if s["parent"] is None else relative(Y[s["parent"]], Y[j]))  # B^T Yp^T Y B
         quats[s["bone"]] = make_continuous(matrix_to_quat(L))
     return quats
 
@@ -250,7 +250,7 @@ def location_channels(steps: dict, target: dict, heads: dict, Y: dict,
         if not s["flat"] or s["parent"] is None:
             continue
         pj = s["parent"]
-        new_head = heads[pj] + disp.get(pj, 0.0) + np.einsum("tab,b->ta", Y[pj], heads[j] - heads[pj])
+        new_head = heads[pj] + disp.get(pj, 0.0) + rotate(Y[pj], heads[j] - heads[pj])
         head_paths[s["bone"]] = new_head
         locs[s["bone"]] = (new_head - heads[j]) @ location_frame(target, s["bone"])
     return locs, head_paths
@@ -279,7 +279,7 @@ def channels(global_orient, hand_pose, transl, rest_joints, target, mapping, arm
     scale = hand_scale(steps, heads, src_rest)
     if tips is not None and 0 in steps:
         c = np.asarray(tips, np.float64) @ S.T  # (T, 5, 3) armature space, as the captured hand holds them
-        c = np.einsum("...ab,...kb->...ka", M, c)  # as the re-based hand holds them
+        c = rotate(M[..., None, :, :], c)  # as the re-based hand holds them
         Y, _ = reach_fingertips(Y, steps, target, heads, c, scale)
     quats = rotation_channels(steps, target, Y, root)
     wrist_path = None
@@ -413,8 +413,8 @@ def solve_against_parents(unchained: list, ch: Channels, rest: dict, P: dict) ->
     for s in unchained:
         bone, parent = s["bone"], s["rig_parent"]
         K = P[parent] @ np.linalg.inv(rest_matrix4(rest[parent])) @ rest_matrix4(rest[bone])
-        K3 = K[:, :3, :3] / np.linalg.norm(K[:, :3, :3], axis=1, keepdims=True)  # rotation only
-        L = np.einsum("tcb,tcd,de->tbe", K3, ch.world[bone], rest[bone]["matrix"])
+        K3 = without_scale(K[:, :3, :3])  # rotation only
+        L = relative(K3, ch.world[bone]) @ rest[bone]["matrix"]
         quats[bone] = make_continuous(matrix_to_quat(L))
         if bone in ch.head_paths:
             F = K[:, :3, :3] if rest[bone]["local_location"] else P[parent][:, :3, :3]

@@ -7,6 +7,7 @@ import numpy as np
 from .coords import CAMERA_EULER, camera_settings, matrix_array, points_to_blender
 from .engine_link import joints as J
 from .poses import CHILD, source_globals
+from .rotations import inverse, rotate
 
 BONE_NAMES = J.MANO_JOINT_NAMES  # bone names on our rigs: the MANO joint names, MANO order
 RIG_TAG = "hmp_side"  # custom property on rigs we build: "right" / "left"
@@ -28,7 +29,7 @@ def rest_fingertips(hand):
     joints = np.asarray(hand["joints"], np.float64)[valid]  # (T, 21, 3)
     parents = J.FINGERTIP_PARENT_MANO
     offsets = joints[:, J.FINGERTIPS_MEDIAPIPE] - joints[:, J.MANO_TO_MEDIAPIPE[parents]]  # (T, 5, 3)
-    local = np.einsum("tkba,tkb->tka", G[:, parents], offsets).mean(0)  # (5, 3) G_p^T offset
+    local = rotate(inverse(G[:, parents]), offsets).mean(0)  # (5, 3) G_p^T offset
     length = np.linalg.norm(local, axis=1)
     if not np.all((length > 1e-3) & (length < 0.06)):  # not a fingertip: keep the extrapolated tails
         return None

@@ -71,6 +71,35 @@ def matrix_to_axis_angle(R) -> np.ndarray:
     return quat_to_axis_angle(matrix_to_quat(R))
 
 
+def inverse(R) -> np.ndarray:
+    """(..., 3, 3) rotations -> their inverses (the transposes)."""
+    return np.swapaxes(np.asarray(R, dtype=np.float64), -1, -2)
+
+
+def relative(A, B) -> np.ndarray:
+    """A^T B: the rotation that follows A to make B (B = A relative(A, B)), i.e. B in A's frame.
+    (..., 3, 3) each, broadcast."""
+    return inverse(A) @ np.asarray(B, dtype=np.float64)
+
+
+def conjugate(M, R) -> np.ndarray:
+    """M R M^T: rotations R (..., 3, 3) given in one frame, expressed in the frame that M (..., 3, 3)
+    maps onto (a change of basis)."""
+    M = np.asarray(M, dtype=np.float64)
+    return M @ np.asarray(R, dtype=np.float64) @ inverse(M)
+
+
+def rotate(R, v) -> np.ndarray:
+    """R v: vectors v (..., 3) turned by rotations R (..., 3, 3), broadcast."""
+    return np.einsum("...ab,...b->...a", np.asarray(R, dtype=np.float64), np.asarray(v, dtype=np.float64))
+
+
+def without_scale(M) -> np.ndarray:
+    """(..., 3, 3) rotations whose axes (columns) were scaled -> the rotations: each column made unit."""
+    M = np.asarray(M, dtype=np.float64)
+    return M / np.linalg.norm(M, axis=-2, keepdims=True)
+
+
 def make_continuous(quats) -> np.ndarray:
     """Flip signs along time so consecutive quaternions stay in one hemisphere. (T, 4) -> (T, 4) copy
     (the same rotations; interpolating between keys then takes the short way)."""

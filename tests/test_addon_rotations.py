@@ -151,3 +151,19 @@ def test_kabsch_recovers_a_rotation_and_never_reflects():
     assert np.abs(rot.kabsch(pts, moved) - R).max() < 1e-12
     mirrored = pts * np.array([-1.0, 1, 1])  # the best fit would be a reflection: still a rotation
     assert np.isclose(np.linalg.det(rot.kabsch(pts, mirrored)), 1.0)
+
+
+def test_inverse_relative_conjugate_rotate_without_scale():
+    rng = np.random.default_rng(3)
+    A, B, M = (rot.axis_angle_to_matrix(rng.normal(size=(5, 3))) for _ in range(3))
+    v = rng.normal(size=(5, 3))
+    assert np.allclose(rot.inverse(A) @ A, np.eye(3))
+    assert np.allclose(A @ rot.relative(A, B), B)
+    assert np.allclose(rot.relative(A[0], B), A[0].T @ B)  # broadcast: one frame, a batch of rotations
+    # a rotation about axis a, expressed through M, turns about M a by the same angle
+    aa = rng.normal(size=(5, 3))
+    assert np.allclose(rot.conjugate(M, rot.axis_angle_to_matrix(aa)), rot.axis_angle_to_matrix(rot.rotate(M, aa)))
+    assert np.allclose(rot.rotate(A, v), (A @ v[..., None])[..., 0])
+    assert np.allclose(rot.rotate(A, v[0]), A @ v[0])  # one vector, a batch of rotations
+    scaled = A * np.array([2.0, 0.5, 3.0])  # columns scaled
+    assert np.allclose(rot.without_scale(scaled), A)
