@@ -16,10 +16,14 @@ class ImportProblem(Exception):
     """A one-line reason why a result cannot be applied; nothing was changed."""
 
 
+def video_stem(path) -> str:
+    """A clip's name from its video's path: the file stem ("clip" without one)."""
+    return os.path.splitext(os.path.basename(path or ""))[0] or "clip"
+
+
 def clip_name(res, fallback_path=None):
     """Clip name used for rigs and Actions: the source video's file stem."""
-    name = os.path.splitext(os.path.basename(source_video(res) or fallback_path or "clip"))[0]
-    return name or "clip"
+    return video_stem(source_video(res) or fallback_path)
 
 
 def action_name(clip, side):

@@ -164,7 +164,7 @@ class CaptureJob:
         if problem:
             raise runner.EngineSetupError(problem)
         self.params = params
-        self.clip = os.path.splitext(os.path.basename(params.video))[0] or "clip"
+        self.clip = importer.video_stem(params.video)
         # Blender's session temp folder (removed when Blender quits): nothing piles up on disk; the
         # result and preview move beside the .blend once it is saved (session_files)
         self.workdir = tempfile.mkdtemp(prefix=session_files.TEMP_PREFIX, dir=bpy.app.tempdir or None)
