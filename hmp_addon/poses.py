@@ -44,7 +44,7 @@ def source_globals(global_orient: np.ndarray, hand_pose: np.ndarray, influence: 
     influence {finger: weight}: each finger's joint rotations scaled by its weight (default 1)."""
     local = local_rotations(global_orient, hand_pose)  # (T, 16, 3)
     if influence:
-        w = np.array([1.0] + [float(influence.get(FINGER_OF[j], 1.0)) for j in range(1, 16)])
+        w = np.array([1.0] + [float(influence.get(finger, 1.0)) for finger in FINGER_OF[1:]])
         local = local * w[None, :, None]
     R = axis_angle_to_matrix(local)
     G = np.empty_like(R)

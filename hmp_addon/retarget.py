@@ -76,7 +76,7 @@ def plan(target: dict, mapping: dict) -> dict:
     """Static part of a retarget. target: {bone: {"matrix": (3,3) rest B, "head": (3,), "tail": (3,),
     "parent": name or None}} in armature space. Returns per mapped joint the bone, its rotation
     parent joint, and whether it needs location keys (no mapped ancestor in its own chain)."""
-    bone_of = {j: mapping[JOINTS[j]] for j in range(16) if JOINTS[j] in mapping}
+    bone_of = {j: mapping[name] for j, name in enumerate(JOINTS) if name in mapping}
     joint_of = {b: j for j, b in bone_of.items()}
     out = {}
     for j, bone in bone_of.items():

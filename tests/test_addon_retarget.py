@@ -596,7 +596,8 @@ def fingertip_error(res, obj, mapping, scale, side="right"):
     bone's tail) and the captured fingertips scaled to the target (``scale``), both relative to the
     wrist, as a fraction of the captured palm (wrist to the four finger bases)."""
     j21 = coords.points_to_blender(res.hands[side]["joints"])  # (T,21,3)
-    palm = np.mean(np.linalg.norm(j21[0, [5, 9, 13, 17]] - j21[0, 0], axis=1))
+    bases = [J.MEDIAPIPE_NAMES.index(f"{finger}_mcp") for finger in J.FINGER_NAMES[1:]]  # the four finger bases
+    palm = np.mean(np.linalg.norm(j21[0, bases] - j21[0, 0], axis=1))
     worst = 0.0
     for t in range(res.num_frames):
         bpy.context.scene.frame_set(bpy.context.scene.frame_start + t)
