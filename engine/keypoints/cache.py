@@ -13,9 +13,11 @@ from pathlib import Path
 
 import numpy as np
 
+from engine import result as R
 from engine.atomic import discard, publish, remove_stale, temp_file
+from engine.keypoints.types import HandTrack
 
-SIDES = ("right", "left")
+SIDES = R.HAND_SIDES
 
 
 def cache_dir():
@@ -38,8 +40,6 @@ def key_for(video_path, options, sides):
 
 
 def load(key):
-    from engine.keypoints import HandTrack
-
     path = cache_dir() / f"{key}.npz"
     remove_stale(cache_dir(), ".tmp-", ".npz")  # left by a capture that was killed while saving
     if not path.is_file():
@@ -55,8 +55,6 @@ def load(key):
 
 def validate(tracks):
     """Check cached tracks as strictly as a result file is checked; ValueError names the first problem."""
-    from engine import result as R
-
     frame_ids = None
     for side in SIDES:
         t = tracks[side]
