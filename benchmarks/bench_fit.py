@@ -60,7 +60,7 @@ def clip(model, frames, seed=0):
     import torch
 
     from engine import result as R
-    from engine.fit.init import project
+    from engine.camera import project
     from engine.keypoints import HandTrack
     seq = max(held_out_sequences(), key=lambda s: len(s["hand_pose"]))
     idx = np.arange(frames) % len(seq["hand_pose"])  # loops only if the take is shorter than asked

@@ -155,7 +155,7 @@ def _folder_videos(folder, recursive):
 
 
 def _override(where, field, text):
-    from engine.cli import _intrinsics
+    from engine.args import intrinsics
 
     text = text.strip()
     if field == "hands":
@@ -171,7 +171,7 @@ def _override(where, field, text):
             raise EngineError(f"{where}: {field} must be 0 or more, got {value}")
         return {field: value}
     try:  # intrinsics: "fx,fy,cx,cy" (quoted in a CSV) or space-separated
-        return {"K": _intrinsics(",".join(text.replace(",", " ").split()))}
+        return {"K": intrinsics(",".join(text.replace(",", " ").split()))}
     except Exception as exc:
         raise EngineError(f"{where}: {exc}") from None
 
@@ -341,7 +341,7 @@ class ClipWorker:
         import torch
 
         torch.set_num_threads(max(1, int(threads)))
-        from engine.capture import resolve_device
+        from engine.device import resolve_device
         from engine.hand_model import load_hand_model
         from engine.keypoints.detector import HandDetector
         from engine.prior import load_prior

@@ -12,6 +12,7 @@ import numpy as np
 
 from engine import result as R
 from engine.atomic import publish
+from engine.camera import project
 from engine.errors import EngineError
 from engine.joints import MEDIAPIPE_PARENTS
 
@@ -45,8 +46,6 @@ def draw_hand(canvas, joints_px, keypoints_px, confidence, source, scale=1.0):
 def write_preview(video, result, path, reporter=None):
     """Render the overlay of ``result`` (an engine.result.Result) over ``video`` into ``path`` (.mp4)."""
     import cv2
-
-    from engine.fit.init import project
 
     path = os.path.abspath(os.fspath(path))
     K = np.asarray(result["K"], dtype=np.float64)

@@ -42,12 +42,12 @@ from pathlib import Path
 import numpy as np
 
 from engine.errors import EngineError
+from engine.methods import BASELINE_METHODS, evaluate_hands, stage_methods, table
 
 ROOT = Path(__file__).resolve().parents[2]
 RENDER_SCRIPT = ROOT / "benchmarks" / "render_gt.py"
 HELD_OUT_SOURCE = ROOT / "benchmarks" / "data" / "leap_javascript_v2.npz"
 FPS = 30.0
-BASELINE_METHODS = ("per-frame", "+ SLERP", "+ One Euro")
 # not a method: the truth itself, Gaussian-smoothed over SMOOTH_SIGMA frames, scored against the truth.
 # What any temporally smooth output loses on this motion (a floor for RA-ACC on jerky recordings)
 REFERENCE = "(reference: truth smoothed)"
@@ -80,9 +80,9 @@ CLIPS = (
 
 
 def parser():
-    from engine.cli import _Parser
+    from engine.args import Parser
 
-    p = _Parser(prog="python -m engine benchmark", description=__doc__,
+    p = Parser(prog="python -m engine benchmark", description=__doc__,
                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--frames", type=int, default=90, help="frames per clip (30 fps)")
     p.add_argument("--size", default="480x360", help="render size WxH")
@@ -401,90 +401,6 @@ def render(scene_npz, video_path):
 # the pipeline and the tables
 
 
-def stage_methods():
-    """(name, stages, root_motion) of the fits: stage I, stage II (the default) and stage II's other
-    root-motion variants, as ``engine.fit.stages`` has them."""
-    from engine.fit.stages import ROOT_MOTIONS, FitOptions
-
-    default = FitOptions().root_motion
-    return ([("stage I", 1, default), ("stage II", 2, default)]
-            + [(f"stage II, {r} rotation", 2, r) for r in ROOT_MOTIONS if r != default])
-
-
-# the methods engine.evaluate reports (the benchmark itself asks stage_methods() for the fit's variants)
-METHODS = BASELINE_METHODS + ("stage I", "stage II", "stage II, prior rotation", "stage II, free rotation")
-
-
-def fit_methods(model, track, K, fps, prior, quality):
-    """{method: joints (T,21,3)} of one detected hand: the per-frame estimate, its baselines and the
-    fits of ``stage_methods()``."""
-    from engine.capture import QUALITY_PRESETS
-    from engine.fit import baselines
-    from engine.fit.init import _forward_np, per_frame_estimate
-    from engine.fit.stages import FitOptions, fit_sequence
-
-    preset = QUALITY_PRESETS[quality]
-    est = per_frame_estimate(model, track, K, fps)
-    joints = {}
-    for name, fn in baselines.BASELINES.items():
-        b = fn(est, fps)
-        joints[name] = _forward_np(model, b["global_orient"], b["hand_pose"], b["betas"], b["transl"])
-    for name, stages, root in stage_methods():
-        opts = FitOptions(iters_stage1=preset["iters"][0], iters_stage2=preset["iters"][1], root_motion=root)
-        fitted, _ = fit_sequence(model, prior, est, est["keypoints_2d"], est["confidence"], K, fps,
-                                 stages=stages, options=opts)
-        joints[name] = fitted["joints"]
-    return joints
-
-
-def _detect(video, sides, quality):
-    from engine.capture import QUALITY_PRESETS
-    from engine.keypoints import KeypointOptions, detect_hands
-
-    return detect_hands(video, sides=tuple(sides),
-                        options=KeypointOptions(views=QUALITY_PRESETS[quality]["views"], use_cache=False))
-
-
-def evaluate_hands(video_path, sides, K, models, prior, quality):
-    """{side: ({method: joints (T,21,3)} or None, fraction of frames detected)} for one clip, run
-    as a capture with --hands <the clip's hands> and the (guessed) intrinsics K."""
-    from engine.video import open_video
-
-    video = open_video(video_path)
-    tracks = _detect(video, sides, quality)
-    out = {}
-    for side in sides:
-        track = tracks.get(side)
-        if track is None or not track.detected.any():
-            out[side] = (None, 0.0)
-            continue
-        out[side] = (fit_methods(models[side], track, K, video.fps, prior, quality), float(track.detected.mean()))
-    return out
-
-
-def evaluate_clip(video_path, gt, K, model, prior, quality, device, side="right"):
-    """One hand of a clip with known intrinsics K (engine.evaluate's datasets): ({method: joints
-    (T,21,3)} or None, fraction of frames detected). ``gt`` and ``device`` are not used (the model
-    is already on its device)."""
-    from engine.video import open_video
-
-    video = open_video(video_path)
-    track = _detect(video, (side,), quality)[side]
-    if track is None or not track.detected.any():
-        return None, 0.0
-    return fit_methods(model, track, K, video.fps, prior, quality), float(track.detected.mean())
-
-
-def table(rows, title):
-    from engine.metrics import METRICS
-
-    cols = [k for k in METRICS if k in next(iter(rows.values()))]  # without a K: the root-aligned three
-    lines = [f"**{title}**", "", "| method | " + " | ".join(cols) + " |", "|---|" + "---|" * len(cols)]
-    for name, m in rows.items():
-        lines.append(f"| {name} | " + " | ".join(f"{m[k]:.2f}" for k in cols) + " |")
-    return "\n".join(lines)
-
-
 def ratios(rows):
     """Lines: stage I and stage II over the per-frame estimate, each metric, and issue 11's targets."""
     from engine.metrics import METRICS
@@ -511,7 +427,7 @@ def main(argv=None):
     import torch
     from scipy.ndimage import gaussian_filter1d
 
-    from engine.capture import resolve_device
+    from engine.device import resolve_device
     from engine.hand_model import load_hand_model
     from engine.metrics import METRICS, all_metrics
     from engine.prior import load_prior

@@ -138,9 +138,9 @@ def images_to_video(images, path, fps=30.0):
 
 
 def parser():
-    from engine.cli import _Parser
+    from engine.args import Parser
 
-    p = _Parser(prog="python -m engine evaluate", description=__doc__,
+    p = Parser(prog="python -m engine evaluate", description=__doc__,
                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--dataset", choices=sorted(READERS), required=True)
     p.add_argument("--root", required=True)
@@ -152,7 +152,7 @@ def parser():
 
 
 def evaluate(dataset, root, quality="best", device="cpu", max_sequences=None, log=print):
-    from engine.benchmark import METHODS, evaluate_clip
+    from engine.methods import METHODS, evaluate_clip
     from engine.hand_model import load_hand_model
     from engine.metrics import all_metrics
     from engine.prior import load_prior
@@ -183,8 +183,8 @@ def evaluate(dataset, root, quality="best", device="cpu", max_sequences=None, lo
 
 
 def main(argv=None):
-    from engine.benchmark import table
-    from engine.capture import resolve_device
+    from engine.methods import table
+    from engine.device import resolve_device
 
     args = parser().parse_args(sys.argv[1:] if argv is None else argv)
     summary = evaluate(args.dataset, args.root, args.quality, resolve_device(args.device), args.max_sequences)

@@ -29,9 +29,9 @@ HELD_OUT_SOURCE = "benchmarks/data/leap_javascript_v2.npz"
 
 
 def parser():
-    from engine.cli import _Parser
+    from engine.args import Parser
 
-    p = _Parser(prog="python -m engine train-prior", description=__doc__,
+    p = Parser(prog="python -m engine train-prior", description=__doc__,
                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", nargs="+", default=None, help="motion files or folders (default: the shipped training data, TRAINING_DATA)")
     p.add_argument("--out", required=True, help="checkpoint to write (.pt)")
@@ -136,7 +136,7 @@ def mean_pose_error(model, hp_train, hp_test):
 def train(args, reporter=None):
     import torch
 
-    from engine.capture import resolve_device
+    from engine.device import resolve_device
     from engine.hand_model import load_hand_model
     from engine.prior import read_checkpoint, save_checkpoint
     from engine.prior.model import MotionPrior
