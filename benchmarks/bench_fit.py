@@ -105,7 +105,8 @@ def main(argv=None):
         torch.set_num_threads(args.threads)
     torch.manual_seed(0)
 
-    from engine.capture import QUALITY_PRESETS, resolve_device
+    from engine.capture import QUALITY_PRESETS
+    from engine.device import resolve_device
     from engine.fit.init import per_frame_estimate
     from engine.fit.stages import FitOptions, fit_sequence
     from engine.hand_model import load_hand_model
