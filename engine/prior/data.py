@@ -33,10 +33,12 @@ import torch
 from engine.errors import EngineError
 
 
-def mirror(rotvecs):
-    """Mirror axis-angle rotations between left and right hands: (x, y, z) -> (x, -y, -z)."""
-    r = np.asarray(rotvecs, dtype=np.float64)
-    return (r.reshape(*r.shape[:-1], -1, 3) * np.array([1.0, -1.0, -1.0])).reshape(r.shape)
+def mirror(rotvecs: np.ndarray) -> np.ndarray:
+    """Mirror axis-angle rotations (..., J*3) between left and right hands (``hand_model.mirror_pose``,
+    in numpy float64): (x, y, z) -> (x, -y, -z)."""
+    from engine.hand_model import mirror_pose
+
+    return mirror_pose(torch.as_tensor(np.asarray(rotvecs, dtype=np.float64))).numpy()
 
 
 def resample(rotvecs: np.ndarray, fps_in: float, fps_out: float) -> np.ndarray:
