@@ -28,12 +28,11 @@ import logging
 import os
 import signal
 import sys
-import tempfile
 import time
 from collections import deque
 
 from engine import __version__
-from engine.atomic import publish
+from engine.atomic import atomic_path
 from engine.errors import EngineError
 from engine.progress import Reporter
 
@@ -281,16 +280,15 @@ class Summary:
             fh.write(json.dumps(record) + "\n")
             fh.flush()
             os.fsync(fh.fileno())
-        fd, tmp = tempfile.mkstemp(prefix=".hmp-summary-", suffix=".csv", dir=os.path.dirname(self.csv))
-        with os.fdopen(fd, "w", newline="", encoding="utf-8") as fh:
-            writer = csv.DictWriter(fh, fieldnames=CSV_FIELDS, extrasaction="ignore")
-            writer.writeheader()
-            for rec in self.latest.values():
-                row = dict(rec)
-                row["warnings"] = "; ".join(rec.get("warnings") or [])
-                row["hands"] = "+".join(rec.get("hands") or [])
-                writer.writerow(row)
-        publish(tmp, self.csv)
+        with atomic_path(self.csv, ".hmp-summary-", ".csv") as tmp:
+            with open(tmp, "w", newline="", encoding="utf-8") as fh:
+                writer = csv.DictWriter(fh, fieldnames=CSV_FIELDS, extrasaction="ignore")
+                writer.writeheader()
+                for rec in self.latest.values():
+                    row = dict(rec)
+                    row["warnings"] = "; ".join(rec.get("warnings") or [])
+                    row["hands"] = "+".join(rec.get("hands") or [])
+                    writer.writerow(row)
 
 
 def finished_result(out_dir, clip, digest, summary):

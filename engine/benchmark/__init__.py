@@ -41,6 +41,7 @@ from pathlib import Path
 
 import numpy as np
 
+from engine.atomic import atomic_path, process_alive
 from engine.errors import EngineError
 from engine.methods import BASELINE_METHODS, evaluate_hands, stage_methods, table
 
@@ -334,16 +335,6 @@ def _same_scene(path, scene):
             d[k].shape == np.shape(v) and np.allclose(d[k], v, atol=1e-6) for k, v in scene.items())
 
 
-def _alive(pid):
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def _wait_for_other_render(video_path):
     """Another benchmark process rendering into the same --workdir (its pid in VIDEO.lock): wait for it."""
     lock = Path(f"{video_path}.lock")
@@ -352,7 +343,7 @@ def _wait_for_other_render(video_path):
             pid = int(lock.read_text() or 0)
         except (OSError, ValueError):
             pid = 0
-        if pid <= 0 or pid == os.getpid() or not _alive(pid):
+        if pid <= 0 or pid == os.getpid() or not process_alive(pid):
             break
         time.sleep(5.0)
 
@@ -383,16 +374,16 @@ def render(scene_npz, video_path):
                           "(pip install -r requirements-dev.txt, which has bpy)") from None
     if not RENDER_SCRIPT.is_file():
         raise EngineError(f"{RENDER_SCRIPT} is missing (the benchmark runs from a source checkout)")
-    partial = f"{video_path}.part.mp4"  # a clip appears under its name only once complete
     lock = Path(f"{video_path}.lock")
     lock.write_text(str(os.getpid()))
     try:
-        proc = subprocess.run([sys.executable, str(RENDER_SCRIPT), str(scene_npz), partial], capture_output=True,
-                              text=True)
-        if proc.returncode != 0 or not os.path.isfile(partial):
-            lines = [ln for ln in proc.stderr.strip().splitlines() if "Warning" not in ln and "use_nodes" not in ln]
-            raise EngineError(f"rendering failed: {lines[-1] if lines else f'exit status {proc.returncode}'}")
-        os.replace(partial, video_path)
+        # the clip appears under its name only once complete
+        with atomic_path(video_path, ".hmp-render-", ".mp4") as partial:
+            proc = subprocess.run([sys.executable, str(RENDER_SCRIPT), str(scene_npz), partial], capture_output=True,
+                                  text=True)
+            if proc.returncode != 0 or not os.path.isfile(partial) or not os.path.getsize(partial):
+                lines = [ln for ln in proc.stderr.strip().splitlines() if "Warning" not in ln and "use_nodes" not in ln]
+                raise EngineError(f"rendering failed: {lines[-1] if lines else f'exit status {proc.returncode}'}")
     finally:
         lock.unlink(missing_ok=True)
 
