@@ -32,6 +32,7 @@ import time
 from collections import deque
 
 from engine import __version__
+from engine import choices as C
 from engine.atomic import atomic_path
 from engine.errors import EngineError
 from engine.progress import Reporter
@@ -74,7 +75,7 @@ def parser():
         container.conflict_handler = "resolve"
     p.add_argument("--out", required=True, help="folder for the results (one .npz per clip) and the summary")
     p.add_argument("--preview", action="store_true", help="also write <clip>.preview.mp4 beside each result")
-    p.add_argument("--progress", choices=("bar", "jsonl", "quiet"), default=None,
+    p.add_argument("--progress", choices=C.PROGRESS_MODES, default=None,
                    help="bar at a terminal (default), jsonl for programs (events carry the clip), quiet")
     b = p.add_argument_group("batch")
     b.add_argument("--recursive", action="store_true", help="search folders' sub-folders for videos too")
@@ -158,7 +159,7 @@ def _override(where, field, text):
 
     text = text.strip()
     if field == "hands":
-        if text not in ("right", "left", "both"):
+        if text not in C.HANDS:
             raise EngineError(f"{where}: hands must be right, left or both, got {text!r}")
         return {"hands": text}
     if field in ("start", "end"):
@@ -347,7 +348,7 @@ class ClipWorker:
         self.init_error = None  # a bad --device, --mano-dir or --prior: each clip reports it
         try:
             device = resolve_device(device)
-            sides = ("right", "left") if hands == "both" else (hands,)
+            sides = C.sides_of(hands)
             self._warm = [load_hand_model(side, mano_dir=mano_dir, device=device) for side in sides]
             self._warm.append(load_prior(prior, device=device))
         except EngineError as exc:
@@ -413,8 +414,8 @@ class BatchReporter(Reporter):
         self.total, self.t0 = total, time.monotonic()
         message = f"Capturing {todo} of {total} clips on {workers} Ray worker(s)"
         if self.mode == "jsonl":
-            self._emit(event="stage", stage="batch", message=message, total=total)
-            self._emit(event="progress", stage="batch", done=0, total=total, frames=0, fps=0.0, eta_s=None)
+            self._emit(event="stage", stage=C.BATCH_STAGE, message=message, total=total)
+            self._emit(event="progress", stage=C.BATCH_STAGE, done=0, total=total, frames=0, fps=0.0, eta_s=None)
         elif self.mode == "bar":
             from tqdm import tqdm
 
@@ -435,7 +436,7 @@ class BatchReporter(Reporter):
         fps = self.frames / elapsed if elapsed > 0 else 0.0
         eta = elapsed / self.ran * (self.total - self.finished) if self.ran else None
         if self.mode == "jsonl":
-            self._emit(event="progress", stage="batch", done=self.finished, total=self.total, clip=record["clip"],
+            self._emit(event="progress", stage=C.BATCH_STAGE, done=self.finished, total=self.total, clip=record["clip"],
                        status=record["status"], frames=self.frames, fps=round(fps, 3),
                        eta_s=None if eta is None else round(eta, 1))
         elif self._bar is not None:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from engine import __version__
+from engine import choices as C
 from engine import result as R
 from engine.device import resolve_device
 from engine.errors import EngineError
@@ -28,11 +29,11 @@ QUALITY_PRESETS = {
 
 @dataclass
 class CaptureOptions:
-    hands: str = "right"  # right | left | both
-    device: str = "auto"
+    hands: str = C.DEFAULT_HANDS  # engine.choices.HANDS
+    device: str = C.DEFAULT_DEVICE
     mano_dir: str = None
-    stages: int = 2
-    quality: str = "balanced"
+    stages: int = C.DEFAULT_FIT_STAGES
+    quality: str = C.DEFAULT_QUALITY
     fov: float = None
     K: list = None  # fx, fy, cx, cy
     start: int = 0
@@ -42,9 +43,9 @@ class CaptureOptions:
     no_cache: bool = False
     views: int = None
     preview: str = None
-    prior_term: str = "unit"
-    keypoint_source: str = "blend"
-    root_motion: str = "filtered"
+    prior_term: str = C.DEFAULT_PRIOR_TERM
+    keypoint_source: str = C.DEFAULT_KEYPOINT_SOURCE
+    root_motion: str = C.DEFAULT_ROOT_MOTION
     literal: bool = False  # the method's table read literally (FitOptions.literal)
 
     @classmethod
@@ -58,7 +59,7 @@ class CaptureOptions:
 
     @property
     def sides(self):
-        return ("right", "left") if self.hands == "both" else (self.hands,)
+        return C.sides_of(self.hands)
 
 
 def check_writable(path, what="output"):
@@ -104,11 +105,11 @@ def capture(video_path, out_path, options=None, reporter=None):
     """Run the whole capture. Returns {"result": abs path, "preview": abs path or None}."""
     options = options or CaptureOptions()
     reporter = reporter or Reporter("quiet")
-    if options.hands not in ("right", "left", "both"):
+    if options.hands not in C.HANDS:
         raise EngineError(f"unknown --hands '{options.hands}': use right, left or both")
     if options.quality not in QUALITY_PRESETS:
         raise EngineError(f"unknown --quality '{options.quality}': use {', '.join(QUALITY_PRESETS)}")
-    if options.stages not in (0, 1, 2):
+    if options.stages not in C.FIT_STAGES:
         raise EngineError(f"--stages must be 0, 1 or 2, got {options.stages}")
     if options.K is not None and (np.shape(options.K) != (4,) or not np.all(np.isfinite(options.K))
                                   or min(options.K[:2]) <= 0):
@@ -152,7 +153,7 @@ def capture(video_path, out_path, options=None, reporter=None):
     tracks = _detect(video, options, quality, reporter)
     found = {side: t for side, t in tracks.items() if t is not None and np.any(t.source != R.SOURCE_NONE)}
     if not found:
-        other = [s for s in ("right", "left") if s not in options.sides]
+        other = [s for s in C.SIDES if s not in options.sides]
         raise EngineError(f"no {' or '.join(options.sides)} hand found in any frame of {video_path}"
                           + (f" (try --hands {other[0]} or --hands both)" if other else ""))
     for side in options.sides:

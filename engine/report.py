@@ -23,12 +23,12 @@ import sys
 
 import numpy as np
 
+from engine import joints as J
 from engine import result as R
 from engine.camera import project
 from engine.errors import EngineError
 
 CONFIDENT = 0.5  # a detected joint counts as confident from this per-joint confidence on
-TIPS = (4, 8, 12, 16, 20)  # MediaPipe order
 DETECTED_SOURCES = (R.SOURCE_MEDIAPIPE, R.SOURCE_TRACKED_CROP, R.SOURCE_EXTERNAL)
 
 
@@ -56,7 +56,7 @@ def hand_report(joints, keypoints_2d, confidence, source, valid, K):
 
     joint_mask = np.zeros(21, bool)
     tips = joint_mask.copy()
-    tips[list(TIPS)] = True
+    tips[J.FINGERTIPS_MEDIAPIPE] = True
     wrist = joint_mask.copy()
     wrist[0] = True
     triple = detected[2:] & detected[1:-1] & detected[:-2]

@@ -66,11 +66,12 @@ import zipfile
 
 import numpy as np
 
+from .choices import SIDES
 from .atomic import atomic_path  # relative: this module is also imported inside the installed add-on
 
 SCHEMA_VERSION = 1
 TEMP_PREFIX = ".hmp-result-"  # a result being written: .hmp-result-{host}.{pid}.{random}.npz
-HAND_SIDES = ("right", "left")
+HAND_SIDES = SIDES
 
 SOURCE_NONE = 0  # no keypoints in this frame
 SOURCE_MEDIAPIPE = 1  # MediaPipe found the hand

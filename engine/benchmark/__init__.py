@@ -42,6 +42,8 @@ from pathlib import Path
 import numpy as np
 
 from engine.atomic import atomic_path, process_alive
+from engine.choices import QUALITIES
+from engine.joints import FINGERTIP_PARENT_MANO
 from engine.errors import EngineError
 from engine.methods import BASELINE_METHODS, evaluate_hands, stage_methods, table
 
@@ -100,7 +102,7 @@ def parser():
     p.add_argument("--reuse-fits", action="store_true",
                    help="take each clip's fitted joints from --workdir when a run of the same clip left them there")
     p.add_argument("--device", default="auto")
-    p.add_argument("--quality", choices=("draft", "balanced", "best"), default="balanced")
+    p.add_argument("--quality", choices=QUALITIES, default="balanced")
     return p
 
 
@@ -132,7 +134,7 @@ def rescaled_hand(rng, spread=SPREAD):
     end = np.zeros((16, 3))
     for k in range(1, 16):
         kids = np.flatnonzero(parents == k)
-        end[k] = j[kids[0]] if len(kids) else v[tips[list(_DISTAL).index(k)]]
+        end[k] = j[kids[0]] if len(kids) else v[tips[list(FINGERTIP_PARENT_MANO).index(k)]]
     finger = rng.uniform(1 - spread, 1 + spread, 5)  # index, middle, pinky, ring, thumb (MANO's order)
     seg = np.ones(16)
     seg[1:] = np.clip(np.repeat(finger, 3) * rng.uniform(0.93, 1.07, 15), 1 - spread, 1 + spread)
@@ -151,10 +153,6 @@ def rescaled_hand(rng, spread=SPREAD):
     hand = HandModel("default, rescaled", "right", v_new, base.faces.numpy(), W, base.shapedirs.numpy(), parents,
                      tips, j_template=j_new, j_shapedirs=base.j_shapedirs.numpy())
     return hand.eval(), {"size": float(size), "palm": tuple(float(x) for x in palm), "segments": seg[1:]}
-
-
-# MANO joint each fingertip vertex (tip_ids: thumb..pinky) hangs from
-_DISTAL = (15, 3, 6, 12, 9)
 
 
 def bone_lengths(model):

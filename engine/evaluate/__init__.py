@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from engine import joints as J
+from engine.choices import QUALITIES
 from engine.errors import EngineError
 
 GL_TO_CV = np.array([1.0, -1.0, -1.0])
@@ -144,7 +145,7 @@ def parser():
                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--dataset", choices=sorted(READERS), required=True)
     p.add_argument("--root", required=True)
-    p.add_argument("--quality", choices=("draft", "balanced", "best"), default="best")
+    p.add_argument("--quality", choices=QUALITIES, default="best")
     p.add_argument("--device", default="auto")
     p.add_argument("--max-sequences", type=int, default=None)
     p.add_argument("--out", default=None, help="also write the table (markdown) here")

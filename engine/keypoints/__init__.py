@@ -60,10 +60,10 @@ def detect_hands(video, sides=("right",), options=None, reporter=None):
     # it is found again in the same frame (the one-hand setting was faster and lost those frames).
     frame_ids, per_frame, times = _detect_pass(video, options, 2, conf_views, reporter)
     counts = new_stats()
-    chosen = assign_sides(per_frame, sides=("right", "left"), stats=counts)
+    chosen = assign_sides(per_frame, sides=R.HAND_SIDES, stats=counts)
     any_frames = sum(1 for dets in per_frame if dets)
     tracks = {}
-    for side in ("right", "left"):
+    for side in R.HAND_SIDES:
         track = HandTrack.empty(frame_ids)
         track.frame_times = np.asarray(times, dtype=np.float64)
         low = 0

@@ -18,6 +18,7 @@ import time
 
 import numpy as np
 
+from engine.choices import PROGRESS_MODES
 from engine.errors import EngineError
 
 LEAP_BUNDLE = "engine/assets/prior/leap_mano.npz"
@@ -53,7 +54,7 @@ def parser():
     p.add_argument("--held-out", type=float, default=0.15, help="fraction of takes held out")
     p.add_argument("--checkpoint-every", type=int, default=20)
     p.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
-    p.add_argument("--progress", choices=("bar", "jsonl", "quiet"), default="bar")
+    p.add_argument("--progress", choices=PROGRESS_MODES, default="bar")
     return p
 
 
