@@ -114,7 +114,7 @@ def capture(video_path, out_path, options: CaptureOptions = None, reporter: Repo
     quality = QUALITY_PRESETS[options.quality]
     device = resolve_device(options.device)
     reporter.stage("read", "Opening video")
-    models, prior, video, K = open_inputs(video_path, options, device)
+    models, prior, video, K = open_inputs(video_path, options, device, reporter)
     tracks = _detect(video, options, quality, reporter)
     found, frame_ids, frame_times = hands_found(tracks, video, options, reporter)
     fps = float(video.fps)
@@ -159,14 +159,15 @@ def check_capture_options(options: CaptureOptions, out_path) -> tuple:
     return out_path, preview_path
 
 
-def open_inputs(video_path, options: CaptureOptions, device: str) -> tuple:
+def open_inputs(video_path, options: CaptureOptions, device: str, reporter: Reporter) -> tuple:
     """-> (models {side: HandModel}, prior (MotionPrior or None), video (engine.video.Video), K (3,3) px).
 
     The prior is read whenever stage II or ``--prior`` asks for it, before minutes of detection, so a
-    bad checkpoint fails now; the frame range and the intrinsics are checked against the video.
+    bad checkpoint fails now; the frame range and the intrinsics are checked against the video. A
+    frame rate the video does not state (a guess) is a warning.
     """
     from engine.hand_model import load_hand_model
-    from engine.video import open_video
+    from engine.video import fps_message, open_video
 
     models = {side: load_hand_model(side=side, mano_dir=options.mano_dir, device=device) for side in options.sides}
     prior = None
@@ -175,6 +176,8 @@ def open_inputs(video_path, options: CaptureOptions, device: str) -> tuple:
 
         prior = load_prior(options.prior, device=device)
     video = open_video(video_path)
+    if fps_message(video):
+        reporter.warn(fps_message(video))
     if options.start < 0 or options.start >= video.num_frames:
         raise EngineError(f"--start {options.start} is outside the video (0..{video.num_frames - 1})")
     if options.end is not None and options.end <= options.start:
