@@ -26,7 +26,7 @@ def intrinsics(text: str) -> list[float]:
     return values
 
 
-def number(kind, low=None, high=None, what="a number", above=False):
+def number(kind: type, low: float = None, high: float = None, what: str = "a number", above: bool = False):
     """An argparse type: ``kind`` (int or float), finite, ``low <= x <= high`` (``low < x`` with ``above``)."""
     def parse(text):
         try:

@@ -47,7 +47,7 @@ def atomic_path(path, prefix: str, suffix: str, *, clean_stale: bool = True):
         raise
 
 
-def publish(tmp, path):
+def publish(tmp, path) -> None:
     """Give ``tmp`` ordinary file permissions and move it to ``path`` (atomic on one filesystem)."""
     os.chmod(tmp, default_mode())
     os.replace(tmp, path)
@@ -67,14 +67,14 @@ def _host():
     return "".join(c if c.isalnum() or c == "-" else "-" for c in socket.gethostname())[:40] or "host"
 
 
-def temp_file(directory, prefix, suffix):
+def temp_file(directory, prefix: str, suffix: str) -> tuple:
     """``tempfile.mkstemp`` in ``directory`` with the writer's host and pid in the name -> (fd, path)."""
     fd, path = tempfile.mkstemp(prefix=f"{prefix}{_host()}.{os.getpid()}.", suffix=suffix, dir=directory)
     _OWN.add(path)
     return fd, path
 
 
-def discard(path):
+def discard(path) -> None:
     """Remove a temporary file (if still there) and forget it."""
     _OWN.discard(path)
     try:
@@ -103,7 +103,7 @@ def process_alive(pid: int) -> bool:
     return True
 
 
-def remove_stale(directory, prefix, suffix, max_age_s=STALE_AGE_S):
+def remove_stale(directory, prefix: str, suffix: str, max_age_s: float = STALE_AGE_S) -> list:
     """Remove temporary files (``prefix``...``suffix``) in ``directory`` whose writer on this host no longer
     runs, and any older than ``max_age_s``. Returns the names removed; never raises."""
     removed = []

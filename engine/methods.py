@@ -6,10 +6,12 @@
     # joints: {method: (T,21,3) m camera frame} or None; detected: fraction of frames detected
 """
 
+import numpy as np
+
 BASELINE_METHODS = ("per-frame", "+ SLERP", "+ One Euro")
 
 
-def stage_methods():
+def stage_methods() -> list:
     """(name, stages, root_motion) of the fits: stage I, stage II (the default) and stage II's other
     root-motion variants, as ``engine.fit.stages`` has them."""
     from engine.fit.stages import ROOT_MOTIONS, FitOptions
@@ -23,7 +25,7 @@ def stage_methods():
 METHODS = BASELINE_METHODS + ("stage I", "stage II", "stage II, prior rotation", "stage II, free rotation")
 
 
-def fit_methods(model, track, K, fps, prior, quality):
+def fit_methods(model, track, K: np.ndarray, fps: float, prior, quality: str) -> dict:
     """{method: joints (T,21,3)} of one detected hand: the per-frame estimate, its baselines and the
     fits of ``stage_methods()``."""
     from engine.capture import QUALITY_PRESETS
@@ -45,7 +47,7 @@ def fit_methods(model, track, K, fps, prior, quality):
     return joints
 
 
-def _detect(video, sides, quality):
+def _detect(video, sides, quality: str) -> dict:
     from engine.capture import QUALITY_PRESETS
     from engine.keypoints import KeypointOptions, detect_hands
 
@@ -53,7 +55,7 @@ def _detect(video, sides, quality):
                         options=KeypointOptions(views=QUALITY_PRESETS[quality]["views"], use_cache=False))
 
 
-def evaluate_hands(video_path, sides, K, models, prior, quality):
+def evaluate_hands(video_path, sides, K: np.ndarray, models: dict, prior, quality: str) -> dict:
     """{side: ({method: joints (T,21,3)} or None, fraction of frames detected)} for one clip, run
     as a capture with --hands <the clip's hands> and the (guessed) intrinsics K."""
     from engine.video import open_video
@@ -70,7 +72,7 @@ def evaluate_hands(video_path, sides, K, models, prior, quality):
     return out
 
 
-def evaluate_clip(video_path, gt, K, model, prior, quality, device, side="right"):
+def evaluate_clip(video_path, gt, K: np.ndarray, model, prior, quality: str, device, side: str = "right") -> tuple:
     """One hand of a clip with known intrinsics K (engine.evaluate's datasets): ({method: joints
     (T,21,3)} or None, fraction of frames detected). ``gt`` and ``device`` are not used (the model
     is already on its device)."""
@@ -83,7 +85,9 @@ def evaluate_clip(video_path, gt, K, model, prior, quality, device, side="right"
     return fit_methods(model, track, K, video.fps, prior, quality), float(track.detected.mean())
 
 
-def table(rows, title):
+def table(rows: dict, title: str) -> str:
+    """A markdown table: one row per method of ``rows`` ({method: {metric: value}}), the metrics of
+    engine.metrics.METRICS that the rows have."""
     from engine.metrics import METRICS
 
     cols = [k for k in METRICS if k in next(iter(rows.values()))]  # without a K: the root-aligned three

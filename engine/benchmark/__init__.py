@@ -7,9 +7,9 @@ Known motion -> rendered clip -> the whole pipeline, as a user runs it -> errors
    finger segment rescaled (a factor per finger times one per segment, within +-15 %); the rest
    joints are re-derived from those bone lengths and the mesh follows them bone by bone (skinning
    weights), so the truth's 21 keypoints (joints and fingertip vertices) belong to another hand,
-   whose proportions the fit has to find from the video (the model's linear shape space comes
-   within about 1 mm mean, 3 mm at worst, of such a skeleton at its best betas, |beta| up to ~3:
-   the mismatch is in the proportions to be estimated and in the mesh, not an unreachable skeleton);
+   whose proportions the fit has to find from the video (the model's linear shape space can reach
+   such a skeleton, see docs/benchmarks.md: the mismatch is in the proportions to be estimated and
+   in the mesh, not an unreachable skeleton);
 2. the motion: Leap Motion recordings of another source than the prior's training data
    (``benchmarks/data/leap_javascript_v2.npz``, leapmotion/javascript v2, when present; otherwise
    the prior's held-out takes, said so in the output), the recorded turning of the hand on top of a
