@@ -6,9 +6,16 @@ results, previews and checkpoints are as shareable as any other file the user wr
 
 ``temp_file`` names a temporary file after its writer (host, pid) so that one left by a kill can be
 told from one being written: ``remove_own`` (at exit) and ``remove_stale`` (on the next run).
+
+Every file the engine writes whole goes through ``atomic_path``::
+
+    with atomic_path(path, ".hmp-result-", ".npz") as tmp:   # a temporary name beside ``path``
+        np.savez_compressed(tmp, ...)                          # published to ``path`` on success,
+                                                               # removed on any exception
 """
 
 import atexit
+import contextlib
 import os
 import socket
 import tempfile
@@ -21,7 +28,26 @@ def default_mode():
     return 0o666 & ~mask
 
 
-def publish(tmp, path):
+@contextlib.contextmanager
+def atomic_path(path, prefix: str, suffix: str, *, clean_stale: bool = True):
+    """Yield a temporary file name beside ``path`` (``temp_file``, already created, empty); when the
+    block ends normally it is published to ``path``, on any exception (KeyboardInterrupt included)
+    it is removed. ``clean_stale``: first remove the temporary files (same prefix and suffix) that
+    killed writers left in that folder (``remove_stale``)."""
+    directory = os.path.dirname(os.path.abspath(os.fspath(path)))
+    if clean_stale:
+        remove_stale(directory, prefix, suffix)
+    fd, tmp = temp_file(directory, prefix, suffix)
+    try:
+        os.close(fd)
+        yield tmp
+        publish(tmp, path)
+    except BaseException:
+        discard(tmp)
+        raise
+
+
+def publish(tmp, path) -> None:
     """Give ``tmp`` ordinary file permissions and move it to ``path`` (atomic on one filesystem)."""
     os.chmod(tmp, default_mode())
     os.replace(tmp, path)
@@ -41,14 +67,14 @@ def _host():
     return "".join(c if c.isalnum() or c == "-" else "-" for c in socket.gethostname())[:40] or "host"
 
 
-def temp_file(directory, prefix, suffix):
+def temp_file(directory, prefix: str, suffix: str) -> tuple:
     """``tempfile.mkstemp`` in ``directory`` with the writer's host and pid in the name -> (fd, path)."""
     fd, path = tempfile.mkstemp(prefix=f"{prefix}{_host()}.{os.getpid()}.", suffix=suffix, dir=directory)
     _OWN.add(path)
     return fd, path
 
 
-def discard(path):
+def discard(path) -> None:
     """Remove a temporary file (if still there) and forget it."""
     _OWN.discard(path)
     try:
@@ -66,7 +92,8 @@ def remove_own():
             pass
 
 
-def _alive(pid):
+def process_alive(pid: int) -> bool:
+    """Whether a process ``pid`` exists on this host (owned by anyone)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -76,7 +103,7 @@ def _alive(pid):
     return True
 
 
-def remove_stale(directory, prefix, suffix, max_age_s=STALE_AGE_S):
+def remove_stale(directory, prefix: str, suffix: str, max_age_s: float = STALE_AGE_S) -> list:
     """Remove temporary files (``prefix``...``suffix``) in ``directory`` whose writer on this host no longer
     runs, and any older than ``max_age_s``. Returns the names removed; never raises."""
     removed = []
@@ -92,7 +119,7 @@ def remove_stale(directory, prefix, suffix, max_age_s=STALE_AGE_S):
         parts = name[len(prefix):].split(".")
         try:
             mine = len(parts) >= 3 and parts[0] == host and parts[1].isdigit()
-            dead = mine and not _alive(int(parts[1]))
+            dead = mine and not process_alive(int(parts[1]))
             if dead or now - entry.stat(follow_symlinks=False).st_mtime > max_age_s:
                 os.unlink(entry.path)
                 removed.append(name)

@@ -28,12 +28,12 @@ import logging
 import os
 import signal
 import sys
-import tempfile
 import time
 from collections import deque
 
 from engine import __version__
-from engine.atomic import publish
+from engine import choices as C
+from engine.atomic import atomic_path
 from engine.errors import EngineError
 from engine.progress import Reporter
 
@@ -75,7 +75,7 @@ def parser():
         container.conflict_handler = "resolve"
     p.add_argument("--out", required=True, help="folder for the results (one .npz per clip) and the summary")
     p.add_argument("--preview", action="store_true", help="also write <clip>.preview.mp4 beside each result")
-    p.add_argument("--progress", choices=("bar", "jsonl", "quiet"), default=None,
+    p.add_argument("--progress", choices=C.PROGRESS_MODES, default=None,
                    help="bar at a terminal (default), jsonl for programs (events carry the clip), quiet")
     b = p.add_argument_group("batch")
     b.add_argument("--recursive", action="store_true", help="search folders' sub-folders for videos too")
@@ -155,11 +155,11 @@ def _folder_videos(folder, recursive):
 
 
 def _override(where, field, text):
-    from engine.cli import _intrinsics
+    from engine.args import intrinsics
 
     text = text.strip()
     if field == "hands":
-        if text not in ("right", "left", "both"):
+        if text not in C.HANDS:
             raise EngineError(f"{where}: hands must be right, left or both, got {text!r}")
         return {"hands": text}
     if field in ("start", "end"):
@@ -171,7 +171,7 @@ def _override(where, field, text):
             raise EngineError(f"{where}: {field} must be 0 or more, got {value}")
         return {field: value}
     try:  # intrinsics: "fx,fy,cx,cy" (quoted in a CSV) or space-separated
-        return {"K": _intrinsics(",".join(text.replace(",", " ").split()))}
+        return {"K": intrinsics(",".join(text.replace(",", " ").split()))}
     except Exception as exc:
         raise EngineError(f"{where}: {exc}") from None
 
@@ -281,16 +281,15 @@ class Summary:
             fh.write(json.dumps(record) + "\n")
             fh.flush()
             os.fsync(fh.fileno())
-        fd, tmp = tempfile.mkstemp(prefix=".hmp-summary-", suffix=".csv", dir=os.path.dirname(self.csv))
-        with os.fdopen(fd, "w", newline="", encoding="utf-8") as fh:
-            writer = csv.DictWriter(fh, fieldnames=CSV_FIELDS, extrasaction="ignore")
-            writer.writeheader()
-            for rec in self.latest.values():
-                row = dict(rec)
-                row["warnings"] = "; ".join(rec.get("warnings") or [])
-                row["hands"] = "+".join(rec.get("hands") or [])
-                writer.writerow(row)
-        publish(tmp, self.csv)
+        with atomic_path(self.csv, ".hmp-summary-", ".csv") as tmp:
+            with open(tmp, "w", newline="", encoding="utf-8") as fh:
+                writer = csv.DictWriter(fh, fieldnames=CSV_FIELDS, extrasaction="ignore")
+                writer.writeheader()
+                for rec in self.latest.values():
+                    row = dict(rec)
+                    row["warnings"] = "; ".join(rec.get("warnings") or [])
+                    row["hands"] = "+".join(rec.get("hands") or [])
+                    writer.writerow(row)
 
 
 def finished_result(out_dir, clip, digest, summary):
@@ -341,7 +340,7 @@ class ClipWorker:
         import torch
 
         torch.set_num_threads(max(1, int(threads)))
-        from engine.capture import resolve_device
+        from engine.device import resolve_device
         from engine.hand_model import load_hand_model
         from engine.keypoints.detector import HandDetector
         from engine.prior import load_prior
@@ -349,7 +348,7 @@ class ClipWorker:
         self.init_error = None  # a bad --device, --mano-dir or --prior: each clip reports it
         try:
             device = resolve_device(device)
-            sides = ("right", "left") if hands == "both" else (hands,)
+            sides = C.sides_of(hands)
             self._warm = [load_hand_model(side, mano_dir=mano_dir, device=device) for side in sides]
             self._warm.append(load_prior(prior, device=device))
         except EngineError as exc:
@@ -415,8 +414,8 @@ class BatchReporter(Reporter):
         self.total, self.t0 = total, time.monotonic()
         message = f"Capturing {todo} of {total} clips on {workers} Ray worker(s)"
         if self.mode == "jsonl":
-            self._emit(event="stage", stage="batch", message=message, total=total)
-            self._emit(event="progress", stage="batch", done=0, total=total, frames=0, fps=0.0, eta_s=None)
+            self._emit(event="stage", stage=C.BATCH_STAGE, message=message, total=total)
+            self._emit(event="progress", stage=C.BATCH_STAGE, done=0, total=total, frames=0, fps=0.0, eta_s=None)
         elif self.mode == "bar":
             from tqdm import tqdm
 
@@ -437,7 +436,7 @@ class BatchReporter(Reporter):
         fps = self.frames / elapsed if elapsed > 0 else 0.0
         eta = elapsed / self.ran * (self.total - self.finished) if self.ran else None
         if self.mode == "jsonl":
-            self._emit(event="progress", stage="batch", done=self.finished, total=self.total, clip=record["clip"],
+            self._emit(event="progress", stage=C.BATCH_STAGE, done=self.finished, total=self.total, clip=record["clip"],
                        status=record["status"], frames=self.frames, fps=round(fps, 3),
                        eta_s=None if eta is None else round(eta, 1))
         elif self._bar is not None:

@@ -11,7 +11,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from engine import __version__
+from engine import choices as C
 from engine import result as R
+from engine.device import resolve_device
 from engine.errors import EngineError
 from engine.progress import Reporter
 
@@ -27,11 +29,11 @@ QUALITY_PRESETS = {
 
 @dataclass
 class CaptureOptions:
-    hands: str = "right"  # right | left | both
-    device: str = "auto"
+    hands: str = C.DEFAULT_HANDS  # engine.choices.HANDS
+    device: str = C.DEFAULT_DEVICE
     mano_dir: str = None
-    stages: int = 2
-    quality: str = "balanced"
+    stages: int = C.DEFAULT_FIT_STAGES
+    quality: str = C.DEFAULT_QUALITY
     fov: float = None
     K: list = None  # fx, fy, cx, cy
     start: int = 0
@@ -41,9 +43,9 @@ class CaptureOptions:
     no_cache: bool = False
     views: int = None
     preview: str = None
-    prior_term: str = "unit"
-    keypoint_source: str = "blend"
-    root_motion: str = "filtered"
+    prior_term: str = C.DEFAULT_PRIOR_TERM
+    keypoint_source: str = C.DEFAULT_KEYPOINT_SOURCE
+    root_motion: str = C.DEFAULT_ROOT_MOTION
     literal: bool = False  # the method's table read literally (FitOptions.literal)
 
     @classmethod
@@ -57,26 +59,7 @@ class CaptureOptions:
 
     @property
     def sides(self):
-        return ("right", "left") if self.hands == "both" else (self.hands,)
-
-
-def resolve_device(name):
-    """'auto' | 'cpu' | 'cuda' | 'cuda:N' -> a torch device string; EngineError when unusable."""
-    import torch
-
-    name = (name or "auto").strip().lower()
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if name == "cpu":
-        return "cpu"
-    if name == "cuda" or (name.startswith("cuda:") and name[5:].isdigit()):
-        if not torch.cuda.is_available():
-            raise EngineError(f"device '{name}' requested but no CUDA GPU is available to this torch "
-                              f"({torch.__version__}); use --device cpu or auto")
-        if ":" in name and int(name[5:]) >= torch.cuda.device_count():
-            raise EngineError(f"device '{name}' does not exist: {torch.cuda.device_count()} CUDA device(s) found")
-        return name
-    raise EngineError(f"unknown device '{name}': use auto, cpu or cuda")
+        return C.sides_of(self.hands)
 
 
 def check_writable(path, what="output"):
@@ -118,15 +101,44 @@ def _detect(video, options, quality, reporter):
     return kp.detect_hands(video, sides=options.sides, options=kp_options, reporter=reporter)
 
 
-def capture(video_path, out_path, options=None, reporter=None):
-    """Run the whole capture. Returns {"result": abs path, "preview": abs path or None}."""
+def capture(video_path, out_path, options: CaptureOptions = None, reporter: Reporter = None) -> dict:
+    """Run the whole capture. Returns {"result": abs path, "preview": abs path or None}.
+
+    The steps, each below: check the options and the output paths (no work yet), open the models, the
+    prior and the video (stage ``read``), detect the hands (``detect``), the per-frame estimate
+    (``init``), stages I and II (``fit1``, ``fit2``), write the result (``write``), the preview.
+    """
     options = options or CaptureOptions()
     reporter = reporter or Reporter("quiet")
-    if options.hands not in ("right", "left", "both"):
+    out_path, preview_path = check_capture_options(options, out_path)
+    quality = QUALITY_PRESETS[options.quality]
+    device = resolve_device(options.device)
+    reporter.stage("read", "Opening video")
+    models, prior, video, K = open_inputs(video_path, options, device, reporter)
+    tracks = _detect(video, options, quality, reporter)
+    found, frame_ids, frame_times = hands_found(tracks, video, options, reporter)
+    fps = float(video.fps)
+    estimates = estimate_per_frame(found, models, K, fps, options, reporter)
+    fits = fit_hands(estimates, models, prior, K, fps, options, quality, reporter)
+    reporter.stage("write", "Writing result")
+    arrays = result_arrays(video, video_path, options, K, fps, frame_ids, frame_times, models, found, estimates, fits)
+    write_result(out_path, arrays)
+    if preview_path:
+        from engine.preview import write_preview
+
+        reporter.stage("preview", "Writing preview", total=len(frame_ids))
+        write_preview(video, R.read(out_path), preview_path, reporter=reporter)
+    return {"result": out_path, "preview": preview_path}
+
+
+def check_capture_options(options: CaptureOptions, out_path) -> tuple:
+    """Everything about ``options`` and the output paths that is known before any work; removes the
+    temporary files of killed runs beside the result. -> (result path, preview path or None), absolute."""
+    if options.hands not in C.HANDS:
         raise EngineError(f"unknown --hands '{options.hands}': use right, left or both")
     if options.quality not in QUALITY_PRESETS:
         raise EngineError(f"unknown --quality '{options.quality}': use {', '.join(QUALITY_PRESETS)}")
-    if options.stages not in (0, 1, 2):
+    if options.stages not in C.FIT_STAGES:
         raise EngineError(f"--stages must be 0, 1 or 2, got {options.stages}")
     if options.K is not None and (np.shape(options.K) != (4,) or not np.all(np.isfinite(options.K))
                                   or min(options.K[:2]) <= 0):
@@ -144,20 +156,28 @@ def capture(video_path, out_path, options=None, reporter=None):
     if options.preview and not str(options.preview).lower().endswith((".mp4", ".avi", ".mov")):
         raise EngineError(f"the preview must be a .mp4 (or .avi / .mov) file: {options.preview}")
     preview_path = check_writable(options.preview, "preview") if options.preview else None
-    quality = QUALITY_PRESETS[options.quality]
-    device = resolve_device(options.device)
+    return out_path, preview_path
 
+
+def open_inputs(video_path, options: CaptureOptions, device: str, reporter: Reporter) -> tuple:
+    """-> (models {side: HandModel}, prior (MotionPrior or None), video (engine.video.Video), K (3,3) px).
+
+    The prior is read whenever stage II or ``--prior`` asks for it, before minutes of detection, so a
+    bad checkpoint fails now; the frame range and the intrinsics are checked against the video. A
+    frame rate the video does not state (a guess) is a warning.
+    """
     from engine.hand_model import load_hand_model
-    from engine.video import open_video
+    from engine.video import fps_message, open_video
 
-    reporter.stage("read", "Opening video")
     models = {side: load_hand_model(side=side, mano_dir=options.mano_dir, device=device) for side in options.sides}
     prior = None
-    if options.stages >= 2 or options.prior:  # read (and so check) the prior before minutes of detection
+    if options.stages >= 2 or options.prior:
         from engine.prior import load_prior
 
         prior = load_prior(options.prior, device=device)
     video = open_video(video_path)
+    if fps_message(video):
+        reporter.warn(fps_message(video))
     if options.start < 0 or options.start >= video.num_frames:
         raise EngineError(f"--start {options.start} is outside the video (0..{video.num_frames - 1})")
     if options.end is not None and options.end <= options.start:
@@ -166,12 +186,17 @@ def capture(video_path, out_path, options=None, reporter=None):
     if not (0 <= K[0, 2] <= video.width and 0 <= K[1, 2] <= video.height):
         raise EngineError(f"--K: the principal point ({K[0, 2]:g}, {K[1, 2]:g}) is outside the {video.width}x"
                           f"{video.height} video frame: give fx,fy,cx,cy in pixels of this video")
+    return models, prior, video, K
 
-    tracks = _detect(video, options, quality, reporter)
+
+def hands_found(tracks: dict, video, options: CaptureOptions, reporter: Reporter) -> tuple:
+    """The hands with at least one detected frame -> (found {side: HandTrack}, frame_ids (T,) int64,
+    frame_times (T,) s or None). No hand at all is an EngineError; a missing hand or a short read of
+    the video is a warning."""
     found = {side: t for side, t in tracks.items() if t is not None and np.any(t.source != R.SOURCE_NONE)}
     if not found:
-        other = [s for s in ("right", "left") if s not in options.sides]
-        raise EngineError(f"no {' or '.join(options.sides)} hand found in any frame of {video_path}"
+        other = [s for s in C.SIDES if s not in options.sides]
+        raise EngineError(f"no {' or '.join(options.sides)} hand found in any frame of {video.path}"
                           + (f" (try --hands {other[0]} or --hands both)" if other else ""))
     for side in options.sides:
         if side not in found:
@@ -179,15 +204,22 @@ def capture(video_path, out_path, options=None, reporter=None):
     first = next(iter(found.values()))
     frame_ids = np.asarray(first.frame_ids, dtype=np.int64)
     frame_times = np.asarray(first.frame_times, dtype=np.float64) if first.frame_times is not None else None
-    fps = float(video.fps)
     if not options.keypoints:  # a damaged or half-downloaded file: say how much of it was read
         from engine.video import short_read_message
 
         short = short_read_message(video, options.start, options.end, frame_ids)
         if short:
             reporter.warn(short)
+    return found, frame_ids, frame_times
 
+
+def estimate_per_frame(found: dict, models: dict, K: np.ndarray, fps: float, options: CaptureOptions,
+                       reporter: Reporter) -> dict:
+    """{side: per-frame estimate} (engine.fit.init.per_frame_estimate's numpy dict: global_orient (T,3),
+    hand_pose (T,45), betas (10,), transl (T,3), joints (T,21,3), keypoints_2d (T,21,2), confidence (T,21),
+    keypoint_source (T,), valid (T,), detected (T,)); logs each hand's frame counts."""
     from engine.fit.init import InitOptions, per_frame_estimate
+    from engine.keypoints import frames_summary
 
     # progress in frames: the per-frame estimate advances by one per frame with 3D landmarks
     with_3d = {side: int(np.isfinite(np.asarray(t.world_landmarks)).all((1, 2)).sum()) for side, t in found.items()}
@@ -198,28 +230,36 @@ def capture(video_path, out_path, options=None, reporter=None):
                                              InitOptions(keypoint_source=options.keypoint_source), reporter=reporter)
         counts = _keypoint_counts(track, estimates[side])
         if counts:  # what plain MediaPipe found for this hand and what the front end kept and filled
-            from engine.keypoints import frames_summary
-
             reporter.log(frames_summary(side, track, interpolated=counts["interpolated_frames"]))
+    return estimates
 
+
+def fit_hands(estimates: dict, models: dict, prior, K: np.ndarray, fps: float, options: CaptureOptions,
+              quality: dict, reporter: Reporter) -> dict:
+    """Stages I (and II with the prior) per hand -> {side: fitted dict (as the estimate's, plus the fit's
+    entries)}; {} with ``--stages 0``. The fit's warnings go to the reporter, prefixed with the hand."""
+    if options.stages == 0:
+        return {}
+    from engine.fit.stages import FitOptions, fit_sequence
+
+    prior = prior if options.stages >= 2 else None
+    make_options = FitOptions.literal if options.literal else FitOptions
+    fit_options = make_options(iters_stage1=quality["iters"][0], iters_stage2=quality["iters"][1],
+                               prior_term=options.prior_term, root_motion=options.root_motion)
     fits, warnings = {}, []
-    if options.stages > 0:
-        from engine.fit.stages import FitOptions, fit_sequence
-        from engine.prior import load_prior
-
-        prior = prior if options.stages >= 2 else None
-        make_options = FitOptions.literal if options.literal else FitOptions
-        fit_options = make_options(iters_stage1=quality["iters"][0], iters_stage2=quality["iters"][1],
-                                   prior_term=options.prior_term, root_motion=options.root_motion)
-        for side, est in estimates.items():
-            fitted, warn = fit_sequence(models[side], prior, est, est["keypoints_2d"], est["confidence"], K, fps,
+    for side, est in estimates.items():
+        fits[side], warn = fit_sequence(models[side], prior, est, est["keypoints_2d"], est["confidence"], K, fps,
                                         stages=options.stages, options=fit_options, reporter=reporter)
-            fits[side] = fitted
-            warnings += [f"{side} hand: {w}" for w in warn]
+        warnings += [f"{side} hand: {w}" for w in warn]
     for w in warnings:
         reporter.warn(w)
+    return fits
 
-    reporter.stage("write", "Writing result")
+
+def result_arrays(video, video_path, options: CaptureOptions, K: np.ndarray, fps: float, frame_ids: np.ndarray,
+                  frame_times, models: dict, found: dict, estimates: dict, fits: dict) -> dict:
+    """The result file's entries (schema: engine.result): clip-level ones, then each hand's (the fit's,
+    or the estimate's with ``--stages 0``) and its keypoint counts."""
     arrays = {
         "schema_version": np.array(R.SCHEMA_VERSION),
         "engine_version": np.array(__version__),
@@ -238,19 +278,18 @@ def capture(video_path, out_path, options=None, reporter=None):
         fit = fits.get(side, est)
         arrays.update(_hand_arrays(side, models[side], est, fit))
         arrays.update({f"{side}/{k}": np.array(v, np.int64) for k, v in _keypoint_counts(found[side], est).items()})
+    return arrays
+
+
+def write_result(out_path: str, arrays: dict) -> None:
+    """``engine.result.write`` (validated, atomic); an invalid result is a bug (RuntimeError), an OS
+    failure the user's (EngineError)."""
     try:
         R.write(out_path, arrays)
     except R.ResultError as exc:  # a bug, not bad input: say what failed
         raise RuntimeError(f"internal error: the engine produced an invalid result ({exc})") from exc
     except OSError as exc:
         raise EngineError(f"cannot write the result file {out_path}: {exc.strerror or exc}") from None
-
-    if preview_path:
-        from engine.preview import write_preview
-
-        reporter.stage("preview", "Writing preview", total=len(frame_ids))
-        write_preview(video, R.read(out_path), preview_path, reporter=reporter)
-    return {"result": out_path, "preview": preview_path}
 
 
 def _keypoint_counts(track, est):

@@ -13,7 +13,6 @@ jsonl ``error`` event with ``--progress jsonl``) and exit code 2, never a traceb
 partial result file. Anything else is a bug: exit code 1 with the traceback on stderr.
 """
 
-import argparse
 import contextlib
 import importlib
 import io
@@ -24,6 +23,8 @@ import sys
 import threading
 
 from engine import __version__
+from engine import choices as C
+from engine.args import Parser, intrinsics, number
 from engine.errors import EngineError
 from engine.keypoints import MAX_VIEWS
 from engine.progress import Reporter
@@ -36,83 +37,45 @@ DELEGATED = {
     "batch": "engine.batch",
     "report": "engine.report",
 }
-QUALITY = ("draft", "balanced", "best")
-
-
-class _Parser(argparse.ArgumentParser):
-    """argparse that raises EngineError instead of printing usage and exiting."""
-
-    def error(self, message):
-        raise EngineError(f"{message} (see '{self.prog} --help')")
-
-
-def _intrinsics(text):
-    import math
-
-    try:
-        values = [float(v) for v in text.split(",")]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"--K expects fx,fy,cx,cy in pixels, got {text!r}") from None
-    if len(values) != 4 or not all(math.isfinite(v) for v in values) or values[0] <= 0 or values[1] <= 0:
-        raise argparse.ArgumentTypeError(f"--K expects four finite numbers fx,fy,cx,cy with fx, fy > 0, got {text!r}")
-    return values
-
-
-def _number(kind, low=None, high=None, what="a number", above=False):
-    """An argparse type: ``kind`` (int or float), finite, ``low <= x <= high`` (``low < x`` with ``above``)."""
-    import math
-
-    def parse(text):
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
-        if not math.isfinite(value) or (low is not None and (value <= low if above else value < low)) or (
-                high is not None and value > high):
-            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
-        return value
-
-    parse.__name__ = kind.__name__  # argparse names the type in its messages
-    return parse
 
 
 def capture_parser():
-    p = _Parser(prog="python -m engine capture", description="Capture MANO hands from a video.", allow_abbrev=False)
+    p = Parser(prog="python -m engine capture", description="Capture MANO hands from a video.", allow_abbrev=False)
     p.add_argument("video", help="input video file")
     p.add_argument("--out", required=True, help="result file to write (.npz, schema in engine/result.py)")
-    p.add_argument("--hands", choices=("right", "left", "both"), default="right", help="hands to capture")
-    p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda[:N]")
+    p.add_argument("--hands", choices=C.HANDS, default=C.DEFAULT_HANDS, help="hands to capture")
+    p.add_argument("--device", default=C.DEFAULT_DEVICE, help="auto (CUDA when present), cpu or cuda[:N]")
     p.add_argument("--mano-dir", default=None,
                    help="folder with MANO_RIGHT.pkl / MANO_LEFT.pkl (or env HMP_MANO_DIR); default: the open hand model")
-    p.add_argument("--progress", choices=("bar", "jsonl", "quiet"), default=None,
+    p.add_argument("--progress", choices=C.PROGRESS_MODES, default=None,
                    help="bar at a terminal (default), jsonl for programs, quiet")
     p.add_argument("--preview", default=None, help="also write an overlay video (.mp4) of keypoints and fit")
-    p.add_argument("--start", type=_number(int, 0, what="a frame number >= 0"), default=0, help="first video frame to process (default 0)")
-    p.add_argument("--end", type=_number(int, 0, what="a frame number > 0", above=True), default=None, help="video frame after the last one to process")
-    p.add_argument("--stages", type=int, choices=(0, 1, 2), default=2,
+    p.add_argument("--start", type=number(int, 0, what="a frame number >= 0"), default=0, help="first video frame to process (default 0)")
+    p.add_argument("--end", type=number(int, 0, what="a frame number > 0", above=True), default=None, help="video frame after the last one to process")
+    p.add_argument("--stages", type=int, choices=C.FIT_STAGES, default=C.DEFAULT_FIT_STAGES,
                    help="0: per-frame estimate only, 1: + stage I, 2: + stage II with the motion prior")
-    p.add_argument("--quality", choices=QUALITY, default="balanced",
+    p.add_argument("--quality", choices=C.QUALITIES, default=C.DEFAULT_QUALITY,
                    help="draft (fast), balanced, best (the method's full iteration counts and views)")
     cam = p.add_mutually_exclusive_group()
-    cam.add_argument("--fov", type=_number(float, 1.0, 170.0, what="degrees between 1 and 170"), default=None, help="horizontal field of view in degrees")
-    cam.add_argument("--K", type=_intrinsics, default=None, metavar="FX,FY,CX,CY", help="intrinsics in pixels")
+    cam.add_argument("--fov", type=number(float, 1.0, 170.0, what="degrees between 1 and 170"), default=None, help="horizontal field of view in degrees")
+    cam.add_argument("--K", type=intrinsics, default=None, metavar="FX,FY,CX,CY", help="intrinsics in pixels")
     p.add_argument("--keypoints", default=None, help="external 2D keypoints (.json or .npz) instead of MediaPipe")
     p.add_argument("--prior", default=None, help="motion prior checkpoint (default: the shipped weights)")
-    p.add_argument("--keypoint-source", choices=("blend", "mediapipe"), default="blend",
+    p.add_argument("--keypoint-source", choices=C.KEYPOINT_SOURCES, default=C.DEFAULT_KEYPOINT_SOURCE,
                    help="2D keypoints for the fit: blend = MediaPipe + the interpolated estimate's projection in "
                         "gaps (default), mediapipe = detected frames only")
-    p.add_argument("--root-motion", choices=("filtered", "prior", "free"), default="filtered",
+    p.add_argument("--root-motion", choices=C.ROOT_MOTIONS, default=C.DEFAULT_ROOT_MOTION,
                    help="stage II global rotation: filtered = per frame, then a zero-lag One Euro filter (default), "
                         "prior = one rotation per window turned by the prior's root channel, free = per frame "
                         "(the method's table as written; most jitter)")
-    p.add_argument("--prior-term", choices=("unit", "posterior"), default="unit",
+    p.add_argument("--prior-term", choices=C.PRIOR_TERMS, default=C.DEFAULT_PRIOR_TERM,
                    help="stage II prior term: unit = mean(z^2) (default, see engine/fit/stages.py), "
                         "posterior = -log N(z; mu, sigma) as in the HMP poster")
     p.add_argument("--literal", action="store_true",
                    help="fit with the method's table read literally (radians and metres, no finger residual, "
                         "L_MP as one mean over windows): for comparison, see engine/fit/stages.py")
     p.add_argument("--no-cache", action="store_true", help="do not read or write the detection cache")
-    p.add_argument("--views", type=_number(int, 0, MAX_VIEWS, what=f"a number of views from 0 to {MAX_VIEWS}"),
+    p.add_argument("--views", type=number(int, 0, MAX_VIEWS, what=f"a number of views from 0 to {MAX_VIEWS}"),
                    default=None,
                    help="augmented views for per-joint confidence (default by --quality; 0 disables)")
     return p
@@ -127,7 +90,7 @@ def _progress_mode(argv):
             break
         value = arg[len("--progress="):] if arg.startswith("--progress=") else (
             argv[i + 1] if arg == "--progress" and i + 1 < len(argv) else None)
-        if value in ("bar", "jsonl", "quiet"):
+        if value in C.PROGRESS_MODES:
             mode = value
     return mode
 

@@ -27,6 +27,7 @@ import torch
 from smplx.lbs import batch_rigid_transform, batch_rodrigues, blend_shapes, vertices2joints
 
 from engine import joints as J
+from engine.choices import SIDES
 from engine.errors import EngineError
 from engine.safe_pickle import UnsafePickleError, load_mano_pickle
 
@@ -177,7 +178,7 @@ def _mano(side, mano_dir):
 
 def load_hand_model(side="right", mano_dir=None, device="cpu"):
     """The hand model for ``side``: MANO when a folder is given (or $HMP_MANO_DIR), else the default."""
-    if side not in ("right", "left"):
+    if side not in SIDES:
         raise EngineError(f"unknown hand side {side!r}: right or left")
     mano_dir = mano_dir or os.environ.get("HMP_MANO_DIR") or None
     model = _mano(side, mano_dir) if mano_dir else _default(side)

@@ -27,14 +27,8 @@ NUM_MANO_JOINTS = 16
 # parent of each MANO joint (-1: root)
 MANO_PARENTS = np.array([-1, 0, 1, 2, 0, 4, 5, 0, 7, 8, 0, 10, 11, 0, 13, 14], dtype=np.int64)
 
-MEDIAPIPE_NAMES = (
-    "wrist",
-    "thumb_cmc", "thumb_mcp", "thumb_ip", "thumb_tip",
-    "index_mcp", "index_pip", "index_dip", "index_tip",
-    "middle_mcp", "middle_pip", "middle_dip", "middle_tip",
-    "ring_mcp", "ring_pip", "ring_dip", "ring_tip",
-    "pinky_mcp", "pinky_pip", "pinky_dip", "pinky_tip",
-)
+# MediaPipe's 21 keypoints: wrist, then thumb CMC, MCP, IP, tip, then MCP, PIP, DIP, tip of the index,
+# middle, ring and pinky fingers
 NUM_KEYPOINTS = 21
 
 # MediaPipe index of each MANO joint: keypoints21[MANO_TO_MEDIAPIPE] == joints16
@@ -42,7 +36,6 @@ MANO_TO_MEDIAPIPE = np.array([0, 5, 6, 7, 9, 10, 11, 17, 18, 19, 13, 14, 15, 1, 
 
 # MediaPipe indices of the five fingertips, thumb..pinky (not MANO joints: taken from mesh vertices)
 FINGERTIPS_MEDIAPIPE = np.array([4, 8, 12, 16, 20], dtype=np.int64)
-FINGER_NAMES = ("thumb", "index", "middle", "ring", "pinky")
 
 # The MANO joint each fingertip hangs from, thumb..pinky
 FINGERTIP_PARENT_MANO = np.array([15, 3, 6, 12, 9], dtype=np.int64)

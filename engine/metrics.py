@@ -25,6 +25,8 @@ consecutive valid frames).
 
 import numpy as np
 
+from engine.camera import project
+
 
 def _check(pred, gt):
     pred, gt = np.asarray(pred, np.float64), np.asarray(gt, np.float64)
@@ -114,7 +116,7 @@ def _project(points, K):
     z = points[..., 2:3]
     if (z <= 0).any():
         raise ValueError("points at or behind the camera (z <= 0) have no projection")
-    return points[..., :2] / z * np.array([K[0, 0], K[1, 1]]) + np.array([K[0, 2], K[1, 2]])
+    return project(points, K)
 
 
 def error_2d(pred, gt, K, valid=None, K_gt=None):

@@ -6,12 +6,12 @@ finger. Frames where a hand is absent show nothing for it. Written atomically (t
 """
 
 import os
-import tempfile
 
 import numpy as np
 
 from engine import result as R
-from engine.atomic import publish
+from engine.atomic import atomic_path
+from engine.camera import project
 from engine.errors import EngineError
 from engine.joints import MEDIAPIPE_PARENTS
 
@@ -46,8 +46,6 @@ def write_preview(video, result, path, reporter=None):
     """Render the overlay of ``result`` (an engine.result.Result) over ``video`` into ``path`` (.mp4)."""
     import cv2
 
-    from engine.fit.init import project
-
     path = os.path.abspath(os.fspath(path))
     K = np.asarray(result["K"], dtype=np.float64)
     frame_ids = np.asarray(result["frame_ids"])
@@ -55,35 +53,28 @@ def write_preview(video, result, path, reporter=None):
     scale = min(1.0, MAX_WIDTH / float(video.width))
     size = (int(round(video.width * scale)) // 2 * 2, int(round(video.height * scale)) // 2 * 2)
     hands = {side: (hand, project(np.asarray(hand["joints"], np.float64), K)) for side, hand in result.hands.items()}
-    fd, tmp = tempfile.mkstemp(prefix=".hmp-preview-", suffix=".mp4", dir=os.path.dirname(path))
-    os.close(fd)
-    writer = cv2.VideoWriter(tmp, cv2.VideoWriter_fourcc(*"mp4v"), float(result.fps), size)
-    if not writer.isOpened():
-        os.unlink(tmp)
-        raise EngineError(f"cannot write the preview video {path} (no MPEG-4 encoder in this OpenCV)")
-    try:
-        for frame_id, rgb in video.frames(start=int(frame_ids[0]), end=int(frame_ids[-1]) + 1):
-            canvas = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
-            if scale != 1.0:
-                canvas = cv2.resize(canvas, size, interpolation=cv2.INTER_AREA)
-            elif canvas.shape[1] != size[0] or canvas.shape[0] != size[1]:
-                canvas = cv2.resize(canvas, size)
-            i = row_of.get(int(frame_id))
-            if i is not None:
-                for side, (hand, joints_px) in hands.items():
-                    if hand["valid"][i]:
-                        draw_hand(canvas, joints_px[i], hand["keypoints_2d"][i], hand["confidence"][i],
-                                  int(hand["keypoint_source"][i]), scale)
-                cv2.putText(canvas, f"frame {int(frame_id)}", (8, 22), cv2.FONT_HERSHEY_SIMPLEX, 0.6,
-                            (255, 255, 255), 1, cv2.LINE_AA)
-            writer.write(canvas)
-            if reporter is not None:
-                reporter.advance()
-        writer.release()
-        publish(tmp, path)
-    except BaseException:
-        writer.release()
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_path(path, ".hmp-preview-", ".mp4") as tmp:
+        writer = cv2.VideoWriter(tmp, cv2.VideoWriter_fourcc(*"mp4v"), float(result.fps), size)
+        if not writer.isOpened():
+            raise EngineError(f"cannot write the preview video {path} (no MPEG-4 encoder in this OpenCV)")
+        try:
+            for frame_id, rgb in video.frames(start=int(frame_ids[0]), end=int(frame_ids[-1]) + 1):
+                canvas = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
+                if scale != 1.0:
+                    canvas = cv2.resize(canvas, size, interpolation=cv2.INTER_AREA)
+                elif canvas.shape[1] != size[0] or canvas.shape[0] != size[1]:
+                    canvas = cv2.resize(canvas, size)
+                i = row_of.get(int(frame_id))
+                if i is not None:
+                    for side, (hand, joints_px) in hands.items():
+                        if hand["valid"][i]:
+                            draw_hand(canvas, joints_px[i], hand["keypoints_2d"][i], hand["confidence"][i],
+                                      int(hand["keypoint_source"][i]), scale)
+                    cv2.putText(canvas, f"frame {int(frame_id)}", (8, 22), cv2.FONT_HERSHEY_SIMPLEX, 0.6,
+                                (255, 255, 255), 1, cv2.LINE_AA)
+                writer.write(canvas)
+                if reporter is not None:
+                    reporter.advance()
+        finally:
+            writer.release()
     return path

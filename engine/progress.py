@@ -8,8 +8,9 @@ stdout (diagnostics go to stderr). Events:
 ``{"event": "start", "protocol": 1, "command": "capture", "engine_version": "0.1.0"}``
     first line of every run.
 ``{"event": "stage", "stage": "detect", "message": "Detecting hands"}``
-    a new stage begins. Stages of ``capture``: ``read``, ``detect``, ``init``, ``fit1``, ``fit2``,
-    ``write``, ``preview``.
+    a new stage begins. Stages of ``capture``, in order: ``engine.choices.CAPTURE_STAGES`` (``read``,
+    ``detect``, ``init``, ``fit1``, ``fit2``, ``write``, ``preview``); of ``train-prior``: ``train``;
+    of ``batch``: ``batch``.
 ``{"event": "progress", "stage": "detect", "done": 120, "total": 300}``
     ``done`` out of ``total`` units of the current stage (``total`` may be null when unknown).
 ``{"event": "log", "level": "info" | "warning", "message": "..."}``
@@ -25,8 +26,11 @@ With ``--progress bar`` (the default at a terminal) humans get a tqdm bar on std
 import json
 import sys
 
+from .choices import BATCH_STAGE, CAPTURE_STAGES, PROGRESS_MODES, TRAIN_STAGES  # relative: also imported inside the add-on
+
 PROTOCOL_VERSION = 1
 EVENTS = ("start", "stage", "progress", "log", "done", "error")
+STAGES = CAPTURE_STAGES + TRAIN_STAGES + (BATCH_STAGE,)  # the names a "stage" event may carry
 
 
 class ProtocolError(ValueError):
@@ -70,7 +74,7 @@ class Reporter:
     """
 
     def __init__(self, mode="bar", stream=None, min_interval=0.1):
-        if mode not in ("bar", "jsonl", "quiet"):
+        if mode not in PROGRESS_MODES:
             raise ValueError(f"unknown progress mode {mode!r} (bar, jsonl or quiet)")
         self.mode = mode
         self.stream = stream if stream is not None else sys.stdout
@@ -90,6 +94,8 @@ class Reporter:
             self._emit(event="start", protocol=PROTOCOL_VERSION, command=command, engine_version=engine_version)
 
     def stage(self, name, message, total=None):
+        if name not in STAGES:
+            raise ValueError(f"unknown progress stage {name!r} (engine.choices: {', '.join(STAGES)})")
         self._close_bar()
         self._stage, self._total, self._done = name, total, 0
         if self.mode == "jsonl":

@@ -23,18 +23,13 @@ import sys
 
 import numpy as np
 
+from engine import joints as J
 from engine import result as R
+from engine.camera import project
 from engine.errors import EngineError
 
 CONFIDENT = 0.5  # a detected joint counts as confident from this per-joint confidence on
-TIPS = (4, 8, 12, 16, 20)  # MediaPipe order
 DETECTED_SOURCES = (R.SOURCE_MEDIAPIPE, R.SOURCE_TRACKED_CROP, R.SOURCE_EXTERNAL)
-
-
-def project(points, K):
-    """points (..., 3) camera frame, metres -> pixels (..., 2)."""
-    z = np.maximum(points[..., 2:3], 1e-6)
-    return points[..., :2] / z * np.array([K[0, 0], K[1, 1]]) + np.array([K[0, 2], K[1, 2]])
 
 
 def _acc_norm(x):
@@ -61,7 +56,7 @@ def hand_report(joints, keypoints_2d, confidence, source, valid, K):
 
     joint_mask = np.zeros(21, bool)
     tips = joint_mask.copy()
-    tips[list(TIPS)] = True
+    tips[J.FINGERTIPS_MEDIAPIPE] = True
     wrist = joint_mask.copy()
     wrist[0] = True
     triple = detected[2:] & detected[1:-1] & detected[:-2]
@@ -125,9 +120,9 @@ def table(rows):
 
 
 def main(argv=None):
-    from engine.cli import _Parser
+    from engine.args import Parser
 
-    p = _Parser(prog="python -m engine report", description=__doc__,
+    p = Parser(prog="python -m engine report", description=__doc__,
                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("results", nargs="+", help="result files (.npz), e.g. one clip captured with --stages 0, 1, 2")
     args = p.parse_args(sys.argv[1:] if argv is None else argv)

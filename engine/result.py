@@ -66,11 +66,12 @@ import zipfile
 
 import numpy as np
 
-from .atomic import discard, publish, remove_stale, temp_file  # relative: this module is also imported inside the installed add-on
+from .choices import SIDES
+from .atomic import atomic_path  # relative: this module is also imported inside the installed add-on
 
 SCHEMA_VERSION = 1
 TEMP_PREFIX = ".hmp-result-"  # a result being written: .hmp-result-{host}.{pid}.{random}.npz
-HAND_SIDES = ("right", "left")
+HAND_SIDES = SIDES
 
 SOURCE_NONE = 0  # no keypoints in this frame
 SOURCE_MEDIAPIPE = 1  # MediaPipe found the hand
@@ -340,14 +341,7 @@ def write(path, result):
     arrays = result.to_arrays() if isinstance(result, Result) else {k: np.asarray(v) for k, v in result.items()}
     validate(arrays)  # never write what we would refuse to read
     path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    remove_stale(directory, TEMP_PREFIX, ".npz")  # left by a writer that was killed
-    fd, tmp = temp_file(directory, TEMP_PREFIX, ".npz")
-    try:
-        with os.fdopen(fd, "wb") as fh:
+    with atomic_path(path, TEMP_PREFIX, ".npz") as tmp:  # also removes the temp files of killed writers
+        with open(tmp, "wb") as fh:
             np.savez_compressed(fh, **arrays)
-        publish(tmp, path)
-    except BaseException:
-        discard(tmp)
-        raise
     return path

@@ -4,6 +4,7 @@
     video.fps, video.width, video.height, video.num_frames, video.rotation
     for frame_id, rgb in video.frames(start=0, end=None): ...   # rgb (H,W,3) uint8, upright
     short_read_message(video, start, end, frame_ids_read)      # a warning when the file ended early
+    fps_message(video)                                          # a warning when the frame rate is a guess
 
 A damaged or half-downloaded file can say it has more frames than decode: ``frames`` raises
 EngineError when nothing decodes from ``start`` on, and stops quietly at the first frame that does
@@ -27,6 +28,7 @@ from engine.errors import EngineError
 # narrower (longer focal length) end, which errs towards placing the hand slightly too far away
 # rather than distorting it. Give --fov or --K when the camera is known.
 DEFAULT_FOV_DEG = 60.0
+GUESSED_FPS = 30.0  # the frame rate of a file that states none usable (outside 1..1000 fps)
 
 
 def guess_intrinsics(width, height, fov_deg=None):
@@ -56,7 +58,8 @@ class Video:
             self.height, self.width = frame.shape[:2]
             fps = cap.get(cv2.CAP_PROP_FPS)
             self.fps_guessed = not (np.isfinite(fps) and 1.0 <= fps <= 1000.0)
-            self.fps = 30.0 if self.fps_guessed else float(fps)
+            self.fps_stated = float(fps)  # what the file says (NaN, 0, absurd: then ``fps`` is GUESSED_FPS)
+            self.fps = GUESSED_FPS if self.fps_guessed else float(fps)
             count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
             self.num_frames = count if count > 0 else self._count(cap) + 1
             self.rotation = int(cap.get(cv2.CAP_PROP_ORIENTATION_META) or 0)
@@ -131,3 +134,11 @@ def open_video(path):
     if os.path.getsize(path) == 0:
         raise EngineError(f"video file is empty (0 bytes, no frames): {path}")
     return Video(path)
+
+
+def fps_message(video: "Video") -> str | None:
+    """A warning for the user when ``video.fps`` is a guess (the file states no usable frame rate), else None."""
+    if not video.fps_guessed:
+        return None
+    return (f"{os.path.basename(video.path)} states no usable frame rate ({video.fps_stated:g} fps): "
+            f"assumed {video.fps:g} fps, so the result's timing (and the keys' spacing) may be off")

@@ -4,6 +4,11 @@ import bpy
 
 from .preferences import DEVICE_ITEMS
 
+try:  # the option values are the engine's (engine/choices.py, pure Python), as engine_link imports them
+    from ..engine import choices as C
+except ImportError:  # source checkout: hmp_addon is top-level
+    from engine import choices as C
+
 
 # file paths a user may give relative to the .blend ("//clip.mp4"); Blender 5 asks properties to say so
 BLEND_RELATIVE = {"PATH_SUPPORTS_BLEND_RELATIVE"} if bpy.app.version >= (5, 0, 0) else set()
@@ -18,19 +23,19 @@ class HMP_CaptureSettings(bpy.types.PropertyGroup):
                                     options=BLEND_RELATIVE)
     hands: bpy.props.EnumProperty(
         name="Hands",
-        items=[("right", "Right", "Capture the right hand"), ("left", "Left", "Capture the left hand"),
-               ("both", "Both", "Capture both hands")],
-        default="right",
+        items=[(k, *{"right": ("Right", "Capture the right hand"), "left": ("Left", "Capture the left hand"),
+                     "both": ("Both", "Capture both hands")}[k]) for k in C.HANDS],
+        default=C.DEFAULT_HANDS,
     )
     use_range: bpy.props.BoolProperty(name="Frame Range", description="Capture only part of the video", default=False)
     range_start: bpy.props.IntProperty(name="Start", description="First video frame (0-based)", min=0, default=0)
     range_end: bpy.props.IntProperty(name="End", description="Video frame after the last one captured", min=1, default=100)
     quality: bpy.props.EnumProperty(
         name="Quality",
-        items=[("draft", "Draft", "Fast, per-frame fit and a short optimisation"),
-               ("balanced", "Balanced", "The default trade-off"),
-               ("best", "Best", "Slowest, most optimisation")],
-        default="balanced",
+        items=[(k, *{"draft": ("Draft", "Fast, per-frame fit and a short optimisation"),
+                     "balanced": ("Balanced", "The default trade-off"),
+                     "best": ("Best", "Slowest, most optimisation")}[k]) for k in C.QUALITIES],
+        default=C.DEFAULT_QUALITY,
     )
     device: bpy.props.EnumProperty(
         name="Device", items=[("PREFS", "Default", "The default device from the add-on preferences")] + DEVICE_ITEMS,
@@ -46,13 +51,13 @@ class HMP_CaptureSettings(bpy.types.PropertyGroup):
     armature_left: bpy.props.PointerProperty(name="Left Armature", type=bpy.types.Object, poll=_is_armature)
     root_motion: bpy.props.EnumProperty(
         name="Hand Turning",
-        items=[("filtered", "Filtered", "The hand's global rotation fitted frame by frame, then smoothed by a "
-                "zero-lag One Euro filter (the default)"),
-               ("prior", "Motion Prior", "The hand's global rotation moves as the motion prior decodes it: "
-                "smooth, but can drift where the hand is hard to see"),
-               ("free", "Per Frame", "The hand's global rotation fitted frame by frame, unfiltered: follows "
-                "fast turns closely, with the most jitter")],
-        default="filtered",
+        items=[(k, *{"filtered": ("Filtered", "The hand's global rotation fitted frame by frame, then smoothed "
+                                  "by a zero-lag One Euro filter (the default)"),
+                     "prior": ("Motion Prior", "The hand's global rotation moves as the motion prior decodes it: "
+                               "smooth, but can drift where the hand is hard to see"),
+                     "free": ("Per Frame", "The hand's global rotation fitted frame by frame, unfiltered: follows "
+                              "fast turns closely, with the most jitter")}[k]) for k in C.ROOT_MOTIONS],
+        default=C.DEFAULT_ROOT_MOTION,
     )
     lens: bpy.props.EnumProperty(
         name="Lens",

@@ -15,8 +15,9 @@ import threading
 from .engine_link import EXTENSION_ROOT, progress
 
 # Rough share of the whole capture taken by each engine stage, for one overall progress bar.
-# (Guessed from the stage list in engine/progress.py; only the bar's pace depends on it.)
-STAGE_WEIGHTS = {"read": 0.02, "detect": 0.40, "init": 0.08, "fit1": 0.20, "fit2": 0.24, "write": 0.03, "preview": 0.03}
+# (Guessed, in the order of engine.choices.CAPTURE_STAGES: read, detect, init, fit1, fit2, write, preview;
+# only the bar's pace depends on it.)
+STAGE_WEIGHTS = dict(zip(progress.CAPTURE_STAGES, (0.02, 0.40, 0.08, 0.20, 0.24, 0.03, 0.03), strict=True))
 
 _LIVE = set()  # EngineRun objects whose process may still be running
 _LIVE_LOCK = threading.Lock()

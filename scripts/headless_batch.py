@@ -23,6 +23,7 @@ if ROOT not in sys.path:
 
 import bpy  # noqa: E402
 
+from engine.choices import HANDS  # noqa: E402  (pure Python)
 from hmp_addon import importer  # noqa: E402
 from hmp_addon.headless import open_scene  # noqa: E402
 
@@ -34,7 +35,7 @@ def parse_args(argv):
     p.add_argument("--results", required=True, help="the --out folder of `python -m engine batch`")
     p.add_argument("--save", required=True, help="output .blend")
     p.add_argument("--scene", help="open this .blend first (under plain python; with blender pass it before --python)")
-    p.add_argument("--hands", choices=("right", "left", "both"), default="both",
+    p.add_argument("--hands", choices=HANDS, default="both",
                    help="hands to bake from each result (default: all it has)")
     p.add_argument("--one-rig", action="store_true", help="all clips' Actions on one rig per hand")
     p.add_argument("--no-camera", action="store_true", help="do not add a camera per clip")

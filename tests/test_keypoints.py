@@ -253,7 +253,7 @@ def test_a_hand_reported_twice_or_in_part_is_still_set_aside(short_tracks):
     kp = track.keypoints_2d[10]
 
     def det(points, side="right", score=0.9):
-        return Detection(side, score, points, track.world_landmarks[10], np.zeros(21))
+        return Detection(side, score, points, track.world_landmarks[10])
 
     centre = kp[[0, 5, 9, 13, 17]].mean(0)
     part = centre + (kp - centre) * 0.3 + (kp[8] - centre) * 0.5

@@ -139,6 +139,45 @@ def test_training_loader_keeps_every_take_of_the_bundled_data():
         {take_of(s["name"])[0] for path in TRAINING_DATA for s in load_sequences([path])}
 
 
+def _slerp_reference(rotvecs, fps_in, fps_out):
+    """The textbook SLERP (sin formula, shortest arc) in numpy/scipy, independent of roma."""
+    from scipy.spatial.transform import Rotation
+
+    T = rotvecs.shape[0]
+    times = np.arange(0, (T - 1) / fps_in + 1e-9, 1.0 / fps_out) * fps_in
+    i0 = np.clip(np.floor(times).astype(int), 0, T - 2)
+    w = (times - i0)[:, None, None]
+    q = Rotation.from_rotvec(rotvecs.reshape(-1, 3)).as_quat().reshape(T, -1, 4)
+    q0, q1 = q[i0], q[i0 + 1]
+    dot = (q0 * q1).sum(-1, keepdims=True)
+    q1 = np.where(dot < 0, -q1, q1)
+    theta = np.arccos(np.clip(np.abs(dot), 0, 1))
+    s = np.sin(theta)
+    safe = np.where(s < 1e-9, 1.0, s)
+    a = np.where(s < 1e-9, 1 - w, np.sin((1 - w) * theta) / safe)
+    b = np.where(s < 1e-9, w, np.sin(w * theta) / safe)
+    out = a * q0 + b * q1
+    out /= np.linalg.norm(out, axis=-1, keepdims=True)
+    return Rotation.from_quat(out.reshape(-1, 4)).as_rotvec().reshape(len(times), -1)
+
+
+@pytest.mark.parametrize("fps_in, fps_out", [(30.0, 60.0), (120.0, 30.0), (25.0, 30.0)])
+def test_resample_is_slerp(fps_in, fps_out):
+    rng = np.random.default_rng(3)
+    T, J = 12, 4
+    r = rng.normal(0, 1.2, (T, J, 3))  # large steps: many pairs have q0 . q1 < 0 (the shortest arc flips q1)
+    r[:, 1] = r[0, 1] + 1e-8 * rng.normal(size=(T, 3))  # a joint that barely moves (the small-angle branch)
+    r[:, 2] = wave(T, fps_in).reshape(T, 15, 3)[:, 0]  # smooth motion
+    got = resample(r.reshape(T, -1), fps_in, fps_out)
+    want = _slerp_reference(r, fps_in, fps_out)
+    assert got.shape == want.shape == (len(np.arange(0, (T - 1) / fps_in + 1e-9, 1 / fps_out)), J * 3)
+    assert np.allclose(got, want, atol=1e-9)
+    import roma
+
+    first, given = (roma.rotvec_to_rotmat(torch.as_tensor(x).reshape(-1, 3)) for x in (got[0], r[0]))
+    assert torch.allclose(first, given, atol=1e-9)  # the first frame is kept (as a rotation)
+
+
 def test_decoding_at_another_frame_rate_matches_resampling():
     prior = load_prior()
     seqs = dedupe_takes(load_sequences([LEAP_BUNDLE]))

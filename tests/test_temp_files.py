@@ -113,6 +113,37 @@ def test_a_killed_cache_save_is_cleaned_up_by_the_next_lookup(tmp_path, monkeypa
     assert not left.exists()
 
 
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")  # numpy leaves its zip to the GC
+def test_a_failing_cache_save_leaves_no_temporary_file(tmp_path, monkeypatch):
+    from engine.keypoints import HandTrack, cache
+
+    monkeypatch.setenv("HMP_CACHE_DIR", str(tmp_path))
+    tracks = {side: HandTrack.empty(np.arange(3)) for side in ("right", "left")}
+    tracks["left"].handedness = np.array([lambda: 0] * 3, dtype=object)  # cannot be pickled: fails mid-write
+    with pytest.raises(Exception, match="pickle"):
+        cache.save("1" * 32, tracks)
+    assert sorted(p.name for p in cache.cache_dir().iterdir()) == []
+    assert atomic._OWN == set()
+    cache.save("1" * 32, {side: HandTrack.empty(np.arange(3)) for side in ("right", "left")})
+    assert sorted(p.name for p in cache.cache_dir().iterdir()) == ["1" * 32 + ".npz"]
+    assert cache.load("1" * 32)["right"].frame_ids.tolist() == [0, 1, 2]
+
+
+def test_atomic_path_publishes_whole_files_only(tmp_path):
+    target = tmp_path / "out.txt"
+    target.write_text("old")
+    with pytest.raises(KeyboardInterrupt):
+        with atomic.atomic_path(target, ".t-", ".txt") as tmp:
+            Path(tmp).write_text("half")
+            raise KeyboardInterrupt
+    assert target.read_text() == "old" and sorted(p.name for p in tmp_path.iterdir()) == ["out.txt"]
+    with atomic.atomic_path(target, ".t-", ".txt") as tmp:
+        assert Path(tmp).parent == tmp_path and Path(tmp).name.startswith(f".t-{atomic._host()}.{os.getpid()}.")
+        Path(tmp).write_text("new")
+    assert target.read_text() == "new" and sorted(p.name for p in tmp_path.iterdir()) == ["out.txt"]
+    assert target.stat().st_mode & 0o777 == atomic.default_mode()
+
+
 def test_own_temporary_files_are_removed_at_exit(tmp_path):
     code = ("import sys; from engine import atomic; fd, p = atomic.temp_file(sys.argv[1], '.hmp-result-', '.npz');"
             "print(p, flush=True); raise SystemExit(5)")

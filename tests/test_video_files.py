@@ -112,3 +112,28 @@ def test_partly_readable_video_is_detected(ffmpeg, tmp_path):
     assert list(R.read(out)["frame_ids"]) == ids
     proc = run_main("capture", half, "--out", out.with_name("s.npz"), "--start", "50", "--no-cache")
     assert proc.returncode == 2 and "no frame decodes from frame 50 on" in proc.stderr
+
+
+def test_a_guessed_frame_rate_is_a_warning_the_user_sees(tmp_path):
+    import io
+
+    import cv2
+
+    from engine.capture import CaptureOptions, capture
+    from engine.progress import Reporter, parse_line
+
+    path = tmp_path / "slow.avi"  # 0.5 fps: below the 1..1000 fps a frame rate is believed in
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 0.5, (64, 48))
+    for i in range(4):
+        writer.write(np.full((48, 64, 3), 40 * i, np.uint8))
+    writer.release()
+    video = open_video(path)
+    assert video.fps_guessed and video.fps == 30.0 and video.fps_stated == 0.5
+    assert not open_video(CLIP).fps_guessed
+    log = io.StringIO()
+    with pytest.raises(EngineError, match="no right hand found"):  # no hand in the clip, but the warning came first
+        capture(path, tmp_path / "r.npz", CaptureOptions(stages=0, views=0, no_cache=True), Reporter("jsonl", stream=log))
+    warnings = [e["message"] for e in map(parse_line, log.getvalue().splitlines())
+                if e["event"] == "log" and e["level"] == "warning"]
+    assert warnings == ["slow.avi states no usable frame rate (0.5 fps): assumed 30 fps, so the result's timing "
+                        "(and the keys' spacing) may be off"]

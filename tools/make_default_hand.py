@@ -27,11 +27,15 @@ The left hand is the exact mirror (x -> -x, faces reversed), as MANO's left rela
 
 import json
 import struct
+import sys
 from pathlib import Path
 
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from engine.joints import MANO_PARENTS as PARENTS  # noqa: E402  (the joint tables live in engine/joints.py)
+
 ASSETS = ROOT / "engine" / "assets" / "hand"
 GLB = ASSETS / "webxr" / "right.glb"
 OUT = ASSETS / "default_hand.npz"
@@ -48,7 +52,6 @@ for k, f in enumerate(FINGERS):
 JOINT_BONES = ["wrist"] + [f"{f}-finger-phalanx-{p}" for f in FINGERS for p in ("proximal", "intermediate", "distal")] \
     + ["thumb-metacarpal", "thumb-phalanx-proximal", "thumb-phalanx-distal"]
 TIP_BONES = ["thumb-tip", "index-finger-tip", "middle-finger-tip", "ring-finger-tip", "pinky-finger-tip"]
-PARENTS = np.array([-1, 0, 1, 2, 0, 4, 5, 0, 7, 8, 0, 10, 11, 0, 13, 14])
 FINGER_JOINTS = {"thumb": [13, 14, 15], "index": [1, 2, 3], "middle": [4, 5, 6], "ring": [10, 11, 12],
                  "pinky": [7, 8, 9]}
 SHAPE_DIRECTIONS = ("scale", "palm_width", "palm_length", "palm_thickness", "finger_thickness",

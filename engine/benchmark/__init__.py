@@ -7,9 +7,9 @@ Known motion -> rendered clip -> the whole pipeline, as a user runs it -> errors
    finger segment rescaled (a factor per finger times one per segment, within +-15 %); the rest
    joints are re-derived from those bone lengths and the mesh follows them bone by bone (skinning
    weights), so the truth's 21 keypoints (joints and fingertip vertices) belong to another hand,
-   whose proportions the fit has to find from the video (the model's linear shape space comes
-   within about 1 mm mean, 3 mm at worst, of such a skeleton at its best betas, |beta| up to ~3:
-   the mismatch is in the proportions to be estimated and in the mesh, not an unreachable skeleton);
+   whose proportions the fit has to find from the video (the model's linear shape space can reach
+   such a skeleton, see docs/benchmarks.md: the mismatch is in the proportions to be estimated and
+   in the mesh, not an unreachable skeleton);
 2. the motion: Leap Motion recordings of another source than the prior's training data
    (``benchmarks/data/leap_javascript_v2.npz``, leapmotion/javascript v2, when present; otherwise
    the prior's held-out takes, said so in the output), the recorded turning of the hand on top of a
@@ -41,13 +41,16 @@ from pathlib import Path
 
 import numpy as np
 
+from engine.atomic import atomic_path, process_alive
+from engine.choices import QUALITIES
+from engine.joints import FINGERTIP_PARENT_MANO
 from engine.errors import EngineError
+from engine.methods import BASELINE_METHODS, evaluate_hands, stage_methods, table
 
 ROOT = Path(__file__).resolve().parents[2]
 RENDER_SCRIPT = ROOT / "benchmarks" / "render_gt.py"
 HELD_OUT_SOURCE = ROOT / "benchmarks" / "data" / "leap_javascript_v2.npz"
 FPS = 30.0
-BASELINE_METHODS = ("per-frame", "+ SLERP", "+ One Euro")
 # not a method: the truth itself, Gaussian-smoothed over SMOOTH_SIGMA frames, scored against the truth.
 # What any temporally smooth output loses on this motion (a floor for RA-ACC on jerky recordings)
 REFERENCE = "(reference: truth smoothed)"
@@ -80,9 +83,9 @@ CLIPS = (
 
 
 def parser():
-    from engine.cli import _Parser
+    from engine.args import Parser
 
-    p = _Parser(prog="python -m engine benchmark", description=__doc__,
+    p = Parser(prog="python -m engine benchmark", description=__doc__,
                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--frames", type=int, default=90, help="frames per clip (30 fps)")
     p.add_argument("--size", default="480x360", help="render size WxH")
@@ -99,7 +102,7 @@ def parser():
     p.add_argument("--reuse-fits", action="store_true",
                    help="take each clip's fitted joints from --workdir when a run of the same clip left them there")
     p.add_argument("--device", default="auto")
-    p.add_argument("--quality", choices=("draft", "balanced", "best"), default="balanced")
+    p.add_argument("--quality", choices=QUALITIES, default="balanced")
     return p
 
 
@@ -131,7 +134,7 @@ def rescaled_hand(rng, spread=SPREAD):
     end = np.zeros((16, 3))
     for k in range(1, 16):
         kids = np.flatnonzero(parents == k)
-        end[k] = j[kids[0]] if len(kids) else v[tips[list(_DISTAL).index(k)]]
+        end[k] = j[kids[0]] if len(kids) else v[tips[list(FINGERTIP_PARENT_MANO).index(k)]]
     finger = rng.uniform(1 - spread, 1 + spread, 5)  # index, middle, pinky, ring, thumb (MANO's order)
     seg = np.ones(16)
     seg[1:] = np.clip(np.repeat(finger, 3) * rng.uniform(0.93, 1.07, 15), 1 - spread, 1 + spread)
@@ -150,10 +153,6 @@ def rescaled_hand(rng, spread=SPREAD):
     hand = HandModel("default, rescaled", "right", v_new, base.faces.numpy(), W, base.shapedirs.numpy(), parents,
                      tips, j_template=j_new, j_shapedirs=base.j_shapedirs.numpy())
     return hand.eval(), {"size": float(size), "palm": tuple(float(x) for x in palm), "segments": seg[1:]}
-
-
-# MANO joint each fingertip vertex (tip_ids: thumb..pinky) hangs from
-_DISTAL = (15, 3, 6, 12, 9)
 
 
 def bone_lengths(model):
@@ -334,16 +333,6 @@ def _same_scene(path, scene):
             d[k].shape == np.shape(v) and np.allclose(d[k], v, atol=1e-6) for k, v in scene.items())
 
 
-def _alive(pid):
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def _wait_for_other_render(video_path):
     """Another benchmark process rendering into the same --workdir (its pid in VIDEO.lock): wait for it."""
     lock = Path(f"{video_path}.lock")
@@ -352,7 +341,7 @@ def _wait_for_other_render(video_path):
             pid = int(lock.read_text() or 0)
         except (OSError, ValueError):
             pid = 0
-        if pid <= 0 or pid == os.getpid() or not _alive(pid):
+        if pid <= 0 or pid == os.getpid() or not process_alive(pid):
             break
         time.sleep(5.0)
 
@@ -383,106 +372,22 @@ def render(scene_npz, video_path):
                           "(pip install -r requirements-dev.txt, which has bpy)") from None
     if not RENDER_SCRIPT.is_file():
         raise EngineError(f"{RENDER_SCRIPT} is missing (the benchmark runs from a source checkout)")
-    partial = f"{video_path}.part.mp4"  # a clip appears under its name only once complete
     lock = Path(f"{video_path}.lock")
     lock.write_text(str(os.getpid()))
     try:
-        proc = subprocess.run([sys.executable, str(RENDER_SCRIPT), str(scene_npz), partial], capture_output=True,
-                              text=True)
-        if proc.returncode != 0 or not os.path.isfile(partial):
-            lines = [ln for ln in proc.stderr.strip().splitlines() if "Warning" not in ln and "use_nodes" not in ln]
-            raise EngineError(f"rendering failed: {lines[-1] if lines else f'exit status {proc.returncode}'}")
-        os.replace(partial, video_path)
+        # the clip appears under its name only once complete
+        with atomic_path(video_path, ".hmp-render-", ".mp4") as partial:
+            proc = subprocess.run([sys.executable, str(RENDER_SCRIPT), str(scene_npz), partial], capture_output=True,
+                                  text=True)
+            if proc.returncode != 0 or not os.path.isfile(partial) or not os.path.getsize(partial):
+                lines = [ln for ln in proc.stderr.strip().splitlines() if "Warning" not in ln and "use_nodes" not in ln]
+                raise EngineError(f"rendering failed: {lines[-1] if lines else f'exit status {proc.returncode}'}")
     finally:
         lock.unlink(missing_ok=True)
 
 
 # ---------------------------------------------------------------------------------------------------
 # the pipeline and the tables
-
-
-def stage_methods():
-    """(name, stages, root_motion) of the fits: stage I, stage II (the default) and stage II's other
-    root-motion variants, as ``engine.fit.stages`` has them."""
-    from engine.fit.stages import ROOT_MOTIONS, FitOptions
-
-    default = FitOptions().root_motion
-    return ([("stage I", 1, default), ("stage II", 2, default)]
-            + [(f"stage II, {r} rotation", 2, r) for r in ROOT_MOTIONS if r != default])
-
-
-# the methods engine.evaluate reports (the benchmark itself asks stage_methods() for the fit's variants)
-METHODS = BASELINE_METHODS + ("stage I", "stage II", "stage II, prior rotation", "stage II, free rotation")
-
-
-def fit_methods(model, track, K, fps, prior, quality):
-    """{method: joints (T,21,3)} of one detected hand: the per-frame estimate, its baselines and the
-    fits of ``stage_methods()``."""
-    from engine.capture import QUALITY_PRESETS
-    from engine.fit import baselines
-    from engine.fit.init import _forward_np, per_frame_estimate
-    from engine.fit.stages import FitOptions, fit_sequence
-
-    preset = QUALITY_PRESETS[quality]
-    est = per_frame_estimate(model, track, K, fps)
-    joints = {}
-    for name, fn in baselines.BASELINES.items():
-        b = fn(est, fps)
-        joints[name] = _forward_np(model, b["global_orient"], b["hand_pose"], b["betas"], b["transl"])
-    for name, stages, root in stage_methods():
-        opts = FitOptions(iters_stage1=preset["iters"][0], iters_stage2=preset["iters"][1], root_motion=root)
-        fitted, _ = fit_sequence(model, prior, est, est["keypoints_2d"], est["confidence"], K, fps,
-                                 stages=stages, options=opts)
-        joints[name] = fitted["joints"]
-    return joints
-
-
-def _detect(video, sides, quality):
-    from engine.capture import QUALITY_PRESETS
-    from engine.keypoints import KeypointOptions, detect_hands
-
-    return detect_hands(video, sides=tuple(sides),
-                        options=KeypointOptions(views=QUALITY_PRESETS[quality]["views"], use_cache=False))
-
-
-def evaluate_hands(video_path, sides, K, models, prior, quality):
-    """{side: ({method: joints (T,21,3)} or None, fraction of frames detected)} for one clip, run
-    as a capture with --hands <the clip's hands> and the (guessed) intrinsics K."""
-    from engine.video import open_video
-
-    video = open_video(video_path)
-    tracks = _detect(video, sides, quality)
-    out = {}
-    for side in sides:
-        track = tracks.get(side)
-        if track is None or not track.detected.any():
-            out[side] = (None, 0.0)
-            continue
-        out[side] = (fit_methods(models[side], track, K, video.fps, prior, quality), float(track.detected.mean()))
-    return out
-
-
-def evaluate_clip(video_path, gt, K, model, prior, quality, device, side="right"):
-    """One hand of a clip with known intrinsics K (engine.evaluate's datasets): ({method: joints
-    (T,21,3)} or None, fraction of frames detected). ``gt`` and ``device`` are not used (the model
-    is already on its device)."""
-    from engine.video import open_video
-
-    video = open_video(video_path)
-    track = _detect(video, (side,), quality)[side]
-    if track is None or not track.detected.any():
-        return None, 0.0
-    return fit_methods(model, track, K, video.fps, prior, quality), float(track.detected.mean())
-
-
-def table(rows, title):
-    from engine.metrics import METRICS
-
-    cols = [k for k in METRICS if k in next(iter(rows.values()))]  # without a K: the root-aligned three
-    lines = [f"**{title}**", "", "| method | " + " | ".join(cols) + " |", "|---|" + "---|" * len(cols)]
-    for name, m in rows.items():
-        lines.append(f"| {name} | " + " | ".join(f"{m[k]:.2f}" for k in cols) + " |")
-    return "\n".join(lines)
 
 
 def ratios(rows):
@@ -511,7 +416,7 @@ def main(argv=None):
     import torch
     from scipy.ndimage import gaussian_filter1d
 
-    from engine.capture import resolve_device
+    from engine.device import resolve_device
     from engine.hand_model import load_hand_model
     from engine.metrics import METRICS, all_metrics
     from engine.prior import load_prior

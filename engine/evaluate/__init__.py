@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from engine import joints as J
+from engine.choices import QUALITIES
 from engine.errors import EngineError
 
 GL_TO_CV = np.array([1.0, -1.0, -1.0])
@@ -138,13 +139,13 @@ def images_to_video(images, path, fps=30.0):
 
 
 def parser():
-    from engine.cli import _Parser
+    from engine.args import Parser
 
-    p = _Parser(prog="python -m engine evaluate", description=__doc__,
+    p = Parser(prog="python -m engine evaluate", description=__doc__,
                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--dataset", choices=sorted(READERS), required=True)
     p.add_argument("--root", required=True)
-    p.add_argument("--quality", choices=("draft", "balanced", "best"), default="best")
+    p.add_argument("--quality", choices=QUALITIES, default="best")
     p.add_argument("--device", default="auto")
     p.add_argument("--max-sequences", type=int, default=None)
     p.add_argument("--out", default=None, help="also write the table (markdown) here")
@@ -152,7 +153,7 @@ def parser():
 
 
 def evaluate(dataset, root, quality="best", device="cpu", max_sequences=None, log=print):
-    from engine.benchmark import METHODS, evaluate_clip
+    from engine.methods import METHODS, evaluate_clip
     from engine.hand_model import load_hand_model
     from engine.metrics import all_metrics
     from engine.prior import load_prior
@@ -183,8 +184,8 @@ def evaluate(dataset, root, quality="best", device="cpu", max_sequences=None, lo
 
 
 def main(argv=None):
-    from engine.benchmark import table
-    from engine.capture import resolve_device
+    from engine.methods import table
+    from engine.device import resolve_device
 
     args = parser().parse_args(sys.argv[1:] if argv is None else argv)
     summary = evaluate(args.dataset, args.root, args.quality, resolve_device(args.device), args.max_sequences)

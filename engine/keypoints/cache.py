@@ -13,9 +13,12 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.atomic import discard, publish, remove_stale, temp_file
+from engine import result as R
+from engine.atomic import atomic_path, remove_stale
+from engine.keypoints.types import HandTrack
 
-SIDES = ("right", "left")
+SIDES = R.HAND_SIDES
+TEMP_PREFIX = ".tmp-"  # an entry being written (engine.atomic names it after its writer)
 
 
 def cache_dir():
@@ -38,10 +41,8 @@ def key_for(video_path, options, sides):
 
 
 def load(key):
-    from engine.keypoints import HandTrack
-
     path = cache_dir() / f"{key}.npz"
-    remove_stale(cache_dir(), ".tmp-", ".npz")  # left by a capture that was killed while saving
+    remove_stale(cache_dir(), TEMP_PREFIX, ".npz")  # left by a capture that was killed while saving
     if not path.is_file():
         return None
     try:
@@ -55,8 +56,6 @@ def load(key):
 
 def validate(tracks):
     """Check cached tracks as strictly as a result file is checked; ValueError names the first problem."""
-    from engine import result as R
-
     frame_ids = None
     for side in SIDES:
         t = tracks[side]
@@ -90,14 +89,8 @@ def save(key, tracks):
         arrays = {}
         for side in SIDES:
             arrays.update(tracks[side].to_arrays(side))
-        remove_stale(directory, ".tmp-", ".npz")  # left by a capture that was killed while saving
-        fd, tmp = temp_file(directory, ".tmp-", ".npz")
-        try:
-            with os.fdopen(fd, "wb") as fh:
+        with atomic_path(directory / f"{key}.npz", TEMP_PREFIX, ".npz") as tmp:  # + a killed save's leftovers
+            with open(tmp, "wb") as fh:
                 np.savez_compressed(fh, **arrays)
-            publish(tmp, directory / f"{key}.npz")
-        except BaseException:
-            discard(tmp)
-            raise
     except OSError:
         pass  # a read-only home must not fail a capture: the cache is an optimisation

@@ -51,7 +51,6 @@ class Detection:
     score: float  # handedness score in [0, 1]
     keypoints_2d: np.ndarray  # (21,2) pixels
     world: np.ndarray  # (21,3) metres
-    depth: np.ndarray  # (21,) MediaPipe's relative z (image-landmark z), for occlusion reasoning
     confidence: np.ndarray = None  # (21,) per-joint alpha from augmented views, when computed
 
 
@@ -74,10 +73,10 @@ class HandDetector:
         if not res.multi_hand_landmarks:
             return out
         for lm, world, handed in zip(res.multi_hand_landmarks, res.multi_hand_world_landmarks, res.multi_handedness):
-            img = np.array([[p.x * w, p.y * h, p.z * w] for p in lm.landmark], dtype=np.float64)
+            img = np.array([[p.x * w, p.y * h] for p in lm.landmark], dtype=np.float64)
             wl = np.array([[p.x, p.y, p.z] for p in world.landmark], dtype=np.float64)
             cls = handed.classification[0]
-            out.append(Detection(LABEL_TO_SIDE.get(cls.label, "right"), float(cls.score), img[:, :2], wl, img[:, 2]))
+            out.append(Detection(LABEL_TO_SIDE.get(cls.label, "right"), float(cls.score), img, wl))
         return out
 
     def close(self):

@@ -25,6 +25,7 @@ import numpy as np
 
 from engine import result as R
 from engine.errors import EngineError
+from engine.keypoints.types import HandTrack
 
 
 def _frames_from_json(path):
@@ -126,8 +127,6 @@ def check_plausible(path, entries, width, height):
 
 
 def load(path, video, sides=("right",), start=0, end=None):
-    from engine.keypoints import HandTrack
-
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise EngineError(f"keypoints file not found: {path}")

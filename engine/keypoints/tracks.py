@@ -18,6 +18,8 @@ it is a third hand. ``assign_sides`` counts, per side, what it received and what
 
 import numpy as np
 
+from engine.choices import SIDES
+
 PALM = [0, 5, 9, 13, 17]
 MAX_MISSING = 5  # frames a tracklet may miss and still be continued
 LINK_DISTANCE = 0.75  # in hand sizes
@@ -25,7 +27,6 @@ LABEL_PENALTY = 0.5  # hand sizes, times the detection's handedness score
 DUPLICATE = 0.3  # hand sizes: two detections this close are one hand
 MAX_SCALE_JUMP = 1.6  # a tracklet's hand size changes less than this between detections
 NESTED = 0.8  # a detection this much inside a hand MAX_SCALE_JUMP times its size is part of that hand
-SIDES = ("right", "left")
 OTHER = {"right": "left", "left": "right"}
 
 

@@ -13,7 +13,7 @@ docs/prior.md.
 
 from pathlib import Path
 
-from engine.atomic import publish
+from engine.atomic import atomic_path
 from engine.errors import EngineError
 
 DEFAULT_WEIGHTS = Path(__file__).resolve().parents[1] / "assets" / "prior" / "prior.pt"
@@ -27,21 +27,13 @@ def checkpoint_of(model, extra=None):
 
 
 def save_checkpoint(path, model, extra=None):
-    import os
-    import tempfile
-
+    """Write ``model`` (+ ``extra`` entries) to ``path`` (.pt) atomically; returns the path."""
     import torch
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".pt", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_path(path, ".tmp-", ".pt") as tmp:
         torch.save(checkpoint_of(model, extra), tmp)
-        publish(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return path
 
 

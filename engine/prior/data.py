@@ -33,14 +33,17 @@ import torch
 from engine.errors import EngineError
 
 
-def mirror(rotvecs):
-    """Mirror axis-angle rotations between left and right hands: (x, y, z) -> (x, -y, -z)."""
-    r = np.asarray(rotvecs, dtype=np.float64)
-    return (r.reshape(*r.shape[:-1], -1, 3) * np.array([1.0, -1.0, -1.0])).reshape(r.shape)
+def mirror(rotvecs: np.ndarray) -> np.ndarray:
+    """Mirror axis-angle rotations (..., J*3) between left and right hands (``hand_model.mirror_pose``,
+    in numpy float64): (x, y, z) -> (x, -y, -z)."""
+    from engine.hand_model import mirror_pose
+
+    return mirror_pose(torch.as_tensor(np.asarray(rotvecs, dtype=np.float64))).numpy()
 
 
-def resample(rotvecs, fps_in, fps_out):
-    """SLERP-resample rotations (T,J*3) from fps_in to fps_out. Returns (T',J*3)."""
+def resample(rotvecs: np.ndarray, fps_in: float, fps_out: float) -> np.ndarray:
+    """SLERP-resample axis-angle rotations (T,J*3) from fps_in to fps_out -> (T',J*3), T' covering the
+    same duration ((T-1)/fps_in s) at fps_out."""
     r = np.asarray(rotvecs, dtype=np.float64)
     T = r.shape[0]
     if abs(fps_in - fps_out) < 1e-6 or T < 2:
@@ -48,21 +51,13 @@ def resample(rotvecs, fps_in, fps_out):
     duration = (T - 1) / fps_in
     times = np.arange(0, duration + 1e-9, 1.0 / fps_out) * fps_in  # in input frames
     i0 = np.clip(np.floor(times).astype(int), 0, T - 2)
-    w = torch.as_tensor(times - i0)
-    q = roma.rotvec_to_unitquat(torch.as_tensor(r.reshape(T, -1, 3)))
+    w = torch.as_tensor(times - i0)[:, None, None]  # (T',1,1) step from frame i0 towards i0 + 1
+    q = roma.rotvec_to_unitquat(torch.as_tensor(r.reshape(T, -1, 3)))  # (T,J,4)
     q0, q1 = q[i0], q[i0 + 1]
-    # per-frame slerp with per-frame weights: roma.unitquat_slerp takes one step list for all;
-    # do the standard formula on the batch (shortest arc)
-    dot = (q0 * q1).sum(-1, keepdim=True)
-    q1 = torch.where(dot < 0, -q1, q1)
-    dot = dot.abs().clamp(max=1.0)
-    theta = torch.acos(dot)
-    s = torch.sin(theta)
-    ww = w[:, None, None]
-    small = s < 1e-6
-    a = torch.where(small, 1 - ww, torch.sin((1 - ww) * theta) / torch.where(small, torch.ones_like(s), s))
-    b = torch.where(small, ww, torch.sin(ww * theta) / torch.where(small, torch.ones_like(s), s))
-    out = roma.unitquat_to_rotvec(roma.quat_normalize(a * q0 + b * q1))
+    # SLERP with one step per output frame (roma.unitquat_slerp takes one list of steps for all pairs):
+    # q0 * exp(w * log(q0^-1 q1)), along the shortest arc
+    rel = roma.unitquat_to_rotvec(roma.quat_product(roma.quat_conjugation(q0), q1), shortest_arc=True)
+    out = roma.unitquat_to_rotvec(roma.quat_product(q0, roma.rotvec_to_unitquat(w * rel)))
     return out.reshape(len(times), -1).numpy()
 
 

@@ -13,7 +13,7 @@ is the root's orientation relative to the window's first frame (canonical root),
 15 MANO joint rotations (``hand_pose``). The fitter uses the latter; the global rotation is a
 variable of its own there (stage II's Phi).
 
-Much smaller than the authors' 59M-parameter NeMF (about 1.2M here; measured, see docs/prior.md):
+Much smaller than the authors' NeMF (sizes of both in docs/prior.md):
 the open training data here is small, and the fitter backpropagates through it every iteration.
 
 Losses (``losses``): L_rot (local joint rotations, squared Frobenius), L_ori (root orientation),

@@ -15,9 +15,11 @@ a mean-pose baseline.
 import argparse
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 
+from engine.choices import PROGRESS_MODES
 from engine.errors import EngineError
 
 LEAP_BUNDLE = "engine/assets/prior/leap_mano.npz"
@@ -29,9 +31,9 @@ HELD_OUT_SOURCE = "benchmarks/data/leap_javascript_v2.npz"
 
 
 def parser():
-    from engine.cli import _Parser
+    from engine.args import Parser
 
-    p = _Parser(prog="python -m engine train-prior", description=__doc__,
+    p = Parser(prog="python -m engine train-prior", description=__doc__,
                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", nargs="+", default=None, help="motion files or folders (default: the shipped training data, TRAINING_DATA)")
     p.add_argument("--out", required=True, help="checkpoint to write (.pt)")
@@ -53,7 +55,7 @@ def parser():
     p.add_argument("--held-out", type=float, default=0.15, help="fraction of takes held out")
     p.add_argument("--checkpoint-every", type=int, default=20)
     p.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
-    p.add_argument("--progress", choices=("bar", "jsonl", "quiet"), default="bar")
+    p.add_argument("--progress", choices=PROGRESS_MODES, default="bar")
     return p
 
 
@@ -133,13 +135,14 @@ def mean_pose_error(model, hp_train, hp_test):
         return float((p_true - p_mean).norm(dim=-1).mean()) * 1000
 
 
-def train(args, reporter=None):
+def train(args: argparse.Namespace, reporter=None) -> tuple:
+    """Train the motion prior as ``parser()`` describes -> (model, summary dict, history [per-epoch
+    mean loss terms]). Steps: the training windows (``training_windows``), the model and its optimiser,
+    fresh or resumed (``new_or_resumed``), the epochs (``run_epochs``, checkpointing), the final
+    checkpoint and the held-out figures (``finish``)."""
     import torch
 
-    from engine.capture import resolve_device
-    from engine.hand_model import load_hand_model
-    from engine.prior import read_checkpoint, save_checkpoint
-    from engine.prior.model import MotionPrior
+    from engine.device import resolve_device
     from engine.progress import Reporter
 
     reporter = reporter or Reporter(args.progress)
@@ -148,9 +151,19 @@ def train(args, reporter=None):
     device = resolve_device(args.device)
     torch.manual_seed(args.seed)
     np.random.seed(args.seed)
-    from pathlib import Path
-
     data = args.data or [str(Path(__file__).resolve().parents[2] / d) for d in TRAINING_DATA]
+    (hp_tr, go_tr), (hp_te, go_te) = training_windows(data, args, reporter)
+    model, opt, sched, start_epoch = new_or_resumed(args, hp_tr, go_tr, device, reporter)
+    t0 = time.time()
+    history = run_epochs(model, opt, sched, hp_tr, go_tr, start_epoch, data, args, reporter)
+    summary = finish(model, history, hp_tr, hp_te, go_te, data, args, reporter)
+    summary["seconds"] = time.time() - t0
+    return model, summary, history
+
+
+def training_windows(data: list, args: argparse.Namespace, reporter) -> tuple:
+    """-> ((hand_pose (N,W,45), global_orient (N,W,3)) training windows, augmented; the same of the
+    held-out takes (M,W,...), not augmented). W = ``args.window`` frames at ``args.fps``."""
     sequences, tr_seqs, te_seqs = training_sequences(data, args.held_out, args.seed)
     hp_tr, go_tr = make_windows(tr_seqs, args.window, args.fps, augment=True)
     hp_te, go_te = make_windows(te_seqs, args.window, args.fps, augment=False)
@@ -158,6 +171,18 @@ def train(args, reporter=None):
         raise EngineError(f"no training window of {args.window} frames: the data is too short")
     reporter.log(f"{len(sequences)} sequences: {len(hp_tr)} training windows (augmented), "
                  f"{len(hp_te)} held-out windows of {args.window} frames at {args.fps:g} fps")
+    return (hp_tr, go_tr), (hp_te, go_te)
+
+
+def new_or_resumed(args: argparse.Namespace, hp_tr: np.ndarray, go_tr: np.ndarray, device: str, reporter) -> tuple:
+    """-> (MotionPrior on ``device``, Adam, its MultiStepLR schedule, first epoch to run). Resumed from
+    ``args.resume`` (model, and optimiser when the checkpoint has it, else a fresh Adam at the scheduled
+    rate), or new with its feature normalisation from the training windows hp_tr (N,W,45), go_tr (N,W,3)."""
+    import torch
+
+    from engine.hand_model import load_hand_model
+    from engine.prior import read_checkpoint
+    from engine.prior.model import MotionPrior
 
     rest = load_hand_model("right").rest_joints(torch.zeros(10))[0].numpy()
     model = MotionPrior(rest, window=args.window, fps=args.fps, latent=args.latent, hidden=args.hidden,
@@ -187,13 +212,25 @@ def train(args, reporter=None):
             feats = torch.cat(feats)
             model.feature_mean.copy_(feats.mean(0))
             model.feature_std.copy_(feats.std(0).clamp(min=1e-3))
+    return model, opt, sched, start_epoch
+
+
+def run_epochs(model, opt, sched, hp_tr: np.ndarray, go_tr: np.ndarray, start_epoch: int, data: list,
+               args: argparse.Namespace, reporter) -> list:
+    """Epochs ``start_epoch``..``args.epochs`` of shuffled mini-batches of the windows hp_tr (N,W,45),
+    go_tr (N,W,3); a checkpoint with the optimiser every ``args.checkpoint_every`` epochs (not the
+    last). -> history: per epoch, the mean of each loss term."""
+    import torch
+
+    from engine.prior import save_checkpoint
+
+    device = model.feature_mean.device
     weights = {"rot": args.w_rot, "ori": args.w_ori, "pos": args.w_pos, "kl": args.w_kl}
     hp_t = torch.as_tensor(hp_tr, dtype=torch.float32, device=device)
     go_t = torch.as_tensor(go_tr, dtype=torch.float32, device=device)
     gen = torch.Generator(device="cpu").manual_seed(args.seed + start_epoch)
     history = []
     reporter.stage("train", "Training the motion prior", total=args.epochs - start_epoch)
-    t0 = time.time()
     for epoch in range(start_epoch, args.epochs):
         model.train()
         perm = torch.randperm(len(hp_t), generator=gen).to(device)
@@ -213,19 +250,26 @@ def train(args, reporter=None):
         if (epoch + 1) % args.checkpoint_every == 0 and epoch + 1 < args.epochs:
             save_checkpoint(args.out, model, {"epoch": epoch + 1, "optimizer": opt.state_dict(),
                                               "seed": args.seed, "data": [str(d) for d in data]})
-    # the final checkpoint carries no optimizer state (a third of the size; --resume from it starts
-    # a fresh Adam)
+    return history
+
+
+def finish(model, history: list, hp_tr: np.ndarray, hp_te: np.ndarray, go_te: np.ndarray, data: list,
+           args: argparse.Namespace, reporter) -> dict:
+    """Write the final checkpoint (no optimiser state: a third of the size; --resume from it starts a
+    fresh Adam) and measure the held-out windows hp_te (M,W,45), go_te (M,W,3) -> the summary (mm)."""
+    from engine.prior import save_checkpoint
+
     save_checkpoint(args.out, model, {"epoch": args.epochs, "seed": args.seed, "data": [Path(d).name for d in data],
                                       "history": history[-1] if history else {}})
     model.eval()
-    summary = {"train_loss": history[-1] if history else None, "seconds": time.time() - t0,
+    summary = {"train_loss": history[-1] if history else None,
                "train_windows": len(hp_tr), "held_out_windows": len(hp_te)}
     if len(hp_te):
         summary["held_out_mm"] = evaluate(model, hp_te, go_te)
         summary["mean_pose_mm"] = mean_pose_error(model, hp_tr, hp_te)
         reporter.log(f"held-out reconstruction: {summary['held_out_mm']:.2f} mm "
                      f"(mean-pose baseline {summary['mean_pose_mm']:.2f} mm)")
-    return model, summary, history
+    return summary
 
 
 def main(argv=None):

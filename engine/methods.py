@@ -1,0 +1,97 @@
+"""The methods compared on footage with truth, shared by ``engine.benchmark`` (rendered clips) and
+``engine.evaluate`` (HO3D-v3 / DexYCB): detect a clip's hands as a capture does, fit every method
+(the per-frame estimate, its baselines, stage I and stage II's variants) and tabulate the metrics.
+
+    joints, detected = evaluate_clip(video_path, gt, K, model, prior, quality, device, side="right")
+    # joints: {method: (T,21,3) m camera frame} or None; detected: fraction of frames detected
+"""
+
+import numpy as np
+
+BASELINE_METHODS = ("per-frame", "+ SLERP", "+ One Euro")
+
+
+def stage_methods() -> list:
+    """(name, stages, root_motion) of the fits: stage I, stage II (the default) and stage II's other
+    root-motion variants, as ``engine.fit.stages`` has them."""
+    from engine.fit.stages import ROOT_MOTIONS, FitOptions
+
+    default = FitOptions().root_motion
+    return ([("stage I", 1, default), ("stage II", 2, default)]
+            + [(f"stage II, {r} rotation", 2, r) for r in ROOT_MOTIONS if r != default])
+
+
+# the methods engine.evaluate reports (the benchmark itself asks stage_methods() for the fit's variants)
+METHODS = BASELINE_METHODS + ("stage I", "stage II", "stage II, prior rotation", "stage II, free rotation")
+
+
+def fit_methods(model, track, K: np.ndarray, fps: float, prior, quality: str) -> dict:
+    """{method: joints (T,21,3)} of one detected hand: the per-frame estimate, its baselines and the
+    fits of ``stage_methods()``."""
+    from engine.capture import QUALITY_PRESETS
+    from engine.fit import baselines
+    from engine.fit.init import _forward_np, per_frame_estimate
+    from engine.fit.stages import FitOptions, fit_sequence
+
+    preset = QUALITY_PRESETS[quality]
+    est = per_frame_estimate(model, track, K, fps)
+    joints = {}
+    for name, fn in baselines.BASELINES.items():
+        b = fn(est, fps)
+        joints[name] = _forward_np(model, b["global_orient"], b["hand_pose"], b["betas"], b["transl"])
+    for name, stages, root in stage_methods():
+        opts = FitOptions(iters_stage1=preset["iters"][0], iters_stage2=preset["iters"][1], root_motion=root)
+        fitted, _ = fit_sequence(model, prior, est, est["keypoints_2d"], est["confidence"], K, fps,
+                                 stages=stages, options=opts)
+        joints[name] = fitted["joints"]
+    return joints
+
+
+def _detect(video, sides, quality: str) -> dict:
+    from engine.capture import QUALITY_PRESETS
+    from engine.keypoints import KeypointOptions, detect_hands
+
+    return detect_hands(video, sides=tuple(sides),
+                        options=KeypointOptions(views=QUALITY_PRESETS[quality]["views"], use_cache=False))
+
+
+def evaluate_hands(video_path, sides, K: np.ndarray, models: dict, prior, quality: str) -> dict:
+    """{side: ({method: joints (T,21,3)} or None, fraction of frames detected)} for one clip, run
+    as a capture with --hands <the clip's hands> and the (guessed) intrinsics K."""
+    from engine.video import open_video
+
+    video = open_video(video_path)
+    tracks = _detect(video, sides, quality)
+    out = {}
+    for side in sides:
+        track = tracks.get(side)
+        if track is None or not track.detected.any():
+            out[side] = (None, 0.0)
+            continue
+        out[side] = (fit_methods(models[side], track, K, video.fps, prior, quality), float(track.detected.mean()))
+    return out
+
+
+def evaluate_clip(video_path, gt, K: np.ndarray, model, prior, quality: str, device, side: str = "right") -> tuple:
+    """One hand of a clip with known intrinsics K (engine.evaluate's datasets): ({method: joints
+    (T,21,3)} or None, fraction of frames detected). ``gt`` and ``device`` are not used (the model
+    is already on its device)."""
+    from engine.video import open_video
+
+    video = open_video(video_path)
+    track = _detect(video, (side,), quality)[side]
+    if track is None or not track.detected.any():
+        return None, 0.0
+    return fit_methods(model, track, K, video.fps, prior, quality), float(track.detected.mean())
+
+
+def table(rows: dict, title: str) -> str:
+    """A markdown table: one row per method of ``rows`` ({method: {metric: value}}), the metrics of
+    engine.metrics.METRICS that the rows have."""
+    from engine.metrics import METRICS
+
+    cols = [k for k in METRICS if k in next(iter(rows.values()))]  # without a K: the root-aligned three
+    lines = [f"**{title}**", "", "| method | " + " | ".join(cols) + " |", "|---|" + "---|" * len(cols)]
+    for name, m in rows.items():
+        lines.append(f"| {name} | " + " | ".join(f"{m[k]:.2f}" for k in cols) + " |")
+    return "\n".join(lines)
