@@ -29,7 +29,16 @@ MANO_PARENTS = np.array([-1, 0, 1, 2, 0, 4, 5, 0, 7, 8, 0, 10, 11, 0, 13, 14], d
 
 # MediaPipe's 21 keypoints: wrist, then thumb CMC, MCP, IP, tip, then MCP, PIP, DIP, tip of the index,
 # middle, ring and pinky fingers
+MEDIAPIPE_NAMES = (
+    "wrist",
+    "thumb_cmc", "thumb_mcp", "thumb_ip", "thumb_tip",
+    "index_mcp", "index_pip", "index_dip", "index_tip",
+    "middle_mcp", "middle_pip", "middle_dip", "middle_tip",
+    "ring_mcp", "ring_pip", "ring_dip", "ring_tip",
+    "pinky_mcp", "pinky_pip", "pinky_dip", "pinky_tip",
+)
 NUM_KEYPOINTS = 21
+FINGER_NAMES = ("thumb", "index", "middle", "ring", "pinky")  # the order of every per-finger table here
 
 # MediaPipe index of each MANO joint: keypoints21[MANO_TO_MEDIAPIPE] == joints16
 MANO_TO_MEDIAPIPE = np.array([0, 5, 6, 7, 9, 10, 11, 17, 18, 19, 13, 14, 15, 1, 2, 3], dtype=np.int64)
