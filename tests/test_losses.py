@@ -48,6 +48,32 @@ def test_residual_terms_and_shape_term():
     assert float(L.shape_reg(torch.tensor([1.0, -2.0, 0.5]))) == pytest.approx(5.25)
 
 
+def test_joint_acceleration_is_in_pixels_at_the_joints_depth():
+    K = torch.tensor([[500.0, 0, 320], [0, 500.0, 240], [0, 0, 1]])
+    # joint 0 at 1 m (0.5 px per mm): 1 mm sideways then back, a second difference of -2 mm -> (-1 px)^2;
+    # joint 1 at 0.5 m moving steadily (no acceleration) -> 0; a depth jump of 1 mm in its middle frame
+    # counts too, at that frame's depth
+    p = torch.zeros(3, 2, 3)
+    p[:, 0, 2] = 1.0
+    p[1, 0, 0] = 0.001
+    p[:, 1, 2] = 0.5
+    p[:, 1, 1] = torch.tensor([0.0, 0.01, 0.02])
+    assert float(L.joint_accel(p, K)) == pytest.approx(1.0, rel=1e-4)
+    p[1, 1, 2] = 0.501
+    assert float(L.joint_accel(p, K)) == pytest.approx(1.0 + (2 * 0.001 * 500 / 0.501) ** 2, rel=1e-4)
+    # moving the hand away does not lower it through the gradient (the depth is only a weight)
+    q = p.clone().requires_grad_(True)
+    L.joint_accel(q, K).backward()
+    assert float(q.grad[1, 0, 2]) == 0.0
+
+
+def test_pose_data_is_the_squared_geodesic_angle_per_joint():
+    pose = torch.zeros(2, 45)
+    pose[1, 3:6] = rz(20)
+    pose[1, 42:45] = rz(-10)
+    assert float(L.pose_data(pose, torch.zeros(2, 45), L.ROT_UNIT)) == pytest.approx(400 + 100, rel=1e-4)
+
+
 def test_2d_term_is_robust_and_weighted_by_confidence_squared():
     K = torch.tensor([[1000.0, 0, 320], [0, 1000.0, 240], [0, 0, 1]])
     points = torch.tensor([[[0.0, 0.0, 1.0], [0.1, 0.0, 1.0]]])  # project to (320,240), (420,240)
@@ -109,7 +135,7 @@ def test_smoothness_is_per_second_so_any_frame_rate_smooths_alike(literal):
 
     model = load_hand_model("right")
     options = FitOptions.literal() if literal else FitOptions()
-    terms = {}
+    terms, acc = {}, {}
     for fps in (15.0, 30.0):
         t = torch.arange(int(fps) + 1, dtype=torch.float32) / fps
         tau = torch.stack([0.1 * t, torch.zeros_like(t), 0.5 + 0 * t], -1)
@@ -120,8 +146,17 @@ def test_smoothness_is_per_second_so_any_frame_rate_smooths_alike(literal):
                        options, fps)
         got = chunk.data_terms(phi, torch.zeros(T, 45), torch.zeros(10), tau)
         terms[fps] = (float(got["ts"]), float(got["os"]))
+        # joints accelerating steadily (1 m/s^2 sideways at 0.5 m): the same L_ja per second at any rate
+        joints = torch.zeros(T, 21, 3)
+        joints[..., 2] = 0.5
+        joints[..., 0] = 0.5 * t[:, None] ** 2
+        acc[fps] = float(L.joint_accel(joints, torch.eye(3)) * chunk.smooth_scale ** 3)
     ratio_ts, ratio_os = terms[30.0][0] / terms[15.0][0], terms[30.0][1] / terms[15.0][1]
     expected = 0.5 if literal else 1.0
     assert ratio_ts == pytest.approx(expected, rel=1e-3) and ratio_os == pytest.approx(expected, rel=1e-3)
+    # per frame triple the sum falls with the cube of the rate (T - 2 triples of (a / fps^2)^2 each);
+    # per second it does not, but for the one triple fewer than frame pairs at each end
+    per_triple = (29 / 14) * (15 / 30) ** 4
+    assert acc[30.0] / acc[15.0] == pytest.approx(per_triple * (1 if literal else 8), rel=1e-3)
     if not literal:  # 10 cm/s for 1 s in cm at 30 fps: 30 pairs of (10/30 cm)^2, times 30/30
         assert terms[30.0][0] == pytest.approx(30 * (10 / 30) ** 2, rel=1e-3)

@@ -33,6 +33,11 @@ def orient_data(phi, phi_hat, rot_unit=1.0):
     return geodesic_sq(phi, phi_hat).sum() * rot_unit ** 2
 
 
+def pose_data(pose, pose_hat, rot_unit=1.0):
+    """sum_t sum_j g(theta_tj, theta^_tj)^2 of finger poses (T,45) axis-angle, in rot_unit^2."""
+    return geodesic_sq(pose.reshape(-1, 3), pose_hat.reshape(-1, 3)).sum() * rot_unit ** 2
+
+
 def transl_data(tau, tau_hat, transl_unit=1.0):
     """L_tr = sum_t ||tau_t - tau^_t||^2, in transl_unit^2 (tau, tau_hat (T,3) metres)."""
     return ((tau - tau_hat) ** 2).sum() * transl_unit ** 2
@@ -56,6 +61,18 @@ def residual_size(delta, rot_unit=1.0):
 def residual_smooth(delta, rot_unit=1.0):
     """sum_t ||delta_{t+1} - delta_t||^2 of residuals delta (T,45), in rot_unit^2."""
     return ((delta[1:] - delta[:-1]) ** 2).sum() * rot_unit ** 2
+
+
+def joint_accel(points, K):
+    """L_ja = sum_t sum_j (f / z_tj)^2 ||J_{t+1} - 2 J_t + J_{t-1}||^2 of joints (T,J,3) metres, K (3,3).
+
+    The 3D acceleration of every joint (depth included), measured in pixels at the joint's depth: the
+    same unit as L_2D's residuals, so its weight sets how much smoother than the detections the fit
+    is, whatever the hand's size in the image. The depth is a weight here (no gradient), so the term
+    cannot be lowered by moving the hand away from the camera."""
+    acc = points[2:] - 2 * points[1:-1] + points[:-2]  # (T-2,J,3)
+    scale = K[0, 0] / points[1:-1, :, 2:3].detach().clamp(min=1e-3)  # (T-2,J,1) px per metre
+    return ((acc * scale) ** 2).sum()
 
 
 def shape_reg(betas):

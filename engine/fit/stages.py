@@ -11,7 +11,7 @@ latent z of the motion prior per window, the finger pose being the prior's decod
 | stage | variables                 | losses and weights                                             |
 | I     | Phi, tau, beta            | L_o 3, L_tr 1, L_os 1, L_ts 5, L_beta 3, L_2D 0.05              |
 | II    | Phi, tau, beta, z (+delta)| L_o 2, L_tr 1, L_os 1, L_beta 10, L_2D 0.05, L_MP 300 (+ L_ts 5, |
-|       |                           | residual size 0.02, residual smoothness 1)                     |
+|       |                           | residual size 0.02, residual smoothness 1, L_ja 0.01)          |
 
 Where this departs from the table as written, and why (each measured in docs/benchmarks.md, on the
 rendered benchmark whose hand and motion the prior has never seen and on real footage; the literal
@@ -35,10 +35,23 @@ form is ``FitOptions.literal()``):
    frames). Read as one mean over windows, its weight fell with the clip's length.
 5. L_beta per frame (``shape_reg_per_frame``), for the same reason.
 6. Smoothness per second (``smooth_per_second``): L_os, L_ts and the residual's smoothness are
-   scaled by fps / 30, a penalty on velocity, not on the change between two frames. Per frame pair,
+   scaled by fps / 30 (L_ja, an acceleration, by (fps / 30)^3), a penalty on velocity, not on the change between two frames. Per frame pair,
    a 5 fps clip's real motion (six times the step of a 30 fps clip's) was smoothed away: stage I
    pulled the hands of a 5 fps two-hand clip 6-17x farther from their detections than per frame.
-7. Stage II's global rotation (``root_motion``): "filtered" (default) is per frame, as in the table,
+7. Joint acceleration (L_ja, stage II, ``engine.fit.losses.joint_accel``): the squared second
+   difference of every joint in camera space, measured in pixels at the joint's depth (the unit of
+   L_2D's residuals), weight 0.01, per second like the other smoothness terms. The table smooths
+   only the velocity of the global rotation and translation, at weights where the 2D term decides
+   where the hand is in the image, and leaves the fingers' smoothness to the prior: the fit followed
+   MediaPipe's frame-to-frame noise and was jerkier in the image than a light smoothing of the
+   detections themselves, which moves them by under a pixel. A penalty on acceleration removes that
+   noise and hardly touches motion slower than a few frames (its cost grows with the fourth power
+   of the frequency); video fitting methods commonly smooth joints this way. A weight of 0.01 per
+   px^2 against L_2D's 0.05 per px^2 (times confidence^2) is a light smoother whatever the hand's
+   size in the image. The measured alternative ``weights2["pd"]`` (the finger pose held near the
+   per-frame estimate, ``losses.pose_data``, off by default) trades PA-MPJPE for RA-MPJPE on
+   back-of-hand views (docs/benchmarks.md).
+8. Stage II's global rotation (``root_motion``): "filtered" (default) is per frame, as in the table,
    then a zero-lag (forward-backward) One Euro filter, the standard smoother of hand trackers;
    "free" is the table's per-frame rotation alone; "prior" is one base rotation per window turned
    by the prior's decoded root motion, as NeMF decodes root orientation (it drifts where the hand
@@ -77,7 +90,7 @@ from engine.fit.windows import blend_rotations, crossfade_chunks, layout, resamp
 # and the smoothness of the per-frame finger residual).
 STAGE1_WEIGHTS = {"o": 3.0, "tr": 1.0, "os": 1.0, "ts": 5.0, "beta": 3.0, "2d": 0.05}
 STAGE2_WEIGHTS = {"o": 2.0, "tr": 1.0, "os": 1.0, "beta": 10.0, "2d": 0.05, "mp": 300.0}
-STAGE2_ADDED = {"ts": 5.0, "res": 0.02, "res_s": 1.0}
+STAGE2_ADDED = {"ts": 5.0, "res": 0.02, "res_s": 1.0, "ja": 0.01}
 ROOT_MOTIONS = ("prior", "free", "filtered")
 REFERENCE_FPS = 30.0  # the frame rate the table's smoothness weights are for (the authors' clips and prior)
 
@@ -170,13 +183,20 @@ class _Chunk:
     def keypoints(self, phi, pose, beta, tau):
         return self.model(phi, pose, beta, tau, vertices=False).keypoints
 
-    def data_terms(self, phi, pose, beta, tau):
-        """The table's terms (engine.fit.losses) at these values: {name: scalar tensor}."""
-        ru, tu = self.rot_unit, self.transl_unit
-        return {"o": L.orient_data(phi, self.phi_hat, ru), "tr": L.transl_data(tau, self.tau_hat, tu),
-                "os": L.orient_smooth(phi, ru) * self.smooth_scale, "ts": L.transl_smooth(tau, tu) * self.smooth_scale,
-                "beta": L.shape_reg(beta),
-                "2d": L.keypoints_2d(self.keypoints(phi, pose, beta, tau), self.K, self.kp, self.alpha)}
+    def data_terms(self, phi, pose, beta, tau, names=None):
+        """The terms (engine.fit.losses) at these values: {name: scalar tensor}, only ``names`` when given.
+
+        The smoothness terms are per second (``smooth_scale``): velocity terms x fps/30, the joint
+        acceleration x (fps/30)^3, the same sums for the same motion at any frame rate."""
+        ru, tu, s = self.rot_unit, self.transl_unit, self.smooth_scale
+        kp = self.keypoints(phi, pose, beta, tau)
+        terms = {"o": lambda: L.orient_data(phi, self.phi_hat, ru), "tr": lambda: L.transl_data(tau, self.tau_hat, tu),
+                 "os": lambda: L.orient_smooth(phi, ru) * s, "ts": lambda: L.transl_smooth(tau, tu) * s,
+                 "beta": lambda: L.shape_reg(beta),
+                 "2d": lambda: L.keypoints_2d(kp, self.K, self.kp, self.alpha),
+                 "ja": lambda: L.joint_accel(kp, self.K) * s ** 3,
+                 "pd": lambda: L.pose_data(pose, self.pose_hat, ru)}
+        return {k: f() for k, f in terms.items() if names is None or k in names}
 
 
 def _optimise(params, closure, iters, options, reporter=None):
@@ -242,7 +262,7 @@ def _stage1(chunk, beta0, fit_beta, options, reporter):
     w = _weights(options.weights1, chunk.T, options)
 
     def closure():
-        terms = chunk.data_terms(phi, chunk.pose_hat, beta, tau_v / TAU_SCALE)
+        terms = chunk.data_terms(phi, chunk.pose_hat, beta, tau_v / TAU_SCALE, w)
         return sum(w[k] * terms[k] for k in w)
 
     params = [phi, tau_v] + ([beta] if fit_beta else [])
@@ -310,7 +330,7 @@ def _stage2(chunk, prior, phi0, tau0, beta0, fps, fit_beta, options, reporter):
 
     def closure():
         pose, phi_t = decoded(z)
-        terms = chunk.data_terms(phi_t, pose, beta, tau_v / TAU_SCALE)
+        terms = chunk.data_terms(phi_t, pose, beta, tau_v / TAU_SCALE, w)
         terms["mp"] = prior_term()
         if options.finger_residual:
             terms["res"] = L.residual_size(delta, chunk.rot_unit)
