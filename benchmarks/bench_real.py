@@ -26,7 +26,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from bench_fit import parse_overrides  # noqa: E402  (one parser of FitOptions overrides)
 
 DEFAULT_CLIPS = ["demo/human_hand_video.mp4:right", "tests/data/asl_hand_50.mp4:right",
-                 "tests/data/two_hands.mp4:both"]
+                 "tests/data/squats_two_hands.mp4:both"]
 
 
 def run_clip(path, hands, quality, overrides, device="cpu"):
