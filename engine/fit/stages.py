@@ -81,6 +81,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from engine import choices
 from engine.fit import losses as L
 from engine.fit.baselines import one_euro_rotations_zero_phase
 from engine.fit.windows import blend_rotations, crossfade_chunks, layout, resample_windows
@@ -91,7 +92,7 @@ from engine.fit.windows import blend_rotations, crossfade_chunks, layout, resamp
 STAGE1_WEIGHTS = {"o": 3.0, "tr": 1.0, "os": 1.0, "ts": 5.0, "beta": 3.0, "2d": 0.05}
 STAGE2_WEIGHTS = {"o": 2.0, "tr": 1.0, "os": 1.0, "beta": 10.0, "2d": 0.05, "mp": 300.0}
 STAGE2_ADDED = {"ts": 5.0, "res": 0.02, "res_s": 1.0, "ja": 0.01}
-ROOT_MOTIONS = ("prior", "free", "filtered")
+ROOT_MOTIONS = choices.ROOT_MOTIONS  # stage II's global rotation (see root_motion below)
 REFERENCE_FPS = 30.0  # the frame rate the table's smoothness weights are for (the authors' clips and prior)
 
 
@@ -137,6 +138,8 @@ class FitOptions:
     def __post_init__(self):
         if self.root_motion not in ROOT_MOTIONS:
             raise ValueError(f"root_motion must be one of {ROOT_MOTIONS}, got {self.root_motion!r}")
+        if self.prior_term not in choices.PRIOR_TERMS:
+            raise ValueError(f"prior_term must be one of {choices.PRIOR_TERMS}, got {self.prior_term!r}")
         if self.units not in L.UNITS:
             raise ValueError(f"units must be one of {tuple(L.UNITS)}, got {self.units!r}")
 
@@ -358,62 +361,63 @@ def _chunks(T, size, overlap):
         start = end - overlap
 
 
-def fit_sequence(model, prior, init, keypoints_2d, confidence, K, fps, stages=2, options=None, reporter=None):
-    """Run stages 1..``stages`` on one hand's clip. See the module docstring."""
-    options = options or FitOptions()
-    device = model.device
-    T = len(init["global_orient"])
-    warnings = []
+def _targets(keypoints_2d, confidence):
+    """Detections as the fit reads them: keypoints (T,21,2) with NaN set to 0 and confidence (T,21)
+    in [0, 1], 0 wherever a keypoint is missing (such a joint has no 2D term)."""
     kp2d = np.nan_to_num(np.asarray(keypoints_2d, dtype=np.float64))
     alpha = np.nan_to_num(np.asarray(confidence, dtype=np.float64)).clip(0, 1)
     alpha[~np.isfinite(np.asarray(keypoints_2d)).all(-1)] = 0.0
-    out = {k: np.array(init[k], dtype=np.float64, copy=True) for k in ("global_orient", "transl", "hand_pose")}
-    beta = _t(init["betas"], device)
-    if stages >= 2 and prior is None:
-        raise ValueError("stage II needs a motion prior")
-    window_frames = int(np.floor((prior.window - 1) / prior.fps * fps)) + 1 if prior is not None else 64
-    spans = _chunks(T, max(options.chunk_frames, 2 * window_frames), window_frames)
-    chunks = [_Chunk(model, init, kp2d, alpha, K, slice(a, b), device, options, fps) for a, b in spans]
-    has_data = [bool(alpha[a:b].any()) for a, b in spans]
-    for (a, b), ok in zip(spans, has_data):
-        if not ok:
-            warnings.append(f"frames {a}-{b - 1}: no keypoint with confidence > 0; kept the per-frame estimate")
-    results = [{key: out[key][a:b] for key in out} for a, b in spans]
-    with torch.enable_grad():
-        if reporter is not None:
-            reporter.stage("fit1", "Fitting stage I", total=options.iters_stage1 * len(spans))
-        stage1 = []
-        for k, ((a, b), chunk) in enumerate(zip(spans, chunks)):
-            if not has_data[k]:
-                stage1.append(None)
-                if reporter is not None:
-                    reporter.advance(options.iters_stage1)
-                continue
-            phi, tau, beta1, ok = _stage1(chunk, beta, k == 0, options, reporter)
-            if ok:
-                beta = beta1
-            else:
-                warnings.append(f"frames {a}-{b - 1}: stage I diverged; kept the per-frame estimate there")
-                phi, tau = chunk.phi_hat, chunk.tau_hat
-            stage1.append((phi, tau))
-            results[k].update(global_orient=phi.cpu().numpy(), transl=tau.cpu().numpy())
-        if stages >= 2:
+    return kp2d, alpha
+
+
+def _run_stage1(chunks, spans, has_data, beta, results, warnings, options, reporter):
+    """Stage I on every chunk with data. Updates ``results`` (per chunk: global_orient, transl) and
+    returns the shape found (the first chunk's) and, per chunk, (Phi (t,3), tau (t,3)) tensors or
+    None (a chunk without data keeps the per-frame estimate)."""
+    if reporter is not None:
+        reporter.stage("fit1", "Fitting stage I", total=options.iters_stage1 * len(spans))
+    stage1 = []
+    for k, ((a, b), chunk) in enumerate(zip(spans, chunks)):
+        if not has_data[k]:
+            stage1.append(None)
             if reporter is not None:
-                reporter.stage("fit2", "Fitting stage II (motion prior)", total=options.iters_stage2 * len(spans))
-            for k, ((a, b), chunk) in enumerate(zip(spans, chunks)):
-                if stage1[k] is None:
-                    if reporter is not None:
-                        reporter.advance(options.iters_stage2)
-                    continue
-                phi2, tau2, beta2, pose2, ok2 = _stage2(chunk, prior, *stage1[k], beta, fps, k == 0, options, reporter)
-                if ok2:
-                    beta = beta2
-                    results[k] = {"global_orient": phi2.cpu().numpy(), "transl": tau2.cpu().numpy(),
-                                  "hand_pose": pose2.cpu().numpy()}
-                else:
-                    warnings.append(f"frames {a}-{b - 1}: stage II diverged; kept stage I there")
-    out.update(crossfade_chunks(spans, results, T, window_frames))
-    out["betas"] = beta.cpu().numpy().astype(np.float64)
+                reporter.advance(options.iters_stage1)
+            continue
+        phi, tau, beta1, ok = _stage1(chunk, beta, k == 0, options, reporter)
+        if ok:
+            beta = beta1
+        else:
+            warnings.append(f"frames {a}-{b - 1}: stage I diverged; kept the per-frame estimate there")
+            phi, tau = chunk.phi_hat, chunk.tau_hat
+        stage1.append((phi, tau))
+        results[k].update(global_orient=phi.cpu().numpy(), transl=tau.cpu().numpy())
+    return beta, stage1
+
+
+def _run_stage2(chunks, spans, stage1, prior, beta, fps, results, warnings, options, reporter):
+    """Stage II on every chunk that stage I fitted. Replaces ``results[k]`` (global_orient, transl,
+    hand_pose) where it converged and returns the shape."""
+    if reporter is not None:
+        reporter.stage("fit2", "Fitting stage II (motion prior)", total=options.iters_stage2 * len(spans))
+    for k, ((a, b), chunk) in enumerate(zip(spans, chunks)):
+        if stage1[k] is None:
+            if reporter is not None:
+                reporter.advance(options.iters_stage2)
+            continue
+        phi2, tau2, beta2, pose2, ok2 = _stage2(chunk, prior, *stage1[k], beta, fps, k == 0, options, reporter)
+        if ok2:
+            beta = beta2
+            results[k] = {"global_orient": phi2.cpu().numpy(), "transl": tau2.cpu().numpy(),
+                          "hand_pose": pose2.cpu().numpy()}
+        else:
+            warnings.append(f"frames {a}-{b - 1}: stage II diverged; kept stage I there")
+    return beta
+
+
+def _finish(model, out, fps, stages, options, init, warnings):
+    """The clip's joints (T,21,3) from its blended parameters (after stage II's rotation filter when
+    ``root_motion`` is "filtered"); the per-frame estimate instead if anything is not finite."""
+    device = model.device
     if stages >= 2 and options.root_motion == "filtered":  # per-frame Phi, then the One Euro filter
         out["global_orient"] = one_euro_rotations_zero_phase(out["global_orient"], fps)
     with torch.no_grad():
@@ -424,5 +428,37 @@ def fit_sequence(model, prior, init, keypoints_2d, confidence, K, fps, stages=2,
         if not np.all(np.isfinite(value)):  # never let a NaN out: fall back to the per-frame estimate
             warnings.append(f"non-finite {key} after fitting; the per-frame estimate is used")
             return {**{k: np.asarray(init[k], np.float64) for k in ("global_orient", "transl", "hand_pose", "betas")},
-                    "joints": np.asarray(init["joints"], np.float64)}, warnings
-    return out, warnings
+                    "joints": np.asarray(init["joints"], np.float64)}
+    return out
+
+
+def fit_sequence(model, prior, init, keypoints_2d, confidence, K, fps, stages=2, options=None, reporter=None):
+    """Run stages 1..``stages`` on one hand's clip (see the module docstring).
+
+    init: the per-frame estimate (global_orient (T,3), transl (T,3), hand_pose (T,45), betas (10,),
+    joints (T,21,3)); keypoints_2d (T,21,2) px (NaN where missing); confidence (T,21); K (3,3); fps.
+    Returns ({global_orient, transl, hand_pose (T,...), betas (10,), joints (T,21,3)} float64, warnings).
+    """
+    options = options or FitOptions()
+    if stages >= 2 and prior is None:
+        raise ValueError("stage II needs a motion prior")
+    T = len(init["global_orient"])
+    warnings = []
+    kp2d, alpha = _targets(keypoints_2d, confidence)
+    out = {k: np.array(init[k], dtype=np.float64, copy=True) for k in ("global_orient", "transl", "hand_pose")}
+    beta = _t(init["betas"], model.device)
+    window_frames = int(np.floor((prior.window - 1) / prior.fps * fps)) + 1 if prior is not None else 64
+    spans = _chunks(T, max(options.chunk_frames, 2 * window_frames), window_frames)
+    chunks = [_Chunk(model, init, kp2d, alpha, K, slice(a, b), model.device, options, fps) for a, b in spans]
+    has_data = [bool(alpha[a:b].any()) for a, b in spans]
+    for (a, b), ok in zip(spans, has_data):
+        if not ok:
+            warnings.append(f"frames {a}-{b - 1}: no keypoint with confidence > 0; kept the per-frame estimate")
+    results = [{key: out[key][a:b] for key in out} for a, b in spans]
+    with torch.enable_grad():
+        beta, stage1 = _run_stage1(chunks, spans, has_data, beta, results, warnings, options, reporter)
+        if stages >= 2:
+            beta = _run_stage2(chunks, spans, stage1, prior, beta, fps, results, warnings, options, reporter)
+    out.update(crossfade_chunks(spans, results, T, window_frames))
+    out["betas"] = beta.cpu().numpy().astype(np.float64)
+    return _finish(model, out, fps, stages, options, init, warnings), warnings
