@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from engine import result as R
-from engine.fit import baselines
+from engine.fit import baselines, temporal
 from engine.fit.init import per_frame_estimate, project
 from engine.fit.stages import FitOptions, fit_sequence
 from engine.fit.windows import layout
@@ -141,8 +141,8 @@ def test_zero_phase_rotation_filter_smooths_without_lag():
         step = roma.rotmat_to_rotvec(R[:-1].transpose(-1, -2) @ R[1:])
         return np.degrees(np.linalg.norm(np.diff(step.numpy(), axis=0), axis=-1)).mean()
 
-    causal = baselines.one_euro_rotations(noisy, FPS)
-    zero_phase = baselines.one_euro_rotations_zero_phase(noisy, FPS)
+    causal = temporal.one_euro_rotations(noisy, FPS)
+    zero_phase = temporal.one_euro_rotations_zero_phase(noisy, FPS)
     assert err_deg(zero_phase) < 0.6 * err_deg(causal), (err_deg(zero_phase), err_deg(causal))
     assert err_deg(zero_phase) < err_deg(noisy)
     assert jitter(zero_phase) < 0.5 * jitter(noisy) and jitter(causal) < 0.5 * jitter(noisy)

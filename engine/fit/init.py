@@ -29,6 +29,7 @@ import torch
 
 from engine import result as R
 from engine.errors import EngineError
+from engine.fit.temporal import hold_nearest, lerp_fill, slerp_fill
 
 # confidence given to keypoints that are projections of the interpolated estimate (gap fill)
 FILL_CONFIDENCE = 0.1
@@ -141,49 +142,6 @@ def place_in_camera(model, global_orient, hand_pose, betas, keypoints_2d, weight
     return go, transl
 
 
-def _slerp_fill(rotvecs, known, max_gap):
-    """Fill unknown frames of rotvecs (T,J,3) between known frames at most max_gap apart (SLERP).
-
-    Returns (filled rotvecs, filled mask). Frames outside any fillable gap keep their values.
-    """
-    out = rotvecs.copy()
-    filled = np.zeros(len(known), dtype=bool)
-    idx = np.flatnonzero(known)
-    for a, b in zip(idx[:-1], idx[1:]):
-        if b - a <= 1 or b - a > max_gap + 1:
-            continue
-        steps = torch.as_tensor((np.arange(a + 1, b) - a) / (b - a), dtype=torch.float64)
-        q0 = roma.rotvec_to_unitquat(torch.as_tensor(rotvecs[a], dtype=torch.float64))
-        q1 = roma.rotvec_to_unitquat(torch.as_tensor(rotvecs[b], dtype=torch.float64))
-        q = roma.unitquat_slerp(q0, q1, steps)  # (S,J,4)
-        out[a + 1:b] = roma.unitquat_to_rotvec(q).numpy()
-        filled[a + 1:b] = True
-    return out, filled
-
-
-def _lerp_fill(values, known, filled_mask):
-    out = values.copy()
-    idx = np.flatnonzero(known)
-    frames = np.flatnonzero(filled_mask)
-    if len(idx) and len(frames):
-        for k in range(values.shape[1]):
-            out[frames, k] = np.interp(frames, idx, values[idx, k])
-    return out
-
-
-def _hold_nearest(values, known):
-    """Copy each unknown frame from the nearest known frame (in place on a copy)."""
-    idx = np.flatnonzero(known)
-    T = len(known)
-    nearest = idx[np.clip(np.searchsorted(idx, np.arange(T)), 0, len(idx) - 1)]
-    prev = idx[np.clip(np.searchsorted(idx, np.arange(T)) - 1, 0, len(idx) - 1)]
-    use_prev = np.abs(np.arange(T) - prev) < np.abs(np.arange(T) - nearest)
-    nearest = np.where(use_prev, prev, nearest)
-    out = values.copy()
-    out[~known] = values[nearest[~known]]
-    return out
-
-
 def per_frame_estimate(model, track, K, fps, options=None, reporter=None):
     """Per-frame MANO estimate of one hand over a clip (``reporter``: advanced by one per frame with
     3D landmarks, as the inverse kinematics goes).
@@ -230,8 +188,8 @@ def per_frame_estimate(model, track, K, fps, options=None, reporter=None):
     if (has2d & ~has3d).any():
         # no 3D: start from the nearest 3D estimate (or a flat hand, palm to the camera) and fit 2D
         if has3d.any():
-            go = _hold_nearest(go, has3d)
-            pose = _hold_nearest(pose, has3d)
+            go = hold_nearest(go, has3d)
+            pose = hold_nearest(pose, has3d)
         else:
             # a guess: fingers up, palm to the camera (model frame: fingers -y, palm +x; camera: y down)
             go[:] = [0.0, np.pi / 2, 0.0]
@@ -246,11 +204,11 @@ def per_frame_estimate(model, track, K, fps, options=None, reporter=None):
     # gaps: SLERP over short ones, hold (not valid) elsewhere
     max_gap = max(1, int(round(options.max_gap_s * fps)))
     rot = np.concatenate([go[:, None], pose.reshape(T, 15, 3)], axis=1)
-    rot, filled = _slerp_fill(rot, has2d, max_gap)
-    transl = _lerp_fill(transl, has2d, filled)
+    rot, filled = slerp_fill(rot, has2d, max_gap)
+    transl = lerp_fill(transl, has2d, filled)
     valid = has2d | filled
-    rot = _hold_nearest(rot, valid)
-    transl = _hold_nearest(transl, valid)
+    rot = hold_nearest(rot, valid)
+    transl = hold_nearest(transl, valid)
     go, pose = rot[:, 0], rot[:, 1:].reshape(T, 45)
     joints = _forward_np(model, go, pose, betas, transl)
     if filled.any() and options.keypoint_source == "blend":

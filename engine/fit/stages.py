@@ -69,7 +69,7 @@ import numpy as np
 import torch
 
 from engine.fit import losses as L
-from engine.fit.baselines import one_euro_rotations_zero_phase
+from engine.fit.temporal import one_euro_rotations_zero_phase
 from engine.fit.windows import blend_rotations, crossfade_chunks, layout, resample_windows
 
 # The method's table. Stage II adds two terms that the table does not have (see the module docstring):
