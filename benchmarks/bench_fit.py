@@ -60,7 +60,7 @@ def clip(model, frames, seed=0):
     import torch
 
     from engine import result as R
-    from engine.fit.init import project
+    from engine.fit.per_frame import project
     from engine.keypoints import HandTrack
     seq = max(held_out_sequences(), key=lambda s: len(s["hand_pose"]))
     idx = np.arange(frames) % len(seq["hand_pose"])  # loops only if the take is shorter than asked
@@ -106,7 +106,7 @@ def main(argv=None):
     torch.manual_seed(0)
 
     from engine.capture import QUALITY_PRESETS, resolve_device
-    from engine.fit.init import per_frame_estimate
+    from engine.fit.per_frame import per_frame_estimate
     from engine.fit.stages import FitOptions, fit_sequence
     from engine.hand_model import load_hand_model
     from engine.metrics import METRICS, all_metrics

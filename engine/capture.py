@@ -187,7 +187,7 @@ def capture(video_path, out_path, options=None, reporter=None):
         if short:
             reporter.warn(short)
 
-    from engine.fit.init import InitOptions, per_frame_estimate
+    from engine.fit.per_frame import InitOptions, per_frame_estimate
 
     # progress in frames: the per-frame estimate advances by one per frame with 3D landmarks
     with_3d = {side: int(np.isfinite(np.asarray(t.world_landmarks)).all((1, 2)).sum()) for side, t in found.items()}

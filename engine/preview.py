@@ -46,7 +46,7 @@ def write_preview(video, result, path, reporter=None):
     """Render the overlay of ``result`` (an engine.result.Result) over ``video`` into ``path`` (.mp4)."""
     import cv2
 
-    from engine.fit.init import project
+    from engine.fit.per_frame import project
 
     path = os.path.abspath(os.fspath(path))
     K = np.asarray(result["K"], dtype=np.float64)

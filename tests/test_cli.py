@@ -269,7 +269,7 @@ def test_capture_end_to_end_jsonl_and_preview(tmp_path):
     assert hand["valid"].mean() > 0.9
     assert (hand["keypoint_source"][hand["valid"]] != R.SOURCE_NONE).all()
     # the fitted hand projects onto the detected keypoints (pixels), and sits in front of the camera
-    from engine.fit.init import project
+    from engine.fit.per_frame import project
 
     detected = hand["keypoint_source"] == R.SOURCE_MEDIAPIPE
     err = np.linalg.norm(project(hand["joints"][detected], res["K"]) - hand["keypoints_2d"][detected], axis=-1)
@@ -338,7 +338,7 @@ def test_capture_from_external_keypoints(tmp_path):
     hand = R.read(out).hands["right"]
     assert (hand["keypoint_source"][hand["keypoint_source"] != R.SOURCE_INTERPOLATED] == R.SOURCE_EXTERNAL).all()
     assert hand["keypoint_source"][7] == R.SOURCE_INTERPOLATED
-    from engine.fit.init import project
+    from engine.fit.per_frame import project
 
     res = R.read(out)
     ext = hand["keypoint_source"] == R.SOURCE_EXTERNAL

@@ -15,7 +15,7 @@ import pytest
 from engine import joints as J
 from engine.errors import EngineError
 from engine.evaluate import GL_TO_CV, evaluate, read_meta_pkl
-from engine.fit.init import per_frame_estimate
+from engine.fit.per_frame import per_frame_estimate
 from engine.hand_model import load_hand_model
 from engine.keypoints import KeypointOptions, detect_hands
 from engine.video import guess_intrinsics, open_video

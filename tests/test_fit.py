@@ -6,7 +6,7 @@ import torch
 
 from engine import result as R
 from engine.fit import baselines, temporal
-from engine.fit.init import per_frame_estimate, project
+from engine.fit.per_frame import per_frame_estimate, project
 from engine.fit.stages import FitOptions, fit_sequence
 from engine.fit.windows import layout
 from engine.hand_model import load_hand_model
@@ -185,7 +185,7 @@ def test_bad_input_never_crashes_or_leaks_nan(setup, case):
 
 
 def test_keypoint_source_ablation_mediapipe_only(setup):
-    from engine.fit.init import InitOptions
+    from engine.fit.per_frame import InitOptions
 
     model, prior, gt, track, _ = setup
     est = per_frame_estimate(model, track, K, FPS, InitOptions(keypoint_source="mediapipe"))
@@ -229,13 +229,13 @@ def test_cpu_and_cuda_agree(setup):
 def test_per_frame_estimate_reports_progress_in_batches_and_matches_one_batch(setup, monkeypatch):
     import io
 
-    from engine.fit import init as init_module
+    from engine.fit import per_frame as per_frame_module
     from engine.progress import Reporter, parse_line
 
     model, _, _, track, est = setup
     stream = io.StringIO()
     reporter = Reporter("jsonl", stream=stream, min_interval=0)
-    monkeypatch.setattr(init_module, "IK_CHUNK", 32)  # 84 frames with landmarks: batches of 32, 32, 20
+    monkeypatch.setattr(per_frame_module, "IK_CHUNK", 32)  # 84 frames with landmarks: batches of 32, 32, 20
     reporter.stage("init", "Per-frame estimate", total=84)
     batched = per_frame_estimate(model, track, K, FPS, reporter=reporter)
     done = [e["done"] for e in map(parse_line, stream.getvalue().splitlines()) if e["event"] == "progress"]

@@ -1,6 +1,6 @@
 """Baselines in the same code path as the fit, for comparison (HMP_METHOD.md section 5's rows).
 
-Each takes the per-frame estimate (``engine.fit.init.per_frame_estimate``'s dict) and returns a
+Each takes the per-frame estimate (``engine.fit.per_frame.per_frame_estimate``'s dict) and returns a
 dict with ``global_orient (T,3)``, ``hand_pose (T,45)``, ``betas``, ``transl (T,3)``:
 
 - ``per_frame``: the estimate of each frame with keypoints of its own; frames without are held

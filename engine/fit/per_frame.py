@@ -84,7 +84,11 @@ def _device(model):
     return next(model.buffers()).device
 
 
-def _forward_np(model, global_orient, hand_pose, betas, transl):
+def forward_joints(model, global_orient: np.ndarray, hand_pose: np.ndarray, betas: np.ndarray,
+                   transl: np.ndarray) -> np.ndarray:
+    """The hand model's keypoints for numpy poses, no gradient: global_orient (T,3), hand_pose (T,45),
+    betas (10,) shared by all frames, transl (T,3) -> keypoints (T,21,3) MediaPipe order, float64,
+    in the frame of global_orient / transl."""
     with torch.no_grad():
         T = global_orient.shape[0]
         dev = _device(model)
@@ -110,7 +114,7 @@ def place_in_camera(model, global_orient, hand_pose, betas, keypoints_2d, weight
 
     T = global_orient.shape[0]
     zeros = np.zeros((T, 3))
-    local = _forward_np(model, global_orient, hand_pose, betas, zeros)  # (T,21,3), root rotated
+    local = forward_joints(model, global_orient, hand_pose, betas, zeros)  # (T,21,3), root rotated
     j0 = _rest_root(model, betas)
     centred = local - j0  # rotation about the wrist leaves it at the origin
     t = translation_from_2d(centred, keypoints_2d, weights, K)
@@ -210,7 +214,7 @@ def per_frame_estimate(model, track, K, fps, options=None, reporter=None):
     rot = hold_nearest(rot, valid)
     transl = hold_nearest(transl, valid)
     go, pose = rot[:, 0], rot[:, 1:].reshape(T, 45)
-    joints = _forward_np(model, go, pose, betas, transl)
+    joints = forward_joints(model, go, pose, betas, transl)
     if filled.any() and options.keypoint_source == "blend":
         kp2d[filled] = project(joints[filled], K)
         conf[filled] = FILL_CONFIDENCE
