@@ -107,7 +107,7 @@ def main(argv=None):
 
     from engine.capture import QUALITY_PRESETS
     from engine.device import resolve_device
-    from engine.fit.init import per_frame_estimate
+    from engine.fit.per_frame import per_frame_estimate
     from engine.fit.stages import FitOptions, fit_sequence
     from engine.hand_model import load_hand_model
     from engine.metrics import METRICS, all_metrics

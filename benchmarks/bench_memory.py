@@ -35,7 +35,7 @@ def child(frames, fit):
     from bench_fit import FPS, K, clip
 
     from engine.capture import QUALITY_PRESETS
-    from engine.fit.init import per_frame_estimate
+    from engine.fit.per_frame import per_frame_estimate
     from engine.fit.stages import FitOptions, fit_sequence
     from engine.hand_model import load_hand_model
     from engine.prior import load_prior

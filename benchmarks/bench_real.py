@@ -32,7 +32,7 @@ DEFAULT_CLIPS = ["demo/human_hand_video.mp4:right", "tests/data/asl_hand_50.mp4:
 def run_clip(path, hands, quality, overrides, device="cpu"):
     from engine import result as R
     from engine.capture import QUALITY_PRESETS
-    from engine.fit.init import per_frame_estimate
+    from engine.fit.per_frame import per_frame_estimate
     from engine.fit.stages import FitOptions, fit_sequence
     from engine.hand_model import load_hand_model
     from engine.keypoints import KeypointOptions, detect_hands

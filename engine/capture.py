@@ -215,10 +215,10 @@ def hands_found(tracks: dict, video, options: CaptureOptions, reporter: Reporter
 
 def estimate_per_frame(found: dict, models: dict, K: np.ndarray, fps: float, options: CaptureOptions,
                        reporter: Reporter) -> dict:
-    """{side: per-frame estimate} (engine.fit.init.per_frame_estimate's numpy dict: global_orient (T,3),
+    """{side: per-frame estimate} (engine.fit.per_frame.per_frame_estimate's numpy dict: global_orient (T,3),
     hand_pose (T,45), betas (10,), transl (T,3), joints (T,21,3), keypoints_2d (T,21,2), confidence (T,21),
     keypoint_source (T,), valid (T,), detected (T,)); logs each hand's frame counts."""
-    from engine.fit.init import InitOptions, per_frame_estimate
+    from engine.fit.per_frame import InitOptions, per_frame_estimate
     from engine.keypoints import frames_summary
 
     # progress in frames: the per-frame estimate advances by one per frame with 3D landmarks

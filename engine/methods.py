@@ -30,7 +30,7 @@ def fit_methods(model, track, K: np.ndarray, fps: float, prior, quality: str) ->
     fits of ``stage_methods()``."""
     from engine.capture import QUALITY_PRESETS
     from engine.fit import baselines
-    from engine.fit.init import _forward_np, per_frame_estimate
+    from engine.fit.per_frame import forward_joints, per_frame_estimate
     from engine.fit.stages import FitOptions, fit_sequence
 
     preset = QUALITY_PRESETS[quality]
@@ -38,7 +38,7 @@ def fit_methods(model, track, K: np.ndarray, fps: float, prior, quality: str) ->
     joints = {}
     for name, fn in baselines.BASELINES.items():
         b = fn(est, fps)
-        joints[name] = _forward_np(model, b["global_orient"], b["hand_pose"], b["betas"], b["transl"])
+        joints[name] = forward_joints(model, b["global_orient"], b["hand_pose"], b["betas"], b["transl"])
     for name, stages, root in stage_methods():
         opts = FitOptions(iters_stage1=preset["iters"][0], iters_stage2=preset["iters"][1], root_motion=root)
         fitted, _ = fit_sequence(model, prior, est, est["keypoints_2d"], est["confidence"], K, fps,

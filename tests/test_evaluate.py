@@ -102,7 +102,7 @@ def test_the_evaluation_scores_its_own_per_frame_truth_near_zero(tmp_path):
     """Real frames, their per-frame joints written as HO3D-v3 truth: the whole harness (video from the
     images, detection, every method, metrics, table) scores the per-frame method within 1 cm."""
     from engine.evaluate import images_to_video
-    from engine.fit.init import per_frame_estimate
+    from engine.fit.per_frame import per_frame_estimate
     from engine.hand_model import load_hand_model
     from engine.keypoints import KeypointOptions, detect_hands
     from engine.video import guess_intrinsics, open_video

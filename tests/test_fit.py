@@ -5,8 +5,9 @@ import pytest
 import torch
 
 from engine import result as R
-from engine.fit import baselines
-from engine.fit.init import per_frame_estimate, project
+from engine.fit import baselines, temporal
+from engine.camera import project
+from engine.fit.per_frame import per_frame_estimate
 from engine.fit.stages import FitOptions, fit_sequence
 from engine.fit.windows import layout
 from engine.hand_model import load_hand_model
@@ -144,8 +145,8 @@ def test_zero_phase_rotation_filter_smooths_without_lag():
         step = roma.rotmat_to_rotvec(R[:-1].transpose(-1, -2) @ R[1:])
         return np.degrees(np.linalg.norm(np.diff(step.numpy(), axis=0), axis=-1)).mean()
 
-    causal = baselines.one_euro_rotations(noisy, FPS)
-    zero_phase = baselines.one_euro_rotations_zero_phase(noisy, FPS)
+    causal = temporal.one_euro_rotations(noisy, FPS)
+    zero_phase = temporal.one_euro_rotations_zero_phase(noisy, FPS)
     assert err_deg(zero_phase) < 0.6 * err_deg(causal), (err_deg(zero_phase), err_deg(causal))
     assert err_deg(zero_phase) < err_deg(noisy)
     assert jitter(zero_phase) < 0.5 * jitter(noisy) and jitter(causal) < 0.5 * jitter(noisy)
@@ -192,7 +193,7 @@ def test_bad_input_never_crashes_or_leaks_nan(setup, case):
 
 
 def test_keypoint_source_ablation_mediapipe_only(setup):
-    from engine.fit.init import InitOptions
+    from engine.fit.per_frame import InitOptions
 
     model, prior, gt, track, _ = setup
     est = per_frame_estimate(model, track, K, FPS, InitOptions(keypoint_source="mediapipe"))
@@ -238,13 +239,13 @@ def test_cpu_and_cuda_agree(setup):
 def test_per_frame_estimate_reports_progress_in_batches_and_matches_one_batch(setup, monkeypatch):
     import io
 
-    from engine.fit import init as init_module
+    from engine.fit import per_frame as per_frame_module
     from engine.progress import Reporter, parse_line
 
     model, _, _, track, est = setup
     stream = io.StringIO()
     reporter = Reporter("jsonl", stream=stream, min_interval=0)
-    monkeypatch.setattr(init_module, "IK_CHUNK", 32)  # 84 frames with landmarks: batches of 32, 32, 20
+    monkeypatch.setattr(per_frame_module, "IK_CHUNK", 32)  # 84 frames with landmarks: batches of 32, 32, 20
     reporter.stage("init", "Per-frame estimate", total=84)
     batched = per_frame_estimate(model, track, K, FPS, reporter=reporter)
     done = [e["done"] for e in map(parse_line, stream.getvalue().splitlines()) if e["event"] == "progress"]

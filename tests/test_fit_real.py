@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from engine.capture import QUALITY_PRESETS
-from engine.fit.init import per_frame_estimate
+from engine.fit.per_frame import per_frame_estimate
 from engine.fit.stages import FitOptions, fit_sequence
 from engine.hand_model import load_hand_model
 from engine.keypoints import KeypointOptions, detect_hands

@@ -111,3 +111,12 @@ def test_preview_report_and_metrics_do_not_import_torch():
     code = "import sys, engine.preview, engine.report, engine.metrics; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_the_fit_reads_its_temporal_helpers_from_one_leaf():
+    """Gap filling and the One Euro filters live in engine.fit.temporal, which imports nothing of the
+    engine; the fit's stages do not reach into the baselines or the per-frame estimate for them."""
+    graph = import_graph()
+    assert graph["engine.fit.temporal"] == set()
+    assert "engine.fit.temporal" in graph["engine.fit.stages"] and "engine.fit.temporal" in graph["engine.fit.per_frame"]
+    assert not graph["engine.fit.stages"] & {"engine.fit.baselines", "engine.fit.per_frame"}

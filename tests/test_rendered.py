@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from engine.benchmark import CLIPS, bone_lengths, make_clip, motion_source, pick_motions, render, rescaled_hand
-from engine.fit.init import per_frame_estimate, project
+from engine.camera import project
+from engine.fit.per_frame import per_frame_estimate
 from engine.hand_model import load_hand_model
 from engine.keypoints import KeypointOptions, detect_hands
 from engine.metrics import all_metrics

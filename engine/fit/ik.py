@@ -22,17 +22,12 @@ import torch
 PALM = [0, 5, 9, 13, 17]  # MediaPipe indices of the wrist and the four finger MCPs
 
 
-def _kabsch(src, dst):
-    """Rotation R (T,3,3) and translation t (T,3) with R src + t ~ dst; src, dst (T,N,3)."""
-    R, t = roma.rigid_points_registration(src, dst)
-    return R, t
-
-
 def ik_from_keypoints3d(model, keypoints3d, weights=None, iters=200, lr=0.05, fit_betas=True,
                         pose_reg=1e-4, betas_reg=1e-3, betas=None, fit_scale=False):
     """See the module docstring. ``fit_scale``: the targets' overall size is not trusted (MediaPipe's
     world landmarks are metric only roughly, and shrink curled fingers): a free scale factor for
-    the whole sequence absorbs it (returned as ``scale``), so the pose does not bend to fit a size."""
+    the whole sequence absorbs it, so the pose does not bend to fit a size (the scale itself is not
+    returned: the caller wants the pose)."""
     device = model.device
     target = torch.as_tensor(keypoints3d, dtype=torch.float32, device=device)  # (T,21,3)
     T = target.shape[0]
@@ -49,7 +44,7 @@ def ik_from_keypoints3d(model, keypoints3d, weights=None, iters=200, lr=0.05, fi
                      torch.zeros(10, device=device), torch.zeros(1, 3, device=device), vertices=False).keypoints[0]
         # size: match the palm's spread before Kabsch so the rotation is not biased by scale
         src = rest[PALM][None].expand(T, -1, -1)
-        R, t = _kabsch(src, target[:, PALM])
+        R, t = roma.rigid_points_registration(src, target[:, PALM])  # Kabsch: R src + t ~ target, (T,3,3) (T,3)
         go0 = roma.rotmat_to_rotvec(R)
         # Kabsch put rest[0] (wrist) at R rest0 + t; the model rotates about the rest wrist joint
         j0 = model.rest_joints(torch.zeros(10, device=device))[0, 0]
@@ -82,4 +77,4 @@ def ik_from_keypoints3d(model, keypoints3d, weights=None, iters=200, lr=0.05, fi
             pose[~ok] = 0
             transl[~ok] = transl[ok].mean(0)
     return {"global_orient": go.detach(), "hand_pose": pose.detach(), "betas": b.detach(),
-            "transl": transl.detach(), "residual": residual, "scale": float(torch.exp(log_s.detach()))}
+            "transl": transl.detach(), "residual": residual}

@@ -3,7 +3,7 @@
     out, warnings = fit_sequence(model, prior, init, keypoints_2d (T,21,2), confidence (T,21), K, fps,
                                  stages=2, options=FitOptions(), reporter=None)
 
-``init`` is the per-frame estimate (engine.fit.init): its global_orient, transl, hand_pose and betas
+``init`` is the per-frame estimate (engine.fit.per_frame): its global_orient, transl, hand_pose and betas
 are both the starting point and the hatted targets. Stage I optimises the global rotation Phi, the
 translation tau and the shape beta with the finger pose held at the estimate; stage II adds one
 latent z of the motion prior per window, the finger pose being the prior's decoding of z.
@@ -83,7 +83,7 @@ import torch
 
 from engine import choices
 from engine.fit import losses as L
-from engine.fit.baselines import one_euro_rotations_zero_phase
+from engine.fit.temporal import one_euro_rotations_zero_phase
 from engine.fit.windows import blend_rotations, crossfade_chunks, layout, resample_windows
 
 # The method's table. Stage II adds two terms that the table does not have (see the module docstring):

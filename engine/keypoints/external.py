@@ -15,7 +15,7 @@ NPZ (no pickle): ``frame_ids (T,)`` and per side ``right/keypoints_2d (T,21,2)``
 Frames the file does not mention have no keypoints. Implausible files are refused with what was
 expected: coordinates that all lie in 0..1 (normalised, not pixels), hands far outside the frame
 (more than one image width or height beyond it), a hand whose 21 points sit within 2 px of each other. There are no 3D landmarks, so the per-frame
-estimate fits these frames in 2D (engine.fit.init).
+estimate fits these frames in 2D (engine.fit.per_frame).
 """
 
 import json

@@ -1,0 +1,332 @@
+"""The per-frame estimate: the hatted targets of the two-stage fit, and the "per-frame" baseline.
+
+For each frame where a hand was detected (``per_frame_estimate``: ``track_arrays``, then one function
+per step):
+
+1. ``ik_in_batches``: pose and shape from MediaPipe's 3D world landmarks by batched inverse
+   kinematics (``engine.fit.ik``); MediaPipe's world landmarks are metric and axis-aligned with the
+   image (x right, y down, z away from the camera; checked on real frames), so the IK root
+   orientation is already a camera-frame orientation;
+2. ``place_detected``: placement in the camera (``place_in_camera``): the translation that best
+   reprojects the posed keypoints onto the 2D keypoints (a linear least-squares solve, exact for a
+   pinhole camera), then a Perspective-n-Point refinement of rotation and translation from that
+   guess (OpenCV, Levenberg-Marquardt), kept only where it lowers the reprojection error without
+   flipping the hand; frames with 2D keypoints but no 3D landmarks (external keypoints, crops
+   tracked without world landmarks) start from their neighbours' estimate
+   (``start_without_landmarks``) and get a 2D-only fit (``fit_to_2d``);
+3. ``fill_gaps``: short gaps (no keypoints, at most ``max_gap_s``) are filled by SLERP of every
+   joint rotation and linear interpolation of translation; longer gaps and the frames before the
+   first / after the last detection are marked not valid and hold the nearest estimate;
+4. ``keypoints_for_fit``: the method's "dense source": the projection of the interpolated estimate
+   becomes a filled frame's 2D keypoints, with low confidence and its own source code.
+
+Everything here is batched over frames; nothing depends on the clip length beyond O(T) arrays.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+import roma
+import torch
+
+from engine import result as R
+from engine.camera import project
+from engine.errors import EngineError
+from engine.fit.temporal import hold_nearest, lerp_fill, slerp_fill
+
+# confidence given to keypoints that are projections of the interpolated estimate (gap fill)
+FILL_CONFIDENCE = 0.1
+# frames per inverse-kinematics batch: bounds the estimate's memory by this many frames, not the clip,
+# and is the step of its progress
+IK_CHUNK = 512
+
+
+@dataclass
+class InitOptions:
+    max_gap_s: float = 1.0  # longer gaps are "hand absent" (valid=False), not interpolated
+    # keypoint sources for the fit (HMP_METHOD.md section 2): "blend" = MediaPipe where it found the
+    # hand, the projection of the dense (interpolated per-frame) estimate elsewhere, at low
+    # confidence; "mediapipe" = detected keypoints only (gaps carry no 2D term; the prior fills them)
+    keypoint_source: str = "blend"
+    ik_iters: int = None  # None: engine.fit.ik's default
+    pnp_refine: bool = True
+
+
+def translation_from_2d(points, keypoints_2d, weights, K):
+    """Least-squares translation t so that project(points + t) ~ keypoints_2d.
+
+    points (T,21,3) camera-oriented, root at the origin; keypoints_2d (T,21,2) px; weights (T,21).
+    From u (Z + tz) = fx (X + tx) + cx (Z + tz), linear in t.  Returns (T,3).
+    """
+    fx, fy, cx, cy = K[0, 0], K[1, 1], K[0, 2], K[1, 2]
+    X, Y, Z = points[..., 0], points[..., 1], points[..., 2]
+    u, v = keypoints_2d[..., 0], keypoints_2d[..., 1]
+    T, N = X.shape
+    A = np.zeros((T, 2 * N, 3))
+    b = np.zeros((T, 2 * N))
+    A[:, :N, 0] = fx
+    A[:, :N, 2] = cx - u
+    b[:, :N] = u * Z - fx * X - cx * Z
+    A[:, N:, 1] = fy
+    A[:, N:, 2] = cy - v
+    b[:, N:] = v * Z - fy * Y - cy * Z
+    w = np.concatenate([weights, weights], axis=1)[..., None]  # (T,2N,1)
+    AtA = np.einsum("tni,tnj->tij", A * w, A) + 1e-9 * np.eye(3)
+    Atb = np.einsum("tni,tn->ti", A * w, b)
+    return np.linalg.solve(AtA, Atb[..., None])[..., 0]
+
+
+def _device(model):
+    return next(model.buffers()).device
+
+
+def forward_joints(model, global_orient: np.ndarray, hand_pose: np.ndarray, betas: np.ndarray,
+                   transl: np.ndarray) -> np.ndarray:
+    """The hand model's keypoints for numpy poses, no gradient: global_orient (T,3), hand_pose (T,45),
+    betas (10,) shared by all frames, transl (T,3) -> keypoints (T,21,3) MediaPipe order, float64,
+    in the frame of global_orient / transl."""
+    with torch.no_grad():
+        T = global_orient.shape[0]
+        dev = _device(model)
+        f = lambda a: torch.as_tensor(np.asarray(a), dtype=torch.float32, device=dev)
+        out = model(f(global_orient), f(hand_pose), f(np.tile(betas, (T, 1))), f(transl), vertices=False)
+        return out.keypoints.cpu().numpy().astype(np.float64)
+
+
+def _rest_root(model, betas):
+    with torch.no_grad():
+        dev = _device(model)
+        return model.rest_joints(torch.as_tensor(betas, dtype=torch.float32, device=dev)[None])[0, 0].cpu().numpy()
+
+
+def _reproj_error(points, keypoints_2d, weights, K):
+    err = np.linalg.norm(project(points, K) - keypoints_2d, axis=-1)
+    return (err * weights).sum(-1) / np.maximum(weights.sum(-1), 1e-9)
+
+
+def place_in_camera(model, global_orient, hand_pose, betas, keypoints_2d, weights, K, pnp_refine=True):
+    """Camera-frame global_orient (T,3) and transl (T,3) for posed hands seen at keypoints_2d."""
+    import cv2
+
+    T = global_orient.shape[0]
+    zeros = np.zeros((T, 3))
+    local = forward_joints(model, global_orient, hand_pose, betas, zeros)  # (T,21,3), root rotated
+    j0 = _rest_root(model, betas)
+    centred = local - j0  # rotation about the wrist leaves it at the origin
+    t = translation_from_2d(centred, keypoints_2d, weights, K)
+    # never put a hand behind the camera: a degenerate solve falls back to a typical distance
+    bad = ~np.isfinite(t).all(1) | (t[:, 2] < 0.05)
+    if bad.any():
+        t[bad] = [0.0, 0.0, 0.5]
+    orient = roma.rotvec_to_rotmat(torch.as_tensor(global_orient, dtype=torch.float64)).numpy()
+    if pnp_refine:
+        Kf = np.asarray(K, dtype=np.float64)
+        base_err = _reproj_error(centred + t[:, None], keypoints_2d, weights, K)
+        for i in range(T):
+            use = weights[i] > 0.2
+            if use.sum() < 6:
+                continue
+            ok, rvec, tvec = cv2.solvePnP(centred[i, use], keypoints_2d[i, use].astype(np.float64), Kf, None,
+                                          rvec=np.zeros((3, 1)), tvec=t[i].reshape(3, 1).copy(),
+                                          useExtrinsicGuess=True, flags=cv2.SOLVEPNP_ITERATIVE)
+            if not ok or not np.isfinite(tvec).all() or tvec[2, 0] < 0.05 or np.linalg.norm(rvec) > np.radians(60):
+                continue
+            Rd = cv2.Rodrigues(rvec)[0]
+            moved = centred[i] @ Rd.T + tvec[:, 0]
+            if _reproj_error(moved[None], keypoints_2d[i:i + 1], weights[i:i + 1], K)[0] < base_err[i]:
+                orient[i] = Rd @ orient[i]
+                t[i] = tvec[:, 0]
+    # the wrist sits at j0 + transl in the model's convention
+    transl = t - j0
+    go = roma.rotmat_to_rotvec(torch.as_tensor(orient)).numpy()
+    return go, transl
+
+
+def track_arrays(track):
+    """The track as float64 arrays fit for the estimate, and which frames have what.
+
+    track: keypoints_2d (T,21,2) px, confidence (T,21), source (T,) uint8, world_landmarks (T,21,3)
+    m (NaN where absent). Returns (keypoints_2d (T,21,2), confidence (T,21) in [0,1], source (T,)
+    uint8 copy, world (T,21,3), has2d (T,) bool, has3d (T,) bool): has2d = frames with keypoints of
+    their own (a source, finite, some confidence); has3d = those that also have finite landmarks.
+    keypoints_2d is 0 where not finite and confidence 0 on frames without 2D. Raises EngineError
+    when no frame has keypoints.
+    """
+    kp2d = np.asarray(track.keypoints_2d, dtype=np.float64)
+    conf = np.clip(np.nan_to_num(np.asarray(track.confidence, dtype=np.float64)), 0, 1)
+    source = np.asarray(track.source, dtype=np.uint8).copy()
+    world = np.asarray(track.world_landmarks, dtype=np.float64)
+    has2d = (source != R.SOURCE_NONE) & np.isfinite(kp2d).all((1, 2)) & (conf.max(1) > 0)
+    has3d = has2d & np.isfinite(world).all((1, 2))
+    if not has2d.any():
+        raise EngineError("no hand keypoints in any frame")
+    kp2d = np.where(np.isfinite(kp2d), kp2d, 0.0)
+    conf = np.where(has2d[:, None], conf, 0.0)
+    return kp2d, conf, source, world, has2d, has3d
+
+
+def ik_in_batches(model, world, has3d, iters=None, reporter=None, chunk=None):
+    """Pose from the 3D landmarks by inverse kinematics, in batches of ``chunk`` (default IK_CHUNK)
+    landmark frames: memory and progress (``reporter`` advanced per batch) by the batch, not the clip.
+
+    world (T,21,3) m, has3d (T,) bool -> global_orient (T,3) (camera-oriented: MediaPipe's world
+    landmarks are axis-aligned with the image), hand_pose (T,45); zero on frames without landmarks.
+    Mean shape and a free overall scale per batch: the landmarks give the pose, not the size
+    (measured: they shrink curled fingers by up to 40 %); the shape comes from stage I's 2D fit.
+    """
+    from engine.fit.ik import ik_from_keypoints3d
+
+    chunk = IK_CHUNK if chunk is None else chunk
+    T = len(has3d)
+    go = np.zeros((T, 3))
+    pose = np.zeros((T, 45))
+    if has3d.any():
+        kwargs = {} if iters is None else {"iters": iters}
+        frames3d = np.flatnonzero(has3d)
+        for a in range(0, len(frames3d), chunk):
+            idx = frames3d[a:a + chunk]
+            ik = ik_from_keypoints3d(model, torch.as_tensor(world[idx], dtype=torch.float32), fit_betas=False,
+                                     fit_scale=True, **kwargs)
+            go[idx] = ik["global_orient"].detach().cpu().numpy()
+            pose[idx] = ik["hand_pose"].detach().cpu().numpy()
+            if reporter is not None:
+                reporter.advance(len(idx))
+    return go, pose
+
+
+def start_without_landmarks(global_orient, hand_pose, has2d, has3d):
+    """A starting pose for the frames with 2D keypoints but no landmarks: the nearest landmark
+    frame's, or where no frame has landmarks a flat hand, fingers up, palm to the camera.
+
+    global_orient (T,3), hand_pose (T,45), has2d, has3d (T,) bool -> new global_orient (T,3),
+    hand_pose (T,45) (unchanged when every 2D frame has landmarks).
+    """
+    go, pose = global_orient.copy(), hand_pose.copy()
+    if (has2d & ~has3d).any():
+        if has3d.any():
+            go = hold_nearest(go, has3d)
+            pose = hold_nearest(pose, has3d)
+        else:
+            # model frame: fingers -y, palm +x; camera: y down
+            go[:] = [0.0, np.pi / 2, 0.0]
+    return go, pose
+
+
+def place_detected(model, global_orient, hand_pose, betas, keypoints_2d, confidence, has2d, has3d, K,
+                   pnp_refine=True):
+    """Every frame with 2D keypoints placed in the camera (``place_in_camera``), then those without
+    landmarks fitted to their 2D keypoints (``fit_to_2d``).
+
+    global_orient (T,3), hand_pose (T,45), betas (10,), keypoints_2d (T,21,2) px, confidence (T,21),
+    has2d, has3d (T,) bool, K (3,3) -> global_orient (T,3) camera frame, hand_pose (T,45),
+    transl (T,3) m (0 on frames without 2D).
+    """
+    go, pose = global_orient.copy(), hand_pose.copy()
+    transl = np.zeros((len(go), 3))
+    go[has2d], transl[has2d] = place_in_camera(model, go[has2d], pose[has2d], betas, keypoints_2d[has2d],
+                                                confidence[has2d], K, pnp_refine=pnp_refine)
+    only2d = has2d & ~has3d
+    if only2d.any():
+        go[only2d], pose[only2d], transl[only2d] = fit_to_2d(model, go[only2d], pose[only2d], betas,
+                                                            transl[only2d], keypoints_2d[only2d],
+                                                            confidence[only2d], K)
+    return go, pose, transl
+
+
+def fill_gaps(global_orient, hand_pose, transl, known, max_gap):
+    """SLERP of every joint rotation and linear translation over gaps of at most ``max_gap`` frames
+    between known frames; the rest (longer gaps, before the first / after the last known frame)
+    holds the nearest estimate and is not valid.
+
+    global_orient (T,3), hand_pose (T,45), transl (T,3), known (T,) bool -> global_orient (T,3),
+    hand_pose (T,45), transl (T,3), filled (T,) bool (interpolated frames), valid (T,) bool
+    (known or filled).
+    """
+    T = len(known)
+    rot = np.concatenate([global_orient[:, None], hand_pose.reshape(T, 15, 3)], axis=1)  # (T,16,3)
+    rot, filled = slerp_fill(rot, known, max_gap)
+    transl = lerp_fill(transl, known, filled)
+    valid = known | filled
+    rot = hold_nearest(rot, valid)
+    transl = hold_nearest(transl, valid)
+    return rot[:, 0], rot[:, 1:].reshape(T, 45), transl, filled, valid
+
+
+def keypoints_for_fit(keypoints_2d, confidence, source, joints, K, filled, valid, keypoint_source="blend"):
+    """The fit's 2D keypoints: the detections, and on gap-filled frames with ``keypoint_source``
+    "blend" the projection of the interpolated estimate at FILL_CONFIDENCE (source
+    SOURCE_INTERPOLATED); with "mediapipe" filled frames carry none. Frames not valid carry none.
+
+    keypoints_2d (T,21,2) px, confidence (T,21), source (T,) uint8, joints (T,21,3) camera frame,
+    K (3,3), filled, valid (T,) bool -> keypoints_2d (T,21,2), confidence (T,21), source (T,) (copies).
+    """
+    kp2d, conf, source = keypoints_2d.copy(), confidence.copy(), source.copy()
+    if filled.any() and keypoint_source == "blend":
+        kp2d[filled] = project(joints[filled], K)
+        conf[filled] = FILL_CONFIDENCE
+        source[filled] = R.SOURCE_INTERPOLATED
+    elif filled.any():
+        kp2d[filled] = 0.0
+        conf[filled] = 0.0
+        source[filled] = R.SOURCE_NONE
+    source[~valid] = R.SOURCE_NONE
+    kp2d[~valid] = 0.0
+    conf[~valid] = 0.0
+    return kp2d, conf, source
+
+
+def per_frame_estimate(model, track, K, fps, options=None, reporter=None):
+    """Per-frame MANO estimate of one hand over a clip (``reporter``: advanced by one per frame with
+    3D landmarks, as the inverse kinematics goes). The steps of the module docstring, in order.
+
+    track: keypoints_2d (T,21,2) px, confidence (T,21), source (T,) uint8, world_landmarks
+    (T,21,3) m (NaN where absent). Returns a dict of numpy arrays: global_orient (T,3),
+    hand_pose (T,45), betas (10,), transl (T,3), joints (T,21,3) camera frame, keypoints_2d,
+    confidence, keypoint_source (T,), valid (T,) bool, and "detected" (T,) bool (frames with
+    keypoints of their own, before gap filling).
+    """
+    options = options or InitOptions()
+    K = np.asarray(K, dtype=np.float64)
+    kp2d, conf, source, world, has2d, has3d = track_arrays(track)
+    go, pose = ik_in_batches(model, world, has3d, iters=options.ik_iters, reporter=reporter)
+    betas = np.zeros(10)  # the IK runs at the mean shape
+    go, pose = start_without_landmarks(go, pose, has2d, has3d)
+    go, pose, transl = place_detected(model, go, pose, betas, kp2d, conf, has2d, has3d, K,
+                                      pnp_refine=options.pnp_refine)
+    max_gap = max(1, int(round(options.max_gap_s * fps)))
+    go, pose, transl, filled, valid = fill_gaps(go, pose, transl, has2d, max_gap)
+    joints = forward_joints(model, go, pose, betas, transl)
+    kp2d, conf, source = keypoints_for_fit(kp2d, conf, source, joints, K, filled, valid, options.keypoint_source)
+    return {
+        "global_orient": go, "hand_pose": pose, "betas": betas, "transl": transl, "joints": joints,
+        "keypoints_2d": kp2d, "confidence": conf, "keypoint_source": source, "valid": valid, "detected": has2d,
+    }
+
+
+def fit_to_2d(model, global_orient, hand_pose, betas, transl, keypoints_2d, weights, K, iters=150, lr=0.05):
+    """Per-frame 2D-only refinement (no 3D landmarks): Adam on the robust reprojection error (the
+    fit's own Geman-McClure term) + a pull to the start pose.
+
+    The start pose is the prior knowledge here (nearest 3D estimate or a flat hand); the pull
+    (16 per radian^2 against the 2D term's Geman-McClure px^2, whose ceiling is 40^2 per joint: a
+    joint 40 px off is worth a 1-radian bend) keeps depth-ambiguous fingers from folding through the
+    palm. Translation is optimised in centimetres (see stages.TAU_SCALE).
+    """
+    from engine.fit.losses import keypoints_2d as loss_2d
+    from engine.fit.losses import TRANSL_UNIT
+
+    dev = _device(model)
+    f = lambda a: torch.as_tensor(np.asarray(a), dtype=torch.float32, device=dev)
+    go0, pose0 = f(global_orient), f(hand_pose)
+    go, pose = go0.clone().requires_grad_(), pose0.clone().requires_grad_()
+    tr_v = (f(transl) * TRANSL_UNIT).requires_grad_()
+    b = f(np.tile(betas, (go.shape[0], 1)))
+    Kt, kp, alpha = f(K), f(keypoints_2d), f(np.sqrt(np.clip(weights, 0, 1)))  # loss_2d weighs alpha^2
+    opt = torch.optim.Adam([go, pose, tr_v], lr=lr)
+    for _ in range(iters):
+        opt.zero_grad()
+        pts = model(go, pose, b, tr_v / TRANSL_UNIT, vertices=False).keypoints
+        loss = loss_2d(pts, Kt, kp, alpha) + 16.0 * ((pose - pose0) ** 2).sum()
+        loss.backward()
+        opt.step()
+    return go.detach().cpu().numpy(), pose.detach().cpu().numpy(), (tr_v / TRANSL_UNIT).detach().cpu().numpy()
