@@ -56,4 +56,6 @@ def test_tiny_rendered_clip_gives_sensible_metrics(tmp_path):
         assert m["RA-MPJPE"] < 60.0, (side, m)
         # depth follows the guessed focal length: the camera-space error is larger than the root-aligned one
         assert m["RA-MPJPE"] < m["camera MPJPE"] < 250.0, (side, m)
-        assert np.isfinite(m["wrist acc."]), (side, m)
+        # one frame triple: the wrist's acceleration error is bounded by the depth error's scale (a wrist
+        # thrown 15 cm between frames would be a broken placement, not detector noise)
+        assert 0.0 <= m["wrist acc."] < 150.0, (side, m)
