@@ -218,7 +218,7 @@ def estimate_per_frame(found: dict, models: dict, K: np.ndarray, fps: float, opt
     """{side: per-frame estimate} (engine.fit.per_frame.per_frame_estimate's numpy dict: global_orient (T,3),
     hand_pose (T,45), betas (10,), transl (T,3), joints (T,21,3), keypoints_2d (T,21,2), confidence (T,21),
     keypoint_source (T,), valid (T,), detected (T,)); logs each hand's frame counts."""
-    from engine.fit.per_frame import InitOptions, per_frame_estimate
+    from engine.fit.per_frame import PerFrameOptions, per_frame_estimate
     from engine.keypoints import frames_summary
 
     # progress in frames: the per-frame estimate advances by one per frame with 3D landmarks
@@ -227,7 +227,7 @@ def estimate_per_frame(found: dict, models: dict, K: np.ndarray, fps: float, opt
     estimates = {}
     for side, track in found.items():
         estimates[side] = per_frame_estimate(models[side], track, K, fps,
-                                             InitOptions(keypoint_source=options.keypoint_source), reporter=reporter)
+                                             PerFrameOptions(keypoint_source=options.keypoint_source), reporter=reporter)
         counts = _keypoint_counts(track, estimates[side])
         if counts:  # what plain MediaPipe found for this hand and what the front end kept and filled
             reporter.log(frames_summary(side, track, interpolated=counts["interpolated_frames"]))

@@ -193,10 +193,10 @@ def test_bad_input_never_crashes_or_leaks_nan(setup, case):
 
 
 def test_keypoint_source_ablation_mediapipe_only(setup):
-    from engine.fit.per_frame import InitOptions
+    from engine.fit.per_frame import PerFrameOptions
 
     model, prior, gt, track, _ = setup
-    est = per_frame_estimate(model, track, K, FPS, InitOptions(keypoint_source="mediapipe"))
+    est = per_frame_estimate(model, track, K, FPS, PerFrameOptions(keypoint_source="mediapipe"))
     assert est["valid"][40:46].all()  # the pose is still interpolated over the gap...
     assert (est["confidence"][40:46] == 0).all() and (est["keypoint_source"][40:46] == R.SOURCE_NONE).all()
     out, _ = fit_sequence(model, prior, est, est["keypoints_2d"], est["confidence"], K, FPS, stages=2,

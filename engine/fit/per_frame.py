@@ -42,7 +42,7 @@ IK_CHUNK = 512
 
 
 @dataclass
-class InitOptions:
+class PerFrameOptions:
     max_gap_s: float = 1.0  # longer gaps are "hand absent" (valid=False), not interpolated
     # keypoint sources for the fit (HMP_METHOD.md section 2): "blend" = MediaPipe where it found the
     # hand, the projection of the dense (interpolated per-frame) estimate elsewhere, at low
@@ -285,7 +285,7 @@ def per_frame_estimate(model, track, K, fps, options=None, reporter=None):
     confidence, keypoint_source (T,), valid (T,) bool, and "detected" (T,) bool (frames with
     keypoints of their own, before gap filling).
     """
-    options = options or InitOptions()
+    options = options or PerFrameOptions()
     K = np.asarray(K, dtype=np.float64)
     kp2d, conf, source, world, has2d, has3d = track_arrays(track)
     go, pose = ik_in_batches(model, world, has3d, iters=options.ik_iters, reporter=reporter)
