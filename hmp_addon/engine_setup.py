@@ -20,6 +20,7 @@ from pathlib import Path
 from .engine_link import EXTENSION_ROOT
 
 TORCH_INDEX = {"cuda": "https://download.pytorch.org/whl/cu126", "cpu": "https://download.pytorch.org/whl/cpu"}
+TORCH_VARIANTS = ("auto", *TORCH_INDEX)  # the torch builds to choose from: auto = detect_torch_variant()
 
 
 def venv_python(venv_dir):

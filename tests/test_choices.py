@@ -68,3 +68,19 @@ def test_the_addon_panel_and_runner_use_the_choices():
         assert tuple(k for k, _, _ in items) == values and fields[name].keywords["default"] == default, name
         assert all(label and text for _, label, text in items)
     assert tuple(runner.STAGE_WEIGHTS) == C.CAPTURE_STAGES and abs(sum(runner.STAGE_WEIGHTS.values()) - 1.0) < 1e-9
+
+
+def test_the_addon_device_lists_are_the_choices():
+    pytest.importorskip("bpy")
+    from hmp_addon import engine_link, engine_setup, preferences, properties
+
+    assert engine_link.choices is C
+    assert tuple(k for k, _, _ in preferences.DEVICE_ITEMS) == C.DEVICES
+    assert all(label and text for _, label, text in preferences.DEVICE_ITEMS)
+    device = properties.HMP_CaptureSettings.__annotations__["device"].keywords
+    assert [k for k, _, _ in device["items"]] == ["PREFS", *C.DEVICES] and device["default"] == "PREFS"
+    prefs = preferences.HMP_AddonPreferences.__annotations__
+    assert prefs["default_device"].keywords["default"] == C.DEFAULT_DEVICE
+    # the torch builds Set Up Engine offers: auto, then each one it has an index for
+    assert tuple(k for k, _, _ in prefs["setup_torch"].keywords["items"]) == engine_setup.TORCH_VARIANTS
+    assert engine_setup.TORCH_VARIANTS == ("auto", *engine_setup.TORCH_INDEX)
