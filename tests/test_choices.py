@@ -84,3 +84,27 @@ def test_the_addon_device_lists_are_the_choices():
     # the torch builds Set Up Engine offers: auto, then each one it has an index for
     assert tuple(k for k, _, _ in prefs["setup_torch"].keywords["items"]) == engine_setup.TORCH_VARIANTS
     assert engine_setup.TORCH_VARIANTS == ("auto", *engine_setup.TORCH_INDEX)
+
+
+def test_the_headless_script_and_the_jobs_use_the_choices():
+    pytest.importorskip("bpy")
+    import inspect
+
+    from hmp_addon import headless, jobs, runner
+
+    parser_args = headless.parse_args(["--video", "v.mp4", "--save", "o.blend"])
+    assert (parser_args.hands, parser_args.quality, parser_args.root_motion, parser_args.device) == (
+        C.DEFAULT_HANDS, C.DEFAULT_QUALITY, C.DEFAULT_ROOT_MOTION, None)
+    for flag, values in (("--hands", C.HANDS), ("--device", C.DEVICES), ("--quality", C.QUALITIES),
+                         ("--root-motion", C.ROOT_MOTIONS)):
+        for value in values:
+            headless.parse_args(["--video", "v.mp4", "--save", "o.blend", flag, value])
+        with pytest.raises(SystemExit):
+            headless.parse_args(["--video", "v.mp4", "--save", "o.blend", flag, "nonsense"])
+    for fn in (jobs.CaptureParams.__init__, runner.capture_argv):
+        defaults = {k: p.default for k, p in inspect.signature(fn).parameters.items()}
+        assert (defaults["hands"], defaults["device"], defaults["quality"]) == (
+            C.DEFAULT_HANDS, C.DEFAULT_DEVICE, C.DEFAULT_QUALITY)
+    assert jobs.CaptureParams("v.mp4", hands="both").sides == C.SIDES
+    assert jobs.CaptureParams("v.mp4", hands="left").sides == ("left",)
+    assert not hasattr(jobs, "hand_sides")  # one "both" -> sides rule: engine.choices.sides_of
