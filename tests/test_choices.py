@@ -108,3 +108,14 @@ def test_the_headless_script_and_the_jobs_use_the_choices():
     assert jobs.CaptureParams("v.mp4", hands="both").sides == C.SIDES
     assert jobs.CaptureParams("v.mp4", hands="left").sides == ("left",)
     assert not hasattr(jobs, "hand_sides")  # one "both" -> sides rule: engine.choices.sides_of
+
+
+def test_the_addon_hand_pickers_are_the_sides():
+    pytest.importorskip("bpy")
+    from hmp_addon import operators, retarget_ui
+
+    hands = operators.HMP_OT_import_result.__annotations__["hands"].keywords["items"]
+    assert hands == [("ALL", "All", "Every hand in the result"), ("right", "Right", ""), ("left", "Left", "")]
+    side = retarget_ui.HMP_RetargetSettings.__annotations__["side"].keywords
+    assert side["items"] == [("right", "Right", ""), ("left", "Left", "")] and side["default"] == "right"
+    assert tuple(k for k, _, _ in side["items"]) == C.SIDES
