@@ -48,7 +48,7 @@ def _mixamo(side):
 def _webxr(side):
     m = {"wrist": "wrist", "thumb1": "thumb-metacarpal", "thumb2": "thumb-phalanx-proximal",
          "thumb3": "thumb-phalanx-distal"}
-    for finger in ("index", "middle", "ring", "pinky"):
+    for finger in FINGERS[1:]:  # the thumb above
         for k, part in enumerate(("proximal", "intermediate", "distal")):
             m[f"{finger}{k + 1}"] = f"{finger}-finger-phalanx-{part}"
     return m

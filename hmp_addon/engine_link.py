@@ -1,4 +1,5 @@
-"""Where the engine lives, and its numpy-only modules shared with the add-on.
+"""Where the engine lives, and its pure-Python / numpy-only modules shared with the add-on (the option
+values in ``choices``, the joint tables, the result format, the progress events).
 
 Installed as an extension, ``engine/`` ships inside the zip next to ``hmp_addon/`` and is imported
 relatively (``..engine``). Run from a source checkout (pytest, scripts/headless_capture.py) the
@@ -11,15 +12,15 @@ import sys
 
 try:  # installed extension: bl_ext.<repo>.hmp_hand_capture.engine
     from ..engine import __version__ as ENGINE_VERSION
-    from ..engine import joints, progress, result
+    from ..engine import choices, joints, progress, result
 except ImportError:  # source checkout: hmp_addon is top-level, repo root on sys.path
     from engine import __version__ as ENGINE_VERSION
-    from engine import joints, progress, result
+    from engine import choices, joints, progress, result
 
 # The extension root: the folder holding hmp_addon/ and engine/. `python -m engine` runs from here.
 EXTENSION_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-__all__ = ["ENGINE_VERSION", "EXTENSION_ROOT", "joints", "progress", "result", "default_engine_python"]
+__all__ = ["ENGINE_VERSION", "EXTENSION_ROOT", "choices", "joints", "progress", "result", "default_engine_python"]
 
 
 def default_engine_python(root=EXTENSION_ROOT):

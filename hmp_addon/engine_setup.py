@@ -20,6 +20,7 @@ from pathlib import Path
 from .engine_link import EXTENSION_ROOT
 
 TORCH_INDEX = {"cuda": "https://download.pytorch.org/whl/cu126", "cpu": "https://download.pytorch.org/whl/cpu"}
+TORCH_VARIANTS = ("auto", *TORCH_INDEX)  # the torch builds to choose from: auto = detect_torch_variant()
 
 
 def venv_python(venv_dir):
@@ -39,9 +40,7 @@ def detect_torch_variant():
         return "cpu"
 
 
-# What a network install puts on disk: measured for the pinned requirements.txt with CPU torch on Linux
-# x86-64 (torch 754 MB, jaxlib 330 MB, scipy, OpenCV, MediaPipe...: 1.7 GB; docs/blender.md); the CUDA
-# build of torch brings NVIDIA's libraries with it (not measured here: several GB more).
+# What a network install puts on disk, as the user is told (the measurement: docs/blender.md)
 DOWNLOAD_SIZE = {"cuda": "several GB (CUDA torch brings NVIDIA's libraries)", "cpu": "about 1.7 GB"}
 
 

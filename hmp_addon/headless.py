@@ -9,6 +9,7 @@ import sys
 import bpy
 
 from . import importer, jobs, runner, session_files
+from .engine_link import choices as C
 from .settings import settings
 
 
@@ -22,10 +23,10 @@ def parse_args(argv):
     p.add_argument("--scene", help="open this .blend first (under plain python; with blender pass it before --python)")
     p.add_argument("--armature", help="bake the (first) hand onto this existing armature (MANO bone names)")
     p.add_argument("--armature-left", help="with --hands both: the armature for the left hand")
-    p.add_argument("--hands", choices=("right", "left", "both"), default="right")
-    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default=None,
+    p.add_argument("--hands", choices=C.HANDS, default=C.DEFAULT_HANDS)
+    p.add_argument("--device", choices=C.DEVICES, default=None,
                    help="default: the add-on's preference when the extension is installed, else auto")
-    p.add_argument("--quality", choices=("draft", "balanced", "best"), default="balanced")
+    p.add_argument("--quality", choices=C.QUALITIES, default=C.DEFAULT_QUALITY)
     p.add_argument("--start", type=int, help="first video frame")
     p.add_argument("--end", type=int, help="video frame after the last one")
     lens = p.add_mutually_exclusive_group()
@@ -38,7 +39,7 @@ def parse_args(argv):
                         "the extension is installed, else $HMP_ENGINE_PYTHON, else the project's .venv)")
     p.add_argument("--mano-dir", default=None,
                    help="default: the add-on's preference, else $HMP_MANO_DIR")
-    p.add_argument("--root-motion", choices=("filtered", "prior", "free"), default="filtered",
+    p.add_argument("--root-motion", choices=C.ROOT_MOTIONS, default=C.DEFAULT_ROOT_MOTION,
                    help="the hand's global rotation: per frame then filtered (default), through the motion "
                         "prior, or per frame unfiltered")
     p.add_argument("--no-camera", action="store_true", help="do not add a camera matching the video")
@@ -125,7 +126,7 @@ def run(argv):
                                              make_camera=not args.no_camera)
             context.scene.hmp_retarget.result = os.path.abspath(args.result)  # ready to retarget
         else:
-            sides = list(jobs.hand_sides(args.hands))
+            sides = list(C.sides_of(args.hands))
             fov, K, source = _lens(args)
             params = jobs.CaptureParams(
                 video=os.path.abspath(args.video), hands=args.hands, device=device, quality=args.quality,

@@ -10,18 +10,15 @@ import time
 import bpy
 
 from . import importer, rig, runner, session_files
+from .engine_link import choices as C
 from .settings import settings
-
-
-def hand_sides(hands: str) -> tuple:
-    """The sides a capture's ``hands`` setting ("right", "left", "both") asks for."""
-    return ("right", "left") if hands == "both" else (hands,)
 
 
 class CaptureParams:
     """What to capture, snapshotted when the capture starts (the panel may change meanwhile)."""
 
-    def __init__(self, video: str, hands: str = "right", device: str = "auto", quality: str = "balanced",
+    def __init__(self, video: str, hands: str = C.DEFAULT_HANDS, device: str = C.DEFAULT_DEVICE,
+                 quality: str = C.DEFAULT_QUALITY,
                  start: int | None = None, end: int | None = None, targets: dict | None = None,
                  make_camera: bool = True, engine_python: str = "", mano_dir: str = "", root_motion: str | None = None,
                  match_fps: bool = True, fov: float | None = None, K=None):
@@ -45,7 +42,7 @@ class CaptureParams:
 
     @property
     def sides(self):
-        return hand_sides(self.hands)
+        return C.sides_of(self.hands)
 
     @classmethod
     def from_scene(cls, context):
@@ -53,7 +50,7 @@ class CaptureParams:
         prefs = settings(context)
         targets = {}
         if s.target == "EXISTING":
-            for side in hand_sides(s.hands):
+            for side in C.sides_of(s.hands):
                 obj = getattr(s, f"armature_{side}")
                 targets[side] = obj.name if obj is not None else None
         video = bpy.path.abspath(s.video) if s.video else ""

@@ -7,6 +7,7 @@ from bpy.app.handlers import persistent
 from bpy_extras.io_utils import ImportHelper
 
 from . import importer, jobs, runner
+from .engine_link import choices as C
 from .settings import settings
 
 
@@ -148,7 +149,7 @@ class HMP_OT_import_result(bpy.types.Operator, ImportHelper):
     filter_glob: bpy.props.StringProperty(default="*.npz", options={"HIDDEN"})
     hands: bpy.props.EnumProperty(
         name="Hands",
-        items=[("ALL", "All", "Every hand in the result"), ("right", "Right", ""), ("left", "Left", "")],
+        items=[("ALL", "All", "Every hand in the result")] + [(k, k.capitalize(), "") for k in C.SIDES],
         default="ALL",
     )
 

@@ -3,15 +3,19 @@
 import bpy
 
 from . import setup_ui
+from .engine_link import choices as C
 from .engine_link import default_engine_python
-from .engine_setup import network_warning
+from .engine_setup import TORCH_VARIANTS, network_warning
 from .settings import ADDON_ID
 
-DEVICE_ITEMS = [
-    ("auto", "Auto", "CUDA when available, else CPU"),
-    ("cpu", "CPU", "Run the engine on the CPU"),
-    ("cuda", "CUDA", "Run the engine on an NVIDIA GPU"),
-]
+# the engine's --device values (engine/choices.py), with their labels
+DEVICE_ITEMS = [(k, *{"auto": ("Auto", "CUDA when available, else CPU"),
+                      "cpu": ("CPU", "Run the engine on the CPU"),
+                      "cuda": ("CUDA", "Run the engine on an NVIDIA GPU")}[k]) for k in C.DEVICES]
+# the torch builds Set Up Engine installs (engine_setup.TORCH_VARIANTS), with their labels
+TORCH_ITEMS = [(k, *{"auto": ("Auto", "CUDA build when an NVIDIA GPU is found, else CPU"),
+                     "cpu": ("CPU", "CPU build"),
+                     "cuda": ("CUDA", "CUDA build (NVIDIA GPUs)")}[k]) for k in TORCH_VARIANTS]
 
 
 class HMP_AddonPreferences(bpy.types.AddonPreferences):
@@ -30,11 +34,8 @@ class HMP_AddonPreferences(bpy.types.AddonPreferences):
         subtype="DIR_PATH",
         default="",
     )
-    default_device: bpy.props.EnumProperty(name="Default Device", items=DEVICE_ITEMS, default="auto")
-    setup_torch: bpy.props.EnumProperty(
-        name="torch Build", items=[("auto", "Auto", "CUDA build when an NVIDIA GPU is found, else CPU"),
-                                   ("cpu", "CPU", "CPU build"), ("cuda", "CUDA", "CUDA build (NVIDIA GPUs)")],
-        default="auto")
+    default_device: bpy.props.EnumProperty(name="Default Device", items=DEVICE_ITEMS, default=C.DEFAULT_DEVICE)
+    setup_torch: bpy.props.EnumProperty(name="torch Build", items=TORCH_ITEMS, default="auto")
     setup_wheels: bpy.props.StringProperty(
         name="Wheel Folder", description="Optional: install offline from this folder of wheels (no network)",
         subtype="DIR_PATH", default="")

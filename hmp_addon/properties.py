@@ -2,12 +2,8 @@
 
 import bpy
 
+from .engine_link import choices as C  # the option values are the engine's (engine/choices.py)
 from .preferences import DEVICE_ITEMS
-
-try:  # the option values are the engine's (engine/choices.py, pure Python), as engine_link imports them
-    from ..engine import choices as C
-except ImportError:  # source checkout: hmp_addon is top-level
-    from engine import choices as C
 
 
 # file paths a user may give relative to the .blend ("//clip.mp4"); Blender 5 asks properties to say so

@@ -4,6 +4,7 @@ import bpy
 from bpy_extras.io_utils import ExportHelper, ImportHelper
 
 from . import bake, bonemaps, importer, retarget
+from .engine_link import choices as C
 from .properties import BLEND_RELATIVE
 
 FINGERS = bonemaps.FINGERS  # thumb..pinky: one influence slider each
@@ -22,7 +23,7 @@ class HMP_RetargetSettings(bpy.types.PropertyGroup):
     result: bpy.props.StringProperty(name="Result", description="Capture result (.npz)", subtype="FILE_PATH",
                                      options=BLEND_RELATIVE)
     target: bpy.props.PointerProperty(name="Armature", type=bpy.types.Object, poll=_is_armature)
-    side: bpy.props.EnumProperty(name="Hand", items=[("right", "Right", ""), ("left", "Left", "")], default="right")
+    side: bpy.props.EnumProperty(name="Hand", items=[(k, k.capitalize(), "") for k in C.SIDES], default=C.SIDES[0])
     preset: bpy.props.EnumProperty(
         name="Bone Map",
         items=[("AUTO", "Automatic", "Match the armature's bone names"), ("MANO", "MANO Hand Rig", ""),

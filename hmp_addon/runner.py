@@ -13,11 +13,12 @@ import subprocess
 import threading
 
 from .engine_link import EXTENSION_ROOT, progress
+from .engine_link import choices as C
 
 # Rough share of the whole capture taken by each engine stage, for one overall progress bar.
 # (Guessed, in the order of engine.choices.CAPTURE_STAGES: read, detect, init, fit1, fit2, write, preview;
 # only the bar's pace depends on it.)
-STAGE_WEIGHTS = dict(zip(progress.CAPTURE_STAGES, (0.02, 0.40, 0.08, 0.20, 0.24, 0.03, 0.03), strict=True))
+STAGE_WEIGHTS = dict(zip(C.CAPTURE_STAGES, (0.02, 0.40, 0.08, 0.20, 0.24, 0.03, 0.03), strict=True))
 
 _LIVE = set()  # EngineRun objects whose process may still be running
 _LIVE_LOCK = threading.Lock()
@@ -49,7 +50,8 @@ def check_engine_python(engine_python):
         raise EngineSetupError(f"engine Python is not executable: {engine_python}")
 
 
-def capture_argv(engine_python: str, video, out, hands: str = "right", device: str = "auto", quality: str = "balanced",
+def capture_argv(engine_python: str, video, out, hands: str = C.DEFAULT_HANDS, device: str = C.DEFAULT_DEVICE,
+                 quality: str = C.DEFAULT_QUALITY,
                  start: int | None = None, end: int | None = None, mano_dir="", root_motion: str | None = None,
                  fov: float | None = None, K=None) -> list[str]:
     """The engine command line (an argument list, never a shell string). fov: horizontal field of

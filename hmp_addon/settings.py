@@ -8,6 +8,7 @@ import os
 
 import bpy
 
+from .engine_link import choices as C
 from .engine_link import default_engine_python
 
 # The id Blender files our preferences under: the extension package ("bl_ext.<repo>.hmp_hand_capture")
@@ -22,7 +23,7 @@ class Settings:
     Paths are absolute (``//`` resolved) or "". ``setup_*``: the Set Up Engine options.
     """
 
-    def __init__(self, engine_python: str = "", mano_dir: str = "", default_device: str = "auto",
+    def __init__(self, engine_python: str = "", mano_dir: str = "", default_device: str = C.DEFAULT_DEVICE,
                  setup_torch: str = "auto", setup_wheels: str = "", setup_base_python: str = ""):
         self.engine_python = engine_python
         self.mano_dir = mano_dir

@@ -5,6 +5,7 @@ import os
 import bpy
 
 from . import jobs
+from .engine_link import choices as C
 from .settings import settings
 
 
@@ -52,7 +53,7 @@ class HMP_PT_capture(bpy.types.Panel):
         col.prop(s, "device")
         col.prop(s, "target")
         if s.target == "EXISTING":
-            for side in jobs.hand_sides(s.hands):
+            for side in C.sides_of(s.hands):
                 col.prop(s, f"armature_{side}")
         col.prop(s, "make_camera")
         col.prop(s, "scene_rate")

@@ -143,6 +143,17 @@ def test_auto_map_on_common_rig_namings(rig, side):
     assert bonemaps.auto_map(names, side) == expected
 
 
+def test_joint_tables_are_the_engines():
+    # engine/joints.py is the one copy: the add-on's names and parents are read from it
+    from hmp_addon import poses, rig
+
+    assert bonemaps.JOINTS == tuple(J.MANO_JOINT_NAMES) and bonemaps.FINGERS == J.FINGER_NAMES
+    assert rig.BONE_NAMES == J.MANO_JOINT_NAMES and retarget.JOINTS == bonemaps.JOINTS
+    assert poses.PARENTS == tuple(J.MANO_PARENTS.tolist()) and retarget.PARENTS is poses.PARENTS
+    webxr = bonemaps.PRESETS["WEBXR"]("right")
+    assert set(webxr) == set(J.MANO_JOINT_NAMES) and webxr["pinky3"] == "pinky-finger-phalanx-distal"
+
+
 def test_mixamo_style_follows_and_maps_automatically(scene, tmp_path):
     res = result(tmp_path)
     obj = mixamo_armature(res)

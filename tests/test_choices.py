@@ -68,3 +68,54 @@ def test_the_addon_panel_and_runner_use_the_choices():
         assert tuple(k for k, _, _ in items) == values and fields[name].keywords["default"] == default, name
         assert all(label and text for _, label, text in items)
     assert tuple(runner.STAGE_WEIGHTS) == C.CAPTURE_STAGES and abs(sum(runner.STAGE_WEIGHTS.values()) - 1.0) < 1e-9
+
+
+def test_the_addon_device_lists_are_the_choices():
+    pytest.importorskip("bpy")
+    from hmp_addon import engine_link, engine_setup, preferences, properties
+
+    assert engine_link.choices is C
+    assert tuple(k for k, _, _ in preferences.DEVICE_ITEMS) == C.DEVICES
+    assert all(label and text for _, label, text in preferences.DEVICE_ITEMS)
+    device = properties.HMP_CaptureSettings.__annotations__["device"].keywords
+    assert [k for k, _, _ in device["items"]] == ["PREFS", *C.DEVICES] and device["default"] == "PREFS"
+    prefs = preferences.HMP_AddonPreferences.__annotations__
+    assert prefs["default_device"].keywords["default"] == C.DEFAULT_DEVICE
+    # the torch builds Set Up Engine offers: auto, then each one it has an index for
+    assert tuple(k for k, _, _ in prefs["setup_torch"].keywords["items"]) == engine_setup.TORCH_VARIANTS
+    assert engine_setup.TORCH_VARIANTS == ("auto", *engine_setup.TORCH_INDEX)
+
+
+def test_the_headless_script_and_the_jobs_use_the_choices():
+    pytest.importorskip("bpy")
+    import inspect
+
+    from hmp_addon import headless, jobs, runner
+
+    parser_args = headless.parse_args(["--video", "v.mp4", "--save", "o.blend"])
+    assert (parser_args.hands, parser_args.quality, parser_args.root_motion, parser_args.device) == (
+        C.DEFAULT_HANDS, C.DEFAULT_QUALITY, C.DEFAULT_ROOT_MOTION, None)
+    for flag, values in (("--hands", C.HANDS), ("--device", C.DEVICES), ("--quality", C.QUALITIES),
+                         ("--root-motion", C.ROOT_MOTIONS)):
+        for value in values:
+            headless.parse_args(["--video", "v.mp4", "--save", "o.blend", flag, value])
+        with pytest.raises(SystemExit):
+            headless.parse_args(["--video", "v.mp4", "--save", "o.blend", flag, "nonsense"])
+    for fn in (jobs.CaptureParams.__init__, runner.capture_argv):
+        defaults = {k: p.default for k, p in inspect.signature(fn).parameters.items()}
+        assert (defaults["hands"], defaults["device"], defaults["quality"]) == (
+            C.DEFAULT_HANDS, C.DEFAULT_DEVICE, C.DEFAULT_QUALITY)
+    assert jobs.CaptureParams("v.mp4", hands="both").sides == C.SIDES
+    assert jobs.CaptureParams("v.mp4", hands="left").sides == ("left",)
+    assert not hasattr(jobs, "hand_sides")  # one "both" -> sides rule: engine.choices.sides_of
+
+
+def test_the_addon_hand_pickers_are_the_sides():
+    pytest.importorskip("bpy")
+    from hmp_addon import operators, retarget_ui
+
+    hands = operators.HMP_OT_import_result.__annotations__["hands"].keywords["items"]
+    assert hands == [("ALL", "All", "Every hand in the result"), ("right", "Right", ""), ("left", "Left", "")]
+    side = retarget_ui.HMP_RetargetSettings.__annotations__["side"].keywords
+    assert side["items"] == [("right", "Right", ""), ("left", "Left", "")] and side["default"] == "right"
+    assert tuple(k for k, _, _ in side["items"]) == C.SIDES
