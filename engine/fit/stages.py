@@ -26,7 +26,7 @@ form is ``FitOptions.literal()``):
    composed, per frame and joint, with a small rotation delta_t, penalised by its size (0.02 per
    degree^2) and its frame-to-frame change (1 per degree^2, L_os's weight). A prior trained on
    little open data cannot reach every real pose; without delta stage II pulled the fingertips
-   away from confident detections (2-3x the per-frame distance on real clips). With it the prior
+   away from confident detections (docs/benchmarks.md has the figures). With it the prior
    still sets the motion (delta is cheap only where the detections insist, and smooth), and the
    fingers stay where they are seen. A 10 degree residual costs about what a 10 px error of one
    keypoint costs in L_2D, so confident detections win and noisy ones do not.
@@ -35,9 +35,10 @@ form is ``FitOptions.literal()``):
    frames). Read as one mean over windows, its weight fell with the clip's length.
 5. L_beta per frame (``shape_reg_per_frame``), for the same reason.
 6. Smoothness per second (``smooth_per_second``): L_os, L_ts and the residual's smoothness are
-   scaled by fps / 30 (L_ja, an acceleration, by (fps / 30)^3), a penalty on velocity, not on the change between two frames. Per frame pair,
-   a 5 fps clip's real motion (six times the step of a 30 fps clip's) was smoothed away: stage I
-   pulled the hands of a 5 fps two-hand clip 6-17x farther from their detections than per frame.
+   scaled by fps / 30 (L_ja, an acceleration, by (fps / 30)^3): a penalty on velocity, not on the
+   change between two frames. Per frame pair, a 5 fps clip's real motion (six times the step of a
+   30 fps clip's) was smoothed away: stage I
+   pulled the hands of a 5 fps two-hand clip far from their detections (docs/benchmarks.md).
 7. Joint acceleration (L_ja, stage II, ``engine.fit.losses.joint_accel``): the squared second
    difference of every joint in camera space, measured in pixels at the joint's depth (the unit of
    L_2D's residuals), weight 0.01, per second like the other smoothness terms. The table smooths
