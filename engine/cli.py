@@ -73,7 +73,8 @@ def capture_parser():
                         "posterior = -log N(z; mu, sigma) as in the HMP poster")
     p.add_argument("--literal", action="store_true",
                    help="fit with the method's table read literally (radians and metres, no finger residual, "
-                        "L_MP as one mean over windows): for comparison, see engine/fit/stages.py")
+                        "no added smoothness terms, L_MP as one mean over windows): for comparison, see "
+                        "engine/fit/stages.py")
     p.add_argument("--no-cache", action="store_true", help="do not read or write the detection cache")
     p.add_argument("--views", type=number(int, 0, MAX_VIEWS, what=f"a number of views from 0 to {MAX_VIEWS}"),
                    default=None,

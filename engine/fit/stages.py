@@ -146,8 +146,8 @@ class FitOptions:
 
     @classmethod
     def literal(cls, **changes):
-        """The method's table read literally: radians and metres, no stage II translation smoothness,
-        fingers from the prior alone, L_MP as one mean over windows (stage II's rotation is
+        """The method's table read literally: radians and metres, no stage II translation smoothness or
+        joint acceleration, fingers from the prior alone, L_MP as one mean over windows (stage II's rotation is
         ``root_motion``'s choice: "free" is the table's per-frame rotation)."""
         base = dict(units="rad-m", finger_residual=False, prior_per_window=False, smooth_per_second=False,
                     weights2=dict(STAGE2_WEIGHTS))
