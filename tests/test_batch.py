@@ -244,12 +244,17 @@ def test_ctrl_c_stops_cleanly_keeping_only_finished_results(tmp_path, ray_env):
                              "--end", "40", "--workers", "1", *FAST], cwd=ROOT, env=ray_env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     try:
-        deadline = time.monotonic() + 120
-        while _capturing_worker(ray_env["RAY_TMPDIR"]) is None and time.monotonic() < deadline:
-            time.sleep(0.2)
-        time.sleep(0.5)
+        # interrupt as soon as the first clip is done (its "ok" event): seven are still to do on the one
+        # worker, however fast this machine is (a process-title poll could miss a short clip entirely)
+        seen = []
+        for line in proc.stdout:
+            seen.append(line)
+            event = parse_line(line)
+            if event.get("event") == "log" and event.get("status") == "ok":
+                break
         proc.send_signal(signal.SIGINT)
-        stdout, stderr = proc.communicate(timeout=120)
+        rest, stderr = proc.communicate(timeout=120)
+        stdout = "".join(seen) + rest
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -257,7 +262,7 @@ def test_ctrl_c_stops_cleanly_keeping_only_finished_results(tmp_path, ray_env):
     events = [parse_line(line) for line in stdout.splitlines()]
     assert events[-1]["event"] == "error" and "interrupted" in events[-1]["message"]
     finished = {e["clip"] for e in events if e["event"] == "log" and e["status"] == "ok"}
-    assert len(finished) < len(clips)
+    assert 1 <= len(finished) < len(clips)
     assert {p.stem for p in out.glob("*.npz")} == finished  # only finished results, each valid
     for p in out.glob("*.npz"):
         R.read(p)
