@@ -3,4 +3,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh --dev
-exec .venv/bin/python -m pytest "$@"
+# -n auto: one worker per core; --dist loadfile: a file's tests stay in one worker (the Ray batch tests
+# run one cluster at a time, module fixtures are built once)
+exec .venv/bin/python -m pytest -n auto --dist loadfile "$@"
