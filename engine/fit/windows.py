@@ -14,6 +14,8 @@ import numpy as np
 import roma
 import torch
 
+from engine.prior.model import blend_at
+
 
 @dataclass
 class Layout:
@@ -77,13 +79,8 @@ def resample_windows(values, lay, fps, prior_window, prior_fps):
     t_prior = torch.arange(prior_window, dtype=torch.float32, device=values.device) / prior_fps
     pos = torch.as_tensor(lay.starts, dtype=torch.float32, device=values.device)[:, None] + t_prior[None] * fps
     pos = pos.clamp(max=T - 1)
-    i0 = pos.floor().long().clamp(max=max(T - 2, 0))
-    i1 = (i0 + 1).clamp(max=T - 1)
-    w = (pos - i0).clamp(0, 1)[..., None, None]
-    q = roma.rotvec_to_unitquat(values.reshape(T, -1, 3))
-    q0, q1 = q[i0], q[i1]
-    q1 = torch.where((q0 * q1).sum(-1, keepdim=True) < 0, -q1, q1)
-    out = roma.quat_normalize((1 - w) * q0 + w * q1)
+    q = roma.rotvec_to_unitquat(values.reshape(T, -1, 3))  # (T,J,4), one sequence read by every window
+    out = blend_at(q[None].expand(pos.shape[0], *q.shape), pos)
     return roma.unitquat_to_rotvec(out).reshape(*pos.shape, -1)
 
 

@@ -44,6 +44,22 @@ def sixd_to_rotmat(x):
     return roma.special_gramschmidt(torch.stack([x[..., :3], x[..., 3:]], dim=-1))
 
 
+def blend_at(q, pos):
+    """Unit quaternions q (B,n,J,4) read at fractional positions pos (B,T) along their second axis
+    -> (B,T,J,4): the normalised linear blend of the two entries beside each position (signs
+    aligned; positions past the ends take the end entry). The one interpolation of rotation
+    sequences between frames: the prior's decoding between grid frames, the fit's windows
+    (engine.fit.windows.resample_windows)."""
+    n = q.shape[1]
+    i0 = pos.floor().long().clamp(0, max(n - 2, 0))  # (B,T)
+    i1 = (i0 + 1).clamp(max=n - 1)
+    w = (pos - i0).clamp(0, 1)[..., None, None]
+    rows = torch.arange(q.shape[0], device=q.device)[:, None]
+    q0, q1 = q[rows, i0], q[rows, i1]  # (B,T,J,4)
+    q1 = torch.where((q0 * q1).sum(-1, keepdim=True) < 0, -q1, q1)
+    return roma.quat_normalize((1 - w) * q0 + w * q1)
+
+
 class MotionPrior(nn.Module):
     def __init__(self, rest_joints, window=64, fps=30.0, latent=64, hidden=256, decoder_width=384,
                  decoder_layers=5, frequencies=8):
@@ -148,16 +164,9 @@ class MotionPrior(nn.Module):
         near = torch.round(pos)
         if bool(((pos - near).abs() < 1e-3).all()):
             return self.decode_field(z, near / self.fps)
-        B, T = times.shape
         n = int(torch.ceil(pos.max()).item()) + 2  # grid frames 0..n-1 cover every time asked
-        grid = self.decode_field(z, self.default_times(B, n, z.device))  # (B,n,16,3,3)
-        q = roma.rotmat_to_unitquat(grid)  # (B,n,16,4)
-        i0 = pos.floor().long().clamp(0, n - 2)  # (B,T)
-        w = (pos - i0).clamp(0, 1)[..., None, None]
-        rows = torch.arange(B, device=z.device)[:, None]
-        q0, q1 = q[rows, i0], q[rows, i0 + 1]  # (B,T,16,4)
-        q1 = torch.where((q0 * q1).sum(-1, keepdim=True) < 0, -q1, q1)
-        return roma.unitquat_to_rotmat(roma.quat_normalize((1 - w) * q0 + w * q1))
+        grid = self.decode_field(z, self.default_times(times.shape[0], n, z.device))  # (B,n,16,3,3)
+        return roma.unitquat_to_rotmat(blend_at(roma.rotmat_to_unitquat(grid), pos))
 
     def decode(self, z, times):
         """z (B,D), times (B,T) seconds from the window start -> hand_pose (B,T,45)."""
