@@ -67,17 +67,19 @@ def train_args(tmp_path, data, **kw):
 
 def test_training_lowers_reconstruction_and_kl_and_resumes(tmp_path):
     data = write_mano_sequences(tmp_path / "data")
-    model, summary, history = train(train_args(tmp_path, data))
-    assert history[-1]["rot"] < 0.7 * history[0]["rot"] and history[-1]["pos"] < 0.7 * history[0]["pos"]
+    # 20 epochs of 16 windows: the losses fall to ~0.6x (rotation) and ~0.5x (positions) of the first
+    # epoch's mean on this data (the model first sits on a plateau)
+    model, summary, history = train(train_args(tmp_path, data, epochs=20, batch=16, lr=0.006))
+    assert history[-1]["rot"] < 0.8 * history[0]["rot"] and history[-1]["pos"] < 0.8 * history[0]["pos"]
     assert np.isfinite(summary["held_out_mm"]) and summary["held_out_windows"] > 0
     # the KL term is optimised too: weighted alone it goes down
-    _, _, kl_history = train(train_args(tmp_path, data, w_rot=0, w_ori=0, w_pos=0, w_kl=1, epochs=8, lr=0.01,
+    _, _, kl_history = train(train_args(tmp_path, data, w_rot=0, w_ori=0, w_pos=0, w_kl=1, epochs=3, lr=0.01,
                                            out=tmp_path / "kl.pt"))
     assert kl_history[-1]["kl"] < 0.5 * kl_history[0]["kl"] + 1e-6
     # checkpoints load, and training resumes from one
     prior = load_prior(tmp_path / "p.pt")
     assert prior.window == 32 and prior.latent == 16
-    _, _, more = train(train_args(tmp_path, data, resume=tmp_path / "p.pt", epochs=42))
+    _, _, more = train(train_args(tmp_path, data, resume=tmp_path / "p.pt", epochs=22, batch=16, lr=0.006))
     assert len(more) == 2
 
 
