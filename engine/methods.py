@@ -31,7 +31,7 @@ def fit_methods(model, track, K: np.ndarray, fps: float, prior, quality: str) ->
     from engine.capture import QUALITY_PRESETS
     from engine.fit import baselines
     from engine.fit.per_frame import forward_joints, per_frame_estimate
-    from engine.fit.stages import FitOptions, fit_sequence
+    from engine.fit.stages import FitOptions, fit_stages
 
     preset = QUALITY_PRESETS[quality]
     est = per_frame_estimate(model, track, K, fps)
@@ -39,12 +39,15 @@ def fit_methods(model, track, K: np.ndarray, fps: float, prior, quality: str) ->
     for name, fn in baselines.BASELINES.items():
         b = fn(est, fps)
         joints[name] = forward_joints(model, b["global_orient"], b["hand_pose"], b["betas"], b["transl"])
-    for name, stages, root in stage_methods():
+    wanted = {(stages, root): name for name, stages, root in stage_methods()}
+    for root in dict.fromkeys(root for _, root in wanted):  # one run per root motion gives stage I and II
         opts = FitOptions(iters_stage1=preset["iters"][0], iters_stage2=preset["iters"][1], root_motion=root)
-        fitted, _ = fit_sequence(model, prior, est, est["keypoints_2d"], est["confidence"], K, fps,
-                                 stages=stages, options=opts)
-        joints[name] = fitted["joints"]
-    return joints
+        each = fit_stages(model, prior, est, est["keypoints_2d"], est["confidence"], K, fps,
+                          stages=max(s for s, r in wanted if r == root), options=opts)
+        for stages, (fitted, _) in enumerate(each, 1):
+            if (stages, root) in wanted:
+                joints[wanted[stages, root]] = fitted["joints"]
+    return {name: joints[name] for name in (*baselines.BASELINES, *wanted.values())}
 
 
 def _detect(video, sides, quality: str) -> dict:

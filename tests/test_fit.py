@@ -8,7 +8,7 @@ from engine import result as R
 from engine.fit import baselines, temporal
 from engine.camera import project
 from engine.fit.per_frame import per_frame_estimate
-from engine.fit.stages import FitOptions, fit_sequence
+from engine.fit.stages import FitOptions, fit_sequence, fit_stages
 from engine.fit.windows import layout
 from engine.hand_model import load_hand_model
 from engine.keypoints import HandTrack
@@ -80,9 +80,8 @@ def test_two_stages_smooth_without_losing_accuracy(setup, root_motion):
     model, prior, gt, track, est = setup
     opts = FitOptions(iters_stage1=80, iters_stage2=80, root_motion=root_motion)
     scores = {"per-frame": all_metrics(est["joints"], gt)}
-    for stages in (1, 2):
-        out, warnings = fit_sequence(model, prior, est, est["keypoints_2d"], est["confidence"], K, FPS,
-                                     stages=stages, options=opts)
+    each = fit_stages(model, prior, est, est["keypoints_2d"], est["confidence"], K, FPS, stages=2, options=opts)
+    for stages, (out, warnings) in enumerate(each, 1):
         assert not warnings and all(np.isfinite(v).all() for v in out.values())
         assert out["joints"].shape == (90, 21, 3) and out["hand_pose"].shape == (90, 45)
         scores[f"stage {stages}"] = all_metrics(out["joints"], gt)
@@ -92,6 +91,23 @@ def test_two_stages_smooth_without_losing_accuracy(setup, root_motion):
     # stage I holds the fingers: it must not bend the shape or turn the hand to absorb their errors
     assert scores["stage 1"]["PA-MPJPE"] < base["PA-MPJPE"] * 1.1, scores
     assert scores["stage 1"]["RA-MPJPE"] < base["RA-MPJPE"] * 1.3, scores
+
+
+def test_fit_stages_gives_each_stage_as_fit_sequence_does(setup):
+    """One run of both stages returns stage I's result exactly as a stage-I-only fit does."""
+    model, prior, _, _, est = setup
+    opts = FitOptions(iters_stage1=10, iters_stage2=10)
+    args = (model, prior, est, est["keypoints_2d"], est["confidence"], K, FPS)
+    each = fit_stages(*args, stages=2, options=opts)
+    assert len(each) == 2
+    for stages in (1, 2):
+        alone, warnings = fit_sequence(*args, stages=stages, options=opts)
+        assert warnings == each[stages - 1][1]
+        for key, value in alone.items():
+            assert np.array_equal(value, each[stages - 1][0][key]), (stages, key)
+    assert not np.array_equal(each[0][0]["hand_pose"], each[1][0]["hand_pose"])  # stage II moved the fingers
+    with pytest.raises(ValueError, match="stages must be 1 or 2"):
+        fit_stages(*args, stages=0, options=opts)
 
 
 def test_shape_term_per_frame_keeps_the_shape(setup):

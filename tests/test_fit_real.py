@@ -9,7 +9,7 @@ import pytest
 
 from engine.capture import QUALITY_PRESETS
 from engine.fit.per_frame import per_frame_estimate
-from engine.fit.stages import FitOptions, fit_sequence
+from engine.fit.stages import FitOptions, fit_stages
 from engine.hand_model import load_hand_model
 from engine.keypoints import KeypointOptions, detect_hands
 from engine.prior import load_prior
@@ -28,10 +28,9 @@ def fitted():
     est = per_frame_estimate(model, track, K, video.fps)
     iters = QUALITY_PRESETS["draft"]["iters"]
     figures = {"per-frame": est["joints"]}
-    for stages, name in ((1, "stage I"), (2, "stage II")):
-        out, warnings = fit_sequence(model, load_prior(), est, est["keypoints_2d"], est["confidence"], K,
-                                     video.fps, stages=stages,
-                                     options=FitOptions(iters_stage1=iters[0], iters_stage2=iters[1]))
+    each = fit_stages(model, load_prior(), est, est["keypoints_2d"], est["confidence"], K, video.fps, stages=2,
+                      options=FitOptions(iters_stage1=iters[0], iters_stage2=iters[1]))
+    for name, (out, warnings) in zip(("stage I", "stage II"), each):
         assert not warnings
         figures[name] = out["joints"]
     report = {name: hand_report(j, est["keypoints_2d"], est["confidence"], est["keypoint_source"], est["valid"], K)

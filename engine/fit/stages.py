@@ -2,6 +2,7 @@
 
     out, warnings = fit_sequence(model, prior, init, keypoints_2d (T,21,2), confidence (T,21), K, fps,
                                  stages=2, options=FitOptions(), reporter=None)
+    (out1, warnings1), (out2, warnings2) = fit_stages(...same arguments...)  # each stage's result, one run
 
 ``init`` is the per-frame estimate (engine.fit.per_frame): its global_orient, transl, hand_pose and betas
 are both the starting point and the hatted targets. Stage I optimises the global rotation Phi, the
@@ -440,8 +441,17 @@ def fit_sequence(model, prior, init, keypoints_2d, confidence, K, fps, stages=2,
     joints (T,21,3)); keypoints_2d (T,21,2) px (NaN where missing); confidence (T,21); K (3,3); fps.
     Returns ({global_orient, transl, hand_pose (T,...), betas (10,), joints (T,21,3)} float64, warnings).
     """
+    return fit_stages(model, prior, init, keypoints_2d, confidence, K, fps, stages, options, reporter)[-1]
+
+
+def fit_stages(model, prior, init, keypoints_2d, confidence, K, fps, stages=2, options=None, reporter=None):
+    """``fit_sequence``'s run, keeping what each stage finished with: [(out, warnings)] for stages
+    1..``stages``, item k being what ``fit_sequence(..., stages=k + 1)`` returns (stage II starts from
+    stage I's result, so a comparison of the stages needs only this one run)."""
     options = options or FitOptions()
-    if stages >= 2 and prior is None:
+    if stages not in (1, 2):
+        raise ValueError(f"stages must be 1 or 2, got {stages}")
+    if stages == 2 and prior is None:
         raise ValueError("stage II needs a motion prior")
     T = len(init["global_orient"])
     warnings = []
@@ -456,10 +466,17 @@ def fit_sequence(model, prior, init, keypoints_2d, confidence, K, fps, stages=2,
         if not ok:
             warnings.append(f"frames {a}-{b - 1}: no keypoint with confidence > 0; kept the per-frame estimate")
     results = [{key: out[key][a:b] for key in out} for a, b in spans]
+
+    def finished(stage):  # the clip as this stage leaves it: chunks blended, joints, never a NaN
+        done, said = dict(out), list(warnings)
+        done.update(crossfade_chunks(spans, results, T, window_frames))
+        done["betas"] = beta.cpu().numpy().astype(np.float64)
+        return _finish(model, done, fps, stage, options, init, said), said
+
     with torch.enable_grad():
         beta, stage1 = _run_stage1(chunks, spans, has_data, beta, results, warnings, options, reporter)
+        each = [finished(1)]
         if stages >= 2:
             beta = _run_stage2(chunks, spans, stage1, prior, beta, fps, results, warnings, options, reporter)
-    out.update(crossfade_chunks(spans, results, T, window_frames))
-    out["betas"] = beta.cpu().numpy().astype(np.float64)
-    return _finish(model, out, fps, stages, options, init, warnings), warnings
+            each.append(finished(2))
+    return each
