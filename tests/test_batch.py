@@ -1,9 +1,11 @@
 """`python -m engine batch` on real Ray (local, 2 CPUs) with real captures of the repository's clips.
 
-Each Ray test runs the batch command as a subprocess with its own RAY_TMPDIR and checks afterwards
-that no process of that Ray instance is left. Clips are trimmed (--end) and captured with
---quality draft --stages 0 (detection + per-frame estimate) to keep the file fast on 2 cores: the
-batch's behaviour does not depend on the fitting stages.
+The batch runs as a subprocess, as a user runs it: on this machine's own Ray (``ray_env``: its own
+RAY_TMPDIR; afterwards no process of that Ray may be left), or joining a two-node cluster started
+once for the file (``cluster_env``: afterwards none of the batch's workers may be left on it).
+Clips are trimmed (--end) and captured with --quality draft --stages 0 (detection + per-frame
+estimate) to keep the file fast on 2 cores: the batch's behaviour does not depend on the fitting
+stages.
 """
 
 import csv
@@ -70,6 +72,56 @@ def ray_env(tmp_path):
             pass
     shutil.rmtree(tmpdir, ignore_errors=True)
     assert not left, f"Ray processes left behind: {left}"
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    """A Ray cluster of two nodes of one CPU each on this machine, started once for this file; its
+    workers import the engine from this checkout. After the file no process of it may remain."""
+    from ray.cluster_utils import Cluster
+
+    tmpdir = tempfile.mkdtemp(prefix="rc", dir="/tmp")
+    env = {"RAY_TMPDIR": tmpdir, "PYTHONPATH": ROOT, "OMP_NUM_THREADS": "1",
+           "HMP_CACHE_DIR": str(tmp_path_factory.mktemp("cluster-cache"))}
+    with pytest.MonkeyPatch.context() as mp:
+        for key, value in env.items():  # the nodes (and so their workers) inherit this environment
+            mp.setenv(key, value)
+        nodes = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "object_store_memory": 80 * 2**20,
+                                                              "include_dashboard": False})
+        try:
+            nodes.add_node(num_cpus=1, object_store_memory=80 * 2**20)
+            nodes.wait_for_nodes()
+            yield nodes, dict(os.environ)
+        finally:
+            nodes.shutdown()
+    deadline = time.monotonic() + 30
+    while _ray_processes(tmpdir) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    left = _ray_processes(tmpdir)
+    for pid in left:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
+    shutil.rmtree(tmpdir, ignore_errors=True)
+    assert not left, f"Ray processes left behind by the cluster: {left}"
+
+
+@pytest.fixture
+def cluster_env(cluster):
+    """(cluster, environment) for a batch that joins the shared cluster with --address; after the test
+    no worker of the batch (an actor, owned by the batch's driver) may be left on the cluster."""
+    nodes, env = cluster
+    yield nodes, env
+    deadline = time.monotonic() + 30
+    while _clip_workers(env["RAY_TMPDIR"]) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert not _clip_workers(env["RAY_TMPDIR"]), "the batch's workers outlived it on the cluster"
+
+
+def joined(nodes):
+    """The fast capture options, joining ``nodes`` (a cluster's CPUs are its own: no --num-cpus)."""
+    return ["--address", nodes.address, *[a for a in FAST if a not in ("--num-cpus", "2")]]
 
 
 def run_batch(env, *args, timeout=900):  # a guard against a hung batch, not a timing
@@ -141,13 +193,14 @@ def test_ray_missing_is_one_line_with_the_install_command(tmp_path):
 
 
 # ------------------------------------------------------------------------------------------- real Ray
-def test_bad_clip_is_recorded_and_the_batch_goes_on(tmp_path, ray_env):
+def test_bad_clip_is_recorded_and_the_batch_goes_on(tmp_path, cluster_env):
+    nodes, env = cluster_env
     (tmp_path / "in" / "bad").mkdir(parents=True)
     short, asl = shutil.copy(SHORT, tmp_path / "in"), shutil.copy(ASL, tmp_path / "in")
     broken = tmp_path / "in" / "bad" / "broken.mp4"
     broken.write_bytes(b"not a video at all")
     out = tmp_path / "out"
-    proc, events = run_batch(ray_env, short, asl, broken, "--out", out, "--end", "4", "--preview", *FAST)
+    proc, events = run_batch(env, short, asl, broken, "--out", out, "--end", "4", "--preview", *joined(nodes))
     assert proc.returncode == 2, proc.stderr
     assert "1 of 3 clips failed" in proc.stderr and "Traceback" not in proc.stderr
     rows = summary(out)
@@ -166,20 +219,27 @@ def test_bad_clip_is_recorded_and_the_batch_goes_on(tmp_path, ray_env):
     assert all(len(r["options_hash"]) == 16 for r in jsonl(out))
 
 
-def test_same_names_in_two_folders_and_resume_runs_nothing(tmp_path, ray_env):
+def test_a_cluster_spreads_the_clips_same_names_stay_apart_and_resume_runs_nothing(tmp_path, cluster_env):
+    nodes, env = cluster_env
     for sub in ("day1", "day2"):
         (tmp_path / "shoot" / sub).mkdir(parents=True)
         shutil.copy(SHORT if sub == "day1" else ASL, tmp_path / "shoot" / sub / "take.mp4")
     out = tmp_path / "out"
-    proc, _ = run_batch(ray_env, tmp_path / "shoot", "--recursive", "--out", out, "--end", "3", *FAST)
+    proc, _ = run_batch(env, tmp_path / "shoot", "--recursive", "--out", out, "--end", "3", *joined(nodes))
     assert proc.returncode == 0, proc.stderr
+    rows = summary(out)
+    assert {r["status"] for r in rows.values()} == {"ok"} and len(rows) == 2
+    used = {r["node"] for r in rows.values()}  # one worker per 1-CPU node: both nodes captured a clip
+    assert len(used) == 2, used
+    if hasattr(nodes, "list_all_nodes"):
+        assert used == {n.node_id for n in nodes.list_all_nodes()}
     a, b = R.read(out / "day1" / "take.npz"), R.read(out / "day2" / "take.npz")
     assert str(a["video"]).endswith("day1/take.mp4") and str(b["video"]).endswith("day2/take.mp4")
     assert tuple(a["image_size"]) != tuple(b["image_size"])  # two different clips, both kept
     mtimes = {p: p.stat().st_mtime_ns for p in out.rglob("*.npz")}
 
-    proc, events = run_batch(ray_env, tmp_path / "shoot", "--recursive", "--out", out, "--end", "3", "--resume",
-                             *FAST)
+    proc, events = run_batch(env, tmp_path / "shoot", "--recursive", "--out", out, "--end", "3", "--resume",
+                             *joined(nodes))
     assert proc.returncode == 0, proc.stderr
     assert {e["status"] for e in events if e["event"] == "log"} == {"skipped"}  # nothing ran
     assert {p: p.stat().st_mtime_ns for p in out.rglob("*.npz")} == mtimes
@@ -197,29 +257,36 @@ def test_same_names_in_two_folders_and_resume_runs_nothing(tmp_path, ray_env):
         assert (found == (3, ["right"])) if current else found is None
 
 
-def _capturing_worker(tmpdir):
+def _clip_workers(tmpdir, title=b"ray::ClipWorker"):
+    """PIDs of this Ray's worker processes whose title starts with ``title`` (the batch's actors)."""
+    found = []
     for pid in _ray_processes(tmpdir):
         try:
             with open(f"/proc/{pid}/cmdline", "rb") as fh:
-                if fh.read().startswith(b"ray::ClipWorker.capture"):
-                    return pid
+                if fh.read().startswith(title):
+                    found.append(pid)
         except OSError:
             pass
-    return None
+    return found
 
 
-def test_killed_worker_is_retried(tmp_path, ray_env):
+def _capturing_worker(tmpdir):
+    return next(iter(_clip_workers(tmpdir, b"ray::ClipWorker.capture")), None)
+
+
+def test_killed_worker_is_retried(tmp_path, cluster_env):
+    nodes, env = cluster_env
     out = tmp_path / "out"
-    proc = subprocess.Popen([sys.executable, "-m", "engine", "batch", ASL, "--out", str(out), "--end", "40",
-                             "--retries", "1", *FAST], cwd=ROOT, env=ray_env, stdout=subprocess.PIPE,
+    proc = subprocess.Popen([sys.executable, "-m", "engine", "batch", ASL, "--out", str(out), "--end", "20",
+                             "--retries", "1", "--no-cache", *joined(nodes)], cwd=ROOT, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     try:
         deadline, victim = time.monotonic() + 120, None
         while victim is None and time.monotonic() < deadline and proc.poll() is None:
-            victim = _capturing_worker(ray_env["RAY_TMPDIR"])
+            victim = _capturing_worker(env["RAY_TMPDIR"])
             time.sleep(0.2)
         assert victim is not None, "no worker was seen capturing the clip"
-        time.sleep(0.2)  # mid-clip: a 40-frame draft clip can finish within a second on an idle machine
+        time.sleep(0.2)  # mid-clip: a 20-frame draft clip takes over a second on an idle machine
         os.kill(victim, signal.SIGKILL)
         stdout, stderr = proc.communicate(timeout=240)
     finally:
@@ -229,7 +296,7 @@ def test_killed_worker_is_retried(tmp_path, ray_env):
     events = [parse_line(line) for line in stdout.splitlines()]
     assert [e["status"] for e in events if e["event"] == "log"] == ["running", "retry", "running", "ok"]
     row = summary(out)["asl_hand_50"]
-    assert (row["status"], row["attempts"], row["frames"]) == ("ok", "2", "40")
+    assert (row["status"], row["attempts"], row["frames"]) == ("ok", "2", "20")
     assert not [p for p in out.rglob("*") if p.name.startswith(".hmp-")]  # the killed capture left nothing
 
 
@@ -241,7 +308,7 @@ def test_ctrl_c_stops_cleanly_keeping_only_finished_results(tmp_path, ray_env):
         clips[-1].parent.mkdir(exist_ok=True)
         shutil.copy(SHORT if k % 2 else ASL, clips[-1])
     proc = subprocess.Popen([sys.executable, "-m", "engine", "batch", *map(str, clips), "--out", str(out),
-                             "--end", "40", "--workers", "1", *FAST], cwd=ROOT, env=ray_env, stdout=subprocess.PIPE,
+                             "--end", "12", "--workers", "1", *FAST], cwd=ROOT, env=ray_env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     try:
         # interrupt as soon as the first clip is done (its "ok" event): seven are still to do on the one
@@ -267,35 +334,6 @@ def test_ctrl_c_stops_cleanly_keeping_only_finished_results(tmp_path, ray_env):
     for p in out.glob("*.npz"):
         R.read(p)
     assert not [p for p in out.rglob("*") if p.name.startswith(".hmp-")]
-
-
-def test_two_node_cluster_spreads_the_clips(tmp_path, ray_env, monkeypatch):
-    from ray.cluster_utils import Cluster
-
-    for key in ("RAY_TMPDIR", "PYTHONPATH", "HMP_CACHE_DIR", "OMP_NUM_THREADS"):
-        monkeypatch.setenv(key, ray_env[key])  # the nodes' workers import the engine from this checkout
-    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "object_store_memory": 80 * 2**20,
-                                                            "include_dashboard": False})
-    try:
-        cluster.add_node(num_cpus=1, object_store_memory=80 * 2**20)
-        cluster.wait_for_nodes()
-        clips = []
-        for k in range(4):
-            clips.append(tmp_path / f"clip{k}.mp4")
-            shutil.copy(SHORT if k % 2 else ASL, clips[-1])
-        out = tmp_path / "out"
-        args = [a for a in FAST if a not in ("--num-cpus", "2")]
-        proc, events = run_batch(ray_env, *clips, "--out", out, "--end", "3", "--address", cluster.address, *args)
-        assert proc.returncode == 0, proc.stderr
-        nodes = {n.node_id for n in cluster.list_all_nodes()} if hasattr(cluster, "list_all_nodes") else None
-        rows = summary(out)
-        assert {r["status"] for r in rows.values()} == {"ok"} and len(rows) == 4
-        used = {r["node"] for r in rows.values()}
-        assert len(used) == 2, used  # one worker per 1-CPU node: both nodes captured clips
-        if nodes:
-            assert used == nodes
-    finally:
-        cluster.shutdown()
 
 
 # ------------------------------------------------------------------------------------------- Blender
