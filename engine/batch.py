@@ -28,6 +28,7 @@ import logging
 import os
 import signal
 import sys
+import threading
 import time
 from collections import deque
 
@@ -465,6 +466,16 @@ def import_ray():
 def start_ray(ray, args):
     if ray.is_initialized():  # a caller (a test, a notebook) already connected us: use that
         return False
+    term = signal.getsignal(signal.SIGTERM) if threading.current_thread() is threading.main_thread() else None
+    try:
+        _init_ray(ray, args)
+    finally:
+        if term is not None:  # ray.init sets a SIGTERM handler that exits at once, skipping the clean-up
+            signal.signal(signal.SIGTERM, term)
+    return True
+
+
+def _init_ray(ray, args):
     common = dict(include_dashboard=False, logging_level=logging.ERROR, log_to_driver=False)
     if args.address:
         try:
@@ -477,7 +488,6 @@ def start_ray(ray, args):
         if ROOT not in path.split(os.pathsep):
             os.environ["PYTHONPATH"] = os.pathsep.join([ROOT] + ([path] if path else []))
         ray.init(num_cpus=args.num_cpus or os.cpu_count() or 1, object_store_memory=100 * 1024 * 1024, **common)
-    return True
 
 
 def worker_count(ray, args, todo):
@@ -569,6 +579,7 @@ def _dispatch(ray, actors, new_actor, jobs, out_dir, args, summary, reporter, co
 
     queue, idle, running, attempts = deque(jobs), list(actors), {}, {}
     while queue or running:
+        _check_stop()
         while queue and idle:
             actor = idle.pop(0)
             clip, options, digest = job = queue.popleft()
@@ -577,7 +588,8 @@ def _dispatch(ray, actors, new_actor, jobs, out_dir, args, summary, reporter, co
             running[ref] = (job, actor)
             reporter.clip_event(clip.name, "running", f"started (attempt {attempts[clip.name]})",
                                 attempt=attempts[clip.name])
-        ready, _ = ray.wait(list(running), num_returns=1, timeout=1.0)
+        ready, _ = ray.wait(list(running), num_returns=1, timeout=POLL_S)
+        _check_stop()
         for ref in ready:
             job, actor = running.pop(ref)
             clip, options, digest = job
@@ -617,8 +629,28 @@ def _dispatch(ray, actors, new_actor, jobs, out_dir, args, summary, reporter, co
             reporter.clip_finished(record, ran=True)
 
 
-def _interrupt(signum, frame):
-    raise KeyboardInterrupt
+# Ctrl-C and SIGTERM only set this; the dispatch loop stops the batch at its next turn. An exception
+# raised by the handler itself lands wherever the main thread happens to be: inside Ray's waits it
+# was held until the next clip finished, and under load lost (the batch ran on to the end).
+_STOP = threading.Event()
+POLL_S = 0.25  # the dispatch loop's turn: how soon a stop request or a finished clip is seen
+
+
+def _request_stop(signum, frame):
+    _STOP.set()
+
+
+def _catch_stop_signals():
+    """Route SIGINT and SIGTERM to ``_request_stop`` (from the main thread only, as Python requires).
+    Returns the previous handlers."""
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+    return {sig: signal.signal(sig, _request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+
+
+def _check_stop():
+    if _STOP.is_set():
+        raise KeyboardInterrupt
 
 
 def main(argv=None):
@@ -637,7 +669,8 @@ def main(argv=None):
         exit_with_parent()
     else:
         reporter = BatchReporter(mode)
-    previous = signal.signal(signal.SIGTERM, _interrupt) if _main_thread() else None
+    _STOP.clear()
+    previous = _catch_stop_signals()
     try:
         args = parse_args(argv)
         reporter.start("batch", __version__)
@@ -654,19 +687,13 @@ def main(argv=None):
         reporter.error("interrupted: the finished clips' results are kept; run again with --resume to finish")
         return 130
     finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
         if saved_stdout is not None:
             sys.stdout.flush()
             os.dup2(saved_stdout, 1)
             os.close(saved_stdout)
             reporter.stream.close()
-
-
-def _main_thread():
-    import threading
-
-    return threading.current_thread() is threading.main_thread()
 
 
 if __name__ == "__main__":
