@@ -53,6 +53,26 @@ def _ray_processes(tmpdir):
     return found
 
 
+def _wait_until_gone(find, seconds=30):
+    """``find()`` (PIDs) once it is empty, or what it still finds after ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while find() and time.monotonic() < deadline:
+        time.sleep(0.5)
+    return find()
+
+
+def _no_ray_left(tmpdir):
+    """Fail when a process of the Ray that used ``tmpdir`` outlives it (killed first, for the next test)."""
+    left = _wait_until_gone(lambda: _ray_processes(tmpdir))
+    for pid in left:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
+    shutil.rmtree(tmpdir, ignore_errors=True)
+    assert not left, f"Ray processes left behind: {left}"
+
+
 @pytest.fixture
 def ray_env(tmp_path):
     """Environment for a batch subprocess: its own Ray temp dir (short: Ray's socket paths) and
@@ -61,17 +81,7 @@ def ray_env(tmp_path):
     env = dict(os.environ, RAY_TMPDIR=tmpdir, HMP_CACHE_DIR=str(tmp_path / "cache"), OMP_NUM_THREADS="1",
                PYTHONPATH=ROOT)
     yield env
-    deadline = time.monotonic() + 30
-    while _ray_processes(tmpdir) and time.monotonic() < deadline:
-        time.sleep(0.5)
-    left = _ray_processes(tmpdir)
-    for pid in left:  # clean up for the next test, then fail this one
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except OSError:
-            pass
-    shutil.rmtree(tmpdir, ignore_errors=True)
-    assert not left, f"Ray processes left behind: {left}"
+    _no_ray_left(tmpdir)
 
 
 @pytest.fixture(scope="module")
@@ -94,17 +104,7 @@ def cluster(tmp_path_factory):
             yield nodes, dict(os.environ)
         finally:
             nodes.shutdown()
-    deadline = time.monotonic() + 30
-    while _ray_processes(tmpdir) and time.monotonic() < deadline:
-        time.sleep(0.5)
-    left = _ray_processes(tmpdir)
-    for pid in left:
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except OSError:
-            pass
-    shutil.rmtree(tmpdir, ignore_errors=True)
-    assert not left, f"Ray processes left behind by the cluster: {left}"
+    _no_ray_left(tmpdir)
 
 
 @pytest.fixture
@@ -113,10 +113,7 @@ def cluster_env(cluster):
     no worker of the batch (an actor, owned by the batch's driver) may be left on the cluster."""
     nodes, env = cluster
     yield nodes, env
-    deadline = time.monotonic() + 30
-    while _clip_workers(env["RAY_TMPDIR"]) and time.monotonic() < deadline:
-        time.sleep(0.5)
-    assert not _clip_workers(env["RAY_TMPDIR"]), "the batch's workers outlived it on the cluster"
+    assert not _wait_until_gone(lambda: _clip_workers(env["RAY_TMPDIR"])), "the batch's workers outlived it"
 
 
 def joined(nodes):
