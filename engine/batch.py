@@ -630,8 +630,8 @@ def _dispatch(ray, actors, new_actor, jobs, out_dir, args, summary, reporter, co
 
 
 # Ctrl-C and SIGTERM only set this; the dispatch loop stops the batch at its next turn. An exception
-# raised by the handler itself lands wherever the main thread happens to be: inside Ray's waits it
-# was held until the next clip finished, and under load lost (the batch ran on to the end).
+# raised by the handler itself lands wherever the main thread happens to be, often inside Ray's own
+# code: once, under load, such a Ctrl-C was lost and the batch ran on to the end.
 _STOP = threading.Event()
 POLL_S = 0.25  # the dispatch loop's turn: how soon a stop request or a finished clip is seen
 

@@ -1,4 +1,5 @@
-"""`python -m engine batch` on real Ray (local, 2 CPUs) with real captures of the repository's clips.
+"""`python -m engine batch` on real Ray (this machine's, and a two-node cluster on it) with real
+captures of the repository's clips.
 
 The batch runs as a subprocess, as a user runs it: on this machine's own Ray (``ray_env``: its own
 RAY_TMPDIR; afterwards no process of that Ray may be left), or joining a two-node cluster started
