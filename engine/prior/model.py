@@ -47,9 +47,9 @@ def sixd_to_rotmat(x):
 def blend_at(q, pos):
     """Unit quaternions q (B,n,J,4) read at fractional positions pos (B,T) along their second axis
     -> (B,T,J,4): the normalised linear blend of the two entries beside each position (signs
-    aligned; positions past the ends take the end entry). The one interpolation of rotation
-    sequences between frames: the prior's decoding between grid frames, the fit's windows
-    (engine.fit.windows.resample_windows)."""
+    aligned; positions past the ends take the end entry). Shared by the prior's decoding between
+    grid frames and the fit's windows (engine.fit.windows.resample_windows); the training data's
+    resampling is exact SLERP instead (engine.prior.data.resample)."""
     n = q.shape[1]
     i0 = pos.floor().long().clamp(0, max(n - 2, 0))  # (B,T)
     i1 = (i0 + 1).clamp(max=n - 1)
