@@ -199,15 +199,23 @@ def test_video_errors_and_intrinsics(tmp_path):
 
 
 def plain_mediapipe(video):
-    """Per frame the hands plain ``mediapipe.solutions.hands`` reports (tracking mode, two hands,
-    default thresholds): a list of their un-mirrored labels."""
+    """Per frame the hands plain MediaPipe reports: its Tasks ``HandLandmarker`` on the shipped model
+    bundle, called directly (VIDEO mode at the frames' own times, two hands, default thresholds): a
+    list of their labels as sides."""
     import mediapipe as mp
+    from mediapipe.tasks.python import vision
+    from mediapipe.tasks.python.core.base_options import BaseOptions
 
+    from engine.keypoints.detector import MODEL_BUNDLE
+
+    options = vision.HandLandmarkerOptions(base_options=BaseOptions(model_asset_path=str(MODEL_BUNDLE)),
+                                           running_mode=vision.RunningMode.VIDEO, num_hands=2)
     rows = []
-    with mp.solutions.hands.Hands(static_image_mode=False, max_num_hands=2) as hands:
-        for _, rgb in video.frames():
-            res = hands.process(np.ascontiguousarray(rgb))
-            rows.append([LABEL_TO_SIDE[h.classification[0].label] for h in (res.multi_handedness or [])])
+    with vision.HandLandmarker.create_from_options(options) as hands:
+        for i, (_, rgb) in enumerate(video.frames()):
+            image = mp.Image(image_format=mp.ImageFormat.SRGB, data=np.ascontiguousarray(rgb))
+            res = hands.detect_for_video(image, int(round(i * 1000 / video.fps)))
+            rows.append([LABEL_TO_SIDE[h[0].category_name] for h in res.handedness])
     return rows
 
 
@@ -231,7 +239,8 @@ def test_every_hand_plain_mediapipe_finds_is_kept(clip, sides):
     assert ((kept > 0) == (found > 0)).all()
     assert kept.sum() == found.sum() - set_aside and set_aside <= 3
     if len(sides) == 2:
-        assert (kept == 2).sum() >= 20 and stats["right"]["kept_frames"] >= 35 and stats["left"]["kept_frames"] >= 30
+        # where plain MediaPipe sees two hands at once, both are kept, one on each side
+        assert (kept == 2).sum() >= (found >= 2).sum() - set_aside > 0
     else:
         assert stats["right"]["kept_frames"] == len(plain) >= stats["right"]["mediapipe_frames"]
     assert "MediaPipe found" in frames_summary(sides[0], tracks[sides[0]])

@@ -106,7 +106,7 @@ def _detect_pass(video, options, max_hands, conf_views, reporter):
     with HandDetector(max_hands=max_hands, tracking=True) as detector:
         for frame_id, rgb, t in video.frames(start=options.start, end=options.end, with_time=True):
             times.append(t)
-            dets = detector(rgb)
+            dets = detector(rgb, t)
             if conf_views is not None:
                 for det in dets:
                     det.confidence = conf_views(rgb, det)

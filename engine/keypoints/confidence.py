@@ -9,13 +9,17 @@ Speed: the views do not re-run palm detection. Around the hand MediaPipe already
 crop as MediaPipe's tracker does (rotated so the wrist->middle-MCP axis points up, twice the size of
 the keypoints' box), augment that crop (rotation, scale, shift, horizontal flip, brightness: the
 flip mirrors the hand, so the landmark model sees the other handedness), and run MediaPipe's own
-landmark network (``hand_landmark_full.tflite`` from the mediapipe package) on all N views of a
+landmark network (see below) on all N views of a
 frame as one batch through a LiteRT interpreter. Each view's landmarks map back to the image
 through the exact inverse of its affine warp (tested on synthetic points).
 
 P_0 is the landmark network's answer on the un-augmented crop (view 0, same pipeline), so the
 spread measures how the answer moves under augmentation, not the small fixed offset between our
 crop and MediaPipe's internal one; the keypoints reported stay MediaPipe's own.
+
+The landmark network is the one inside the shipped Tasks bundle (``hand_landmarks_detector.tflite``
+in ``engine/assets/mediapipe/hand_landmarker.task``: the same model the detector runs), read into
+memory and run by LiteRT (``ai-edge-litert``, wheels for every supported Python).
 
 gamma is in pixels of the 224-px crop (i.e. relative to the hand's size, so the same for any
 video resolution). The authors use 4 px on their own crops; with our views (which include flips and
@@ -26,26 +30,12 @@ joint the views disagree on by a finger segment or more. It is an option (``--ga
 KeypointOptions).
 """
 
-from pathlib import Path
-
 import numpy as np
 
-from engine.keypoints.detector import quiet_native_stderr
+from engine.keypoints.detector import landmark_model_bytes, quiet_native_stderr
 
 CROP = 224  # the landmark network's input size
 DEFAULT_GAMMA = 8.0  # crop pixels (see the module docstring)
-LANDMARK_MODEL = "hand_landmark_full.tflite"
-
-
-def landmark_model_path():
-    import mediapipe
-
-    path = Path(mediapipe.__file__).parent / "modules" / "hand_landmark" / LANDMARK_MODEL
-    if not path.is_file():
-        from engine.errors import EngineError
-
-        raise EngineError(f"MediaPipe's hand landmark model is missing ({path}); reinstall mediapipe==0.10.21")
-    return path
 
 
 class LandmarkNet:
@@ -62,7 +52,7 @@ class LandmarkNet:
 
         threads = threads or min(4, os.cpu_count() or 1)
         with quiet_native_stderr():
-            self._it = Interpreter(model_path=str(landmark_model_path()), num_threads=threads)
+            self._it = Interpreter(model_content=landmark_model_bytes(), num_threads=threads)
         self._input = self._it.get_input_details()[0]["index"]
         outs = {o["name"]: o["index"] for o in self._it.get_output_details()}
         self._screen, self._presence, self._world = outs["Identity"], outs["Identity_1"], outs["Identity_3"]

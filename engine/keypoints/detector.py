@@ -1,20 +1,38 @@
-"""MediaPipe Hands behind one small interface (a move to MediaPipe's Tasks API stays in this file).
+"""MediaPipe's hand landmarker (the Tasks API) behind one small interface.
 
-``HandDetector(max_hands=2, tracking=True)`` then ``detector(rgb) -> [Detection, ...]``: per hand
+``HandDetector(max_hands=2, tracking=True)`` then ``detector(rgb, t) -> [Detection, ...]``: per hand
 21 keypoints in pixels (MediaPipe order), 21 world landmarks in metres (hand-centred, axes of the
-image: x right, y down, z away from the camera), the handedness score, and ``side``: MediaPipe's
-handedness label assumes a mirrored (selfie) image, so for ordinary footage its "Left" is the
-subject's right hand; ``side`` holds the un-mirrored answer for one frame. A clip-level decision
+image: x right, y down, z away from the camera), the handedness score, and ``side``: this frame's answer to which hand it is. The Tasks
+landmarker's label names the hand as seen in the image given (its "Right" is the subject's right
+hand in ordinary, un-mirrored footage; on the demo, ASL and hard test clips every label is the
+opposite of the legacy ``solutions.hands`` label, which assumed a mirrored selfie image). A clip-level decision
 (``engine.keypoints.tracks``) overrides it, since per-frame labels flip.
+
+The model is the bundle that ships in the repository (``engine/assets/mediapipe/hand_landmarker.task``,
+Apache-2.0, built by ``tools/make_hand_landmarker_bundle.py`` from the models of MediaPipe 0.10.21:
+the palm detector and the landmark network the legacy ``solutions.hands`` ran). Current MediaPipe
+ships the Tasks runtime and no hand model; nothing is downloaded.
+
+``tracking=True`` runs the landmarker in VIDEO mode: the palm detector runs only while fewer than
+``max_hands`` hands are tracked, and each tracked hand's landmarks come from the crop predicted by
+its previous frame, as the legacy graph did with ``static_image_mode=False``. VIDEO mode needs a
+strictly increasing integer timestamp in ms per frame: the frame's own time (the container's
+timestamps, so a variable frame rate keeps its spacing), pushed 1 ms past the previous one where
+rounding or a broken container would repeat or reverse it. ``tracking=False`` is IMAGE mode (every
+frame on its own).
 """
 
 import contextlib
 import os
 import sys
+import zipfile
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
+MODEL_BUNDLE = Path(__file__).resolve().parents[1] / "assets" / "mediapipe" / "hand_landmarker.task"
+LANDMARK_MEMBER = "hand_landmarks_detector.tflite"  # the landmark network inside the bundle
 
 _DEVNULL_FD = None
 
@@ -42,7 +60,29 @@ def quiet_native_stderr():
         os.close(saved)
 
 
-LABEL_TO_SIDE = {"Left": "right", "Right": "left"}  # MediaPipe labels are for a mirrored image
+def model_bundle_bytes():
+    """The hand landmarker bundle's bytes; an EngineError naming the file when it is missing or not
+    a bundle (a checkout without the asset, a damaged install)."""
+    from engine.errors import EngineError
+
+    try:
+        data = MODEL_BUNDLE.read_bytes()
+        with zipfile.ZipFile(MODEL_BUNDLE) as z:
+            z.getinfo(LANDMARK_MEMBER)
+    except (OSError, zipfile.BadZipFile, KeyError) as exc:
+        raise EngineError(f"MediaPipe's hand model bundle is missing or damaged ({MODEL_BUNDLE}: {exc}); "
+                          "rebuild it with tools/make_hand_landmarker_bundle.py or reinstall the extension") from None
+    return data
+
+
+def landmark_model_bytes():
+    """The landmark network alone (the bundle's ``hand_landmarks_detector.tflite``), for LiteRT."""
+    model_bundle_bytes()  # the same clear error when the bundle is absent
+    with zipfile.ZipFile(MODEL_BUNDLE) as z:
+        return z.read(LANDMARK_MEMBER)
+
+
+LABEL_TO_SIDE = {"Right": "right", "Left": "left"}  # the Tasks label is the un-mirrored hand (module doc)
 
 
 @dataclass
@@ -55,32 +95,58 @@ class Detection:
 
 
 class HandDetector:
-    def __init__(self, max_hands=2, tracking=True, model_complexity=1, min_detection_confidence=0.5,
+    """MediaPipe's HandLandmarker on the shipped bundle (see the module docstring).
+
+    The thresholds are the landmarker's defaults, which are the legacy graph's: 0.5 to detect a
+    palm, 0.5 for a tracked hand to stay present, 0.5 for tracking to go on.
+    """
+
+    def __init__(self, max_hands=2, tracking=True, min_detection_confidence=0.5, min_presence_confidence=0.5,
                  min_tracking_confidence=0.5):
+        from mediapipe.tasks.python import vision
+        from mediapipe.tasks.python.core.base_options import BaseOptions
+
+        self.tracking = tracking
+        mode = vision.RunningMode.VIDEO if tracking else vision.RunningMode.IMAGE
+        options = vision.HandLandmarkerOptions(
+            base_options=BaseOptions(model_asset_buffer=model_bundle_bytes()), running_mode=mode,
+            num_hands=max_hands, min_hand_detection_confidence=min_detection_confidence,
+            min_hand_presence_confidence=min_presence_confidence, min_tracking_confidence=min_tracking_confidence)
+        with quiet_native_stderr():
+            self._landmarker = vision.HandLandmarker.create_from_options(options)
+        self._last_ms = None
+
+    def timestamp_ms(self, t):
+        """The VIDEO-mode timestamp for a frame at ``t`` seconds (None: 1 ms past the previous
+        frame): its own time in ms, or 1 ms past the previous one where that would not increase."""
+        ms = None if t is None or not np.isfinite(t) else int(round(float(t) * 1000.0))
+        if self._last_ms is not None and (ms is None or ms <= self._last_ms):
+            ms = self._last_ms + 1
+        self._last_ms = 0 if ms is None else ms
+        return self._last_ms
+
+    def __call__(self, rgb, t=None):
+        """Hands in one RGB frame (H,W,3) uint8 at ``t`` seconds (VIDEO mode's timestamp)."""
         import mediapipe as mp
 
-        with quiet_native_stderr():
-            self._hands = mp.solutions.hands.Hands(static_image_mode=not tracking, max_num_hands=max_hands,
-                                                   model_complexity=model_complexity,
-                                                   min_detection_confidence=min_detection_confidence,
-                                                   min_tracking_confidence=min_tracking_confidence)
-
-    def __call__(self, rgb):
         h, w = rgb.shape[:2]
+        image = mp.Image(image_format=mp.ImageFormat.SRGB, data=np.ascontiguousarray(rgb))
         with quiet_native_stderr():  # graph nodes start lazily (e.g. palm detection when a hand is lost)
-            res = self._hands.process(np.ascontiguousarray(rgb))
+            if self.tracking:
+                res = self._landmarker.detect_for_video(image, self.timestamp_ms(t))
+            else:
+                res = self._landmarker.detect(image)
         out = []
-        if not res.multi_hand_landmarks:
-            return out
-        for lm, world, handed in zip(res.multi_hand_landmarks, res.multi_hand_world_landmarks, res.multi_handedness):
-            img = np.array([[p.x * w, p.y * h] for p in lm.landmark], dtype=np.float64)
-            wl = np.array([[p.x, p.y, p.z] for p in world.landmark], dtype=np.float64)
-            cls = handed.classification[0]
-            out.append(Detection(LABEL_TO_SIDE.get(cls.label, "right"), float(cls.score), img, wl))
+        for lm, world, handed in zip(res.hand_landmarks, res.hand_world_landmarks, res.handedness):
+            img = np.array([[p.x * w, p.y * h] for p in lm], dtype=np.float64)
+            wl = np.array([[p.x, p.y, p.z] for p in world], dtype=np.float64)
+            cls = handed[0]
+            out.append(Detection(LABEL_TO_SIDE.get(cls.category_name, "right"), float(cls.score), img, wl))
         return out
 
     def close(self):
-        self._hands.close()
+        with quiet_native_stderr():  # LiteRT announces each accelerator it destroys
+            self._landmarker.close()
 
     def __enter__(self):
         return self
