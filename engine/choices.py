@@ -8,7 +8,7 @@ HANDS = ("right", "left", "both")  # --hands
 QUALITIES = ("draft", "balanced", "best")  # --quality (what each does: engine.capture.QUALITY_PRESETS)
 DEVICES = ("auto", "cpu", "cuda")  # --device (also "cuda:N", see engine.device)
 ROOT_MOTIONS = ("filtered", "prior", "free")  # --root-motion: stage II's global rotation
-PRIOR_TERMS = ("unit", "posterior")  # --prior-term: stage II's prior term
+PRIOR_TERMS = ("anchored", "unit", "posterior")  # --prior-term: stage II's prior term
 KEYPOINT_SOURCES = ("blend", "mediapipe")  # --keypoint-source: the 2D keypoints the fit sees
 PROGRESS_MODES = ("bar", "jsonl", "quiet")  # --progress
 FIT_STAGES = (0, 1, 2)  # --stages: 0 per-frame estimate, 1 + stage I, 2 + stage II
@@ -18,7 +18,7 @@ DEFAULT_HANDS = "right"
 DEFAULT_QUALITY = "balanced"
 DEFAULT_DEVICE = "auto"
 DEFAULT_ROOT_MOTION = "filtered"
-DEFAULT_PRIOR_TERM = "unit"
+DEFAULT_PRIOR_TERM = "anchored"
 DEFAULT_KEYPOINT_SOURCE = "blend"
 DEFAULT_FIT_STAGES = 2
 

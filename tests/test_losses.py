@@ -141,7 +141,7 @@ def test_smoothness_is_per_second_so_any_frame_rate_smooths_alike(literal):
         tau = torch.stack([0.1 * t, torch.zeros_like(t), 0.5 + 0 * t], -1)
         phi = torch.stack([torch.zeros_like(t), torch.zeros_like(t), np.radians(30) * t], -1)
         T = len(t)
-        init = {"global_orient": phi.numpy(), "transl": tau.numpy(), "hand_pose": np.zeros((T, 45))}
+        init = {"global_orient": phi.numpy(), "transl": tau.numpy(), "hand_pose": np.zeros((T, 45)), "betas": np.zeros(10)}
         chunk = _Chunk(model, init, np.zeros((T, 21, 2)), np.zeros((T, 21)), np.eye(3), slice(0, T), "cpu",
                        options, fps)
         got = chunk.data_terms(phi, torch.zeros(T, 45), torch.zeros(10), tau)

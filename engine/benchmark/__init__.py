@@ -13,7 +13,7 @@ Known motion -> rendered clip -> the whole pipeline, as a user runs it -> errors
 2. the motion: Leap Motion recordings of another source than the prior's training data
    (``benchmarks/data/leap_javascript_v2.npz``, leapmotion/javascript v2, when present; otherwise
    the prior's held-out takes, said so in the output), the recorded turning of the hand on top of a
-   palm, back or side view, plus a smooth random path across the image (up to +-0.1 m) and in depth
+   palm, back, side or end-on view (the fingers pointing at the camera), plus a smooth random path across the image (up to +-0.1 m) and in depth
    (0.35-0.7 m); right, left (the right hand mirrored) and both hands in one clip;
 3. the camera: a true field of view that differs per clip; the pipeline runs with the GUESSED
    intrinsics (``engine.video.guess_intrinsics``), as a user's capture does, so camera-space errors
@@ -65,7 +65,7 @@ SPREAD = 0.15  # finger segment lengths within +-15 % of the default hand's
 class Clip:
     name: str
     hands: tuple  # ("right",), ("left",) or ("right", "left")
-    view: str  # palm | back | side (towards the camera)
+    view: str  # palm | back | side | end (towards the camera; end: the fingers pointing at it)
     fov: float  # the true field of view across the longer image side, degrees
     skin: tuple  # linear RGB
     background: tuple  # linear RGB
@@ -79,6 +79,7 @@ CLIPS = (
     Clip("palm-left-occluded", ("left",), "palm", 74.0, (0.85, 0.62, 0.50), (0.50, 0.35, 0.25), True),
     Clip("both-palm", ("right", "left"), "palm", 56.0, (0.65, 0.42, 0.30), (0.30, 0.30, 0.45), False),
     Clip("back-right-occluded", ("right",), "back", 64.0, (0.45, 0.28, 0.18), (0.40, 0.40, 0.30), True),
+    Clip("end-right", ("right",), "end", 58.0, (0.70, 0.48, 0.36), (0.25, 0.32, 0.35), False),
 )
 
 
@@ -231,6 +232,10 @@ def _view_matrix(view):
         a = np.radians(70.0)
         Ry = np.array([[np.cos(a), 0, np.sin(a)], [0, 1, 0], [-np.sin(a), 0, np.cos(a)]])
         return Ry @ palm
+    if view == "end":  # the fingers tipped 65 degrees towards the camera: the hand seen end-on
+        a = np.radians(65.0)
+        Rx = np.array([[1.0, 0, 0], [0, np.cos(a), -np.sin(a)], [0, np.sin(a), np.cos(a)]])
+        return Rx @ palm
     raise ValueError(f"unknown view {view!r}")
 
 

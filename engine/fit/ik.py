@@ -10,7 +10,11 @@ the four MCPs, rigid in a hand), so the optimisation starts with the palm in pla
 fingers to bend. Then Adam on all frames at once (the field's usual choice for batched fitting)
 on the squared keypoint error (in cm^2), with small regularisers that keep an under-determined fit sensible:
 a pull of the pose towards zero (the flat hand; 1e-4 per rad^2) and of the shape towards the mean
-(1e-3). The scale of the target skeleton (MediaPipe's world landmarks are metric but not the
+(1e-3), and optionally the joints' anatomical limits (``engine.fit.anatomy``, ``limit_weight`` per
+degree^2 outside them; the per-frame estimate uses 1e-2: IK_LIMIT_WEIGHT there). Without the limits the IK is free in what keypoints do not show: a phalanx's twist
+about its own axis moves no keypoint, and a sideways bend of one joint can trade against a flexion
+of the next, so on real frames the IK returned DIP twists past 100 degrees and sideways bends of
+90 (measured on the ASL clip), poses no hand makes, which then reached the prior and the rig. The scale of the target skeleton (MediaPipe's world landmarks are metric but not the
 model's size) is absorbed by the shape space, whose first direction is overall scale.
 Rows with NaN are skipped and get the identity pose at the mean of the others' placement.
 """
@@ -19,11 +23,13 @@ import numpy as np
 import roma
 import torch
 
+from engine.fit.anatomy import joint_axes, limit_penalty
+
 PALM = [0, 5, 9, 13, 17]  # MediaPipe indices of the wrist and the four finger MCPs
 
 
 def ik_from_keypoints3d(model, keypoints3d, weights=None, iters=200, lr=0.05, fit_betas=True,
-                        pose_reg=1e-4, betas_reg=1e-3, betas=None, fit_scale=False):
+                        pose_reg=1e-4, betas_reg=1e-3, betas=None, fit_scale=False, limit_weight=0.0):
     """See the module docstring. ``fit_scale``: the targets' overall size is not trusted (MediaPipe's
     world landmarks are metric only roughly, and shrink curled fingers): a free scale factor for
     the whole sequence absorbs it, so the pose does not bend to fit a size (the scale itself is not
@@ -57,6 +63,7 @@ def ik_from_keypoints3d(model, keypoints3d, weights=None, iters=200, lr=0.05, fi
     b.requires_grad_(fit_betas)
     log_s = torch.zeros((), device=device, requires_grad=fit_scale)
     params = [go, pose, transl] + ([b] if fit_betas else []) + ([log_s] if fit_scale else [])
+    axes = joint_axes(model) if limit_weight else None
     opt = torch.optim.Adam(params, lr=lr)
     sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=[int(iters * 0.6), int(iters * 0.85)], gamma=0.3)
     wsum = w.sum().clamp(min=1)
@@ -65,6 +72,8 @@ def ik_from_keypoints3d(model, keypoints3d, weights=None, iters=200, lr=0.05, fi
         kp = model(go, pose, b, transl, vertices=False).keypoints * torch.exp(log_s)
         err = ((kp - target) ** 2).sum(-1) * 1e4  # cm^2: the regularisers are relative to this
         loss = (w * err).sum() / wsum + pose_reg * (pose ** 2).sum() / T + betas_reg * (b ** 2).sum()
+        if axes is not None:
+            loss = loss + limit_weight * limit_penalty(pose, axes) / T
         loss.backward()
         opt.step()
         sched.step()

@@ -63,16 +63,34 @@ def residual_smooth(delta, rot_unit=1.0):
     return ((delta[1:] - delta[:-1]) ** 2).sum() * rot_unit ** 2
 
 
-def joint_accel(points, K):
+def joint_accel(points, K, px_per_unit=None):
     """L_ja = sum_t sum_j (f / z_tj)^2 ||J_{t+1} - 2 J_t + J_{t-1}||^2 of joints (T,J,3) metres, K (3,3).
 
     The 3D acceleration of every joint (depth included), measured in pixels at the joint's depth: the
     same unit as L_2D's residuals, so its weight sets how much smoother than the detections the fit
     is, whatever the hand's size in the image. The depth is a weight here (no gradient), so the term
-    cannot be lowered by moving the hand away from the camera."""
+    cannot be lowered by moving the hand away from the camera. ``px_per_unit`` (T,): in the 2D term's
+    hand units instead of pixels (``keypoints_2d``)."""
     acc = points[2:] - 2 * points[1:-1] + points[:-2]  # (T-2,J,3)
     scale = K[0, 0] / points[1:-1, :, 2:3].detach().clamp(min=1e-3)  # (T-2,J,1) px per metre
+    if px_per_unit is not None:
+        scale = scale / px_per_unit[1:-1, None, None]
     return ((acc * scale) ** 2).sum()
+
+
+def keypoint_distance(points, K, target, px_per_unit):
+    """(T,21) distance of each projected joint to its keypoint, in hand units (px_per_unit (T,))."""
+    return (project(points, K) - target).norm(dim=-1) / px_per_unit[:, None]
+
+
+def no_worse(points, K, target, alpha, reference, px_per_unit, margin, min_confidence):
+    """sum over confident joints (alpha >= min_confidence) of relu(d - d_ref - margin)^2: d the
+    joint's distance to its keypoint and d_ref the reference fit's (T,21), both in hand units. Zero
+    while the fit stays within ``margin`` of the reference's distance: smoothing may move a joint
+    that far, the prior may not pull a confidently seen joint further away."""
+    d = keypoint_distance(points, K, target, px_per_unit)
+    over = torch.relu(d - reference - margin) * (alpha >= min_confidence)
+    return (over ** 2).sum()
 
 
 def shape_reg(betas):
@@ -92,11 +110,44 @@ def project(points, K):
     return points[..., :2] / z * torch.stack([K[0, 0], K[1, 1]]) + torch.stack([K[0, 2], K[1, 2]])
 
 
-def keypoints_2d(points, K, target, alpha, scale=GM_SCALE):
+def keypoints_2d(points, K, target, alpha, scale=GM_SCALE, px_per_unit=None):
     """L_2D = sum_joints sum_t alpha_i^2 rho(Pi(J_i) - x_i).
 
     alpha squared, as the authors' code weighs by confidence squared (the poster writes alpha):
     squaring trusts confident joints relatively more; frames without keypoints have alpha 0.
+
+    ``px_per_unit`` (T,) or None: the residuals in that frame's unit instead of pixels (see
+    ``hand_units``): the same pose error then costs the same whatever the hand's size in the image,
+    and ``scale`` is in those units.
     """
-    r2 = ((project(points, K) - target) ** 2).sum(-1)
-    return (alpha ** 2 * geman_mcclure(r2, scale)).sum()
+    r = project(points, K) - target
+    if px_per_unit is not None:
+        r = r / px_per_unit[:, None, None]
+    return (alpha ** 2 * geman_mcclure((r ** 2).sum(-1), scale)).sum()
+
+
+# The 2D term's scale-free unit: a hundredth of the hand's palm length in the image (``hand_units``),
+# so that a hand whose palm is 100 px long (a hand about 200 px tall: a hand at arm's length in 720p
+# footage) is measured in pixels, as the table's weights were set; GM_SCALE = 40 units = 0.4 palms.
+HAND_UNIT_PALMS = 0.01
+
+
+def palm_length_px(keypoints_2d):
+    """(T,21,2) px -> (T,) the palm's length in the image: the longer of wrist -> middle knuckle and
+    index -> little knuckle (so it holds when the hand points at the camera or turns edge-on)."""
+    kp = torch.as_tensor(keypoints_2d)
+    return torch.maximum((kp[:, 9] - kp[:, 0]).norm(dim=-1), (kp[:, 17] - kp[:, 5]).norm(dim=-1))
+
+
+def hand_units(keypoints_2d, known):
+    """(T,21,2) px, known (T,) bool -> (T,) pixels per hand unit (HAND_UNIT_PALMS of the palm
+    length), each frame's from its own keypoints where known, else the nearest known frame's (a
+    median over the known frames when none is near); never below 0.1 px."""
+    length = palm_length_px(keypoints_2d).double()
+    known = torch.as_tensor(known, dtype=torch.bool) & torch.isfinite(length) & (length > 0)
+    if not bool(known.any()):
+        return torch.full_like(length, 1.0)
+    idx = torch.nonzero(known)[:, 0]
+    t = torch.arange(len(length))
+    nearest = idx[(t[:, None] - idx[None]).abs().argmin(1)]
+    return (length[nearest] * HAND_UNIT_PALMS).clamp(min=0.1)

@@ -13,7 +13,9 @@ per step):
    guess (OpenCV, Levenberg-Marquardt), kept only where it lowers the reprojection error without
    flipping the hand; frames with 2D keypoints but no 3D landmarks (external keypoints, crops
    tracked without world landmarks) start from their neighbours' estimate
-   (``start_without_landmarks``) and get a 2D-only fit (``fit_to_2d``);
+   (``start_without_landmarks``);
+   then every detected frame is fitted to all of its evidence at once (``refine_on_detections``: the
+   2D keypoints weighted by their confidence, the 3D landmarks, the joints' anatomical limits);
 3. ``fill_gaps``: short gaps (no keypoints, at most ``max_gap_s``) are filled by SLERP of every
    joint rotation and linear interpolation of translation; longer gaps and the frames before the
    first / after the last detection are marked not valid and hold the nearest estimate;
@@ -36,6 +38,14 @@ from engine.fit.temporal import hold_nearest, lerp_fill, slerp_fill
 
 # confidence given to keypoints that are projections of the interpolated estimate (gap fill)
 FILL_CONFIDENCE = 0.1
+# refine_on_detections: Adam iterations, and its terms' weights (see there)
+REFINE_ITERS = 80
+REFINE_3D_FLOOR = 0.3
+REFINE_3D_WEIGHT = 0.1  # per hand unit^2, against the 2D term's (Geman-McClure) hand units^2
+REFINE_POSE_PULL = 1e-3  # per degree^2, frames with landmarks
+PULL_WITHOUT_3D = 5e-3  # per degree^2 (16 per radian^2, the weight the 2D-only fit has always had)
+REFINE_LIMITS = 0.1  # per degree^2 outside the joints' limits
+IK_LIMIT_WEIGHT = 1e-2  # the IK's limit term (engine.fit.ik), per degree^2 against its cm^2
 # frames per inverse-kinematics batch: bounds the estimate's memory by this many frames, not the clip,
 # and is the step of its progress
 IK_CHUNK = 512
@@ -50,6 +60,8 @@ class PerFrameOptions:
     keypoint_source: str = "blend"
     ik_iters: int = None  # None: engine.fit.ik's default
     pnp_refine: bool = True
+    refine_iters: int = REFINE_ITERS  # refine_on_detections (0: IK and placement only, as before)
+    ray_correction: bool = True  # landmarks_along_rays (False: the landmarks read in the camera's axes)
 
 
 def translation_from_2d(points, keypoints_2d, weights, K):
@@ -165,7 +177,33 @@ def track_arrays(track):
     return kp2d, conf, source, world, has2d, has3d
 
 
-def ik_in_batches(model, world, has3d, iters=None, reporter=None, chunk=None):
+def landmarks_along_rays(world, keypoints_2d, K, has3d):
+    """MediaPipe's world landmarks turned to face the camera along the hand's own viewing ray.
+
+    The landmark network sees a crop around the hand and answers in the crop's axes, as if the hand
+    were on the optical axis; a hand off the image's centre is seen along a ray tilted from the axis
+    by up to half the field of view (30 degrees at the edge of a 60-degree view), and its landmarks,
+    read in the camera's axes, are turned by that much. The rotation taking the optical axis onto the
+    ray through the palm's centre (the shortest one) puts them back, as hand-mesh regressors correct
+    their crop's camera.
+
+    world (T,21,3) m, keypoints_2d (T,21,2) px, K (3,3), has3d (T,) bool -> world (T,21,3) (a copy).
+    """
+    out = np.array(world, dtype=np.float64, copy=True)
+    if not has3d.any():
+        return out
+    centre = keypoints_2d[has3d][:, [0, 5, 9, 13, 17]].mean(1)  # (N,2) px: the palm's centre
+    ray = np.concatenate([(centre - K[:2, 2]) / np.diag(K)[:2], np.ones((len(centre), 1))], axis=1)
+    ray /= np.linalg.norm(ray, axis=1, keepdims=True)
+    axis = np.cross(np.array([0.0, 0.0, 1.0]), ray)  # (N,3), |axis| = sin(angle)
+    angle = np.arctan2(np.linalg.norm(axis, axis=1), ray[:, 2])
+    rotvec = axis / np.linalg.norm(axis, axis=1, keepdims=True).clip(1e-12) * angle[:, None]
+    R = roma.rotvec_to_rotmat(torch.as_tensor(rotvec)).numpy()  # (N,3,3)
+    out[has3d] = np.einsum("nij,nkj->nki", R, out[has3d])
+    return out
+
+
+def ik_in_batches(model, world, has3d, iters=None, reporter=None, chunk=None, confidence=None):
     """Pose from the 3D landmarks by inverse kinematics, in batches of ``chunk`` (default IK_CHUNK)
     landmark frames: memory and progress (``reporter`` advanced per batch) by the batch, not the clip.
 
@@ -185,8 +223,11 @@ def ik_in_batches(model, world, has3d, iters=None, reporter=None, chunk=None):
         frames3d = np.flatnonzero(has3d)
         for a in range(0, len(frames3d), chunk):
             idx = frames3d[a:a + chunk]
-            ik = ik_from_keypoints3d(model, torch.as_tensor(world[idx], dtype=torch.float32), fit_betas=False,
-                                     fit_scale=True, **kwargs)
+            # each landmark weighted by its joint's confidence from the views (a floor keeps a doubted
+            # joint in the fit: the network's 3D guess is still the best there is for a hidden joint)
+            w = None if confidence is None else REFINE_3D_FLOOR + (1 - REFINE_3D_FLOOR) * confidence[idx]
+            ik = ik_from_keypoints3d(model, torch.as_tensor(world[idx], dtype=torch.float32), weights=w,
+                                     fit_betas=False, fit_scale=True, limit_weight=IK_LIMIT_WEIGHT, **kwargs)
             go[idx] = ik["global_orient"].detach().cpu().numpy()
             pose[idx] = ik["hand_pose"].detach().cpu().numpy()
             if reporter is not None:
@@ -213,24 +254,93 @@ def start_without_landmarks(global_orient, hand_pose, has2d, has3d):
 
 
 def place_detected(model, global_orient, hand_pose, betas, keypoints_2d, confidence, has2d, has3d, K,
-                   pnp_refine=True):
-    """Every frame with 2D keypoints placed in the camera (``place_in_camera``), then those without
-    landmarks fitted to their 2D keypoints (``fit_to_2d``).
+                   pnp_refine=True, world=None, refine_iters=REFINE_ITERS):
+    """Every frame with 2D keypoints placed in the camera (``place_in_camera``), then fitted to all
+    its evidence (``refine_on_detections``: the 2D keypoints, the 3D landmarks where there are
+    any, the joints' limits).
 
     global_orient (T,3), hand_pose (T,45), betas (10,), keypoints_2d (T,21,2) px, confidence (T,21),
-    has2d, has3d (T,) bool, K (3,3) -> global_orient (T,3) camera frame, hand_pose (T,45),
-    transl (T,3) m (0 on frames without 2D).
+    has2d, has3d (T,) bool, K (3,3), world (T,21,3) m or None -> global_orient (T,3) camera frame,
+    hand_pose (T,45), transl (T,3) m (0 on frames without 2D).
     """
     go, pose = global_orient.copy(), hand_pose.copy()
     transl = np.zeros((len(go), 3))
     go[has2d], transl[has2d] = place_in_camera(model, go[has2d], pose[has2d], betas, keypoints_2d[has2d],
                                                 confidence[has2d], K, pnp_refine=pnp_refine)
-    only2d = has2d & ~has3d
-    if only2d.any():
-        go[only2d], pose[only2d], transl[only2d] = fit_to_2d(model, go[only2d], pose[only2d], betas,
-                                                            transl[only2d], keypoints_2d[only2d],
-                                                            confidence[only2d], K)
+    if refine_iters:
+        w3 = world[has2d] if world is not None else np.full((int(has2d.sum()), 21, 3), np.nan)
+        go[has2d], pose[has2d], transl[has2d] = refine_on_detections(
+            model, go[has2d], pose[has2d], betas, transl[has2d], keypoints_2d[has2d], confidence[has2d], w3, K,
+            iters=refine_iters)
     return go, pose, transl
+
+
+def refine_on_detections(model, global_orient, hand_pose, betas, transl, keypoints_2d, confidence, world, K,
+                         iters=REFINE_ITERS, lr=0.02, chunk=None):
+    """Each frame's pose and placement fitted to everything MediaPipe gave for it, frames batched.
+
+    global_orient (N,3), hand_pose (N,45), transl (N,3) the start (IK + placement); keypoints_2d
+    (N,21,2) px; confidence (N,21); world (N,21,3) m, NaN on frames without landmarks; K (3,3).
+    Returns global_orient, hand_pose, transl (N,...) numpy.
+
+    Terms, all in hand units (a hundredth of the palm's length: ``losses.hand_units`` in the image,
+    the palm's 3D length for the landmarks), so their balance is the same for a small or a large
+    hand in the image:
+    - the 2D keypoints: the fit's robust term (``losses.keypoints_2d``, Geman-McClure at 40 units),
+      each joint weighted by its confidence squared (the IK alone sees the landmarks only, so the
+      fingers ignored where the image puts them);
+    - the 3D landmarks (frames that have them): wrist-relative and each side scaled by its own palm
+      length (the landmarks are metric only roughly and shrink curled fingers), in the camera's axes
+      (MediaPipe's world landmarks are axis-aligned with the image), weighted by REFINE_3D_FLOOR +
+      (1 - floor) x confidence: a joint the views doubt counts less but still holds its place;
+    - the start pose (the IK's, or for frames without landmarks their neighbours'), a light pull
+      (REFINE_POSE_PULL per degree^2; PULL_WITHOUT_3D where no landmark holds the depth of the
+      fingers, which 2D alone leaves free);
+    - the joints' anatomical limits (``engine.fit.anatomy``, REFINE_LIMITS per degree^2 outside).
+    Adam at ``lr``, translation in centimetres (see stages.TAU_SCALE), in chunks of IK_CHUNK frames.
+    """
+    from engine.fit import losses as L
+    from engine.fit.anatomy import joint_axes, limit_penalty
+
+    chunk = IK_CHUNK if chunk is None else chunk
+    dev = _device(model)
+    axes = joint_axes(model)
+    f = lambda a: torch.as_tensor(np.asarray(a), dtype=torch.float32, device=dev)
+    go_out, pose_out, tr_out = global_orient.copy(), hand_pose.copy(), transl.copy()
+    deg = 180.0 / np.pi
+    for a in range(0, len(global_orient), chunk):
+        sl = slice(a, a + chunk)
+        n = len(global_orient[sl])
+        go0, pose0 = f(global_orient[sl]), f(hand_pose[sl])
+        go, pose = go0.clone().requires_grad_(), pose0.clone().requires_grad_()
+        tr_v = (f(transl[sl]) * L.TRANSL_UNIT).requires_grad_()
+        b = f(np.tile(betas, (n, 1)))
+        Kt, kp, alpha = f(K), f(keypoints_2d[sl]), f(np.clip(confidence[sl], 0, 1))
+        unit = L.hand_units(kp, alpha.max(1).values > 0).float()
+        w_np = np.asarray(world[sl], dtype=np.float64)
+        has3d = f(np.isfinite(w_np).all((1, 2)))
+        w_np = np.nan_to_num(w_np)
+        rel = w_np - w_np[:, :1]
+        palm = np.linalg.norm(rel[:, 9], axis=-1).clip(1e-6)[:, None, None]
+        target3d = f(rel / palm / L.HAND_UNIT_PALMS)  # wrist-relative, in hand units
+        w3 = (REFINE_3D_FLOOR + (1 - REFINE_3D_FLOOR) * alpha) * has3d[:, None]
+        pull = torch.where(has3d > 0, torch.full_like(has3d, REFINE_POSE_PULL), torch.full_like(has3d, PULL_WITHOUT_3D))
+        opt = torch.optim.Adam([go, pose, tr_v], lr=lr)
+        for _ in range(iters):
+            opt.zero_grad()
+            pts = model(go, pose, b, tr_v / L.TRANSL_UNIT, vertices=False).keypoints
+            rel_m = pts - pts[:, :1]
+            own = rel_m / rel_m[:, 9:10].norm(dim=-1, keepdim=True).clamp(min=1e-6) / L.HAND_UNIT_PALMS
+            loss = (L.keypoints_2d(pts, Kt, kp, alpha, px_per_unit=unit)
+                    + REFINE_3D_WEIGHT * (w3 * ((own - target3d) ** 2).sum(-1)).sum()
+                    + (pull[:, None] * ((pose - pose0) * deg) ** 2).sum()
+                    + REFINE_LIMITS * limit_penalty(pose, axes))
+            loss.backward()
+            opt.step()
+        go_out[sl] = go.detach().cpu().numpy()
+        pose_out[sl] = pose.detach().cpu().numpy()
+        tr_out[sl] = (tr_v / L.TRANSL_UNIT).detach().cpu().numpy()
+    return go_out, pose_out, tr_out
 
 
 def fill_gaps(global_orient, hand_pose, transl, known, max_gap):
@@ -288,11 +398,13 @@ def per_frame_estimate(model, track, K, fps, options=None, reporter=None):
     options = options or PerFrameOptions()
     K = np.asarray(K, dtype=np.float64)
     kp2d, conf, source, world, has2d, has3d = track_arrays(track)
-    go, pose = ik_in_batches(model, world, has3d, iters=options.ik_iters, reporter=reporter)
+    if options.ray_correction:
+        world = landmarks_along_rays(world, kp2d, K, has3d)
+    go, pose = ik_in_batches(model, world, has3d, iters=options.ik_iters, reporter=reporter, confidence=conf)
     betas = np.zeros(10)  # the IK runs at the mean shape
     go, pose = start_without_landmarks(go, pose, has2d, has3d)
     go, pose, transl = place_detected(model, go, pose, betas, kp2d, conf, has2d, has3d, K,
-                                      pnp_refine=options.pnp_refine)
+                                      pnp_refine=options.pnp_refine, world=world, refine_iters=options.refine_iters)
     max_gap = max(1, int(round(options.max_gap_s * fps)))
     go, pose, transl, filled, valid = fill_gaps(go, pose, transl, has2d, max_gap)
     joints = forward_joints(model, go, pose, betas, transl)
@@ -301,32 +413,3 @@ def per_frame_estimate(model, track, K, fps, options=None, reporter=None):
         "global_orient": go, "hand_pose": pose, "betas": betas, "transl": transl, "joints": joints,
         "keypoints_2d": kp2d, "confidence": conf, "keypoint_source": source, "valid": valid, "detected": has2d,
     }
-
-
-def fit_to_2d(model, global_orient, hand_pose, betas, transl, keypoints_2d, weights, K, iters=150, lr=0.05):
-    """Per-frame 2D-only refinement (no 3D landmarks): Adam on the robust reprojection error (the
-    fit's own Geman-McClure term) + a pull to the start pose.
-
-    The start pose is the prior knowledge here (nearest 3D estimate or a flat hand); the pull
-    (16 per radian^2 against the 2D term's Geman-McClure px^2, whose ceiling is 40^2 per joint: a
-    joint 40 px off is worth a 1-radian bend) keeps depth-ambiguous fingers from folding through the
-    palm. Translation is optimised in centimetres (see stages.TAU_SCALE).
-    """
-    from engine.fit.losses import keypoints_2d as loss_2d
-    from engine.fit.losses import TRANSL_UNIT
-
-    dev = _device(model)
-    f = lambda a: torch.as_tensor(np.asarray(a), dtype=torch.float32, device=dev)
-    go0, pose0 = f(global_orient), f(hand_pose)
-    go, pose = go0.clone().requires_grad_(), pose0.clone().requires_grad_()
-    tr_v = (f(transl) * TRANSL_UNIT).requires_grad_()
-    b = f(np.tile(betas, (go.shape[0], 1)))
-    Kt, kp, alpha = f(K), f(keypoints_2d), f(np.sqrt(np.clip(weights, 0, 1)))  # loss_2d weighs alpha^2
-    opt = torch.optim.Adam([go, pose, tr_v], lr=lr)
-    for _ in range(iters):
-        opt.zero_grad()
-        pts = model(go, pose, b, tr_v / TRANSL_UNIT, vertices=False).keypoints
-        loss = loss_2d(pts, Kt, kp, alpha) + 16.0 * ((pose - pose0) ** 2).sum()
-        loss.backward()
-        opt.step()
-    return go.detach().cpu().numpy(), pose.detach().cpu().numpy(), (tr_v / TRANSL_UNIT).detach().cpu().numpy()

@@ -85,15 +85,24 @@ import torch
 
 from engine import choices
 from engine.fit import losses as L
+from engine.fit.anatomy import limit_penalty
 from engine.fit.temporal import one_euro_rotations_zero_phase
 from engine.fit.windows import blend_rotations, crossfade_chunks, layout, resample_windows
 
+# "nw" (both stages): no confidently seen joint ends farther from its keypoint than the per-frame
+# estimate put it, beyond NO_WORSE_MARGIN hand units (losses.no_worse); "lim": the joints' anatomical
+# limits (engine.fit.anatomy), per degree^2 outside them
+NO_WORSE_WEIGHT = 10.0
+NO_WORSE_MARGIN = 2.0  # hand units (2 % of the palm's length: 2 px on a palm 100 px long)
+NO_WORSE_CONFIDENCE = 0.5
+LIMIT_WEIGHT = 0.1
 # The method's table. Stage II adds two terms that the table does not have (see the module docstring):
 # "ts" (translation smoothness, stage I's weight) and, with finger_residual, "res" / "res_s" (the size
 # and the smoothness of the per-frame finger residual).
 STAGE1_WEIGHTS = {"o": 3.0, "tr": 1.0, "os": 1.0, "ts": 5.0, "beta": 3.0, "2d": 0.05}
 STAGE2_WEIGHTS = {"o": 2.0, "tr": 1.0, "os": 1.0, "beta": 10.0, "2d": 0.05, "mp": 300.0}
-STAGE2_ADDED = {"ts": 5.0, "res": 0.02, "res_s": 1.0, "ja": 0.01}
+STAGE2_ADDED = {"ts": 5.0, "res": 0.02, "res_s": 1.0, "ja": 0.01, "nw": NO_WORSE_WEIGHT, "lim": LIMIT_WEIGHT}
+STAGE1_ADDED = {"nw": NO_WORSE_WEIGHT, "pd": 0.05, "lim": LIMIT_WEIGHT}
 ROOT_MOTIONS = choices.ROOT_MOTIONS  # stage II's global rotation (see root_motion below)
 REFERENCE_FPS = 30.0  # the frame rate the table's smoothness weights are for (the authors' clips and prior)
 
@@ -109,7 +118,7 @@ class FitOptions:
     chunk_frames: int = 2048
     # L_MP: "unit" = mean(z^2), the authors' code's term (default: measured better with our prior,
     # see the module docstring); "posterior" = the poster's -log N(z; mu(theta), sigma(theta))
-    prior_term: str = "unit"
+    prior_term: str = choices.DEFAULT_PRIOR_TERM
     # stage II's global rotation: "prior" through the prior's root channel (one base rotation per
     # window), "free" per frame (the method's table), "filtered" per frame then a One Euro filter
     root_motion: str = "filtered"
@@ -133,8 +142,19 @@ class FitOptions:
     # L_os, L_ts and the residual's smoothness scaled by fps / 30: a penalty on velocity per second,
     # so that a 5 fps or a 60 fps clip is smoothed as a 30 fps one is. False = per frame pair.
     smooth_per_second: bool = True
+    # L_2D (and L_ja) in hand units (a hundredth of the palm's length in the image, losses.hand_units)
+    # rather than pixels: the balance against the prior and the rotation terms is the same for a hand
+    # 80 px or 400 px tall. False = pixels (the authors' code).
+    scale_free_2d: bool = True
+    # stage I fits the fingers too (per frame, held near the per-frame estimate by "pd" and inside
+    # the joints' limits), so that it sees the detections' fingers. False = fingers fixed (the table).
+    stage1_fingers: bool = True
+    # what stage II's finger residual is held near: "per-frame" = stage I's fingers (the residual
+    # starts at the rotation that takes the prior's decoding there), "prior" = the decoding itself
+    # (residual 0: the prior's pose unless detections insist; it opens hands the prior has not seen)
+    residual_anchor: str = "per-frame"
     clip_grad: float = 1.0
-    weights1: dict = field(default_factory=lambda: dict(STAGE1_WEIGHTS))
+    weights1: dict = field(default_factory=lambda: {**STAGE1_WEIGHTS, **STAGE1_ADDED})
     weights2: dict = field(default_factory=lambda: {**STAGE2_WEIGHTS, **STAGE2_ADDED})
 
     def __post_init__(self):
@@ -151,6 +171,7 @@ class FitOptions:
         joint acceleration, fingers from the prior alone, L_MP as one mean over windows (stage II's rotation is
         ``root_motion``'s choice: "free" is the table's per-frame rotation)."""
         base = dict(units="rad-m", finger_residual=False, prior_per_window=False, smooth_per_second=False,
+                    scale_free_2d=False, stage1_fingers=False, prior_term="unit", weights1=dict(STAGE1_WEIGHTS),
                     weights2=dict(STAGE2_WEIGHTS))
         return cls(**{**base, **changes})
 
@@ -184,6 +205,16 @@ class _Chunk:
         self.K = _t(K, device)
         self.T = self.phi_hat.shape[0]
         self.rot_unit, self.transl_unit = options.unit_scales
+        # px per hand unit (T,), or None: L_2D and L_ja in pixels
+        self.unit = L.hand_units(self.kp, self.alpha.max(1).values > 0).float().to(device) if options.scale_free_2d else None
+        # the per-frame estimate's distance to each keypoint (T,21), in hand units: "nw"'s reference
+        unit = self.unit if self.unit is not None else torch.ones(self.T, device=device)
+        with torch.no_grad():
+            start = self.keypoints(self.phi_hat, self.pose_hat, _t(init["betas"], device), self.tau_hat)
+            self.reference = L.keypoint_distance(start, self.K, self.kp, unit)
+        from engine.fit.anatomy import joint_axes
+
+        self.axes = joint_axes(model)
 
     def keypoints(self, phi, pose, beta, tau):
         return self.model(phi, pose, beta, tau, vertices=False).keypoints
@@ -195,12 +226,16 @@ class _Chunk:
         acceleration x (fps/30)^3, the same sums for the same motion at any frame rate."""
         ru, tu, s = self.rot_unit, self.transl_unit, self.smooth_scale
         kp = self.keypoints(phi, pose, beta, tau)
+        unit = self.unit if self.unit is not None else torch.ones(self.T, device=self.device)
         terms = {"o": lambda: L.orient_data(phi, self.phi_hat, ru), "tr": lambda: L.transl_data(tau, self.tau_hat, tu),
                  "os": lambda: L.orient_smooth(phi, ru) * s, "ts": lambda: L.transl_smooth(tau, tu) * s,
                  "beta": lambda: L.shape_reg(beta),
-                 "2d": lambda: L.keypoints_2d(kp, self.K, self.kp, self.alpha),
-                 "ja": lambda: L.joint_accel(kp, self.K) * s ** 3,
-                 "pd": lambda: L.pose_data(pose, self.pose_hat, ru)}
+                 "2d": lambda: L.keypoints_2d(kp, self.K, self.kp, self.alpha, px_per_unit=self.unit),
+                 "ja": lambda: L.joint_accel(kp, self.K, px_per_unit=self.unit) * s ** 3,
+                 "pd": lambda: L.pose_data(pose, self.pose_hat, ru),
+                 "nw": lambda: L.no_worse(kp, self.K, self.kp, self.alpha, self.reference, unit, NO_WORSE_MARGIN,
+                                          NO_WORSE_CONFIDENCE),
+                 "lim": lambda: limit_penalty(pose, self.axes)}
         return {k: f() for k, f in terms.items() if names is None or k in names}
 
 
@@ -264,18 +299,21 @@ def _stage1(chunk, beta0, fit_beta, options, reporter):
     phi = chunk.phi_hat.clone().requires_grad_(True)
     tau_v = (chunk.tau_hat * TAU_SCALE).requires_grad_(True)
     beta = beta0.clone().requires_grad_(fit_beta)
+    pose = chunk.pose_hat.clone().requires_grad_(options.stage1_fingers)
     w = _weights(options.weights1, chunk.T, options)
+    if not options.stage1_fingers:
+        w = {k: v for k, v in w.items() if k not in ("pd", "lim")}
 
     def closure():
-        terms = chunk.data_terms(phi, chunk.pose_hat, beta, tau_v / TAU_SCALE, w)
+        terms = chunk.data_terms(phi, pose, beta, tau_v / TAU_SCALE, w)
         return sum(w[k] * terms[k] for k in w)
 
-    params = [phi, tau_v] + ([beta] if fit_beta else [])
+    params = [phi, tau_v] + ([beta] if fit_beta else []) + ([pose] if options.stage1_fingers else [])
     ok, _ = _optimise(params, closure, options.iters_stage1, options, reporter)
-    return phi.detach(), (tau_v / TAU_SCALE).detach(), beta.detach(), ok
+    return phi.detach(), (tau_v / TAU_SCALE).detach(), beta.detach(), pose.detach(), ok
 
 
-def _stage2(chunk, prior, phi0, tau0, beta0, fps, fit_beta, options, reporter):
+def _stage2(chunk, prior, phi0, tau0, pose0, beta0, fps, fit_beta, options, reporter):
     import roma
 
     from engine.hand_model import mirror_pose
@@ -287,7 +325,7 @@ def _stage2(chunk, prior, phi0, tau0, beta0, fps, fit_beta, options, reporter):
     W, n = lay.frame_index.shape
     prior_times = prior.default_times(W, device=device)
     with torch.no_grad():
-        init_windows = resample_windows(to_prior(chunk.pose_hat), lay, fps, prior.window, prior.fps)
+        init_windows = resample_windows(to_prior(pose0), lay, fps, prior.window, prior.fps)
         orient_windows = resample_windows(to_prior(phi0), lay, fps, prior.window, prior.fps)
         z0, _ = prior.encode(init_windows.reshape(W, prior.window, 45),
                              orient_windows.reshape(W, prior.window, 3) if options.root_from_prior else None)
@@ -300,11 +338,12 @@ def _stage2(chunk, prior, phi0, tau0, beta0, fps, fit_beta, options, reporter):
         phi = phi0.clone().requires_grad_(True)
     tau_v = (tau0 * TAU_SCALE).requires_grad_(True)
     beta = beta0.clone().requires_grad_(fit_beta)
-    delta = torch.zeros(chunk.T, 45, device=device, requires_grad=options.finger_residual)
+    delta = torch.zeros(chunk.T, 45, device=device)
+    delta0 = torch.zeros(chunk.T, 45, device=device)  # what the residual's size is measured from
     w = _weights(options.weights2, chunk.T, options)
     if not options.finger_residual:
         w = {k: v for k, v in w.items() if k not in ("res", "res_s")}
-    reference = chunk.pose_hat.reshape(chunk.T, 15, 3)
+    reference = pose0.reshape(chunk.T, 15, 3)
     # each window's share of a window's worth of frames (its blend weights sum to that many frames)
     cover = lay.weight.sum(1) / lay.length if options.prior_per_window else None  # (W,)
 
@@ -324,24 +363,35 @@ def _stage2(chunk, prior, phi0, tau0, beta0, fps, fit_beta, options, reporter):
         return pose, phi_t
 
     def prior_term():
-        if options.prior_term == "unit":
+        if options.prior_term == "anchored":  # how far z moved from the clip's own encoding
+            per_window = ((z - z0) ** 2).mean(-1)  # (W,)
+        elif options.prior_term == "unit":
             per_window = (z ** 2).mean(-1)  # (W,)
         else:  # the poster's -log N(z; mu(theta), sigma(theta)), theta = D(z) the current poses
             mu, sigma = prior.encode(prior.decode(z, prior_times))
             per_window = prior.neg_log_likelihood(z, mu, sigma)
         if cover is not None:
             return (per_window * cover).sum()
-        return per_window.mean() if options.prior_term == "unit" else per_window.sum()
+        return per_window.sum() if options.prior_term == "posterior" else per_window.mean()
 
     def closure():
         pose, phi_t = decoded(z)
         terms = chunk.data_terms(phi_t, pose, beta, tau_v / TAU_SCALE, w)
         terms["mp"] = prior_term()
         if options.finger_residual:
-            terms["res"] = L.residual_size(delta, chunk.rot_unit)
+            terms["res"] = L.residual_size(delta - delta0, chunk.rot_unit)
             terms["res_s"] = L.residual_smooth(delta, chunk.rot_unit) * chunk.smooth_scale
         return sum(w[k] * terms[k] for k in w)
 
+    if options.finger_residual and options.residual_anchor == "per-frame":
+        # the residual starts where stage I's fingers are (D(z0) exp(delta0) = stage I's pose) and its
+        # size is measured from there: the fingers keep stage I's pose unless the prior's motion and
+        # the detections say otherwise, instead of being pulled to the decoding, which opens a fist
+        with torch.no_grad():
+            dec0, _ = decoded(z0)
+            delta0 = roma.rotvec_composition([-dec0.reshape(-1, 3), pose0.reshape(-1, 3)]).reshape(chunk.T, 45)
+            delta.copy_(delta0)
+    delta.requires_grad_(options.finger_residual)
     params = [phi_w if options.root_from_prior else phi, tau_v, z] + ([beta] if fit_beta else [])
     params += [delta] if options.finger_residual else []
     ok, _ = _optimise(params, closure, options.iters_stage2, options, reporter)
@@ -385,14 +435,14 @@ def _run_stage1(chunks, spans, has_data, beta, results, warnings, options, repor
             if reporter is not None:
                 reporter.advance(options.iters_stage1)
             continue
-        phi, tau, beta1, ok = _stage1(chunk, beta, k == 0, options, reporter)
+        phi, tau, beta1, pose, ok = _stage1(chunk, beta, k == 0, options, reporter)
         if ok:
             beta = beta1
         else:
             warnings.append(f"frames {a}-{b - 1}: stage I diverged; kept the per-frame estimate there")
-            phi, tau = chunk.phi_hat, chunk.tau_hat
-        stage1.append((phi, tau))
-        results[k].update(global_orient=phi.cpu().numpy(), transl=tau.cpu().numpy())
+            phi, tau, pose = chunk.phi_hat, chunk.tau_hat, chunk.pose_hat
+        stage1.append((phi, tau, pose))
+        results[k].update(global_orient=phi.cpu().numpy(), transl=tau.cpu().numpy(), hand_pose=pose.cpu().numpy())
     return beta, stage1
 
 
