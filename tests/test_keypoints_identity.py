@@ -110,3 +110,36 @@ def test_the_vote_is_weighted_by_the_handedness_score():
     out, _ = run(frames)
     assert len(kept(out, "right")) == 18
     assert T.label_weight(Detection("left", 0.5, None, None)) == pytest.approx(0.0, abs=1e-2)
+
+
+def test_the_capture_takes_no_second_hand_from_a_handful_of_frames():
+    import io
+    import json
+    from types import SimpleNamespace
+
+    from engine import result as R
+    from engine.capture import MIN_SECOND_HAND_FRAMES, CaptureOptions, hands_found
+    from engine.keypoints import HandTrack
+    from engine.progress import Reporter
+
+    def track(frames):
+        t = HandTrack.empty(np.arange(60))
+        t.source[list(frames)] = R.SOURCE_MEDIAPIPE
+        t.stats = {"kept_frames": len(frames)}
+        return t
+
+    video = SimpleNamespace(path="clip.mp4", num_frames=60)
+    few = range(10, 10 + MIN_SECOND_HAND_FRAMES - 1)
+    log = io.StringIO()
+    found, frame_ids, _ = hands_found({"right": track(range(60)), "left": track(few)}, video,
+                                      CaptureOptions(hands="both"), Reporter("jsonl", stream=log))
+    assert list(found) == ["right"] and len(frame_ids) == 60
+    warnings = [json.loads(line)["message"] for line in log.getvalue().splitlines()]
+    assert warnings == [f"the left hand is seen in only {MIN_SECOND_HAND_FRAMES - 1} frames (the right hand in 60): "
+                        "only the right hand is captured"]
+    # a second hand seen in enough frames is captured, and so is a lone hand asked for alone
+    found, _, _ = hands_found({"right": track(range(60)), "left": track(range(10, 10 + MIN_SECOND_HAND_FRAMES))},
+                              video, CaptureOptions(hands="both"), Reporter("quiet"))
+    assert list(found) == ["right", "left"]
+    found, _, _ = hands_found({"left": track(few)}, video, CaptureOptions(hands="left"), Reporter("quiet"))
+    assert list(found) == ["left"]
