@@ -127,3 +127,14 @@ def test_two_real_hands_side_by_side_are_two_hands(tmp_path):
     assert right.detected.mean() > 0.9 and left.detected.mean() > 0.9
     assert (right.keypoints_2d[right.detected, :, 0] < 640).all()  # each hand keeps its own half
     assert (left.keypoints_2d[left.detected, :, 0] > 640).all()
+
+
+def test_the_real_two_hand_clip_keeps_each_hand_on_its_labels_side():
+    # squats at 5 fps: the hands meet at the chest and part, far apart between frames; the pieces
+    # of the two hands are not strung together by where the other hand was last seen
+    video = open_video(DATA / "squats_two_hands.mp4")
+    tracks = detect_hands(video, sides=("right", "left"),
+                          options=KeypointOptions(views=0, use_cache=False, retry_gaps=False))
+    for side in ("right", "left"):
+        st = tracks[side].stats
+        assert st["kept_frames"] > 20 and st["relabelled_frames"] <= 0.1 * st["kept_frames"], (side, st)

@@ -143,3 +143,14 @@ def test_the_capture_takes_no_second_hand_from_a_handful_of_frames():
     assert list(found) == ["right", "left"]
     found, _, _ = hands_found({"left": track(few)}, video, CaptureOptions(hands="left"), Reporter("quiet"))
     assert list(found) == ["left"]
+
+
+def test_in_a_two_hand_clip_a_piece_is_not_joined_across_another_hand():
+    # two hands seen at once (frames 0-9); both are lost, and the right hand comes back 10 frames
+    # later where the left one was last seen (at 5 fps hands go far between frames): where a hand
+    # went is not told by where another was, so the piece keeps its own (confident) labels
+    frames = [[det(200, 300, "right"), det(600, 300, "left")] for _ in range(10)] + [[] for _ in range(10)]
+    frames += [[det(590, 300, "right")] for _ in range(8)]
+    out, stats = run(frames)
+    assert kept(out, "right") == list(range(10)) + list(range(20, 28)) and kept(out, "left") == list(range(10))
+    assert stats["right"]["relabelled"] == stats["left"]["relabelled"] == 0

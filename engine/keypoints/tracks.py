@@ -14,15 +14,20 @@ appearance, not the label:
    reported twice: set aside (counted as duplicates).
 3. ``join``: the pieces of a broken chain (more than MAX_MISSING frames missed, a size jump, a far
    jump) are re-joined into hands before sides are decided: a piece that starts near where, and at
-   about the size, another ended, with no frame in common, continues it (the nearest such).
+   about the size, another ended, with no frame in common, continues it (the nearest such). In a
+   clip where two distinct hands are seen at once (in TWO_HANDS_SEEN frames or more), only where no
+   other hand is seen in between: hands meet and part, and at a low frame rate a hand goes far
+   between frames, so where one hand was last seen says little about which hand comes back there.
 4. Sides: each hand's side is the vote of its frames' labels, each weighted by its handedness
    score's margin (``label_weight``). Strongest hands first; a hand seen in the same frames as a
    stronger one is the other side (two distinct hands in one frame are a right and a left one), and
-   in a frame where its side is taken its detection goes to the other side. A hand never seen at
-   the same time as another one takes the side of the main (strongest) hand unless its vote is
-   overwhelmingly the other side (``OVERWHELMING``, ``MIN_OWN_VOTE``: a left hand after the right one
-   left the picture). So a label flip never moves a hand to the other side, and a second hand exists
-   only where two hands are seen at once or where a clip-level vote says so with margin.
+   in a frame where its side is taken its detection goes to the other side. In a clip where two
+   hands are never seen at once, a hand (a piece not re-joined) takes the side of the main
+   (strongest) hand unless its vote is overwhelmingly the other side (``OVERWHELMING``,
+   ``MIN_OWN_VOTE``: a left hand after the right one left the picture). So in a one-hand clip a
+   label flip never moves the hand to the other side, and a second hand exists only where two hands
+   are seen at once or where a clip-level vote says so with margin; in a two-hand clip a piece that
+   continuity cannot place goes by its own weighted vote.
 
 Every distinct detection MediaPipe reports is kept, on one side or the other. A detection is set
 aside only on positive evidence that it is wrong: it lies on another detection of the same frame, or
@@ -46,6 +51,7 @@ COPY = 0.5  # hand sizes between palm centres: a tracklet this close to a longer
 REJOIN = 1.0  # hand sizes a piece may start from where another ended and continue it ...
 REJOIN_PER_FRAME = 0.1  # ... plus this much per frame between them
 REJOIN_SCALE = MAX_SCALE_JUMP ** 2  # size ratio across a break (a fist turning end-on foreshortens the palm)
+TWO_HANDS_SEEN = 5  # frames with two distinct hands at once that make a clip a two-hand clip
 OVERWHELMING = 0.9  # share of a lone hand's weighted vote the other side needs to make it a hand of its own ...
 MIN_OWN_VOTE = 5.0  # ... and its margin (about this many confident frames)
 OTHER = {"right": "left", "left": "right"}
@@ -201,19 +207,27 @@ def copies(tracklets):
     return [t for i, t in enumerate(tracklets) if i not in removed], pairs
 
 
-def join(tracklets):
+def join(tracklets, alone_between=False):
     """Re-join the pieces of broken chains: -> hands, each a list of tracklets in time order with no
     frame in common. A piece continues the hand whose last detection (before the piece starts) lies
     nearest its first one, within REJOIN (+ REJOIN_PER_FRAME per frame between them) hand sizes and
-    REJOIN_SCALE in size; a hand seen in the same frames as the piece is another hand."""
-    hands = []
-    for t in sorted(tracklets, key=lambda t: t[0][0]):
-        start = t[0][0]
-        c1, s1 = _centre_and_size(t[0][1].keypoints_2d)
+    REJOIN_SCALE in size; a hand seen in the same frames as the piece is another hand.
+    ``alone_between``: join only where no other hand is seen from the end of the one to the start
+    of the other (in a clip with two hands, where a hand went is not told by where it was)."""
+    at = {}  # row -> indices of the tracklets seen in it
+    for i, t in enumerate(tracklets):
+        for row, _ in t:
+            at.setdefault(row, set()).add(i)
+    hands = []  # each: [tracklet indices]
+    for i in sorted(range(len(tracklets)), key=lambda i: tracklets[i][0][0]):
+        start = tracklets[i][0][0]
+        c1, s1 = _centre_and_size(tracklets[i][0][1].keypoints_2d)
         best, best_cost = None, np.inf
         for hand in hands:
-            end, last = hand[-1][-1]
+            end, last = tracklets[hand[-1]][-1]
             if end >= start:
+                continue
+            if alone_between and any(at.get(row, set()) - {hand[-1], i} for row in range(end, start + 1)):
                 continue
             c0, s0 = _centre_and_size(last.keypoints_2d)
             if not 1 / REJOIN_SCALE < s1 / s0 < REJOIN_SCALE:
@@ -225,10 +239,10 @@ def join(tracklets):
             if cost < best_cost:
                 best, best_cost = hand, cost
         if best is None:
-            hands.append([t])
+            hands.append([i])
         else:
-            best.append(t)
-    return hands
+            best.append(i)
+    return [[tracklets[i] for i in hand] for hand in hands]
 
 
 def label_weight(det):
@@ -275,9 +289,12 @@ def assign_sides(frames, sides=SIDES, stats=None):
     duplicates = []
     tracklets, copied = copies(link(frames, duplicates))
     duplicates += [(row, host, det, "duplicate") for row, host, det in copied]
-    hands = [[x for t in pieces for x in t] for pieces in join(tracklets)]  # each: (row, detection) in time order
+    seen = np.bincount([row for t in tracklets for row, _ in t], minlength=n)
+    two_hands = int((seen >= 2).sum()) >= TWO_HANDS_SEEN  # a clip with two hands: both sides are in it
+    hands = [[x for t in pieces for x in t] for pieces in join(tracklets, alone_between=two_hands)]
     rows = [{row for row, _ in hand} for hand in hands]
-    alone = [not any(rows[i] & rows[j] for j in range(len(hands)) if j != i) for i in range(len(hands))]
+    alone = [not two_hands and not any(rows[i] & rows[j] for j in range(len(hands)) if j != i)
+             for i in range(len(hands))]
     vote = [tracklet_side(hand) for hand in hands]
     order = sorted(range(len(hands)), key=lambda i: -(len(hands[i]) + vote[i][1]))  # long, confident ones first
     main = vote[order[0]][0] if hands else None
