@@ -106,7 +106,8 @@ def test_a_hand_reported_twice_over_several_frames_is_one_hand():
 
 def test_the_vote_is_weighted_by_the_handedness_score():
     # 12 frames of unsure left labels (score 0.55) against 6 confident right ones (0.95): right
-    frames = [[det(300, 300, "left", score=0.55)] for _ in range(12)] + [[det(300, 300, "right", 0.95)] for _ in range(6)]
+    frames = [[det(300, 300, "left", score=0.55)] for _ in range(12)]
+    frames += [[det(300, 300, "right", score=0.95)] for _ in range(6)]
     out, _ = run(frames)
     assert len(kept(out, "right")) == 18
     assert T.label_weight(Detection("left", 0.5, None, None)) == pytest.approx(0.0, abs=1e-2)
