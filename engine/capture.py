@@ -189,17 +189,31 @@ def open_inputs(video_path, options: CaptureOptions, device: str, reporter: Repo
     return models, prior, video, K
 
 
+# A second hand kept in fewer of MediaPipe's frames than this, beside a hand kept in more, is not
+# captured: a handful of frames does not make a hand to fit (engine.keypoints.tracks gives a second
+# side only to a hand seen at once with the first; a few such frames are most likely a false detection)
+MIN_SECOND_HAND_FRAMES = 5
+
+
 def hands_found(tracks: dict, video, options: CaptureOptions, reporter: Reporter) -> tuple:
     """The hands with at least one detected frame -> (found {side: HandTrack}, frame_ids (T,) int64,
-    frame_times (T,) s or None). No hand at all is an EngineError; a missing hand or a short read of
-    the video is a warning."""
+    frame_times (T,) s or None); of two hands from MediaPipe, one kept in fewer than
+    MIN_SECOND_HAND_FRAMES frames while the other is kept in more is left out. No hand at all is an
+    EngineError; a missing or left-out hand or a short read of the video is a warning."""
     found = {side: t for side, t in tracks.items() if t is not None and np.any(t.source != R.SOURCE_NONE)}
+    kept = {side: int(t.stats["kept_frames"]) for side, t in found.items() if t.stats}  # MediaPipe's (not external)
+    if len(kept) == 2 and min(kept.values()) < MIN_SECOND_HAND_FRAMES <= max(kept.values()):
+        few = min(kept, key=kept.get)
+        other = max(kept, key=kept.get)
+        reporter.warn(f"the {few} hand is seen in only {kept[few]} frames (the {other} hand in {kept[other]}): "
+                      f"only the {other} hand is captured")
+        del found[few]
     if not found:
         other = [s for s in C.SIDES if s not in options.sides]
         raise EngineError(f"no {' or '.join(options.sides)} hand found in any frame of {video.path}"
                           + (f" (try --hands {other[0]} or --hands both)" if other else ""))
     for side in options.sides:
-        if side not in found:
+        if side not in found and side not in kept:
             reporter.warn(f"no {side} hand found in the clip: only the {', '.join(found)} hand is captured")
     first = next(iter(found.values()))
     frame_ids = np.asarray(first.frame_ids, dtype=np.int64)

@@ -117,8 +117,8 @@ MESH_FIELDS = {
     "skin_weights": (("V", 16), "f"),
 }
 KEYPOINT_COUNTS = ("mediapipe_frames", "mediapipe_any_frames", "kept_frames", "filled_frames", "interpolated_frames",
-                   "duplicate_frames", "nested_frames", "other_side_frames", "swapped_frames", "extra_hand_frames",
-                   "low_confidence_frames")  # optional () int per hand
+                   "duplicate_frames", "nested_frames", "other_side_frames", "swapped_frames", "relabelled_frames",
+                   "extra_hand_frames", "low_confidence_frames")  # optional () int per hand
 
 
 class ResultError(ValueError):

@@ -87,3 +87,54 @@ def test_two_hands_crossing_keep_their_identity(source, tmp_path):
             d_other = np.linalg.norm(track.keypoints_2d[t] - where[t][1 - own], axis=1).mean()
             # each track stays on its own hand (the other hand may be hidden behind it mid-crossing)
             assert d_own < d_other or d_own < 15, (t, own, d_own, d_other)
+
+
+# Real clips of hard poses, one hand each (tests/data/SOURCE.md): a fist seen end-on turning into a
+# thumbs-up at the camera (MediaPipe reports that hand twice in 6 frames), a fist and pinches, and
+# the fists of the ASL alphabet.
+ONE_HAND_CLIPS = ["thumbs_up_fist.mp4", "pinch_fist.mp4", "asl_fists.mp4"]
+
+
+@pytest.mark.parametrize("clip", ONE_HAND_CLIPS)
+def test_one_hand_clips_give_one_hand_with_every_frame_mediapipe_found(clip):
+    from tests.test_keypoints import plain_mediapipe
+
+    video = open_video(DATA / clip)
+    found = np.array([len(hands) > 0 for hands in plain_mediapipe(video)])
+    assert found.mean() > 0.85  # the clip is one MediaPipe handles
+    # --hands both and --hands right: the sides are decided on both hands in either case, and
+    # --hands right gets the right one of them (gap retries off: MediaPipe's own frames only)
+    tracks = detect_hands(video, sides=("right", "left"),
+                          options=KeypointOptions(views=0, use_cache=False, retry_gaps=False))
+    right, left = tracks["right"], tracks["left"]
+    assert not left.detected.any() and left.stats["kept_frames"] == 0  # one hand: no second hand
+    # every frame plain MediaPipe finds the hand in keeps it, and only those
+    assert np.array_equal(right.source == R.SOURCE_MEDIAPIPE, found)
+    assert right.stats["kept_frames"] == found.sum() == right.stats["mediapipe_any_frames"]
+    # the counts add up: frames labelled right, plus those labelled left kept as this hand
+    assert right.stats["kept_frames"] == (right.stats["mediapipe_frames"] - right.stats["other_side_frames"]
+                                          + right.stats["relabelled_frames"])
+
+
+def test_two_real_hands_side_by_side_are_two_hands(tmp_path):
+    # the thumbs-up clip's fist and thumbs-up (frames 60-129) beside its mirror image (a left hand)
+    frames = [np.concatenate([rgb, rgb[:, ::-1]], axis=1)
+              for _, rgb in open_video(DATA / "thumbs_up_fist.mp4").frames(60, 130)]
+    video = write(tmp_path / "two.mp4", frames, (1280, 720))
+    tracks = detect_hands(video, sides=("right", "left"),
+                          options=KeypointOptions(views=0, use_cache=False, retry_gaps=False))
+    right, left = tracks["right"], tracks["left"]
+    assert right.detected.mean() > 0.9 and left.detected.mean() > 0.9
+    assert (right.keypoints_2d[right.detected, :, 0] < 640).all()  # each hand keeps its own half
+    assert (left.keypoints_2d[left.detected, :, 0] > 640).all()
+
+
+def test_the_real_two_hand_clip_keeps_each_hand_on_its_labels_side():
+    # squats at 5 fps: the hands meet at the chest and part, far apart between frames; the pieces
+    # of the two hands are not strung together by where the other hand was last seen
+    video = open_video(DATA / "squats_two_hands.mp4")
+    tracks = detect_hands(video, sides=("right", "left"),
+                          options=KeypointOptions(views=0, use_cache=False, retry_gaps=False))
+    for side in ("right", "left"):
+        st = tracks[side].stats
+        assert st["kept_frames"] > 20 and st["relabelled_frames"] <= 0.1 * st["kept_frames"], (side, st)

@@ -84,7 +84,7 @@ def detect_hands(video, sides=("right",), options=None, reporter=None):
         track.stats = {"mediapipe_frames": c["mediapipe_frames"], "mediapipe_any_frames": any_frames,
                        "kept_frames": int(track.detected.sum()), "filled_frames": 0,
                        "duplicate_frames": c["duplicate"], "nested_frames": c["nested"],
-                       "other_side_frames": c["other_side"],
+                       "other_side_frames": c["other_side"], "relabelled_frames": c["relabelled"],
                        "swapped_frames": c["swapped"], "extra_hand_frames": c["extra_hand"],
                        "low_confidence_frames": low}
         tracks[side] = track
@@ -132,6 +132,7 @@ def frames_summary(side, track, interpolated=None):
                                                 ("duplicate_frames", "duplicates set aside"),
                                                 ("nested_frames", "parts of the hand seen as a hand set aside"),
                                                 ("swapped_frames", "taken over from the other hand"),
+                                                ("relabelled_frames", "labelled as the other hand kept here"),
                                                 ("extra_hand_frames", "third hands set aside"),
                                                 ("low_confidence_frames", "with every joint in doubt (kept)"))
              if st.get(k)]

@@ -27,7 +27,7 @@ class KeypointOptions:
 
     def cache_key(self):
         return {"views": self.views, "gamma": self.gamma, "start": self.start, "end": self.end,
-                "retry_gaps": self.retry_gaps, "version": 4}
+                "retry_gaps": self.retry_gaps, "version": 5}
 
 
 # HandTrack.stats, frames per side: what plain MediaPipe (same settings) found and what the front end kept
@@ -40,6 +40,7 @@ STAT_NAMES = (
     "nested_frames",  # detections set aside: a part of this hand read as a small hand (inside it)
     "other_side_frames",  # frames labelled this side whose hand the clip-level identity gave the other side
     "swapped_frames",  # detections placed here because the other hand held this side in that frame
+    "relabelled_frames",  # kept frames whose own label said the other side (the hand's identity overruled a flip)
     "extra_hand_frames",  # detections set aside: a third distinct hand where two were kept
     "low_confidence_frames",  # kept frames whose views disagreed on every joint: confidence raised to MIN_CONFIDENCE
 )
