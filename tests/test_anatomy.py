@@ -1,5 +1,4 @@
-"""The finger joints' anatomical limits (engine.fit.anatomy) and the landmarks' viewing-ray
-correction (engine.fit.per_frame.landmarks_along_rays), on the real hand models and real frames."""
+"""The finger joints' anatomical limits (engine.fit.anatomy), on the real hand models and real frames."""
 
 import numpy as np
 import pytest
@@ -7,10 +6,9 @@ import torch
 
 from engine.fit import anatomy as A
 from engine.fit.ik import ik_from_keypoints3d
-from engine.fit.per_frame import landmarks_along_rays
 from engine.hand_model import load_hand_model
 from engine.keypoints import KeypointOptions, detect_hands
-from engine.video import guess_intrinsics, open_video
+from engine.video import open_video
 
 DATA = __import__("pathlib").Path(__file__).parent / "data"
 
@@ -71,30 +69,3 @@ def test_ik_on_real_landmarks_stays_inside_the_limits_at_the_same_accuracy():
                        float(ik["residual"].mean()))
     assert out[0.0][0] > 30.0  # the unconstrained IK leaves the limits by tens of degrees
     assert out[1e-2][0] < 1.0 and out[1e-2][1] < 1.05 * out[0.0][1]
-
-
-def test_landmarks_are_turned_along_the_viewing_ray():
-    """A hand off the image's centre: what the landmark network reports (the hand in the axes of a
-    camera looking straight at it) turned back into the camera's axes is the hand as the camera holds it."""
-    model = load_hand_model("right")
-    K = guess_intrinsics(640, 480)
-    go = torch.tensor([[0.3, -0.4, 0.2]])
-    transl = torch.tensor([[0.15, -0.1, 0.45]])  # well off the optical axis
-    kp = keypoints(model, torch.zeros(1, 45), go, transl).double().numpy()  # (21,3) camera frame
-    uv = kp[:, :2] / kp[:, 2:] * np.diag(K)[:2] + K[:2, 2]
-    centre = uv[[0, 5, 9, 13, 17]].mean(0)
-    ray = np.append((centre - K[:2, 2]) / np.diag(K)[:2], 1.0)
-    ray /= np.linalg.norm(ray)
-    # the crop camera's axes: z along the ray (the shortest rotation from the optical axis)
-    axis = np.cross([0, 0, 1.0], ray)
-    angle = np.arctan2(np.linalg.norm(axis), ray[2])
-    import roma
-
-    R = roma.rotvec_to_rotmat(torch.as_tensor(axis / np.linalg.norm(axis) * angle)).numpy()
-    seen = (kp - kp[0]) @ R  # the landmarks as the network answers: hand-centred, in the crop's axes
-    back = landmarks_along_rays(seen[None], uv[None], K, np.array([True]))[0]
-    assert np.abs(back - (kp - kp[0])).max() < 1e-9
-    assert np.degrees(angle) > 15  # the correction matters here: the ray is tilted by that much
-    # on the optical axis nothing turns
-    on_axis = uv - centre + K[:2, 2]
-    assert np.allclose(landmarks_along_rays(seen[None], on_axis[None], K, np.array([True]))[0], seen)

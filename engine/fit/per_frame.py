@@ -61,7 +61,6 @@ class PerFrameOptions:
     ik_iters: int = None  # None: engine.fit.ik's default
     pnp_refine: bool = True
     refine_iters: int = REFINE_ITERS  # refine_on_detections (0: IK and placement only, as before)
-    ray_correction: bool = True  # landmarks_along_rays (False: the landmarks read in the camera's axes)
 
 
 def translation_from_2d(points, keypoints_2d, weights, K):
@@ -175,32 +174,6 @@ def track_arrays(track):
     kp2d = np.where(np.isfinite(kp2d), kp2d, 0.0)
     conf = np.where(has2d[:, None], conf, 0.0)
     return kp2d, conf, source, world, has2d, has3d
-
-
-def landmarks_along_rays(world, keypoints_2d, K, has3d):
-    """MediaPipe's world landmarks turned to face the camera along the hand's own viewing ray.
-
-    The landmark network sees a crop around the hand and answers in the crop's axes, as if the hand
-    were on the optical axis; a hand off the image's centre is seen along a ray tilted from the axis
-    by up to half the field of view (30 degrees at the edge of a 60-degree view), and its landmarks,
-    read in the camera's axes, are turned by that much. The rotation taking the optical axis onto the
-    ray through the palm's centre (the shortest one) puts them back, as hand-mesh regressors correct
-    their crop's camera.
-
-    world (T,21,3) m, keypoints_2d (T,21,2) px, K (3,3), has3d (T,) bool -> world (T,21,3) (a copy).
-    """
-    out = np.array(world, dtype=np.float64, copy=True)
-    if not has3d.any():
-        return out
-    centre = keypoints_2d[has3d][:, [0, 5, 9, 13, 17]].mean(1)  # (N,2) px: the palm's centre
-    ray = np.concatenate([(centre - K[:2, 2]) / np.diag(K)[:2], np.ones((len(centre), 1))], axis=1)
-    ray /= np.linalg.norm(ray, axis=1, keepdims=True)
-    axis = np.cross(np.array([0.0, 0.0, 1.0]), ray)  # (N,3), |axis| = sin(angle)
-    angle = np.arctan2(np.linalg.norm(axis, axis=1), ray[:, 2])
-    rotvec = axis / np.linalg.norm(axis, axis=1, keepdims=True).clip(1e-12) * angle[:, None]
-    R = roma.rotvec_to_rotmat(torch.as_tensor(rotvec)).numpy()  # (N,3,3)
-    out[has3d] = np.einsum("nij,nkj->nki", R, out[has3d])
-    return out
 
 
 def ik_in_batches(model, world, has3d, iters=None, reporter=None, chunk=None, confidence=None):
@@ -398,8 +371,6 @@ def per_frame_estimate(model, track, K, fps, options=None, reporter=None):
     options = options or PerFrameOptions()
     K = np.asarray(K, dtype=np.float64)
     kp2d, conf, source, world, has2d, has3d = track_arrays(track)
-    if options.ray_correction:
-        world = landmarks_along_rays(world, kp2d, K, has3d)
     go, pose = ik_in_batches(model, world, has3d, iters=options.ik_iters, reporter=reporter, confidence=conf)
     betas = np.zeros(10)  # the IK runs at the mean shape
     go, pose = start_without_landmarks(go, pose, has2d, has3d)
