@@ -44,7 +44,7 @@ REFINE_3D_FLOOR = 0.3
 REFINE_3D_WEIGHT = 0.1  # per hand unit^2, against the 2D term's (Geman-McClure) hand units^2
 REFINE_POSE_PULL = 1e-3  # per degree^2, frames with landmarks
 PULL_WITHOUT_3D = 5e-3  # per degree^2 (16 per radian^2, the weight the 2D-only fit has always had)
-REFINE_LIMITS = 0.1  # per degree^2 outside the joints' limits
+REFINE_LIMITS = 1.0  # per degree^2 outside the joints' limits
 IK_LIMIT_WEIGHT = 1e-2  # the IK's limit term (engine.fit.ik), per degree^2 against its cm^2
 # frames per inverse-kinematics batch: bounds the estimate's memory by this many frames, not the clip,
 # and is the step of its progress
@@ -153,6 +153,16 @@ def place_in_camera(model, global_orient, hand_pose, betas, keypoints_2d, weight
     return go, transl
 
 
+def side_probability(track, T):
+    """(T,) MediaPipe's probability that each frame's detection is this side's hand (the track's
+    ``handedness``), 1 where it gave none (external keypoints, frames recovered on a crop)."""
+    p = getattr(track, "handedness", None)
+    if p is None:
+        return np.ones(T)
+    p = np.asarray(p, dtype=np.float64)
+    return np.where(np.isfinite(p), np.clip(p, 0.0, 1.0), 1.0)
+
+
 def track_arrays(track):
     """The track as float64 arrays fit for the estimate, and which frames have what.
 
@@ -227,13 +237,14 @@ def start_without_landmarks(global_orient, hand_pose, has2d, has3d):
 
 
 def place_detected(model, global_orient, hand_pose, betas, keypoints_2d, confidence, has2d, has3d, K,
-                   pnp_refine=True, world=None, refine_iters=REFINE_ITERS):
+                   pnp_refine=True, world=None, refine_iters=REFINE_ITERS, world_weight=None):
     """Every frame with 2D keypoints placed in the camera (``place_in_camera``), then fitted to all
     its evidence (``refine_on_detections``: the 2D keypoints, the 3D landmarks where there are
     any, the joints' limits).
 
     global_orient (T,3), hand_pose (T,45), betas (10,), keypoints_2d (T,21,2) px, confidence (T,21),
-    has2d, has3d (T,) bool, K (3,3), world (T,21,3) m or None -> global_orient (T,3) camera frame,
+    has2d, has3d (T,) bool, K (3,3), world (T,21,3) m or None, world_weight (T,) or None (a factor on
+    the landmarks' term per frame) -> global_orient (T,3) camera frame,
     hand_pose (T,45), transl (T,3) m (0 on frames without 2D).
     """
     go, pose = global_orient.copy(), hand_pose.copy()
@@ -244,16 +255,17 @@ def place_detected(model, global_orient, hand_pose, betas, keypoints_2d, confide
         w3 = world[has2d] if world is not None else np.full((int(has2d.sum()), 21, 3), np.nan)
         go[has2d], pose[has2d], transl[has2d] = refine_on_detections(
             model, go[has2d], pose[has2d], betas, transl[has2d], keypoints_2d[has2d], confidence[has2d], w3, K,
-            iters=refine_iters)
+            iters=refine_iters, world_weight=None if world_weight is None else world_weight[has2d])
     return go, pose, transl
 
 
 def refine_on_detections(model, global_orient, hand_pose, betas, transl, keypoints_2d, confidence, world, K,
-                         iters=REFINE_ITERS, lr=0.02, chunk=None):
+                         iters=REFINE_ITERS, lr=0.02, chunk=None, world_weight=None):
     """Each frame's pose and placement fitted to everything MediaPipe gave for it, frames batched.
 
     global_orient (N,3), hand_pose (N,45), transl (N,3) the start (IK + placement); keypoints_2d
-    (N,21,2) px; confidence (N,21); world (N,21,3) m, NaN on frames without landmarks; K (3,3).
+    (N,21,2) px; confidence (N,21); world (N,21,3) m, NaN on frames without landmarks; K (3,3);
+    world_weight (N,) or None: a factor on each frame's landmark term (``side_probability``).
     Returns global_orient, hand_pose, transl (N,...) numpy.
 
     Terms, all in hand units (a hundredth of the palm's length: ``losses.hand_units`` in the image,
@@ -297,6 +309,8 @@ def refine_on_detections(model, global_orient, hand_pose, betas, transl, keypoin
         palm = np.linalg.norm(rel[:, 9], axis=-1).clip(1e-6)[:, None, None]
         target3d = f(rel / palm / L.HAND_UNIT_PALMS)  # wrist-relative, in hand units
         w3 = (REFINE_3D_FLOOR + (1 - REFINE_3D_FLOOR) * alpha) * has3d[:, None]
+        if world_weight is not None:
+            w3 = w3 * f(world_weight[sl])[:, None]
         pull = torch.where(has3d > 0, torch.full_like(has3d, REFINE_POSE_PULL), torch.full_like(has3d, PULL_WITHOUT_3D))
         opt = torch.optim.Adam([go, pose, tr_v], lr=lr)
         for _ in range(iters):
@@ -371,11 +385,15 @@ def per_frame_estimate(model, track, K, fps, options=None, reporter=None):
     options = options or PerFrameOptions()
     K = np.asarray(K, dtype=np.float64)
     kp2d, conf, source, world, has2d, has3d = track_arrays(track)
-    go, pose = ik_in_batches(model, world, has3d, iters=options.ik_iters, reporter=reporter, confidence=conf)
+    # the landmarks' 3D shape is the landmark network's guess at this hand; where MediaPipe itself
+    # doubted which hand it saw (a fist end-on, the hand edge-on), that guess counts for less
+    sure = side_probability(track, len(conf))
+    go, pose = ik_in_batches(model, world, has3d, iters=options.ik_iters, reporter=reporter, confidence=conf * sure[:, None])
     betas = np.zeros(10)  # the IK runs at the mean shape
     go, pose = start_without_landmarks(go, pose, has2d, has3d)
     go, pose, transl = place_detected(model, go, pose, betas, kp2d, conf, has2d, has3d, K,
-                                      pnp_refine=options.pnp_refine, world=world, refine_iters=options.refine_iters)
+                                      pnp_refine=options.pnp_refine, world=world, refine_iters=options.refine_iters,
+                                      world_weight=sure)
     max_gap = max(1, int(round(options.max_gap_s * fps)))
     go, pose, transl, filled, valid = fill_gaps(go, pose, transl, has2d, max_gap)
     joints = forward_joints(model, go, pose, betas, transl)

@@ -72,7 +72,9 @@ def detect_hands(video, sides=("right",), options=None, reporter=None):
                 continue
             track.keypoints_2d[row] = det.keypoints_2d
             track.world_landmarks[row] = det.world
-            track.handedness[row] = det.score
+            # MediaPipe's probability that this detection is this side's hand (its label's score, or
+            # one minus it where the clip-level identity overruled the label)
+            track.handedness[row] = det.score if det.side == side else 1.0 - det.score
             track.source[row] = R.SOURCE_MEDIAPIPE
             # views=0: MediaPipe is trusted fully where it detects (as the authors' code does)
             conf = det.confidence if det.confidence is not None else np.ones(21)

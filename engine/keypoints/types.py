@@ -27,7 +27,7 @@ class KeypointOptions:
 
     def cache_key(self):
         return {"views": self.views, "gamma": self.gamma, "start": self.start, "end": self.end,
-                "retry_gaps": self.retry_gaps, "version": 5}
+                "retry_gaps": self.retry_gaps, "version": 6}
 
 
 # HandTrack.stats, frames per side: what plain MediaPipe (same settings) found and what the front end kept
@@ -54,7 +54,7 @@ class HandTrack:
     source: np.ndarray  # (T,) uint8, engine.result.SOURCE_*
     world_landmarks: np.ndarray  # (T,21,3) m, NaN where absent
     frame_ids: np.ndarray  # (T,)
-    handedness: np.ndarray = field(default=None)  # (T,) handedness score, NaN where absent
+    handedness: np.ndarray = field(default=None)  # (T,) MediaPipe's probability that it is this side's hand, NaN where absent
     frame_times: np.ndarray = field(default=None)  # (T,) seconds (the container's timestamps)
     stats: dict = field(default=None)  # name in STAT_NAMES -> int (None: external keypoints)
 
