@@ -45,9 +45,11 @@ def test_fit_stays_on_confident_detections(fitted):
     # frame's own keypoints) at draft quality (100 iterations; issue 11's 1.2x target is measured at
     # the default quality by benchmarks/bench_real.py), and a few pixels in absolute. Stage II without
     # the finger residual put the demo clip's fingertips 2.9x as far as the per-frame estimate's.
-    assert stage2["dist_px"] <= 1.25 * per_frame["dist_px"], (stage2, per_frame)
-    assert stage2["tips_px"] <= 1.5 * per_frame["tips_px"], (stage2, per_frame)
-    assert stage2["dist_px"] < 8.0
+    # Since issue 21 the per-frame estimate fits each frame's 2D keypoints too (2.4 px here, the IK
+    # alone 3.4): the ratio is to that tighter reference, and the absolute bound is half what it was.
+    assert stage2["dist_px"] <= 1.3 * per_frame["dist_px"], (stage2, per_frame)
+    assert stage2["tips_px"] <= 2.0 * per_frame["tips_px"] and stage2["tips_px"] < 3.0, (stage2, per_frame)
+    assert stage2["dist_px"] < 4.0
 
 
 def test_fit_is_smoother_than_the_detections(fitted):
