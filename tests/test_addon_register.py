@@ -1,5 +1,6 @@
-"""The extension registers for real in bpy 5.0.1, its operators poll with the capture state, its panel
-draws, its settings resolve, and the zip builds/installs."""
+"""The extension registers for real in bpy (5.2.3, and 4.2.23 under Python 3.11), its operators poll with
+the capture state, its panel draws, its settings resolve, Python exits cleanly after it, and the zip
+builds/installs."""
 
 import os
 import subprocess
@@ -36,6 +37,29 @@ def test_register_unregister_twice():
         assert not hasattr(bpy.types, "HMP_PT_capture")
         assert not hasattr(bpy.types.Scene, "hmp_capture")
         assert all(h.__name__ != "_on_load_pre" for h in bpy.app.handlers.load_pre)
+
+
+EXIT_SCRIPT = textwrap.dedent("""
+    import sys
+    import bpy, hmp_addon
+    print(bpy.app.tempdir, flush=True)
+    hmp_addon.register()
+    if sys.argv[1] == "unregister":
+        hmp_addon.unregister()
+    sys.exit(3)
+""")
+
+
+@pytest.mark.parametrize("then", ["exit", "unregister"])
+def test_python_exits_with_its_code_after_registering(then):
+    """Under the bpy 4.2 module a Python that had registered the add-on (unregistered again or not)
+    crashed on exit, exit code -11 instead of its own: the headless script's 0 / 2 were lost
+    (hmp_addon._drop_bpy_references). Blender's own shutdown runs: its session temp folder is gone."""
+    proc = subprocess.run([sys.executable, "-c", EXIT_SCRIPT, then], cwd=ROOT, env=dict(os.environ, PYTHONPATH=ROOT),
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 3, proc.stdout + proc.stderr[-3000:]
+    tempdir = proc.stdout.splitlines()[0]
+    assert tempdir.startswith(os.sep) and not os.path.exists(tempdir), tempdir
 
 
 SLOW_ENGINE = """
