@@ -172,8 +172,31 @@ def test_extension_zip_layout(built_zip):
                    "engine/__init__.py", "engine/result.py", "engine/progress.py", "engine/joints.py"):
         assert needed in names, needed
     for name in names:
-        assert not name.startswith(("tests/", ".venv/", "docs/", "benchmarks/", ".git/", "output/")), name
+        assert not name.startswith(("tests/", ".venv/", ".venv-py311/", "docs/", "benchmarks/", ".git/", "output/")), name
         assert "__pycache__" not in name and not name.endswith(".pyc"), name
+        assert name != ".git", name
+
+
+# what a checkout holds beside the extension after scripts/test.sh, the demo and a build
+DEV_FILES = [".venv/bin/python", ".venv-py311/bin/python", ".cache/engine-wheels/x.whl", ".pytest_cache/v/x",
+             "output/demo/result.npz", "dist/old.zip", "tests/test_x.py", "docs/x.md", "scripts/test.sh"]
+
+
+def test_development_files_stay_out_of_the_zip(built_zip, tmp_path):
+    """Built from a folder holding the extension and every development folder, the zip is the same.
+    scripts/test.sh's .venv-py311 (bpy 4.2, ~3 GB) went into the zip whole, and a git worktree's
+    .git, a file there, too."""
+    src = tmp_path / "src"
+    with zipfile.ZipFile(built_zip) as z:
+        z.extractall(src)
+    for rel in DEV_FILES:
+        (src / rel).parent.mkdir(parents=True, exist_ok=True)
+        (src / rel).write_text("development only\n")
+    (src / ".git").write_text("gitdir: /elsewhere/.git/worktrees/src\n")
+    again = tmp_path / "again.zip"
+    proc = _ext("build", "--source-dir", str(src), "--output-filepath", str(again))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert sorted(zipfile.ZipFile(again).namelist()) == sorted(zipfile.ZipFile(built_zip).namelist())
 
 
 INSTALL_SCRIPT = textwrap.dedent("""
