@@ -179,7 +179,8 @@ def test_extension_zip_layout(built_zip):
 
 # what a checkout holds beside the extension after scripts/test.sh, the demo and a build
 DEV_FILES = [".venv/bin/python", ".venv-py311/bin/python", ".cache/engine-wheels/x.whl", ".pytest_cache/v/x",
-             "output/demo/result.npz", "dist/old.zip", "tests/test_x.py", "docs/x.md", "scripts/test.sh"]
+             "output/demo/result.npz", "dist/old.zip", "tests/test_x.py", "docs/x.md", "scripts/test.sh",
+             "scripts/pythons.sh"]
 
 
 def test_development_files_stay_out_of_the_zip(built_zip, tmp_path):
