@@ -6,11 +6,13 @@ The Pythons here are stand-ins that print a version (this machine has no Python 
 Pythons it has must not decide what is tested); the real ones are set up in tests/test_engine_setup.py
 and by scripts/test.sh itself."""
 
+import importlib.util
 import os
 import shutil
 import subprocess
 from pathlib import Path
 
+import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -89,3 +91,21 @@ def test_setup_refuses_an_unsupported_python_in_one_line(tmp_path):
                                         "3.12 or 3.13"]
     assert sorted(p.name for p in repo.iterdir()) == ["requirements-dev.txt", "requirements.txt", "scripts"]
 
+
+def documented(doc, needle):
+    """The one command line in the document ``doc`` that holds ``needle``."""
+    lines = [line for line in (ROOT / doc).read_text().splitlines() if needle in line and "/bin/python" in line]
+    assert len(lines) == 1, lines
+    return lines[0]
+
+
+@pytest.mark.skipif(importlib.util.find_spec("bpy") is None, reason="no bpy for this Python (3.12)")
+def test_the_documented_extension_commands_run(tmp_path):
+    """README's build command and docs/blender.md's validate command, as written: their globs find
+    the extension tool in .venv's bpy whatever its Python and Blender versions (the documented path
+    named python3.11 and bpy 5.0 after both had changed)."""
+    build = documented("README.md", "blender_ext.py build").replace("dist", str(tmp_path / "dist"))
+    for command in (build, documented("docs/blender.md", "blender_ext.py validate")):
+        proc = subprocess.run(["bash", "-c", command], cwd=ROOT, capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, command + "\n" + proc.stdout + proc.stderr
+    assert [p.name for p in (tmp_path / "dist").iterdir()] == ["hmp_hand_capture-0.1.0.zip"]
