@@ -5,12 +5,33 @@ define ``register()`` / ``unregister()`` hooks, called after its classes are reg
 are unregistered. To add a feature module (e.g. retargeting), append it to ``MODULES``.
 """
 
+import atexit
+import sys
+
 import bpy
 
 from . import (engine_link, jobs, importer, operators, preferences, preview, properties, retarget_ui, runner,  # noqa: F401
                session_files, setup_ui, ui)
 
 MODULES = [preferences, properties, operators, ui, retarget_ui, preview, setup_ui, session_files]
+
+
+def _drop_bpy_references():
+    """At interpreter exit: remove the name ``bpy`` from this package's modules.
+
+    Why: under Blender as a Python module, Blender shuts down when Python frees the ``bpy`` module.
+    Blender 4.2 keeps every Python callback a property was given (``update=``, ``poll=``, ``items=``)
+    even after unregister, and so their modules' globals, which hold ``bpy``: the module was never
+    freed, Blender's shutdown never ran, and the process crashed in its exit handlers (SIGSEGV: exit
+    code -11 whatever ``sys.exit`` asked; tests/test_addon_register.py). Blender 5.2 does not crash;
+    there, and inside the Blender application, this changes nothing (Python is ending)."""
+    prefix = __name__ + "."
+    for name, module in list(sys.modules.items()):
+        if name == __name__ or name.startswith(prefix):
+            vars(module).pop("bpy", None)
+
+
+atexit.register(_drop_bpy_references)
 
 
 def register():

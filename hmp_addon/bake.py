@@ -17,7 +17,9 @@ def _new_action(name, id_root="OBJECT"):
     if old is not None:  # re-run: replace, never pile up "name.001"
         bpy.data.actions.remove(old)
     action = bpy.data.actions.new(name)
-    if hasattr(action, "id_root"):  # legacy Actions (4.2/4.3) name their ID type
+    # legacy Actions (4.2/4.3) name their ID type. Asked through bl_rna, not hasattr: reading a new
+    # Action's id_root in 4.2 prints "current value '0' matches no enum" on the console
+    if "id_root" in action.bl_rna.properties:
         action.id_root = id_root
     return action
 

@@ -41,7 +41,7 @@ def detect_torch_variant():
 
 
 # What a network install puts on disk, as the user is told (the measurement: docs/blender.md)
-DOWNLOAD_SIZE = {"cuda": "several GB (CUDA torch brings NVIDIA's libraries)", "cpu": "about 1.7 GB"}
+DOWNLOAD_SIZE = {"cuda": "about 5.5 GB (CUDA torch brings NVIDIA's libraries)", "cpu": "about 1.6 GB"}
 
 
 def network_warning(torch_variant="auto"):

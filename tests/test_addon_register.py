@@ -1,5 +1,6 @@
-"""The extension registers for real in bpy 5.0.1, its operators poll with the capture state, its panel
-draws, its settings resolve, and the zip builds/installs."""
+"""The extension registers for real in bpy (5.2.3, and 4.2.23 under Python 3.11), its operators poll with
+the capture state, its panel draws, its settings resolve, Python exits cleanly after it, and the zip
+builds/installs."""
 
 import os
 import subprocess
@@ -36,6 +37,29 @@ def test_register_unregister_twice():
         assert not hasattr(bpy.types, "HMP_PT_capture")
         assert not hasattr(bpy.types.Scene, "hmp_capture")
         assert all(h.__name__ != "_on_load_pre" for h in bpy.app.handlers.load_pre)
+
+
+EXIT_SCRIPT = textwrap.dedent("""
+    import sys
+    import bpy, hmp_addon
+    print(bpy.app.tempdir, flush=True)
+    hmp_addon.register()
+    if sys.argv[1] == "unregister":
+        hmp_addon.unregister()
+    sys.exit(3)
+""")
+
+
+@pytest.mark.parametrize("then", ["exit", "unregister"])
+def test_python_exits_with_its_code_after_registering(then):
+    """Under the bpy 4.2 module a Python that had registered the add-on (unregistered again or not)
+    crashed on exit, exit code -11 instead of its own: the headless script's 0 / 2 were lost
+    (hmp_addon._drop_bpy_references). Blender's own shutdown runs: its session temp folder is gone."""
+    proc = subprocess.run([sys.executable, "-c", EXIT_SCRIPT, then], cwd=ROOT, env=dict(os.environ, PYTHONPATH=ROOT),
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 3, proc.stdout + proc.stderr[-3000:]
+    tempdir = proc.stdout.splitlines()[0]
+    assert tempdir.startswith(os.sep) and not os.path.exists(tempdir), tempdir
 
 
 SLOW_ENGINE = """
@@ -148,8 +172,32 @@ def test_extension_zip_layout(built_zip):
                    "engine/__init__.py", "engine/result.py", "engine/progress.py", "engine/joints.py"):
         assert needed in names, needed
     for name in names:
-        assert not name.startswith(("tests/", ".venv/", "docs/", "benchmarks/", ".git/", "output/")), name
+        assert not name.startswith(("tests/", ".venv/", ".venv-py311/", "docs/", "benchmarks/", ".git/", "output/")), name
         assert "__pycache__" not in name and not name.endswith(".pyc"), name
+        assert name != ".git", name
+
+
+# what a checkout holds beside the extension after scripts/test.sh, the demo and a build
+DEV_FILES = [".venv/bin/python", ".venv-py311/bin/python", ".cache/engine-wheels/x.whl", ".pytest_cache/v/x",
+             "output/demo/result.npz", "dist/old.zip", "tests/test_x.py", "docs/x.md", "scripts/test.sh",
+             "scripts/pythons.sh"]
+
+
+def test_development_files_stay_out_of_the_zip(built_zip, tmp_path):
+    """Built from a folder holding the extension and every development folder, the zip is the same.
+    scripts/test.sh's .venv-py311 (bpy 4.2, ~3 GB) went into the zip whole, and a git worktree's
+    .git, a file there, too."""
+    src = tmp_path / "src"
+    with zipfile.ZipFile(built_zip) as z:
+        z.extractall(src)
+    for rel in DEV_FILES:
+        (src / rel).parent.mkdir(parents=True, exist_ok=True)
+        (src / rel).write_text("development only\n")
+    (src / ".git").write_text("gitdir: /elsewhere/.git/worktrees/src\n")
+    again = tmp_path / "again.zip"
+    proc = _ext("build", "--source-dir", str(src), "--output-filepath", str(again))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert sorted(zipfile.ZipFile(again).namelist()) == sorted(zipfile.ZipFile(built_zip).namelist())
 
 
 INSTALL_SCRIPT = textwrap.dedent("""
