@@ -105,7 +105,7 @@ import torch
 
 from engine import choices
 from engine.fit import losses as L
-from engine.fit.anatomy import limit_penalty
+from engine.fit.anatomy import joint_axes, limit_penalty
 from engine.fit.temporal import one_euro_rotations_zero_phase
 from engine.fit.windows import blend_rotations, crossfade_chunks, layout, resample_windows
 
@@ -124,6 +124,7 @@ STAGE2_WEIGHTS = {"o": 2.0, "tr": 1.0, "os": 1.0, "beta": 10.0, "2d": 0.05, "mp"
 STAGE2_ADDED = {"ts": 5.0, "res": 0.02, "res_s": 1.0, "ja": 0.01, "nw": NO_WORSE_WEIGHT, "lim": LIMIT_WEIGHT}
 STAGE1_ADDED = {"nw": NO_WORSE_WEIGHT, "pd": 0.2, "lim": LIMIT_WEIGHT}
 ROOT_MOTIONS = choices.ROOT_MOTIONS  # stage II's global rotation (see root_motion below)
+RESIDUAL_ANCHORS = ("per-frame", "prior")  # what stage II's finger residual is held near (residual_anchor)
 REFERENCE_FPS = 30.0  # the frame rate the table's smoothness weights are for (the authors' clips and prior)
 
 
@@ -136,8 +137,9 @@ class FitOptions:
     patience: int = 25
     overlap: int = 16  # prior frames shared by consecutive windows
     chunk_frames: int = 2048
-    # L_MP: "unit" = mean(z^2), the authors' code's term (default: measured better with our prior,
-    # see the module docstring); "posterior" = the poster's -log N(z; mu(theta), sigma(theta))
+    # L_MP: "anchored" = mean((z - z0)^2), z0 the clip's own encoding (default, see 9. in the module
+    # docstring); "unit" = mean(z^2), the authors' code's term; "posterior" = the poster's
+    # -log N(z; mu(theta), sigma(theta))
     prior_term: str = choices.DEFAULT_PRIOR_TERM
     # stage II's global rotation: "prior" through the prior's root channel (one base rotation per
     # window), "free" per frame (the method's table), "filtered" per frame then a One Euro filter
@@ -182,6 +184,8 @@ class FitOptions:
             raise ValueError(f"root_motion must be one of {ROOT_MOTIONS}, got {self.root_motion!r}")
         if self.prior_term not in choices.PRIOR_TERMS:
             raise ValueError(f"prior_term must be one of {choices.PRIOR_TERMS}, got {self.prior_term!r}")
+        if self.residual_anchor not in RESIDUAL_ANCHORS:
+            raise ValueError(f"residual_anchor must be one of {RESIDUAL_ANCHORS}, got {self.residual_anchor!r}")
         if self.units not in L.UNITS:
             raise ValueError(f"units must be one of {tuple(L.UNITS)}, got {self.units!r}")
 
@@ -227,14 +231,12 @@ class _Chunk:
         self.rot_unit, self.transl_unit = options.unit_scales
         # px per hand unit (T,), or None: L_2D and L_ja in pixels
         self.unit = L.hand_units(self.kp, self.alpha.max(1).values > 0).float().to(device) if options.scale_free_2d else None
-        # the per-frame estimate's distance to each keypoint (T,21), in hand units: "nw"'s reference
-        unit = self.unit if self.unit is not None else torch.ones(self.T, device=device)
+        # "nw": the per-frame estimate's distance to each keypoint (T,21), in the 2D term's unit
+        self.nw_unit = self.unit if self.unit is not None else torch.ones(self.T, device=device)
         with torch.no_grad():
             start = self.keypoints(self.phi_hat, self.pose_hat, _t(init["betas"], device), self.tau_hat)
-            self.reference = L.keypoint_distance(start, self.K, self.kp, unit)
-        from engine.fit.anatomy import joint_axes
-
-        self.axes = joint_axes(model)
+            self.reference = L.keypoint_distance(start, self.K, self.kp, self.nw_unit)
+        self.axes = joint_axes(model)  # "lim": the fingers' flexion, abduction and twist axes
 
     def keypoints(self, phi, pose, beta, tau):
         return self.model(phi, pose, beta, tau, vertices=False).keypoints
@@ -246,15 +248,14 @@ class _Chunk:
         acceleration x (fps/30)^3, the same sums for the same motion at any frame rate."""
         ru, tu, s = self.rot_unit, self.transl_unit, self.smooth_scale
         kp = self.keypoints(phi, pose, beta, tau)
-        unit = self.unit if self.unit is not None else torch.ones(self.T, device=self.device)
         terms = {"o": lambda: L.orient_data(phi, self.phi_hat, ru), "tr": lambda: L.transl_data(tau, self.tau_hat, tu),
                  "os": lambda: L.orient_smooth(phi, ru) * s, "ts": lambda: L.transl_smooth(tau, tu) * s,
                  "beta": lambda: L.shape_reg(beta),
                  "2d": lambda: L.keypoints_2d(kp, self.K, self.kp, self.alpha, px_per_unit=self.unit),
                  "ja": lambda: L.joint_accel(kp, self.K, px_per_unit=self.unit) * s ** 3,
                  "pd": lambda: L.pose_data(pose, self.pose_hat, ru),
-                 "nw": lambda: L.no_worse(kp, self.K, self.kp, self.alpha, self.reference, unit, NO_WORSE_MARGIN,
-                                          NO_WORSE_CONFIDENCE),
+                 "nw": lambda: L.no_worse(kp, self.K, self.kp, self.alpha, self.reference, self.nw_unit,
+                                          NO_WORSE_MARGIN, NO_WORSE_CONFIDENCE),
                  "lim": lambda: limit_penalty(pose, self.axes)}
         return {k: f() for k, f in terms.items() if names is None or k in names}
 
