@@ -69,7 +69,8 @@ def capture_parser():
                         "prior = one rotation per window turned by the prior's root channel, free = per frame "
                         "(the method's table as written; most jitter)")
     p.add_argument("--prior-term", choices=C.PRIOR_TERMS, default=C.DEFAULT_PRIOR_TERM,
-                   help="stage II prior term: unit = mean(z^2) (default, see engine/fit/stages.py), "
+                   help="stage II prior term: anchored = mean((z - z0)^2), z0 the clip's own encoding "
+                        "(default, see engine/fit/stages.py), unit = mean(z^2) (the authors' code), "
                         "posterior = -log N(z; mu, sigma) as in the HMP poster")
     p.add_argument("--literal", action="store_true",
                    help="fit with the method's table read literally (radians and metres, no finger residual, "
