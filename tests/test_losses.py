@@ -160,3 +160,15 @@ def test_smoothness_is_per_second_so_any_frame_rate_smooths_alike(literal):
     assert acc[30.0] / acc[15.0] == pytest.approx(per_triple * (1 if literal else 8), rel=1e-3)
     if not literal:  # 10 cm/s for 1 s in cm at 30 fps: 30 pairs of (10/30 cm)^2, times 30/30
         assert terms[30.0][0] == pytest.approx(30 * (10 / 30) ** 2, rel=1e-3)
+
+
+def test_no_worse_is_zero_within_the_margin_and_counts_confident_joints_only():
+    K = torch.tensor([[100.0, 0, 50], [0, 100.0, 50], [0, 0, 1]])
+    points = torch.tensor([[[0.0, 0.0, 1.0], [0.1, 0.0, 1.0]]])  # project to (50, 50) and (60, 50)
+    target = torch.tensor([[[50.0, 50.0], [50.0, 50.0]]])  # joint 1 is 10 px off
+    unit = torch.tensor([2.0])  # 2 px per hand unit: joint 1 is 5 units off
+    alpha = torch.tensor([[1.0, 1.0]])
+    reference = torch.zeros(1, 2)
+    assert float(L.no_worse(points, K, target, alpha, reference, unit, 1.0, 0.5)) == pytest.approx(16.0)  # (5-1)^2
+    assert float(L.no_worse(points, K, target, alpha, reference + 4.5, unit, 1.0, 0.5)) == 0.0  # within the margin
+    assert float(L.no_worse(points, K, target, alpha * 0.4, reference, unit, 1.0, 0.5)) == 0.0  # not confident
