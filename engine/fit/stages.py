@@ -74,8 +74,9 @@ by the chunk, not the clip; the shape found on the first chunk is kept for the o
 hand per clip). Inside a chunk all windows are optimised as one batch (a GPU stays busy). Left hands
 go through the right-hand prior mirrored.
 
-A stage that ends with a non-finite or larger loss than it started with (divergence) is undone for
-its chunk: the previous stage's values are kept and a warning says so. No NaN ever leaves.
+Each stage keeps its best iterate (the lowest loss seen, never worse than its start). A stage whose
+loss became non-finite, or never came back to its start (divergence), is undone for its chunk: the
+previous stage's values are kept and a warning says so. No NaN ever leaves.
 """
 
 from dataclasses import dataclass, field
@@ -206,11 +207,13 @@ class _Chunk:
 
 def _optimise(params, closure, iters, options, reporter=None):
     """Adam with the step schedule. Leaves params at the best iterate and returns (converged, best
-    loss): converged is False when the loss became non-finite or ended above where it started
-    (the optimisation diverged)."""
+    loss). Divergence is judged on what is returned, the best iterate: converged is False when the
+    loss became non-finite (params are left at the best finite iterate) or when no step brought it
+    back to its start (every iterate worse than the first: the best is the start, nothing was
+    fitted). A loss that rose again after its best (Adam overshooting late in the run) is not a
+    divergence: the best iterate is what is kept."""
     opt = torch.optim.Adam(params, lr=options.lr)
     sched = torch.optim.lr_scheduler.MultiStepLR(opt, [int(iters * 0.6), int(iters * 0.85)], gamma=0.5)
-    first = last = None
     history = []
     best = (float("inf"), [p.detach().clone() for p in params])
     for it in range(iters):
@@ -222,15 +225,12 @@ def _optimise(params, closure, iters, options, reporter=None):
                 for p, b in zip(params, best[1]):
                     p.copy_(b)
             return False, best[0]
-        if first is None:
-            first = value
         if value < best[0]:
             best = (value, [p.detach().clone() for p in params])
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, options.clip_grad)
         opt.step()
         sched.step()
-        last = value
         history.append(value)
         if reporter is not None:
             reporter.advance()
@@ -243,7 +243,9 @@ def _optimise(params, closure, iters, options, reporter=None):
     with torch.no_grad():
         for p, b in zip(params, best[1]):
             p.copy_(b)
-    return last is not None and last <= first * (1 + 1e-3) + 1e-9, best[0]
+    if not history:  # no iteration at all (iters 0): nothing to keep
+        return False, best[0]
+    return len(history) == 1 or min(history[1:]) <= history[0], best[0]
 
 
 # Translation is optimised in centimetres (tau = variable / TRANSL_UNIT): Adam's step is about lr per
