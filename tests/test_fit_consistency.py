@@ -57,3 +57,90 @@ def test_a_non_finite_loss_still_diverges_and_leaves_the_best_finite_iterate():
     converged, best = _optimise([x], closure, 20, FitOptions(lr=0.05, tol=0.0))
     assert not converged and len(calls) == 5
     assert np.isfinite(best) and float(((x.detach() - 1) ** 2).sum()) == pytest.approx(best)
+
+
+# ------------------------------------------------------------------------------------------------
+# synthetic clips from the real hand model, the prior's held-out real motion and a pinhole camera
+
+K = np.array([[900.0, 0, 320], [0, 900.0, 240], [0, 0, 1]])
+FPS = 30.0
+
+
+def held_out_motion(T):
+    """(global_orient (T,3) camera frame, hand_pose (T,45)) of the longest held-out Leap Motion take
+    (real motion the prior never trained on)."""
+    import roma
+
+    from engine.prior.data import load_sequences, split_by_take
+    from engine.prior.train import LEAP_BUNDLE
+
+    seqs = load_sequences([LEAP_BUNDLE])
+    _, held = split_by_take(seqs, 0.15)
+    seq = max((seqs[i] for i in held), key=lambda s: len(s["hand_pose"]))
+    assert len(seq["hand_pose"]) >= T
+    leap_to_camera = torch.diag(torch.tensor([1.0, -1.0, -1.0]))  # Leap: y up, z towards the user
+    go = roma.rotmat_to_rotvec(leap_to_camera @ roma.rotvec_to_rotmat(
+        torch.as_tensor(seq["global_orient"][:T], dtype=torch.float32)))
+    return go, torch.as_tensor(seq["hand_pose"][:T], dtype=torch.float32)
+
+
+def keypoints_of(model, go, pose, betas, depth=0.5):
+    """The model's 21 keypoints (T,21,3) for these poses and shape, the hand's mean position
+    ``depth`` metres in front of the camera."""
+    with torch.no_grad():
+        kp = model(go, pose, torch.as_tensor(betas, dtype=torch.float32), torch.zeros(len(go), 3),
+                   vertices=False).keypoints
+    return (kp - kp[:, :1].mean(0, keepdim=True) + torch.tensor([0.0, 0.0, depth])).numpy().astype(np.float64)
+
+
+def track_of(kp3d, seed=0, px=1.5, mm=3.0, missing=()):
+    """What a detector gives: 2D keypoints with pixel noise and metric 3D landmarks with mm noise;
+    frames in ``missing`` have none."""
+    from engine import result as R
+    from engine.camera import project
+    from engine.keypoints import HandTrack
+
+    rng = np.random.default_rng(seed)
+    T = len(kp3d)
+    kp2d = project(kp3d, K) + rng.normal(0, px, (T, 21, 2))
+    world = kp3d - kp3d[:, :1] + rng.normal(0, mm / 1000, (T, 21, 3))
+    source = np.full(T, R.SOURCE_MEDIAPIPE, np.uint8)
+    conf = np.full((T, 21), 0.9)
+    missing = list(missing)
+    source[missing], kp2d[missing], conf[missing], world[missing] = R.SOURCE_NONE, 0.0, 0.0, np.nan
+    return HandTrack(kp2d, conf, source, world, np.arange(T), np.full(T, 0.9))
+
+
+@pytest.fixture(scope="module")
+def model():
+    from engine.hand_model import load_hand_model
+
+    torch.manual_seed(0)
+    return load_hand_model("right")
+
+
+def test_the_shape_is_fitted_on_the_first_chunk_with_data(model):
+    """A clip cut into chunks whose first chunk has no detection: the shape is still fitted (on the
+    first chunk that has data), and comes out as it does when the detections start at frame 0."""
+    from engine.fit.per_frame import PerFrameOptions, per_frame_estimate
+    from engine.fit.stages import _chunks, fit_sequence
+
+    T, truth = 215, np.array([0.0, 2.0, -2.0, 2.0, 0, 0, 0, 0, 0, 0])
+    go, pose = held_out_motion(T)
+    kp3d = keypoints_of(model, go, pose, truth)
+    opts = FitOptions(iters_stage1=60, chunk_frames=128)
+    assert _chunks(T, 128, 64)[:2] == [(0, 128), (64, 192)]
+    betas, said = {}, {}
+    for late in (False, True):
+        track = track_of(kp3d, missing=range(128) if late else ())
+        est = per_frame_estimate(model, track, K, FPS, PerFrameOptions(ik_iters=60))
+        assert not est["valid"][:128].any() if late else est["valid"].all()
+        out, said[late] = fit_sequence(model, None, est, est["keypoints_2d"], est["confidence"], K, FPS, stages=1,
+                                       options=opts)
+        betas[late] = out["betas"]
+    assert said[True] == ["frames 0-127: no keypoint with confidence > 0; kept the per-frame estimate"]
+    # the shape is seen (the strong per-frame shape term keeps it near the mean: |beta| about 0.4)...
+    assert np.linalg.norm(betas[False]) > 0.2, betas
+    # ...and found on the first chunk with data when the first chunk has none (it was the mean shape, 0)
+    cos = betas[True] @ betas[False] / (np.linalg.norm(betas[True]) * np.linalg.norm(betas[False]) + 1e-12)
+    assert cos > 0.8 and 0.5 < np.linalg.norm(betas[True]) / np.linalg.norm(betas[False]) < 2.0, betas

@@ -70,8 +70,9 @@ clipping (norm 1), as the authors' code; iterations and an early stop on a flat 
 
 Long clips are cut into chunks of at most ``chunk_frames`` frames that overlap by one prior window
 and are cross-faded (rotations as quaternions, ``windows.crossfade_chunks``), so memory is bounded
-by the chunk, not the clip; the shape found on the first chunk is kept for the others (one shape per
-hand per clip). Inside a chunk all windows are optimised as one batch (a GPU stays busy). Left hands
+by the chunk, not the clip; the shape is found on the first chunk that has detections and kept for
+the later ones (one shape per hand per clip: a chunk fitted before the shape changed would not match
+it, so the shape is not re-fitted on every chunk). Inside a chunk all windows are optimised as one batch (a GPU stays busy). Left hands
 go through the right-hand prior mirrored.
 
 Each stage keeps its best iterate (the lowest loss seen, never worse than its start). A stage whose
@@ -376,20 +377,22 @@ def _targets(keypoints_2d, confidence):
 
 def _run_stage1(chunks, spans, has_data, beta, results, warnings, options, reporter):
     """Stage I on every chunk with data. Updates ``results`` (per chunk: global_orient, transl) and
-    returns the shape found (the first chunk's) and, per chunk, (Phi (t,3), tau (t,3)) tensors or
+    returns the shape found (on the first chunk with data where stage I converged: one shape per
+    clip, which the later chunks are fitted with) and, per chunk, (Phi (t,3), tau (t,3)) tensors or
     None (a chunk without data keeps the per-frame estimate)."""
     if reporter is not None:
         reporter.stage("fit1", "Fitting stage I", total=options.iters_stage1 * len(spans))
     stage1 = []
+    shape_found = False
     for k, ((a, b), chunk) in enumerate(zip(spans, chunks)):
         if not has_data[k]:
             stage1.append(None)
             if reporter is not None:
                 reporter.advance(options.iters_stage1)
             continue
-        phi, tau, beta1, ok = _stage1(chunk, beta, k == 0, options, reporter)
+        phi, tau, beta1, ok = _stage1(chunk, beta, not shape_found, options, reporter)
         if ok:
-            beta = beta1
+            beta, shape_found = beta1, True
         else:
             warnings.append(f"frames {a}-{b - 1}: stage I diverged; kept the per-frame estimate there")
             phi, tau = chunk.phi_hat, chunk.tau_hat
@@ -400,17 +403,20 @@ def _run_stage1(chunks, spans, has_data, beta, results, warnings, options, repor
 
 def _run_stage2(chunks, spans, stage1, prior, beta, fps, results, warnings, options, reporter):
     """Stage II on every chunk that stage I fitted. Replaces ``results[k]`` (global_orient, transl,
-    hand_pose) where it converged and returns the shape."""
+    hand_pose) where it converged and returns the shape (refined, as in stage I, on the first of those
+    chunks where stage II converged)."""
     if reporter is not None:
         reporter.stage("fit2", "Fitting stage II (motion prior)", total=options.iters_stage2 * len(spans))
+    shape_found = False
     for k, ((a, b), chunk) in enumerate(zip(spans, chunks)):
         if stage1[k] is None:
             if reporter is not None:
                 reporter.advance(options.iters_stage2)
             continue
-        phi2, tau2, beta2, pose2, ok2 = _stage2(chunk, prior, *stage1[k], beta, fps, k == 0, options, reporter)
+        phi2, tau2, beta2, pose2, ok2 = _stage2(chunk, prior, *stage1[k], beta, fps, not shape_found, options,
+                                                reporter)
         if ok2:
-            beta = beta2
+            beta, shape_found = beta2, True
             results[k] = {"global_orient": phi2.cpu().numpy(), "transl": tau2.cpu().numpy(),
                           "hand_pose": pose2.cpu().numpy()}
         else:
