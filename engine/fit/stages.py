@@ -57,7 +57,15 @@ form is ``FitOptions.literal()``):
    then a zero-lag (forward-backward) One Euro filter, the standard smoother of hand trackers;
    "free" is the table's per-frame rotation alone; "prior" is one base rotation per window turned
    by the prior's decoded root motion, as NeMF decodes root orientation (it drifts where the hand
-   is hard to see).
+   is hard to see). With "filtered" the filter runs inside stage II, per chunk, after its
+   optimisation, and the translation is then re-fitted to the filtered rotation (``transl_refit``:
+   stage II's translation terms L_tr, L_ts, L_2D, L_ja, the fingers and shape held, a quarter of
+   stage II's iterations), so the result is what the fit optimised: filtered after the fit, the
+   rotation moved the hand about its wrist while the translation stayed where the unfiltered
+   rotation had wanted it (re-optimising the translation alone then lowered its terms by half on a
+   synthetic clip). Only the translation is re-fitted: it is what the filtered rotation displaces
+   (the hand turns about its wrist, so the fingers move in the image), and without the prior's
+   decoding an iteration costs a fraction of a stage II one.
 
 L_MP has two forms. ``prior_term="posterior"`` is the poster's -log N(z; mu(theta), sigma(theta)),
 (mu, sigma) the encoder's posterior of the current pose sequence theta = D(z), differentiated
@@ -115,6 +123,9 @@ class FitOptions:
     # stage II's global rotation: "prior" through the prior's root channel (one base rotation per
     # window), "free" per frame (the method's table), "filtered" per frame then a One Euro filter
     root_motion: str = "filtered"
+    # with root_motion "filtered": the translation re-fitted to the filtered rotation for this share
+    # of stage II's iterations (0: the filtered rotation with stage II's translation as it was)
+    transl_refit: float = 0.25
     # units of the rotation / translation terms (engine.fit.losses): "deg-cm" (default, where the
     # table's weights act) or "rad-m" (the literal reading, where they have no effect)
     units: str = "deg-cm"
@@ -159,6 +170,11 @@ class FitOptions:
     @property
     def root_from_prior(self):
         return self.root_motion == "prior"
+
+    @property
+    def refit_iters(self):
+        """Iterations of the translation re-fit after stage II's rotation filter (0 without one)."""
+        return int(round(self.iters_stage2 * self.transl_refit)) if self.root_motion == "filtered" else 0
 
     @property
     def unit_scales(self):
@@ -351,7 +367,29 @@ def _stage2(chunk, prior, phi0, tau0, beta0, fps, fit_beta, options, reporter):
     with torch.no_grad():
         pose, phi_t = decoded(z)
     ok = ok and bool(torch.isfinite(pose).all()) and bool(torch.isfinite(phi_t).all())
-    return phi_t.detach(), (tau_v / TAU_SCALE).detach(), beta.detach(), pose.detach(), ok
+    tau = (tau_v / TAU_SCALE).detach()
+    if ok and options.root_motion == "filtered":
+        phi_t, tau = _filter_root(chunk, phi_t.detach(), pose.detach(), beta.detach(), tau, fps, w, options, reporter)
+    return phi_t.detach(), tau, beta.detach(), pose.detach(), ok
+
+
+def _filter_root(chunk, phi, pose, beta, tau, fps, weights, options, reporter):
+    """Stage II's "filtered" global rotation: the zero-lag One Euro filter on the chunk's per-frame
+    rotation phi (t,3), then the translation tau (t,3) re-fitted to it (``options.refit_iters``
+    iterations of stage II's translation terms, pose (t,45) and beta held). -> (filtered phi (t,3),
+    tau (t,3))."""
+    phi_f = _t(one_euro_rotations_zero_phase(phi.cpu().numpy(), fps), chunk.device)
+    terms = {k: v for k, v in weights.items() if k in ("tr", "ts", "2d", "ja")}  # the terms tau enters
+    if options.refit_iters == 0 or not terms:
+        return phi_f, tau
+    tau_v = (tau * TAU_SCALE).requires_grad_(True)
+
+    def closure():
+        values = chunk.data_terms(phi_f, pose, beta, tau_v / TAU_SCALE, terms)
+        return sum(terms[k] * values[k] for k in terms)
+
+    _optimise([tau_v], closure, options.refit_iters, options, reporter)  # the best iterate, never worse
+    return phi_f, (tau_v / TAU_SCALE).detach()
 
 
 def _chunks(T, size, overlap):
@@ -405,13 +443,14 @@ def _run_stage2(chunks, spans, stage1, prior, beta, fps, results, warnings, opti
     """Stage II on every chunk that stage I fitted. Replaces ``results[k]`` (global_orient, transl,
     hand_pose) where it converged and returns the shape (refined, as in stage I, on the first of those
     chunks where stage II converged)."""
+    iters = options.iters_stage2 + options.refit_iters
     if reporter is not None:
-        reporter.stage("fit2", "Fitting stage II (motion prior)", total=options.iters_stage2 * len(spans))
+        reporter.stage("fit2", "Fitting stage II (motion prior)", total=iters * len(spans))
     shape_found = False
     for k, ((a, b), chunk) in enumerate(zip(spans, chunks)):
         if stage1[k] is None:
             if reporter is not None:
-                reporter.advance(options.iters_stage2)
+                reporter.advance(iters)
             continue
         phi2, tau2, beta2, pose2, ok2 = _stage2(chunk, prior, *stage1[k], beta, fps, not shape_found, options,
                                                 reporter)
@@ -421,15 +460,15 @@ def _run_stage2(chunks, spans, stage1, prior, beta, fps, results, warnings, opti
                           "hand_pose": pose2.cpu().numpy()}
         else:
             warnings.append(f"frames {a}-{b - 1}: stage II diverged; kept stage I there")
+            if reporter is not None:
+                reporter.advance(options.refit_iters)  # the re-fit after the filter did not run
     return beta
 
 
-def _finish(model, out, fps, stages, options, init, warnings):
-    """The clip's joints (T,21,3) from its blended parameters (after stage II's rotation filter when
-    ``root_motion`` is "filtered"); the per-frame estimate instead if anything is not finite."""
+def _finish(model, out, init, warnings):
+    """The clip's joints (T,21,3) from its blended parameters; the per-frame estimate instead if
+    anything is not finite."""
     device = model.device
-    if stages >= 2 and options.root_motion == "filtered":  # per-frame Phi, then the One Euro filter
-        out["global_orient"] = one_euro_rotations_zero_phase(out["global_orient"], fps)
     with torch.no_grad():
         kp = model(_t(out["global_orient"], device), _t(out["hand_pose"], device), _t(out["betas"], device),
                    _t(out["transl"], device), vertices=False).keypoints
@@ -475,16 +514,16 @@ def fit_stages(model, prior, init, keypoints_2d, confidence, K, fps, stages=2, o
             warnings.append(f"frames {a}-{b - 1}: no keypoint with confidence > 0; kept the per-frame estimate")
     results = [{key: out[key][a:b] for key in out} for a, b in spans]
 
-    def finished(stage):  # the clip as this stage leaves it: chunks blended, joints, never a NaN
+    def finished():  # the clip as the last stage left it: chunks blended, joints, never a NaN
         done, said = dict(out), list(warnings)
         done.update(crossfade_chunks(spans, results, T, window_frames))
         done["betas"] = beta.cpu().numpy().astype(np.float64)
-        return _finish(model, done, fps, stage, options, init, said), said
+        return _finish(model, done, init, said), said
 
     with torch.enable_grad():
         beta, stage1 = _run_stage1(chunks, spans, has_data, beta, results, warnings, options, reporter)
-        each = [finished(1)]
+        each = [finished()]
         if stages >= 2:
             beta = _run_stage2(chunks, spans, stage1, prior, beta, fps, results, warnings, options, reporter)
-            each.append(finished(2))
+            each.append(finished())
     return each
