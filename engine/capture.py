@@ -119,7 +119,7 @@ def capture(video_path, out_path, options: CaptureOptions = None, reporter: Repo
     found, frame_ids, frame_times = hands_found(tracks, video, options, reporter)
     fps = float(video.fps)
     estimates = estimate_per_frame(found, models, K, fps, options, reporter)
-    fits = fit_hands(estimates, models, prior, K, fps, options, quality, reporter)
+    fits = fit_hands(estimates, models, prior, K, fps, options, quality, reporter, frame_times)
     reporter.stage("write", "Writing result")
     arrays = result_arrays(video, video_path, options, K, fps, frame_ids, frame_times, models, found, estimates, fits)
     write_result(out_path, arrays)
@@ -235,12 +235,19 @@ def estimate_per_frame(found: dict, models: dict, K: np.ndarray, fps: float, opt
 
 
 def fit_hands(estimates: dict, models: dict, prior, K: np.ndarray, fps: float, options: CaptureOptions,
-              quality: dict, reporter: Reporter) -> dict:
+              quality: dict, reporter: Reporter, frame_times=None) -> dict:
     """Stages I (and II with the prior) per hand -> {side: fitted dict (as the estimate's, plus the fit's
-    entries)}; {} with ``--stages 0``. The fit's warnings go to the reporter, prefixed with the hand."""
+    entries)}; {} with ``--stages 0``. The fit's warnings go to the reporter, prefixed with the hand.
+    frame_times (T,) s or None: the frames' times, used by the fit where they are uneven (logged)."""
     if options.stages == 0:
         return {}
     from engine.fit.stages import FitOptions, fit_sequence
+    from engine.fit.temporal import uneven_times
+
+    if uneven_times(frame_times, fps) is not None:
+        steps = np.diff(frame_times)
+        reporter.log(f"variable frame rate ({1 / steps.max():.3g}-{1 / steps.min():.3g} fps): the fit follows "
+                     "each frame's own time")
 
     prior = prior if options.stages >= 2 else None
     make_options = FitOptions.literal if options.literal else FitOptions
@@ -249,7 +256,8 @@ def fit_hands(estimates: dict, models: dict, prior, K: np.ndarray, fps: float, o
     fits, warnings = {}, []
     for side, est in estimates.items():
         fits[side], warn = fit_sequence(models[side], prior, est, est["keypoints_2d"], est["confidence"], K, fps,
-                                        stages=options.stages, options=fit_options, reporter=reporter)
+                                        stages=options.stages, options=fit_options, reporter=reporter,
+                                        frame_times=frame_times)
         warnings += [f"{side} hand: {w}" for w in warn]
     for w in warnings:
         reporter.warn(w)

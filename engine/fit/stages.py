@@ -40,6 +40,11 @@ form is ``FitOptions.literal()``):
    change between two frames. Per frame pair, a 5 fps clip's real motion (six times the step of a
    30 fps clip's) was smoothed away: stage I
    pulled the hands of a 5 fps two-hand clip far from their detections (docs/benchmarks.md).
+   On uneven frame times (a variable frame rate: ``fit_sequence(..., frame_times=)``) each frame
+   pair counts by its own time step and L_ja is the acceleration over the uneven steps
+   (``losses.joint_accel``), the prior's windows are laid on the real times (``windows.layout``)
+   and the rotation filter steps by them: a constant rate assumed there makes a clip that slows
+   from 30 to 15 fps look like a hand that suddenly doubles its speed.
 7. Joint acceleration (L_ja, stage II, ``engine.fit.losses.joint_accel``): the squared second
    difference of every joint in camera space, measured in pixels at the joint's depth (the unit of
    L_2D's residuals), weight 0.01, per second like the other smoothness terms. The table smooths
@@ -80,8 +85,8 @@ Long clips are cut into chunks of at most ``chunk_frames`` frames that overlap b
 and are cross-faded (rotations as quaternions, ``windows.crossfade_chunks``), so memory is bounded
 by the chunk, not the clip; the shape is found on the first chunk that has detections and kept for
 the later ones (one shape per hand per clip: a chunk fitted before the shape changed would not match
-it, so the shape is not re-fitted on every chunk). Inside a chunk all windows are optimised as one batch (a GPU stays busy). Left hands
-go through the right-hand prior mirrored.
+it, so the shape is not re-fitted on every chunk). Inside a chunk all windows are optimised as one
+batch (a GPU stays busy). Left hands go through the right-hand prior mirrored.
 
 Each stage keeps its best iterate (the lowest loss seen, never worse than its start). A stage whose
 loss became non-finite, or never came back to its start (divergence), is undone for its chunk: the
@@ -95,7 +100,7 @@ import torch
 
 from engine import choices
 from engine.fit import losses as L
-from engine.fit.temporal import one_euro_rotations_zero_phase
+from engine.fit.temporal import one_euro_rotations_zero_phase, uneven_times
 from engine.fit.windows import blend_rotations, crossfade_chunks, layout, resample_windows
 
 # The method's table. Stage II adds two terms that the table does not have (see the module docstring):
@@ -189,11 +194,17 @@ def _t(x, device, dtype=torch.float32):
 class _Chunk:
     """One chunk of frames: targets and the forward pass shared by both stages."""
 
-    def __init__(self, model, init, kp2d, alpha, K, sl, device, options, fps):
+    def __init__(self, model, init, kp2d, alpha, K, sl, device, options, fps, times=None):
         self.model, self.device = model, device
         # smoothness terms per second, not per frame pair: sum_t ||x_{t+1} - x_t||^2 * fps / 30 is the
         # same for the same motion at any frame rate (the table's weights are the authors' at 30 fps)
         self.smooth_scale = fps / REFERENCE_FPS if options.smooth_per_second else 1.0
+        # uneven frame times (a variable frame rate; ``times`` (T,) s, None when even): each frame
+        # pair's own time step, in 1/30 s, so that the per-second terms measure real velocities
+        self.times = None if times is None else np.asarray(times, dtype=np.float64)[sl]
+        self.steps = None
+        if self.times is not None and options.smooth_per_second and len(self.times) > 1:
+            self.steps = _t(np.maximum(np.diff(self.times), 1e-4) * REFERENCE_FPS, device)  # (t-1,)
         self.phi_hat = _t(init["global_orient"][sl], device)
         self.tau_hat = _t(init["transl"][sl], device)
         self.pose_hat = _t(init["hand_pose"][sl], device)
@@ -206,18 +217,34 @@ class _Chunk:
     def keypoints(self, phi, pose, beta, tau):
         return self.model(phi, pose, beta, tau, vertices=False).keypoints
 
+    def velocity(self, term, x, unit):
+        """A frame-pair smoothness term of engine.fit.losses (orient_smooth, transl_smooth,
+        residual_smooth) of x (t,...) per second: x fps/30, or on uneven frame times each pair / its
+        own step (in 1/30 s)."""
+        if self.steps is None:
+            return term(x, unit) * self.smooth_scale
+        return term(x, unit, weights=1.0 / self.steps)
+
+    def acceleration(self, kp):
+        """L_ja of keypoints kp (t,21,3) per second: x (fps/30)^3, or on the frames' uneven steps."""
+        if self.steps is None:
+            return L.joint_accel(kp, self.K) * self.smooth_scale ** 3
+        return L.joint_accel(kp, self.K, steps=self.steps)
+
     def data_terms(self, phi, pose, beta, tau, names=None):
         """The terms (engine.fit.losses) at these values: {name: scalar tensor}, only ``names`` when given.
 
         The smoothness terms are per second (``smooth_scale``): velocity terms x fps/30, the joint
-        acceleration x (fps/30)^3, the same sums for the same motion at any frame rate."""
-        ru, tu, s = self.rot_unit, self.transl_unit, self.smooth_scale
+        acceleration x (fps/30)^3, the same sums for the same motion at any frame rate; on uneven
+        frame times, each frame pair and triple by its own time steps (``velocity``, ``acceleration``)."""
+        ru, tu = self.rot_unit, self.transl_unit
         kp = self.keypoints(phi, pose, beta, tau)
         terms = {"o": lambda: L.orient_data(phi, self.phi_hat, ru), "tr": lambda: L.transl_data(tau, self.tau_hat, tu),
-                 "os": lambda: L.orient_smooth(phi, ru) * s, "ts": lambda: L.transl_smooth(tau, tu) * s,
+                 "os": lambda: self.velocity(L.orient_smooth, phi, ru),
+                 "ts": lambda: self.velocity(L.transl_smooth, tau, tu),
                  "beta": lambda: L.shape_reg(beta),
                  "2d": lambda: L.keypoints_2d(kp, self.K, self.kp, self.alpha),
-                 "ja": lambda: L.joint_accel(kp, self.K) * s ** 3,
+                 "ja": lambda: self.acceleration(kp),
                  "pd": lambda: L.pose_data(pose, self.pose_hat, ru)}
         return {k: f() for k, f in terms.items() if names is None or k in names}
 
@@ -302,7 +329,7 @@ def _stage2(chunk, prior, phi0, tau0, beta0, fps, fit_beta, options, reporter):
     device = chunk.device
     left = chunk.model.side == "left"
     to_prior = (lambda p: mirror_pose(p)) if left else (lambda p: p)  # an involution: also back again
-    lay = layout(chunk.T, fps, prior.window, prior.fps, options.overlap, device)
+    lay = layout(chunk.T, fps, prior.window, prior.fps, options.overlap, device, times=chunk.times)
     W, n = lay.frame_index.shape
     prior_times = prior.default_times(W, device=device)
     with torch.no_grad():
@@ -358,7 +385,7 @@ def _stage2(chunk, prior, phi0, tau0, beta0, fps, fit_beta, options, reporter):
         terms["mp"] = prior_term()
         if options.finger_residual:
             terms["res"] = L.residual_size(delta, chunk.rot_unit)
-            terms["res_s"] = L.residual_smooth(delta, chunk.rot_unit) * chunk.smooth_scale
+            terms["res_s"] = chunk.velocity(L.residual_smooth, delta, chunk.rot_unit)
         return sum(w[k] * terms[k] for k in w)
 
     params = [phi_w if options.root_from_prior else phi, tau_v, z] + ([beta] if fit_beta else [])
@@ -378,7 +405,7 @@ def _filter_root(chunk, phi, pose, beta, tau, fps, weights, options, reporter):
     rotation phi (t,3), then the translation tau (t,3) re-fitted to it (``options.refit_iters``
     iterations of stage II's translation terms, pose (t,45) and beta held). -> (filtered phi (t,3),
     tau (t,3))."""
-    phi_f = _t(one_euro_rotations_zero_phase(phi.cpu().numpy(), fps), chunk.device)
+    phi_f = _t(one_euro_rotations_zero_phase(phi.cpu().numpy(), fps, times=chunk.times), chunk.device)
     terms = {k: v for k, v in weights.items() if k in ("tr", "ts", "2d", "ja")}  # the terms tau enters
     if options.refit_iters == 0 or not terms:
         return phi_f, tau
@@ -481,21 +508,28 @@ def _finish(model, out, init, warnings):
     return out
 
 
-def fit_sequence(model, prior, init, keypoints_2d, confidence, K, fps, stages=2, options=None, reporter=None):
+def fit_sequence(model, prior, init, keypoints_2d, confidence, K, fps, stages=2, options=None, reporter=None,
+                 frame_times=None):
     """Run stages 1..``stages`` on one hand's clip (see the module docstring).
 
     init: the per-frame estimate (global_orient (T,3), transl (T,3), hand_pose (T,45), betas (10,),
-    joints (T,21,3)); keypoints_2d (T,21,2) px (NaN where missing); confidence (T,21); K (3,3); fps.
+    joints (T,21,3)); keypoints_2d (T,21,2) px (NaN where missing); confidence (T,21); K (3,3); fps;
+    frame_times (T,) s or None: each frame's time; where they are uneven (a variable frame rate,
+    ``temporal.uneven_times``) the smoothness terms, the prior's windows and the rotation filter use
+    them, else the constant ``fps``.
     Returns ({global_orient, transl, hand_pose (T,...), betas (10,), joints (T,21,3)} float64, warnings).
     """
-    return fit_stages(model, prior, init, keypoints_2d, confidence, K, fps, stages, options, reporter)[-1]
+    return fit_stages(model, prior, init, keypoints_2d, confidence, K, fps, stages, options, reporter,
+                      frame_times)[-1]
 
 
-def fit_stages(model, prior, init, keypoints_2d, confidence, K, fps, stages=2, options=None, reporter=None):
+def fit_stages(model, prior, init, keypoints_2d, confidence, K, fps, stages=2, options=None, reporter=None,
+               frame_times=None):
     """``fit_sequence``'s run, keeping what each stage finished with: [(out, warnings)] for stages
     1..``stages``, item k being what ``fit_sequence(..., stages=k + 1)`` returns (stage II starts from
     stage I's result, so a comparison of the stages needs only this one run)."""
     options = options or FitOptions()
+    times = uneven_times(frame_times, fps)  # None on a constant frame rate
     if stages not in (1, 2):
         raise ValueError(f"stages must be 1 or 2, got {stages}")
     if stages == 2 and prior is None:
@@ -507,7 +541,7 @@ def fit_stages(model, prior, init, keypoints_2d, confidence, K, fps, stages=2, o
     beta = _t(init["betas"], model.device)
     window_frames = int(np.floor((prior.window - 1) / prior.fps * fps)) + 1 if prior is not None else 64
     spans = _chunks(T, max(options.chunk_frames, 2 * window_frames), window_frames)
-    chunks = [_Chunk(model, init, kp2d, alpha, K, slice(a, b), model.device, options, fps) for a, b in spans]
+    chunks = [_Chunk(model, init, kp2d, alpha, K, slice(a, b), model.device, options, fps, times) for a, b in spans]
     has_data = [bool(alpha[a:b].any()) for a, b in spans]
     for (a, b), ok in zip(spans, has_data):
         if not ok:
