@@ -47,6 +47,7 @@ class CaptureOptions:
     keypoint_source: str = C.DEFAULT_KEYPOINT_SOURCE
     root_motion: str = C.DEFAULT_ROOT_MOTION
     literal: bool = False  # the method's table read literally (FitOptions.literal)
+    hand_size: float = None  # mm, wrist to middle-finger knuckle (engine.choices.HAND_SIZE_MM); None: the model's
 
     @classmethod
     def from_args(cls, args):
@@ -55,7 +56,7 @@ class CaptureOptions:
                    keypoints=args.keypoints, prior=args.prior, no_cache=args.no_cache, views=args.views,
                    preview=args.preview, prior_term=args.prior_term,
                    keypoint_source=args.keypoint_source, root_motion=args.root_motion,
-                   literal=getattr(args, "literal", False))
+                   literal=getattr(args, "literal", False), hand_size=getattr(args, "hand_size", None))
 
     @property
     def sides(self):
@@ -147,6 +148,10 @@ def check_capture_options(options: CaptureOptions, out_path) -> tuple:
         raise EngineError(f"--fov must be between 1 and 170 degrees, got {options.fov}")
     if options.views is not None and options.views < 0:
         raise EngineError(f"--views must be 0 or more, got {options.views}")
+    low, high = C.HAND_SIZE_MM
+    if options.hand_size is not None and not low <= options.hand_size <= high:  # NaN fails this too
+        raise EngineError(f"--hand-size must be from {low:g} to {high:g} mm (wrist to middle-finger knuckle), "
+                          f"got {options.hand_size:g}")
     if not str(out_path).lower().endswith(".npz"):
         raise EngineError(f"the result file must end in .npz: {out_path}")
     out_path = check_writable(out_path, "result")
@@ -169,7 +174,9 @@ def open_inputs(video_path, options: CaptureOptions, device: str, reporter: Repo
     from engine.hand_model import load_hand_model
     from engine.video import fps_message, open_video
 
-    models = {side: load_hand_model(side=side, mano_dir=options.mano_dir, device=device) for side in options.sides}
+    size = None if options.hand_size is None else options.hand_size / 1000.0  # mm -> m
+    models = {side: load_hand_model(side=side, mano_dir=options.mano_dir, device=device, hand_size=size)
+              for side in options.sides}
     prior = None
     if options.stages >= 2 or options.prior:
         from engine.prior import load_prior
@@ -279,6 +286,8 @@ def result_arrays(video, video_path, options: CaptureOptions, K: np.ndarray, fps
         "hands": np.array(list(found), dtype=np.str_),
         "video": np.array(os.path.abspath(os.fspath(video_path))),
         "stages": np.array(options.stages),
+        # the model's wrist-to-middle-knuckle length at rest, betas 0 (--hand-size, else its own), metres
+        "hand_size": np.array(next(iter(models.values())).hand_size),
     }
     if frame_times is not None and np.all(np.isfinite(frame_times)) and np.all(np.diff(frame_times) >= 0):
         arrays["frame_times"] = frame_times  # seconds from the clip's start (variable frame rates)
