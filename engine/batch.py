@@ -133,6 +133,8 @@ def options_hash(options, video):
     version and the video file (path, size, modification time)."""
     fields = dataclasses.asdict(options)
     fields.pop("preview", None)
+    if fields.get("hand_size") is None:  # added later: at its default, results made before it stay current
+        fields.pop("hand_size", None)
     try:
         st = os.stat(video)
         identity = [video, st.st_size, st.st_mtime_ns]

@@ -47,6 +47,7 @@ class CaptureOptions:
     keypoint_source: str = C.DEFAULT_KEYPOINT_SOURCE
     root_motion: str = C.DEFAULT_ROOT_MOTION
     literal: bool = False  # the method's table read literally (FitOptions.literal)
+    hand_size: float = None  # mm, wrist to middle-finger knuckle (engine.choices.HAND_SIZE_MM); None: the model's
 
     @classmethod
     def from_args(cls, args):
@@ -55,7 +56,7 @@ class CaptureOptions:
                    keypoints=args.keypoints, prior=args.prior, no_cache=args.no_cache, views=args.views,
                    preview=args.preview, prior_term=args.prior_term,
                    keypoint_source=args.keypoint_source, root_motion=args.root_motion,
-                   literal=getattr(args, "literal", False))
+                   literal=getattr(args, "literal", False), hand_size=getattr(args, "hand_size", None))
 
     @property
     def sides(self):
@@ -119,7 +120,7 @@ def capture(video_path, out_path, options: CaptureOptions = None, reporter: Repo
     found, frame_ids, frame_times = hands_found(tracks, video, options, reporter)
     fps = float(video.fps)
     estimates = estimate_per_frame(found, models, K, fps, options, reporter)
-    fits = fit_hands(estimates, models, prior, K, fps, options, quality, reporter)
+    fits = fit_hands(estimates, models, prior, K, fps, options, quality, reporter, frame_times)
     reporter.stage("write", "Writing result")
     arrays = result_arrays(video, video_path, options, K, fps, frame_ids, frame_times, models, found, estimates, fits)
     write_result(out_path, arrays)
@@ -147,6 +148,10 @@ def check_capture_options(options: CaptureOptions, out_path) -> tuple:
         raise EngineError(f"--fov must be between 1 and 170 degrees, got {options.fov}")
     if options.views is not None and options.views < 0:
         raise EngineError(f"--views must be 0 or more, got {options.views}")
+    low, high = C.HAND_SIZE_MM
+    if options.hand_size is not None and not low <= options.hand_size <= high:  # NaN fails this too
+        raise EngineError(f"--hand-size must be from {low:g} to {high:g} mm (wrist to middle-finger knuckle), "
+                          f"got {options.hand_size:g}")
     if not str(out_path).lower().endswith(".npz"):
         raise EngineError(f"the result file must end in .npz: {out_path}")
     out_path = check_writable(out_path, "result")
@@ -169,7 +174,9 @@ def open_inputs(video_path, options: CaptureOptions, device: str, reporter: Repo
     from engine.hand_model import load_hand_model
     from engine.video import fps_message, open_video
 
-    models = {side: load_hand_model(side=side, mano_dir=options.mano_dir, device=device) for side in options.sides}
+    size = None if options.hand_size is None else options.hand_size / 1000.0  # mm -> m
+    models = {side: load_hand_model(side=side, mano_dir=options.mano_dir, device=device, hand_size=size)
+              for side in options.sides}
     prior = None
     if options.stages >= 2 or options.prior:
         from engine.prior import load_prior
@@ -249,12 +256,19 @@ def estimate_per_frame(found: dict, models: dict, K: np.ndarray, fps: float, opt
 
 
 def fit_hands(estimates: dict, models: dict, prior, K: np.ndarray, fps: float, options: CaptureOptions,
-              quality: dict, reporter: Reporter) -> dict:
+              quality: dict, reporter: Reporter, frame_times=None) -> dict:
     """Stages I (and II with the prior) per hand -> {side: fitted dict (as the estimate's, plus the fit's
-    entries)}; {} with ``--stages 0``. The fit's warnings go to the reporter, prefixed with the hand."""
+    entries)}; {} with ``--stages 0``. The fit's warnings go to the reporter, prefixed with the hand.
+    frame_times (T,) s or None: the frames' times, used by the fit where they are uneven (logged)."""
     if options.stages == 0:
         return {}
     from engine.fit.stages import FitOptions, fit_sequence
+    from engine.fit.temporal import uneven_times
+
+    if uneven_times(frame_times, fps) is not None:
+        steps = np.diff(frame_times)
+        reporter.log(f"variable frame rate ({1 / steps.max():.3g}-{1 / steps.min():.3g} fps): the fit follows "
+                     "each frame's own time")
 
     prior = prior if options.stages >= 2 else None
     make_options = FitOptions.literal if options.literal else FitOptions
@@ -263,7 +277,8 @@ def fit_hands(estimates: dict, models: dict, prior, K: np.ndarray, fps: float, o
     fits, warnings = {}, []
     for side, est in estimates.items():
         fits[side], warn = fit_sequence(models[side], prior, est, est["keypoints_2d"], est["confidence"], K, fps,
-                                        stages=options.stages, options=fit_options, reporter=reporter)
+                                        stages=options.stages, options=fit_options, reporter=reporter,
+                                        frame_times=frame_times)
         warnings += [f"{side} hand: {w}" for w in warn]
     for w in warnings:
         reporter.warn(w)
@@ -285,6 +300,8 @@ def result_arrays(video, video_path, options: CaptureOptions, K: np.ndarray, fps
         "hands": np.array(list(found), dtype=np.str_),
         "video": np.array(os.path.abspath(os.fspath(video_path))),
         "stages": np.array(options.stages),
+        # the model's wrist-to-middle-knuckle length at rest, betas 0 (--hand-size, else its own), metres
+        "hand_size": np.array(next(iter(models.values())).hand_size),
     }
     if frame_times is not None and np.all(np.isfinite(frame_times)) and np.all(np.diff(frame_times) >= 0):
         arrays["frame_times"] = frame_times  # seconds from the clip's start (variable frame rates)

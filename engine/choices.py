@@ -12,6 +12,9 @@ PRIOR_TERMS = ("anchored", "unit", "posterior")  # --prior-term: stage II's prio
 KEYPOINT_SOURCES = ("blend", "mediapipe")  # --keypoint-source: the 2D keypoints the fit sees
 PROGRESS_MODES = ("bar", "jsonl", "quiet")  # --progress
 FIT_STAGES = (0, 1, 2)  # --stages: 0 per-frame estimate, 1 + stage I, 2 + stage II
+# --hand-size: the hand's wrist-to-middle-knuckle length in mm, accepted from / to (unset or, in the
+# add-on's panel, 0: the hand model's own size)
+HAND_SIZE_MM = (40.0, 150.0)
 
 # the defaults of a capture (python -m engine capture, the add-on's panel)
 DEFAULT_HANDS = "right"

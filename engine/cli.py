@@ -59,6 +59,11 @@ def capture_parser():
     cam = p.add_mutually_exclusive_group()
     cam.add_argument("--fov", type=number(float, 1.0, 170.0, what="degrees between 1 and 170"), default=None, help="horizontal field of view in degrees")
     cam.add_argument("--K", type=intrinsics, default=None, metavar="FX,FY,CX,CY", help="intrinsics in pixels")
+    low, high = C.HAND_SIZE_MM
+    p.add_argument("--hand-size", type=number(float, low, high, what=f"a length in mm from {low:g} to {high:g}"),
+                   default=None, metavar="MM",
+                   help="the hand's length from the wrist to the middle finger's knuckle, in mm (default: the hand "
+                        "model's own, 92 mm for the open hand): from one camera a hand's size sets its distance")
     p.add_argument("--keypoints", default=None, help="external 2D keypoints (.json or .npz) instead of MediaPipe")
     p.add_argument("--prior", default=None, help="motion prior checkpoint (default: the shipped weights)")
     p.add_argument("--keypoint-source", choices=C.KEYPOINT_SOURCES, default=C.DEFAULT_KEYPOINT_SOURCE,

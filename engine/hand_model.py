@@ -16,6 +16,13 @@ hand: smplx ``flat_hand_mean=True``, no PCA), ``global_orient`` rotates about th
 - ``mano``: ``MANO_RIGHT.pkl`` / ``MANO_LEFT.pkl`` from ``mano_dir`` or ``$HMP_MANO_DIR``, read
   through ``smplx.MANO``; the pickles are read by ``engine.safe_pickle`` (numpy, scipy.sparse and
   chumpy's arrays only, without chumpy): a file naming anything else is refused, never run.
+
+Hand size (``load_hand_model(..., hand_size=metres)``, ``HandModel.scale_to``): either model scaled
+uniformly (its template, shape directions, pose-corrective offsets and joints; MANO's joint
+regressor is linear in the vertices, so its joints follow) so that the wrist-to-middle-knuckle length
+of the mean shape at rest (``hand_size``: MANO joints wrist and middle1) is the size given. From one
+camera a hand's size and its distance are one unknown: a model of the wrong size sits at the wrong
+depth (0.84x the model's size: about 16 % too far). The shape (betas) is still fitted on top.
 """
 
 import os
@@ -33,6 +40,8 @@ from engine.safe_pickle import UnsafePickleError, load_mano_pickle
 
 ASSET = Path(__file__).resolve().parent / "assets" / "hand" / "default_hand.npz"
 NUM_BETAS = 10
+# the joints whose distance at rest is the hand's size (MANO order: wrist, middle1 = the middle finger's knuckle)
+SIZE_JOINTS = (J.MANO_JOINT_NAMES.index("wrist"), J.MANO_JOINT_NAMES.index("middle1"))
 # keypoints21 = cat([joints16, tips5])[KEYPOINT_GATHER]
 KEYPOINT_GATHER = torch.as_tensor(np.where(J.MEDIAPIPE_TO_MANO >= 0, J.MEDIAPIPE_TO_MANO,
                                            16 + np.searchsorted(J.FINGERTIPS_MEDIAPIPE, np.arange(21))))
@@ -97,6 +106,26 @@ class HandModel(torch.nn.Module):
         """(B,10) or (10,) -> (B,16,3) joints at zero pose, no translation."""
         betas = self._betas(betas, 1)
         return self.shaped(betas)[1]
+
+    @property
+    def hand_size(self) -> float:
+        """The wrist-to-middle-knuckle length (metres) of the mean shape at rest (betas 0)."""
+        with torch.no_grad():
+            joints = self.rest_joints(torch.zeros(NUM_BETAS, device=self.device))[0]
+        a, b = SIZE_JOINTS
+        return float((joints[b] - joints[a]).norm())
+
+    def scale_to(self, hand_size: float) -> "HandModel":
+        """Scale the model uniformly (about the model's origin) so that ``hand_size`` (metres) is its
+        wrist-to-middle-knuckle length at rest (``self.hand_size``); the shape space, the pose-corrective
+        offsets and the joints scale with it. In place; returns the model."""
+        factor = float(hand_size) / self.hand_size
+        names = ["v_template", "shapedirs"] + (["posedirs"] if self.posedirs is not None else [])
+        names += [] if self.has_regressor else ["j_template", "j_shapedirs"]  # a regressor follows the vertices
+        with torch.no_grad():
+            for name in names:
+                getattr(self, name).mul_(factor)
+        return self
 
     def forward(self, global_orient, hand_pose, betas, transl=None, vertices=True):
         """Pose the hand. ``vertices=False`` skins only the 5 fingertip vertices (out.vertices is
@@ -176,10 +205,13 @@ def _mano(side, mano_dir):
                      J.MANO_FINGERTIP_VERTEX_IDS, j_regressor=mano.J_regressor, posedirs=mano.posedirs)
 
 
-def load_hand_model(side="right", mano_dir=None, device="cpu"):
-    """The hand model for ``side``: MANO when a folder is given (or $HMP_MANO_DIR), else the default."""
+def load_hand_model(side="right", mano_dir=None, device="cpu", hand_size=None):
+    """The hand model for ``side``: MANO when a folder is given (or $HMP_MANO_DIR), else the default;
+    scaled to ``hand_size`` (metres, wrist to middle-finger knuckle: ``HandModel.scale_to``) when given."""
     if side not in SIDES:
         raise EngineError(f"unknown hand side {side!r}: right or left")
     mano_dir = mano_dir or os.environ.get("HMP_MANO_DIR") or None
     model = _mano(side, mano_dir) if mano_dir else _default(side)
+    if hand_size is not None:
+        model.scale_to(hand_size)
     return model.to(device).eval()

@@ -43,6 +43,11 @@ Optional clip-level ``frame_times (T,) f``: the presentation time of each result
 from the clip's start (variable-frame-rate videos; without it frame ``t`` is at
 ``(frame_ids[t] - frame_ids[0]) / fps``). Finite and non-decreasing.
 
+Optional clip-level ``hand_size () f``: the hand model's length from the wrist to the middle finger's
+knuckle at rest with betas 0 (MANO joints wrist and middle1), metres: the size the capture used
+(``--hand-size``, else the model's own). Finite and positive. (Optional entries are additions
+within v1: readers before them skip them unread, as any entry outside the schema.)
+
 Values are range-checked: ``fps`` in (0, 1000], ``K`` a pinhole matrix with fx, fy > 0 and last row
 (0, 0, 1), ``image_size`` positive, ``frame_ids`` >= 0 and increasing, ``stages`` 0-2,
 ``keypoint_source`` one of the ``SOURCE_*`` codes, ``confidence`` in [0, 1]. Entries outside the
@@ -223,9 +228,12 @@ def _check_ranges(clip):
         raise ResultError(f"'stages' must be 0, 1 or 2, got {int(clip['stages'])}")
 
 
+OPTIONAL_CLIP_FIELDS = ("frame_times", "hand_size")
+
+
 def known_keys(names):
     """The entries of an archive that schema v1 reads (others are never decompressed)."""
-    fields = set(CLIP_FIELDS) | {"frame_times"}
+    fields = set(CLIP_FIELDS) | set(OPTIONAL_CLIP_FIELDS)
     per_hand = set(HAND_FIELDS) | set(MESH_FIELDS) | set(KEYPOINT_COUNTS)
     return [n for n in names if n in fields or (n.count("/") == 1 and n.split("/")[0] in HAND_SIDES
                                                  and n.split("/")[1] in per_hand)]
@@ -266,6 +274,12 @@ def validate(arrays):
         if np.any(np.diff(times) < 0):
             raise ResultError("'frame_times' go backwards")
         clip["frame_times"] = times
+    if "hand_size" in arrays:
+        size = np.asarray(arrays["hand_size"])
+        _check("hand_size", size, ((), "f"), dims)
+        if not size > 0:
+            raise ResultError(f"'hand_size' must be positive, got {float(size):g}")
+        clip["hand_size"] = size
     hands = {}
     sides = [str(s) for s in clip["hands"]]
     if not sides:

@@ -80,6 +80,29 @@ def smooth(values, sigma=1.0):
         if values.ndim == 2 else np.convolve(padded, k, mode="valid")
 
 
+def runs_of(valid) -> np.ndarray:
+    """valid (T,) bool -> (N,) int, one label per valid frame (N = valid.sum()): the run of
+    consecutive valid frames it belongs to, 0, 1, ... in order. Frames either side of a gap (frames
+    without a fit) are in different runs."""
+    valid = np.asarray(valid, dtype=bool)
+    starts = valid & ~np.concatenate([[False], valid[:-1]])
+    return (np.cumsum(starts) - 1)[valid]
+
+
+def smooth_runs(values, sigma=1.0, runs=None):
+    """``smooth`` on each run of keys separately: values (N, ...), runs (N,) labels (``runs_of``;
+    None: one run) -> (N, ...). A key is never averaged with a key of another run: across a gap the
+    hand may have moved anywhere, so the keys either side of it are not neighbours."""
+    if runs is None:
+        return smooth(values, sigma)
+    out = np.asarray(values, dtype=np.float64).copy()
+    runs = np.asarray(runs)
+    for run in np.unique(runs):
+        keys = runs == run
+        out[keys] = smooth(out[keys], sigma)
+    return out
+
+
 def reduce_keys(frames, values, tolerance):
     """Indices of the keys to keep so that linear interpolation of the kept keys stays within
     ``tolerance`` of every dropped value (Ramer-Douglas-Peucker on one channel)."""
@@ -104,39 +127,40 @@ def reduce_keys(frames, values, tolerance):
     return np.flatnonzero(keep)
 
 
-def _channels(frames, rotations, locations, smoothing):
+def _channels(frames, rotations, locations, smoothing, runs=None):
     """Yield (data_path, index, bone, values (N,)) for every channel to key, smoothed when asked
-    (quaternions renormalised)."""
+    (quaternions renormalised), each run of keys on its own (``smooth_runs``)."""
     for bone, quats in rotations.items():
         quats = np.asarray(quats, dtype=np.float64)
         assert quats.shape == (len(frames), 4), (bone, quats.shape)
         if smoothing > 0:
-            quats = smooth(quats, smoothing)
+            quats = smooth_runs(quats, smoothing, runs)
             quats = quats / np.linalg.norm(quats, axis=1, keepdims=True)
         path = f'pose.bones["{bpy.utils.escape_identifier(bone)}"].rotation_quaternion'
         for i in range(4):
             yield path, i, bone, quats[:, i]
     for bone, loc in (locations or {}).items():
-        loc = smooth(np.asarray(loc, dtype=np.float64), smoothing)
+        loc = smooth_runs(np.asarray(loc, dtype=np.float64), smoothing, runs)
         path = f'pose.bones["{bpy.utils.escape_identifier(bone)}"].location'
         for i in range(3):
             yield path, i, bone, loc[:, i]
 
 
-def bake_pose_action(obj, action_name, frames, rotations, locations=None, tolerance=0.0, smoothing=0.0):
+def bake_pose_action(obj, action_name, frames, rotations, locations=None, tolerance=0.0, smoothing=0.0, runs=None):
     """Write one Action with pose-bone keys and assign it to ``obj`` (an armature object).
 
     frames (N,) scene frames; rotations {bone_name: (N, 4) wxyz quaternions};
     locations {bone_name: (N, 3)}. Sets each keyed bone's rotation_mode to QUATERNION.
     Replaces an existing Action called ``action_name``. Returns the Action.
-    smoothing: Gaussian sigma in frames (0: off). tolerance: keyframe reduction, the largest
-    deviation a dropped key may have from the kept curve (quaternion units for rotations, metres for
-    locations; 0: every frame keyed).
+    smoothing: Gaussian sigma in frames (0: off), within each run of ``runs`` ((N,) labels of the
+    runs of consecutive valid frames, ``runs_of``; None: the keys are one run). tolerance: keyframe
+    reduction, the largest deviation a dropped key may have from the kept curve (quaternion units
+    for rotations, metres for locations; 0: every frame keyed).
     """
     frames = np.asarray(frames, dtype=np.float64)
     action = _new_action(action_name)
     _, new_fcurve, slot = _channel_curves(action, obj)
-    for path, i, bone, values in _channels(frames, rotations, locations, smoothing):
+    for path, i, bone, values in _channels(frames, rotations, locations, smoothing, runs):
         keep = reduce_keys(frames, values, tolerance)
         write_fcurve(new_fcurve(path, i, bone), frames[keep], values[keep])
     for bone in rotations:
@@ -145,7 +169,7 @@ def bake_pose_action(obj, action_name, frames, rotations, locations=None, tolera
     return action
 
 
-def bake_into_current_action(obj, frames, rotations, locations=None, tolerance=0.0, smoothing=0.0):
+def bake_into_current_action(obj, frames, rotations, locations=None, tolerance=0.0, smoothing=0.0, runs=None):
     """Like ``bake_pose_action`` but into the Action ``obj`` already plays (its assigned slot on
     Blender 4.4+): in each baked channel the keys within the baked frame range are replaced, keys
     outside it (with their interpolation and handles) and every other channel are kept. Returns the
@@ -159,7 +183,7 @@ def bake_into_current_action(obj, frames, rotations, locations=None, tolerance=0
     fcurves, new, slot = _channel_curves(action, obj, getattr(anim, "action_slot", None))
     if slot is not None and anim.action_slot != slot:  # the Action played without a slot: now it has one
         anim.action_slot = slot
-    for path, i, bone, values in _channels(frames, rotations, locations, smoothing):
+    for path, i, bone, values in _channels(frames, rotations, locations, smoothing, runs):
         keep = reduce_keys(frames, values, tolerance)
         old = fcurves.find(path, index=i)
         kept = None

@@ -42,6 +42,9 @@ def parse_args(argv):
     p.add_argument("--root-motion", choices=C.ROOT_MOTIONS, default=C.DEFAULT_ROOT_MOTION,
                    help="the hand's global rotation: per frame then filtered (default), through the motion "
                         "prior, or per frame unfiltered")
+    p.add_argument("--hand-size", type=float, default=None, metavar="MM",
+                   help="the hand's length from the wrist to the middle finger's knuckle, mm (default: the hand "
+                        "model's own)")
     p.add_argument("--no-camera", action="store_true", help="do not add a camera matching the video")
     p.add_argument("--keep-scene-fps", action="store_true",
                    help="keep the scene's frame rate (default: set it to the video's, so the preview stays in sync)")
@@ -132,7 +135,8 @@ def run(argv):
                 video=os.path.abspath(args.video), hands=args.hands, device=device, quality=args.quality,
                 start=args.start, end=args.end, targets=_targets(args, sides), make_camera=not args.no_camera,
                 engine_python=engine_python, mano_dir=mano_dir,
-                root_motion=args.root_motion, match_fps=not args.keep_scene_fps, fov=fov, K=K)
+                root_motion=args.root_motion, match_fps=not args.keep_scene_fps, fov=fov, K=K,
+                hand_size=args.hand_size)
             params.camera_source = source
             job = jobs.CaptureJob(params)
             try:

@@ -21,7 +21,7 @@ class CaptureParams:
                  quality: str = C.DEFAULT_QUALITY,
                  start: int | None = None, end: int | None = None, targets: dict | None = None,
                  make_camera: bool = True, engine_python: str = "", mano_dir: str = "", root_motion: str | None = None,
-                 match_fps: bool = True, fov: float | None = None, K=None):
+                 match_fps: bool = True, fov: float | None = None, K=None, hand_size: float | None = None):
         self.video = video
         self.hands = hands
         self.device = device
@@ -39,6 +39,7 @@ class CaptureParams:
         self.fov = fov  # horizontal field of view (degrees), or None
         self.K = tuple(K) if K is not None else None  # (fx, fy, cx, cy) pixels, or None: the engine estimates
         self.camera_source = ""  # where fov/K came from, for the report
+        self.hand_size = hand_size or None  # mm, wrist to middle-finger knuckle; None (or 0): the model's own
 
     @property
     def sides(self):
@@ -80,6 +81,7 @@ class CaptureParams:
             match_fps=s.scene_rate == "VIDEO",
             fov=fov,
             K=K,
+            hand_size=s.hand_size,
         )
         params.camera_source = source
         return params
@@ -95,6 +97,9 @@ class CaptureParams:
         if self.K is not None and (len(self.K) != 4 or not all(math.isfinite(v) for v in self.K)
                                    or self.K[0] <= 0 or self.K[1] <= 0):
             return f"intrinsics must be fx, fy, cx, cy with positive focal lengths (got {self.K})"
+        low, high = C.HAND_SIZE_MM
+        if self.hand_size is not None and not low <= float(self.hand_size) <= high:  # the engine's --hand-size range
+            return f"hand size must be 0 (the model's own) or from {low:g} to {high:g} mm (got {self.hand_size:g})"
         if self.start is not None and self.end is not None and self.end <= self.start:
             return f"empty frame range: end ({self.end}) must be after start ({self.start})"
         for side, name in self.targets.items():
@@ -168,7 +173,8 @@ class CaptureJob:
         self.result_path = os.path.join(self.workdir, f"{self.clip}.npz")
         argv = runner.capture_argv(params.engine_python, params.video, self.result_path, params.hands,
                                    params.device, params.quality, params.start, params.end, mano_dir=params.mano_dir,
-                                   root_motion=params.root_motion, fov=params.fov, K=params.K)
+                                   root_motion=params.root_motion, fov=params.fov, K=params.K,
+                                   hand_size=params.hand_size)
         self.preview_path = os.path.join(self.workdir, f"{self.clip}.preview.mp4")
         argv += ["--preview", self.preview_path]  # the overlay video, shown behind the capture camera
         kwargs = {"root": root} if root else {}

@@ -55,6 +55,13 @@ class HMP_CaptureSettings(bpy.types.PropertyGroup):
                               "fast turns closely, with the most jitter")}[k]) for k in C.ROOT_MOTIONS],
         default=C.DEFAULT_ROOT_MOTION,
     )
+    hand_size: bpy.props.FloatProperty(
+        name="Hand Size (mm)",
+        description=f"The filmed hand's length from the wrist to the middle finger's knuckle, in millimetres "
+                    f"({C.HAND_SIZE_MM[0]:g}-{C.HAND_SIZE_MM[1]:g}; 0: the hand model's own size). From one camera a "
+                    "hand's size sets its distance: a smaller hand than the model sits too far away",
+        min=0.0, max=C.HAND_SIZE_MM[1], soft_min=0.0, default=0.0, precision=0, step=100,
+    )
     lens: bpy.props.EnumProperty(
         name="Lens",
         items=[("AUTO", "Automatic", "The camera data of the video's Movie Clip when it was set (Movie Clip "

@@ -473,10 +473,14 @@ def retarget_result(context, obj, res, side: str, mapping: dict, root: str = "RO
         warns.append(f"'{obj.name}' played no Action: baked into a new one, {name}")
         into_current = False
 
+    runs = bake.runs_of(valid)  # smoothing stays inside each run of valid frames
+
     def write(quats, locs, tolerance=0.0, smoothing=0.0):
         if into_current:
-            return bake.bake_into_current_action(obj, frames, quats, locs, tolerance=tolerance, smoothing=smoothing)
-        return bake.bake_pose_action(obj, name, frames, quats, locs, tolerance=tolerance, smoothing=smoothing)
+            return bake.bake_into_current_action(obj, frames, quats, locs, tolerance=tolerance, smoothing=smoothing,
+                                                 runs=runs)
+        return bake.bake_pose_action(obj, name, frames, quats, locs, tolerance=tolerance, smoothing=smoothing,
+                                     runs=runs)
 
     unchained = unchained_bones(ch)
     resolve = bool(unchained) and root != "KEEP"

@@ -53,9 +53,10 @@ def check_engine_python(engine_python):
 def capture_argv(engine_python: str, video, out, hands: str = C.DEFAULT_HANDS, device: str = C.DEFAULT_DEVICE,
                  quality: str = C.DEFAULT_QUALITY,
                  start: int | None = None, end: int | None = None, mano_dir="", root_motion: str | None = None,
-                 fov: float | None = None, K=None) -> list[str]:
+                 fov: float | None = None, K=None, hand_size: float | None = None) -> list[str]:
     """The engine command line (an argument list, never a shell string). fov: horizontal field of
-    view in degrees; K: (fx, fy, cx, cy) in pixels; neither: the engine estimates them."""
+    view in degrees; K: (fx, fy, cx, cy) in pixels; neither: the engine estimates them. hand_size:
+    wrist to middle-finger knuckle in mm (None or 0: the hand model's own)."""
     argv = [engine_python, "-m", "engine", "capture", os.fspath(video), "--out", os.fspath(out),
             "--progress", "jsonl", "--hands", hands, "--device", device, "--quality", quality]
     if start is not None:
@@ -70,6 +71,8 @@ def capture_argv(engine_python: str, video, out, hands: str = C.DEFAULT_HANDS, d
         argv += ["--K", ",".join(f"{float(v):.6g}" for v in K)]
     elif fov is not None:
         argv += ["--fov", f"{float(fov):.6g}"]
+    if hand_size:
+        argv += ["--hand-size", f"{float(hand_size):.6g}"]
     return argv
 
 

@@ -50,6 +50,7 @@ class HMP_PT_capture(bpy.types.Panel):
             row.prop(s, "focal_length")
             row.prop(s, "sensor_width")
         col.prop(s, "root_motion")
+        col.prop(s, "hand_size")
         col.prop(s, "device")
         col.prop(s, "target")
         if s.target == "EXISTING":

@@ -4,7 +4,7 @@
     python scripts/headless_capture.py --video X [--scene scene.blend] --save OUT.blend   # bpy module
 
 Options: --result R.npz (bake an existing result), --hands right|left|both, --start/--end N,
---quality, --device, --engine-python PY, --no-camera. Exit code 0 on success, 2 with one
+--quality, --device, --hand-size MM, --engine-python PY, --no-camera. Exit code 0 on success, 2 with one
 `error: ...` line otherwise (nothing saved).
 """
 

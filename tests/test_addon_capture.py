@@ -50,6 +50,8 @@ def test_argv_is_a_list_with_jsonl_progress():
     assert argv[argv.index("--progress") + 1] == "jsonl" and argv[argv.index("--hands") + 1] == "both"
     assert argv[argv.index("--start") + 1] == "3" and argv[argv.index("--end") + 1] == "40"
     assert argv[argv.index("--mano-dir") + 1] == "/mano"
+    assert "--hand-size" not in argv  # unset: the model's own size
+    assert "--hand-size" not in runner.capture_argv("/py", "/v.mp4", "/o.npz", hand_size=0.0)  # the panel's 0
 
 
 def test_panel_settings_reach_the_engine(scene, tmp_path):
@@ -62,6 +64,7 @@ def test_panel_settings_reach_the_engine(scene, tmp_path):
     s = scene.hmp_capture
     s.video, s.hands, s.quality, s.root_motion = VIDEO, "both", "draft", "free"
     s.use_range, s.range_start, s.range_end = True, 5, 25
+    s.hand_size = 85.0
     params = jobs.CaptureParams.from_scene(bpy.context)
     params.engine_python = sys.executable
     job = _run_to_end(jobs.CaptureJob(params, root=root))
@@ -70,7 +73,7 @@ def test_panel_settings_reach_the_engine(scene, tmp_path):
 
     args = json.loads(seen.read_text())
     for flag, value in (("--hands", "both"), ("--quality", "draft"), ("--root-motion", "free"), ("--start", "5"),
-                        ("--end", "25")):
+                        ("--end", "25"), ("--hand-size", "85")):
         assert args[args.index(flag) + 1] == value, flag
 
 
@@ -80,6 +83,7 @@ def test_panel_settings_reach_the_engine(scene, tmp_path):
     (dict(engine_python=""), "engine Python is not set"),
     (dict(engine_python="/no/such/python"), "engine Python not found"),
     (dict(start=10, end=5), "empty frame range"),
+    (dict(hand_size=20.0), r"hand size must be 0 \(the model's own\) or from 40 to 150 mm \(got 20\)"),
     (dict(targets={"right": None}), "choose the right armature"),
 ])
 def test_bad_settings_are_refused_before_starting(scene, kw, message):

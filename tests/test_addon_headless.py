@@ -70,6 +70,7 @@ def test_existing_scene_and_armature(tmp_path):
     (["--result", "/no/such.npz"], "error: result file not found"),
     (["--video", __file__, "--engine-python", "/no/python"], "error: engine Python not found"),
     (["--video", __file__, "--armature", "Nope"], "error: no object called 'Nope'"),
+    (["--video", __file__, "--hand-size", "200"], "error: hand size must be 0 (the model's own) or from 40 to 150 mm"),
 ])
 def test_bad_input_exits_2_and_saves_nothing(tmp_path, args, message):
     out = tmp_path / "out.blend"
@@ -109,11 +110,12 @@ def test_headless_blend_has_the_result_path_for_retarget(tmp_path):
     out = tmp_path / "out" / "capture.blend"
     out.parent.mkdir()
     proc = headless("--video", video, "--engine-python", fake_engine_python(tmp_path), "--save", out,
-                    "--focal-mm", "35", "--sensor-mm", "36", "--start", "3", "--end", "9")
+                    "--focal-mm", "35", "--sensor-mm", "36", "--start", "3", "--end", "9", "--hand-size", "85")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     args = json.loads((tmp_path / "clip.mp4.used").read_text())  # issue 12.6: lens and range reach the engine
     assert float(args[args.index("--fov") + 1]) == pytest.approx(54.4322, abs=1e-3)
     assert args[args.index("--start") + 1] == "3" and args[args.index("--end") + 1] == "9"
+    assert args[args.index("--hand-size") + 1] == "85"
     make_result(tmp_path / "r.npz", T=5, mesh=False)
     proc = headless("--result", tmp_path / "r.npz", "--save", tmp_path / "r.blend")
     assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -423,6 +423,32 @@ def test_bake_into_the_current_action_keeps_the_rest_of_it(scene, tmp_path):
     assert other.animation_data.action is not None and other.animation_data.action != action
 
 
+@pytest.mark.parametrize("into_current", [False, True])
+def test_smoothing_never_reaches_across_a_gap(scene, tmp_path, into_current):
+    """Frames 10-19 without a fit: the hand holds one pose before the gap and another after it.
+    Smoothed, each run of keys keeps its own pose (the keys either side of a gap are not neighbours)."""
+    arrays = make_result(tmp_path / "r.npz", T=30, mesh=False, invalid=range(10, 20))
+    for key in ("global_orient", "hand_pose", "transl", "joints"):
+        value = arrays[f"right/{key}"]
+        value[:10], value[20:] = value[0], value[29]  # constant in each run, different between them
+    R.write(tmp_path / "r.npz", arrays)
+    res = R.read(tmp_path / "r.npz")
+    assert hmp_addon.bake.runs_of(res.hands["right"]["valid"]).tolist() == [0] * 10 + [1] * 10
+    obj = mixamo_armature(res)
+    mapping = bonemaps.preset_map("MIXAMO", "right")
+    if into_current:  # the armature plays an Action already: the take is baked into it
+        obj.animation_data_create().action = bpy.data.actions.new("Own")
+    out = retarget.retarget_result(bpy.context, obj, res, "right", mapping, smoothing=3.0, into_current=into_current)
+    moved = 0
+    for fc in hmp_addon.bake.iter_fcurves(out["action"]):
+        co = np.array([tuple(k.co) for k in fc.keyframe_points])
+        before, after = co[co[:, 0] <= 10, 1], co[co[:, 0] >= 21, 1]  # scene frame = 1 + result frame
+        assert len(before) == len(after) == 10, fc.data_path
+        assert np.ptp(before) < 1e-5 and np.ptp(after) < 1e-5, (fc.data_path, fc.array_index, before, after)
+        moved += abs(before[0] - after[0]) > 1e-3
+    assert moved > 20  # the two poses differ in most channels
+
+
 @pytest.mark.parametrize("fmt", ["FBX", "GLTF", "BVH"])
 def test_baked_hand_round_trips_through_exporters(scene, tmp_path, fmt):
     make_result(tmp_path / "r.npz", T=10, mesh=True)

@@ -184,6 +184,11 @@ def jsonl_events(proc):
     (["--views", "-1"], "--views: expected a number of views from 0 to 32"),
     (["--views", "1000"], "--views: expected a number of views from 0 to 32, got '1000'"),
     (["--views", "two"], "--views: expected a number of views from 0 to 32, got 'two'"),
+    (["--hand-size", "20"], "--hand-size: expected a length in mm from 40 to 150, got '20'"),
+    (["--hand-size", "0"], "--hand-size: expected a length in mm from 40 to 150, got '0'"),
+    (["--hand-size", "-80"], "--hand-size: expected a length in mm from 40 to 150, got '-80'"),
+    (["--hand-size", "nan"], "--hand-size: expected a length in mm from 40 to 150, got 'nan'"),
+    (["--hand-size", "0.08"], "--hand-size: expected a length in mm from 40 to 150, got '0.08'"),  # metres, not mm
     (["--prior", "absent.pt"], "--prior file not found: absent.pt"),
     (["--keypoints", "absent.json"], "--keypoints file not found: absent.json"),
     (["--prog", "jsonl"], "unrecognized arguments: --prog"),

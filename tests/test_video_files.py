@@ -50,10 +50,16 @@ def test_variable_frame_rate_clip_captures(ffmpeg, tmp_path):
                     str(vfr)], check=True)
     video = open_video(vfr)
     assert video.num_frames == 60 and 15.0 < video.fps < 30.0  # the container's average rate
-    from engine.capture import CaptureOptions, capture
+    import io
 
-    out = tmp_path / "r.npz"
-    capture(vfr, out, CaptureOptions(quality="draft", no_cache=True, stages=1))
+    from engine.capture import CaptureOptions, capture
+    from engine.progress import Reporter, parse_line
+
+    out, events = tmp_path / "r.npz", io.StringIO()
+    capture(vfr, out, CaptureOptions(quality="draft", no_cache=True, stages=2), Reporter("jsonl", stream=events))
+    # the fit follows the frames' own times (its smoothness, the prior's windows: tests/test_fit_consistency.py)
+    logs = [e["message"] for e in map(parse_line, events.getvalue().splitlines()) if e["event"] == "log"]
+    assert any(m.startswith("variable frame rate (15-30 fps)") for m in logs), logs
     res = R.read(out)
     assert res.num_frames == 60 and res.fps == pytest.approx(video.fps)
     assert res.hands["right"]["valid"].mean() > 0.9

@@ -43,14 +43,22 @@ def transl_data(tau, tau_hat, transl_unit=1.0):
     return ((tau - tau_hat) ** 2).sum() * transl_unit ** 2
 
 
-def orient_smooth(phi, rot_unit=1.0):
-    """L_os = sum_t g(Phi_{t+1}, Phi_t)^2, in rot_unit^2."""
-    return geodesic_sq(phi[1:], phi[:-1]).sum() * rot_unit ** 2
+def _pairs(values, weights):
+    """Sum of values (N,...) over everything, each of the N rows (frame pairs or triples) times its
+    weight ((N,); None: the plain sum, summed as it always was)."""
+    if weights is None:
+        return values.sum()
+    return (values * weights.reshape(-1, *([1] * (values.ndim - 1)))).sum()
 
 
-def transl_smooth(tau, transl_unit=1.0):
-    """L_ts = sum_t ||tau_{t+1} - tau_t||^2, in transl_unit^2."""
-    return ((tau[1:] - tau[:-1]) ** 2).sum() * transl_unit ** 2
+def orient_smooth(phi, rot_unit=1.0, weights=None):
+    """L_os = sum_t w_t g(Phi_{t+1}, Phi_t)^2, in rot_unit^2; weights (T-1,) per frame pair (None: 1)."""
+    return _pairs(geodesic_sq(phi[1:], phi[:-1]), weights) * rot_unit ** 2
+
+
+def transl_smooth(tau, transl_unit=1.0, weights=None):
+    """L_ts = sum_t w_t ||tau_{t+1} - tau_t||^2, in transl_unit^2; weights (T-1,) per frame pair (None: 1)."""
+    return _pairs((tau[1:] - tau[:-1]) ** 2, weights) * transl_unit ** 2
 
 
 def residual_size(delta, rot_unit=1.0):
@@ -58,24 +66,39 @@ def residual_size(delta, rot_unit=1.0):
     return (delta ** 2).sum() * rot_unit ** 2
 
 
-def residual_smooth(delta, rot_unit=1.0):
-    """sum_t ||delta_{t+1} - delta_t||^2 of residuals delta (T,45), in rot_unit^2."""
-    return ((delta[1:] - delta[:-1]) ** 2).sum() * rot_unit ** 2
+def residual_smooth(delta, rot_unit=1.0, weights=None):
+    """sum_t w_t ||delta_{t+1} - delta_t||^2 of residuals delta (T,45), in rot_unit^2; weights (T-1,)
+    per frame pair (None: 1)."""
+    return _pairs((delta[1:] - delta[:-1]) ** 2, weights) * rot_unit ** 2
 
 
-def joint_accel(points, K, px_per_unit=None):
+def joint_accel(points, K, steps=None, px_per_unit=None):
     """L_ja = sum_t sum_j (f / z_tj)^2 ||J_{t+1} - 2 J_t + J_{t-1}||^2 of joints (T,J,3) metres, K (3,3).
 
     The 3D acceleration of every joint (depth included), measured in pixels at the joint's depth: the
     same unit as L_2D's residuals, so its weight sets how much smoother than the detections the fit
     is, whatever the hand's size in the image. The depth is a weight here (no gradient), so the term
     cannot be lowered by moving the hand away from the camera. ``px_per_unit`` (T,): in the 2D term's
-    hand units instead of pixels (``keypoints_2d``)."""
-    acc = points[2:] - 2 * points[1:-1] + points[:-2]  # (T-2,J,3)
+    hand units instead of pixels (``keypoints_2d``).
+
+    steps (T-1,): the time between consecutive frames in units of a reference step h (uneven frame
+    times). The second difference is then the acceleration a_t h^2 over the uneven steps,
+    2 / (s_{t-1} + s_t) (dJ_t / s_t - dJ_{t-1} / s_{t-1}), each triple weighted by its share of time
+    (s_{t-1} + s_t) / 2: the integral of the squared acceleration, the per-second form (for even
+    steps s it is the sum above times s^-3)."""
+    if steps is None:
+        acc = points[2:] - 2 * points[1:-1] + points[:-2]  # (T-2,J,3)
+        weight = None
+    else:
+        s = steps.reshape(-1, 1, 1)
+        vel = (points[1:] - points[:-1]) / s  # (T-1,J,3) per reference step
+        span = s[1:] + s[:-1]
+        acc = 2 * (vel[1:] - vel[:-1]) / span  # (T-2,J,3)
+        weight = span[:, 0, 0] / 2
     scale = K[0, 0] / points[1:-1, :, 2:3].detach().clamp(min=1e-3)  # (T-2,J,1) px per metre
     if px_per_unit is not None:
         scale = scale / px_per_unit[1:-1, None, None]
-    return ((acc * scale) ** 2).sum()
+    return _pairs((acc * scale) ** 2, weight)
 
 
 def keypoint_distance(points, K, target, px_per_unit):

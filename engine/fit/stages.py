@@ -40,6 +40,11 @@ form is ``FitOptions.literal()``):
    change between two frames. Per frame pair, a 5 fps clip's real motion (six times the step of a
    30 fps clip's) was smoothed away: stage I
    pulled the hands of a 5 fps two-hand clip far from their detections (docs/benchmarks.md).
+   On uneven frame times (a variable frame rate: ``fit_sequence(..., frame_times=)``) each frame
+   pair counts by its own time step and L_ja is the acceleration over the uneven steps
+   (``losses.joint_accel``), the prior's windows are laid on the real times (``windows.layout``)
+   and the rotation filter steps by them: a constant rate assumed there makes a clip that slows
+   from 30 to 15 fps look like a hand that suddenly doubles its speed.
 7. Joint acceleration (L_ja, stage II, ``engine.fit.losses.joint_accel``): the squared second
    difference of every joint in camera space, measured in pixels at the joint's depth (the unit of
    L_2D's residuals), weight 0.01, per second like the other smoothness terms. The table smooths
@@ -57,7 +62,15 @@ form is ``FitOptions.literal()``):
    then a zero-lag (forward-backward) One Euro filter, the standard smoother of hand trackers;
    "free" is the table's per-frame rotation alone; "prior" is one base rotation per window turned
    by the prior's decoded root motion, as NeMF decodes root orientation (it drifts where the hand
-   is hard to see).
+   is hard to see). With "filtered" the filter runs inside stage II, per chunk, after its
+   optimisation, and the translation is then re-fitted to the filtered rotation (``transl_refit``:
+   stage II's translation terms L_tr, L_ts, L_2D, L_ja, the fingers and shape held, a quarter of
+   stage II's iterations), so the result is what the fit optimised: filtered after the fit, the
+   rotation moved the hand about its wrist while the translation stayed where the unfiltered
+   rotation had wanted it (re-optimising the translation alone then lowered its terms by half on a
+   synthetic clip). Only the translation is re-fitted: it is what the filtered rotation displaces
+   (the hand turns about its wrist, so the fingers move in the image), and without the prior's
+   decoding an iteration costs a fraction of a stage II one.
 
 9. Fingers the prior has not seen (issue 21; docs/benchmarks.md, "Fingers on hands the prior has not
    seen"). The prior learnt from about 80 s of open recordings; its z = 0 decodes a relaxed hand, and
@@ -91,12 +104,14 @@ clipping (norm 1), as the authors' code; iterations and an early stop on a flat 
 
 Long clips are cut into chunks of at most ``chunk_frames`` frames that overlap by one prior window
 and are cross-faded (rotations as quaternions, ``windows.crossfade_chunks``), so memory is bounded
-by the chunk, not the clip; the shape found on the first chunk is kept for the others (one shape per
-hand per clip). Inside a chunk all windows are optimised as one batch (a GPU stays busy). Left hands
-go through the right-hand prior mirrored.
+by the chunk, not the clip; the shape is found on the first chunk that has detections and kept for
+the later ones (one shape per hand per clip: a chunk fitted before the shape changed would not match
+it, so the shape is not re-fitted on every chunk). Inside a chunk all windows are optimised as one
+batch (a GPU stays busy). Left hands go through the right-hand prior mirrored.
 
-A stage that ends with a non-finite or larger loss than it started with (divergence) is undone for
-its chunk: the previous stage's values are kept and a warning says so. No NaN ever leaves.
+Each stage keeps its best iterate (the lowest loss seen, never worse than its start). A stage whose
+loss became non-finite, or never came back to its start (divergence), is undone for its chunk: the
+previous stage's values are kept and a warning says so. No NaN ever leaves.
 """
 
 from dataclasses import dataclass, field
@@ -107,7 +122,7 @@ import torch
 from engine import choices
 from engine.fit import losses as L
 from engine.fit.anatomy import joint_axes, limit_penalty
-from engine.fit.temporal import one_euro_rotations_zero_phase
+from engine.fit.temporal import one_euro_rotations_zero_phase, uneven_times
 from engine.fit.windows import blend_rotations, crossfade_chunks, layout, resample_windows
 
 # "nw" (off by default; a weight in weights1 / weights2 turns it on): no confidently seen joint ends
@@ -147,6 +162,9 @@ class FitOptions:
     # stage II's global rotation: "prior" through the prior's root channel (one base rotation per
     # window), "free" per frame (the method's table), "filtered" per frame then a One Euro filter
     root_motion: str = "filtered"
+    # with root_motion "filtered": the translation re-fitted to the filtered rotation for this share
+    # of stage II's iterations (0: the filtered rotation with stage II's translation as it was)
+    transl_refit: float = 0.25
     # units of the rotation / translation terms (engine.fit.losses): "deg-cm" (default, where the
     # table's weights act) or "rad-m" (the literal reading, where they have no effect)
     units: str = "deg-cm"
@@ -207,6 +225,11 @@ class FitOptions:
         return self.root_motion == "prior"
 
     @property
+    def refit_iters(self):
+        """Iterations of the translation re-fit after stage II's rotation filter (0 without one)."""
+        return int(round(self.iters_stage2 * self.transl_refit)) if self.root_motion == "filtered" else 0
+
+    @property
     def unit_scales(self):
         """(rotation, translation) factors of the loss terms: degrees per radian, cm per metre."""
         return L.UNITS[self.units]
@@ -219,11 +242,17 @@ def _t(x, device, dtype=torch.float32):
 class _Chunk:
     """One chunk of frames: targets and the forward pass shared by both stages."""
 
-    def __init__(self, model, init, kp2d, alpha, K, sl, device, options, fps):
+    def __init__(self, model, init, kp2d, alpha, K, sl, device, options, fps, times=None):
         self.model, self.device = model, device
         # smoothness terms per second, not per frame pair: sum_t ||x_{t+1} - x_t||^2 * fps / 30 is the
         # same for the same motion at any frame rate (the table's weights are the authors' at 30 fps)
         self.smooth_scale = fps / REFERENCE_FPS if options.smooth_per_second else 1.0
+        # uneven frame times (a variable frame rate; ``times`` (T,) s, None when even): each frame
+        # pair's own time step, in 1/30 s, so that the per-second terms measure real velocities
+        self.times = None if times is None else np.asarray(times, dtype=np.float64)[sl]
+        self.steps = None
+        if self.times is not None and options.smooth_per_second and len(self.times) > 1:
+            self.steps = _t(np.maximum(np.diff(self.times), 1e-4) * REFERENCE_FPS, device)  # (t-1,)
         self.phi_hat = _t(init["global_orient"][sl], device)
         self.tau_hat = _t(init["transl"][sl], device)
         self.pose_hat = _t(init["hand_pose"][sl], device)
@@ -244,18 +273,34 @@ class _Chunk:
     def keypoints(self, phi, pose, beta, tau):
         return self.model(phi, pose, beta, tau, vertices=False).keypoints
 
+    def velocity(self, term, x, unit):
+        """A frame-pair smoothness term of engine.fit.losses (orient_smooth, transl_smooth,
+        residual_smooth) of x (t,...) per second: x fps/30, or on uneven frame times each pair / its
+        own step (in 1/30 s)."""
+        if self.steps is None:
+            return term(x, unit) * self.smooth_scale
+        return term(x, unit, weights=1.0 / self.steps)
+
+    def acceleration(self, kp):
+        """L_ja of keypoints kp (t,21,3) per second: x (fps/30)^3, or on the frames' uneven steps."""
+        if self.steps is None:
+            return L.joint_accel(kp, self.K, px_per_unit=self.unit) * self.smooth_scale ** 3
+        return L.joint_accel(kp, self.K, steps=self.steps, px_per_unit=self.unit)
+
     def data_terms(self, phi, pose, beta, tau, names=None):
         """The terms (engine.fit.losses) at these values: {name: scalar tensor}, only ``names`` when given.
 
         The smoothness terms are per second (``smooth_scale``): velocity terms x fps/30, the joint
-        acceleration x (fps/30)^3, the same sums for the same motion at any frame rate."""
-        ru, tu, s = self.rot_unit, self.transl_unit, self.smooth_scale
+        acceleration x (fps/30)^3, the same sums for the same motion at any frame rate; on uneven
+        frame times, each frame pair and triple by its own time steps (``velocity``, ``acceleration``)."""
+        ru, tu = self.rot_unit, self.transl_unit
         kp = self.keypoints(phi, pose, beta, tau)
         terms = {"o": lambda: L.orient_data(phi, self.phi_hat, ru), "tr": lambda: L.transl_data(tau, self.tau_hat, tu),
-                 "os": lambda: L.orient_smooth(phi, ru) * s, "ts": lambda: L.transl_smooth(tau, tu) * s,
+                 "os": lambda: self.velocity(L.orient_smooth, phi, ru),
+                 "ts": lambda: self.velocity(L.transl_smooth, tau, tu),
                  "beta": lambda: L.shape_reg(beta),
                  "2d": lambda: L.keypoints_2d(kp, self.K, self.kp, self.alpha, px_per_unit=self.unit),
-                 "ja": lambda: L.joint_accel(kp, self.K, px_per_unit=self.unit) * s ** 3,
+                 "ja": lambda: self.acceleration(kp),
                  "pd": lambda: L.pose_data(pose, self.pose_hat, ru),
                  "nw": lambda: L.no_worse(kp, self.K, self.kp, self.alpha, self.reference, self.nw_unit,
                                           NO_WORSE_MARGIN, NO_WORSE_CONFIDENCE),
@@ -265,11 +310,13 @@ class _Chunk:
 
 def _optimise(params, closure, iters, options, reporter=None):
     """Adam with the step schedule. Leaves params at the best iterate and returns (converged, best
-    loss): converged is False when the loss became non-finite or ended above where it started
-    (the optimisation diverged)."""
+    loss). Divergence is judged on what is returned, the best iterate: converged is False when the
+    loss became non-finite (params are left at the best finite iterate) or when no step brought it
+    back to its start (every iterate worse than the first: the best is the start, nothing was
+    fitted). A loss that rose again after its best (Adam overshooting late in the run) is not a
+    divergence: the best iterate is what is kept."""
     opt = torch.optim.Adam(params, lr=options.lr)
     sched = torch.optim.lr_scheduler.MultiStepLR(opt, [int(iters * 0.6), int(iters * 0.85)], gamma=0.5)
-    first = last = None
     history = []
     best = (float("inf"), [p.detach().clone() for p in params])
     for it in range(iters):
@@ -281,15 +328,12 @@ def _optimise(params, closure, iters, options, reporter=None):
                 for p, b in zip(params, best[1]):
                     p.copy_(b)
             return False, best[0]
-        if first is None:
-            first = value
         if value < best[0]:
             best = (value, [p.detach().clone() for p in params])
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, options.clip_grad)
         opt.step()
         sched.step()
-        last = value
         history.append(value)
         if reporter is not None:
             reporter.advance()
@@ -302,7 +346,9 @@ def _optimise(params, closure, iters, options, reporter=None):
     with torch.no_grad():
         for p, b in zip(params, best[1]):
             p.copy_(b)
-    return last is not None and last <= first * (1 + 1e-3) + 1e-9, best[0]
+    if not history:  # no iteration at all (iters 0): nothing to keep
+        return False, best[0]
+    return len(history) == 1 or min(history[1:]) <= history[0], best[0]
 
 
 # Translation is optimised in centimetres (tau = variable / TRANSL_UNIT): Adam's step is about lr per
@@ -345,7 +391,7 @@ def _stage2(chunk, prior, phi0, tau0, pose0, beta0, fps, fit_beta, options, repo
     device = chunk.device
     left = chunk.model.side == "left"
     to_prior = (lambda p: mirror_pose(p)) if left else (lambda p: p)  # an involution: also back again
-    lay = layout(chunk.T, fps, prior.window, prior.fps, options.overlap, device)
+    lay = layout(chunk.T, fps, prior.window, prior.fps, options.overlap, device, times=chunk.times)
     W, n = lay.frame_index.shape
     prior_times = prior.default_times(W, device=device)
     with torch.no_grad():
@@ -404,7 +450,7 @@ def _stage2(chunk, prior, phi0, tau0, pose0, beta0, fps, fit_beta, options, repo
         terms["mp"] = prior_term()
         if options.finger_residual:
             terms["res"] = L.residual_size(delta - delta0, chunk.rot_unit)
-            terms["res_s"] = L.residual_smooth(delta, chunk.rot_unit) * chunk.smooth_scale
+            terms["res_s"] = chunk.velocity(L.residual_smooth, delta, chunk.rot_unit)
         return sum(w[k] * terms[k] for k in w)
 
     if options.finger_residual and options.residual_anchor == "per-frame":
@@ -422,7 +468,29 @@ def _stage2(chunk, prior, phi0, tau0, pose0, beta0, fps, fit_beta, options, repo
     with torch.no_grad():
         pose, phi_t = decoded(z)
     ok = ok and bool(torch.isfinite(pose).all()) and bool(torch.isfinite(phi_t).all())
-    return phi_t.detach(), (tau_v / TAU_SCALE).detach(), beta.detach(), pose.detach(), ok
+    tau = (tau_v / TAU_SCALE).detach()
+    if ok and options.root_motion == "filtered":
+        phi_t, tau = _filter_root(chunk, phi_t.detach(), pose.detach(), beta.detach(), tau, fps, w, options, reporter)
+    return phi_t.detach(), tau, beta.detach(), pose.detach(), ok
+
+
+def _filter_root(chunk, phi, pose, beta, tau, fps, weights, options, reporter):
+    """Stage II's "filtered" global rotation: the zero-lag One Euro filter on the chunk's per-frame
+    rotation phi (t,3), then the translation tau (t,3) re-fitted to it (``options.refit_iters``
+    iterations of stage II's translation terms, pose (t,45) and beta held). -> (filtered phi (t,3),
+    tau (t,3))."""
+    phi_f = _t(one_euro_rotations_zero_phase(phi.cpu().numpy(), fps, times=chunk.times), chunk.device)
+    terms = {k: v for k, v in weights.items() if k in ("tr", "ts", "2d", "ja")}  # the terms tau enters
+    if options.refit_iters == 0 or not terms:
+        return phi_f, tau
+    tau_v = (tau * TAU_SCALE).requires_grad_(True)
+
+    def closure():
+        values = chunk.data_terms(phi_f, pose, beta, tau_v / TAU_SCALE, terms)
+        return sum(terms[k] * values[k] for k in terms)
+
+    _optimise([tau_v], closure, options.refit_iters, options, reporter)  # the best iterate, never worse
+    return phi_f, (tau_v / TAU_SCALE).detach()
 
 
 def _chunks(T, size, overlap):
@@ -448,20 +516,22 @@ def _targets(keypoints_2d, confidence):
 
 def _run_stage1(chunks, spans, has_data, beta, results, warnings, options, reporter):
     """Stage I on every chunk with data. Updates ``results`` (per chunk: global_orient, transl) and
-    returns the shape found (the first chunk's) and, per chunk, (Phi (t,3), tau (t,3)) tensors or
+    returns the shape found (on the first chunk with data where stage I converged: one shape per
+    clip, which the later chunks are fitted with) and, per chunk, (Phi (t,3), tau (t,3)) tensors or
     None (a chunk without data keeps the per-frame estimate)."""
     if reporter is not None:
         reporter.stage("fit1", "Fitting stage I", total=options.iters_stage1 * len(spans))
     stage1 = []
+    shape_found = False
     for k, ((a, b), chunk) in enumerate(zip(spans, chunks)):
         if not has_data[k]:
             stage1.append(None)
             if reporter is not None:
                 reporter.advance(options.iters_stage1)
             continue
-        phi, tau, beta1, pose, ok = _stage1(chunk, beta, k == 0, options, reporter)
+        phi, tau, beta1, pose, ok = _stage1(chunk, beta, not shape_found, options, reporter)
         if ok:
-            beta = beta1
+            beta, shape_found = beta1, True
         else:
             warnings.append(f"frames {a}-{b - 1}: stage I diverged; kept the per-frame estimate there")
             phi, tau, pose = chunk.phi_hat, chunk.tau_hat, chunk.pose_hat
@@ -472,30 +542,34 @@ def _run_stage1(chunks, spans, has_data, beta, results, warnings, options, repor
 
 def _run_stage2(chunks, spans, stage1, prior, beta, fps, results, warnings, options, reporter):
     """Stage II on every chunk that stage I fitted. Replaces ``results[k]`` (global_orient, transl,
-    hand_pose) where it converged and returns the shape."""
+    hand_pose) where it converged and returns the shape (refined, as in stage I, on the first of those
+    chunks where stage II converged)."""
+    iters = options.iters_stage2 + options.refit_iters
     if reporter is not None:
-        reporter.stage("fit2", "Fitting stage II (motion prior)", total=options.iters_stage2 * len(spans))
+        reporter.stage("fit2", "Fitting stage II (motion prior)", total=iters * len(spans))
+    shape_found = False
     for k, ((a, b), chunk) in enumerate(zip(spans, chunks)):
         if stage1[k] is None:
             if reporter is not None:
-                reporter.advance(options.iters_stage2)
+                reporter.advance(iters)
             continue
-        phi2, tau2, beta2, pose2, ok2 = _stage2(chunk, prior, *stage1[k], beta, fps, k == 0, options, reporter)
+        phi2, tau2, beta2, pose2, ok2 = _stage2(chunk, prior, *stage1[k], beta, fps, not shape_found, options,
+                                                reporter)
         if ok2:
-            beta = beta2
+            beta, shape_found = beta2, True
             results[k] = {"global_orient": phi2.cpu().numpy(), "transl": tau2.cpu().numpy(),
                           "hand_pose": pose2.cpu().numpy()}
         else:
             warnings.append(f"frames {a}-{b - 1}: stage II diverged; kept stage I there")
+            if reporter is not None:
+                reporter.advance(options.refit_iters)  # the re-fit after the filter did not run
     return beta
 
 
-def _finish(model, out, fps, stages, options, init, warnings):
-    """The clip's joints (T,21,3) from its blended parameters (after stage II's rotation filter when
-    ``root_motion`` is "filtered"); the per-frame estimate instead if anything is not finite."""
+def _finish(model, out, init, warnings):
+    """The clip's joints (T,21,3) from its blended parameters; the per-frame estimate instead if
+    anything is not finite."""
     device = model.device
-    if stages >= 2 and options.root_motion == "filtered":  # per-frame Phi, then the One Euro filter
-        out["global_orient"] = one_euro_rotations_zero_phase(out["global_orient"], fps)
     with torch.no_grad():
         kp = model(_t(out["global_orient"], device), _t(out["hand_pose"], device), _t(out["betas"], device),
                    _t(out["transl"], device), vertices=False).keypoints
@@ -508,21 +582,28 @@ def _finish(model, out, fps, stages, options, init, warnings):
     return out
 
 
-def fit_sequence(model, prior, init, keypoints_2d, confidence, K, fps, stages=2, options=None, reporter=None):
+def fit_sequence(model, prior, init, keypoints_2d, confidence, K, fps, stages=2, options=None, reporter=None,
+                 frame_times=None):
     """Run stages 1..``stages`` on one hand's clip (see the module docstring).
 
     init: the per-frame estimate (global_orient (T,3), transl (T,3), hand_pose (T,45), betas (10,),
-    joints (T,21,3)); keypoints_2d (T,21,2) px (NaN where missing); confidence (T,21); K (3,3); fps.
+    joints (T,21,3)); keypoints_2d (T,21,2) px (NaN where missing); confidence (T,21); K (3,3); fps;
+    frame_times (T,) s or None: each frame's time; where they are uneven (a variable frame rate,
+    ``temporal.uneven_times``) the smoothness terms, the prior's windows and the rotation filter use
+    them, else the constant ``fps``.
     Returns ({global_orient, transl, hand_pose (T,...), betas (10,), joints (T,21,3)} float64, warnings).
     """
-    return fit_stages(model, prior, init, keypoints_2d, confidence, K, fps, stages, options, reporter)[-1]
+    return fit_stages(model, prior, init, keypoints_2d, confidence, K, fps, stages, options, reporter,
+                      frame_times)[-1]
 
 
-def fit_stages(model, prior, init, keypoints_2d, confidence, K, fps, stages=2, options=None, reporter=None):
+def fit_stages(model, prior, init, keypoints_2d, confidence, K, fps, stages=2, options=None, reporter=None,
+               frame_times=None):
     """``fit_sequence``'s run, keeping what each stage finished with: [(out, warnings)] for stages
     1..``stages``, item k being what ``fit_sequence(..., stages=k + 1)`` returns (stage II starts from
     stage I's result, so a comparison of the stages needs only this one run)."""
     options = options or FitOptions()
+    times = uneven_times(frame_times, fps)  # None on a constant frame rate
     if stages not in (1, 2):
         raise ValueError(f"stages must be 1 or 2, got {stages}")
     if stages == 2 and prior is None:
@@ -534,23 +615,23 @@ def fit_stages(model, prior, init, keypoints_2d, confidence, K, fps, stages=2, o
     beta = _t(init["betas"], model.device)
     window_frames = int(np.floor((prior.window - 1) / prior.fps * fps)) + 1 if prior is not None else 64
     spans = _chunks(T, max(options.chunk_frames, 2 * window_frames), window_frames)
-    chunks = [_Chunk(model, init, kp2d, alpha, K, slice(a, b), model.device, options, fps) for a, b in spans]
+    chunks = [_Chunk(model, init, kp2d, alpha, K, slice(a, b), model.device, options, fps, times) for a, b in spans]
     has_data = [bool(alpha[a:b].any()) for a, b in spans]
     for (a, b), ok in zip(spans, has_data):
         if not ok:
             warnings.append(f"frames {a}-{b - 1}: no keypoint with confidence > 0; kept the per-frame estimate")
     results = [{key: out[key][a:b] for key in out} for a, b in spans]
 
-    def finished(stage):  # the clip as this stage leaves it: chunks blended, joints, never a NaN
+    def finished():  # the clip as the last stage left it: chunks blended, joints, never a NaN
         done, said = dict(out), list(warnings)
         done.update(crossfade_chunks(spans, results, T, window_frames))
         done["betas"] = beta.cpu().numpy().astype(np.float64)
-        return _finish(model, done, fps, stage, options, init, said), said
+        return _finish(model, done, init, said), said
 
     with torch.enable_grad():
         beta, stage1 = _run_stage1(chunks, spans, has_data, beta, results, warnings, options, reporter)
-        each = [finished(1)]
+        each = [finished()]
         if stages >= 2:
             beta = _run_stage2(chunks, spans, stage1, prior, beta, fps, results, warnings, options, reporter)
-            each.append(finished(2))
+            each.append(finished())
     return each

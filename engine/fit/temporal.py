@@ -14,6 +14,9 @@ The One Euro filter (Casiez et al., CHI 2012), causal, every channel on its own:
     one_euro_filter(x (T,...), fps)                     # any values
     one_euro_rotations(rotvecs (T,...,3), fps)          # as sign-continuous unit quaternions
     one_euro_rotations_zero_phase(rotvecs (T,...,3), fps)  # forwards and backwards, averaged
+
+Each takes ``times=`` (T,) seconds for frames at uneven times (the filter's own time steps, as the
+original filter has them); ``uneven_times(frame_times, fps)`` says whether a clip's times need it.
 """
 
 import numpy as np
@@ -70,15 +73,36 @@ def hold_nearest(values: np.ndarray, known: np.ndarray) -> np.ndarray:
     return out
 
 
+# frame times off a constant rate by less than this share of a frame are the constant rate (timestamps
+# rounded to milliseconds, a container's jitter)
+EVEN_TOLERANCE = 0.25
+
+
+def uneven_times(frame_times, fps: float):
+    """The frame times (T,) s as float64 when they are uneven: some step between frames differs from
+    1 / fps by more than EVEN_TOLERANCE of a frame (a variable frame rate, dropped frames); None
+    when they are even, absent (None), not finite or not increasing (the constant rate is used)."""
+    if frame_times is None:
+        return None
+    times = np.asarray(frame_times, dtype=np.float64)
+    if len(times) < 3 or not np.all(np.isfinite(times)):
+        return None
+    steps = np.diff(times)
+    if np.any(steps <= 0) or np.all(np.abs(steps * fps - 1.0) <= EVEN_TOLERANCE):
+        return None
+    return times
+
+
 def one_euro_filter(x: np.ndarray, fps: float, min_cutoff: float = 1.5, beta: float = 0.5,
-                    d_cutoff: float = 1.0) -> np.ndarray:
+                    d_cutoff: float = 1.0, times: np.ndarray = None) -> np.ndarray:
     """One Euro filter along axis 0 of x (T, ...), every channel independently; float64 (T, ...).
 
-    min_cutoff and d_cutoff in Hz; beta per unit of x per second."""
+    min_cutoff and d_cutoff in Hz; beta per unit of x per second. times (T,) s, increasing: each
+    step's own time instead of 1 / fps (uneven frame times)."""
     x = np.asarray(x, dtype=np.float64)
-    te = 1.0 / fps
+    steps = np.full(max(len(x) - 1, 0), 1.0 / fps) if times is None else np.maximum(np.diff(times), 1e-6)
 
-    def alpha(cutoff):
+    def alpha(cutoff, te):
         tau = 1.0 / (2 * np.pi * cutoff)
         return 1.0 / (1.0 + tau / te)
 
@@ -86,36 +110,38 @@ def one_euro_filter(x: np.ndarray, fps: float, min_cutoff: float = 1.5, beta: fl
     out[0] = x[0]
     dx_prev = np.zeros_like(x[0])
     for t in range(1, len(x)):
+        te = steps[t - 1]
         dx = (x[t] - out[t - 1]) / te
-        a_d = alpha(d_cutoff)
+        a_d = alpha(d_cutoff, te)
         dx_hat = a_d * dx + (1 - a_d) * dx_prev
-        a = alpha(min_cutoff + beta * np.abs(dx_hat))
+        a = alpha(min_cutoff + beta * np.abs(dx_hat), te)
         out[t] = a * x[t] + (1 - a) * out[t - 1]
         dx_prev = dx_hat
     return out
 
 
 def one_euro_rotations(rotvecs: np.ndarray, fps: float, min_cutoff: float = 1.5, beta: float = 0.5,
-                       d_cutoff: float = 1.0) -> np.ndarray:
+                       d_cutoff: float = 1.0, times: np.ndarray = None) -> np.ndarray:
     """The One Euro filter on rotations (T,...,3) axis-angle, as sign-continuous unit quaternions
-    renormalised after filtering. Returns (T,...,3) axis-angle."""
+    renormalised after filtering (times (T,) s: see ``one_euro_filter``). Returns (T,...,3) axis-angle."""
     q = roma.rotvec_to_unitquat(torch.as_tensor(np.asarray(rotvecs, dtype=np.float64))).numpy()  # (T,...,4)
     for t in range(1, len(q)):  # sign continuity so the filter never averages q and -q
         flip = (q[t] * q[t - 1]).sum(-1) < 0
         q[t][flip] *= -1
-    qf = one_euro_filter(q, fps, min_cutoff, beta, d_cutoff)
+    qf = one_euro_filter(q, fps, min_cutoff, beta, d_cutoff, times)
     qf /= np.linalg.norm(qf, axis=-1, keepdims=True)
     return roma.unitquat_to_rotvec(torch.as_tensor(qf)).numpy()
 
 
 def one_euro_rotations_zero_phase(rotvecs: np.ndarray, fps: float, min_cutoff: float = 1.5, beta: float = 0.5,
-                                  d_cutoff: float = 1.0) -> np.ndarray:
+                                  d_cutoff: float = 1.0, times: np.ndarray = None) -> np.ndarray:
     """``one_euro_rotations`` run forwards and backwards in time, the two passes averaged (quaternion
     midpoint): for a whole clip at once, the causal filter's lag cancels (as forward-backward linear
-    filtering does). rotvecs (T,...,3) -> (T,...,3) axis-angle."""
+    filtering does). rotvecs (T,...,3), times (T,) s or None -> (T,...,3) axis-angle."""
     rotvecs = np.asarray(rotvecs, dtype=np.float64)
-    fwd = one_euro_rotations(rotvecs, fps, min_cutoff, beta, d_cutoff)
-    bwd = one_euro_rotations(rotvecs[::-1].copy(), fps, min_cutoff, beta, d_cutoff)[::-1].copy()
+    back = None if times is None else -np.asarray(times, dtype=np.float64)[::-1]  # time run backwards, increasing
+    fwd = one_euro_rotations(rotvecs, fps, min_cutoff, beta, d_cutoff, times)
+    bwd = one_euro_rotations(rotvecs[::-1].copy(), fps, min_cutoff, beta, d_cutoff, back)[::-1].copy()
     qf = roma.rotvec_to_unitquat(torch.as_tensor(fwd))
     qb = roma.rotvec_to_unitquat(torch.as_tensor(bwd))
     qb = torch.where((qf * qb).sum(-1, keepdim=True) < 0, -qb, qb)
