@@ -172,7 +172,7 @@ def test_smoothness_on_uneven_frame_times_is_per_second(model, literal):
         tt = torch.as_tensor(t, dtype=torch.float32)
         tau = torch.stack([0.1 * tt, torch.zeros_like(tt), 0.5 + 0 * tt], -1)
         phi = torch.stack([torch.zeros_like(tt), torch.zeros_like(tt), np.radians(30) * tt], -1)
-        init = {"global_orient": phi.numpy(), "transl": tau.numpy(), "hand_pose": np.zeros((T, 45))}
+        init = {"global_orient": phi.numpy(), "transl": tau.numpy(), "hand_pose": np.zeros((T, 45)), "betas": np.zeros(10)}
         fps = (T - 1) / t[-1]  # the container's average rate
         chunk = _Chunk(model, init, np.zeros((T, 21, 2)), np.zeros((T, 21)), K, slice(0, T), "cpu", options, fps,
                        times=t if name == "uneven" else None)
