@@ -50,7 +50,7 @@ def write_video(path, frames=5, fps=30.0):
 
     w = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (64, 48))
     for i in range(frames):
-        w.write(np.full((48, 64, 3), 30 * i, np.uint8))
+        w.write(np.full((48, 64, 3), (30 * i) % 256, np.uint8))  # numpy 2 refuses to wrap a value over 255
     w.release()
 
 

@@ -278,3 +278,53 @@ def test_a_hand_reported_twice_or_in_part_is_still_set_aside(short_tracks):
     out = T.assign_sides(frames, stats=stats)
     assert all(d.keypoints_2d is kp for d in out["right"]) and all(d.keypoints_2d is other for d in out["left"])
     assert stats["left"]["assigned_frames"] == 4
+
+
+def test_the_shipped_model_bundle_holds_the_recorded_models():
+    """The Tasks bundle in the repository is what tools/make_hand_landmarker_bundle.py builds: the
+    two models with their recorded SHA-256, stored uncompressed (MediaPipe refuses a deflated one)."""
+    import hashlib
+    import importlib.util
+    import zipfile
+
+    from engine.keypoints.detector import LANDMARK_MEMBER, MODEL_BUNDLE, landmark_model_bytes
+
+    spec = importlib.util.spec_from_file_location("bundle_tool", DATA.parents[1] / "tools" / "make_hand_landmarker_bundle.py")
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    with zipfile.ZipFile(MODEL_BUNDLE) as z:
+        assert sorted(z.namelist()) == sorted(tool.MEMBERS)
+        for member, (_, sha256) in tool.MEMBERS.items():
+            assert z.getinfo(member).compress_type == zipfile.ZIP_STORED
+            assert hashlib.sha256(z.read(member)).hexdigest() == sha256
+    assert hashlib.sha256(landmark_model_bytes()).hexdigest() == tool.MEMBERS[LANDMARK_MEMBER][1]
+
+
+def test_a_missing_model_bundle_is_one_clear_error(tmp_path, monkeypatch):
+    from engine.keypoints import detector
+
+    monkeypatch.setattr(detector, "MODEL_BUNDLE", tmp_path / "hand_landmarker.task")
+    with pytest.raises(EngineError, match="hand model bundle is missing or damaged .*make_hand_landmarker_bundle"):
+        HandDetector()
+    (tmp_path / "hand_landmarker.task").write_bytes(b"not a zip")
+    with pytest.raises(EngineError, match="missing or damaged"):
+        C.LandmarkNet()
+
+
+def test_video_mode_timestamps_follow_the_frames_and_always_increase(short):
+    with HandDetector(max_hands=1) as det:
+        # the frames' own times in ms; a repeated, reversed or missing time goes 1 ms past the last
+        assert [det.timestamp_ms(t) for t in (0.0, 0.0333, 0.0333, 0.02, None, float("nan"), 0.5)] == \
+            [0, 33, 34, 35, 36, 37, 500]
+        # and MediaPipe accepts them: the same frame pushed twice at one time still gives an answer
+        rgb = frame(short, 0)
+        assert len(det(rgb, 1.0)) == 1 and len(det(rgb, 1.0)) == 1
+
+
+def test_image_mode_finds_the_hand_without_tracking(short):
+    with HandDetector(max_hands=2, tracking=False) as det:
+        dets = det(frame(short, 5))
+    assert len(dets) == 1 and dets[0].side == "right" and 0.5 < dets[0].score <= 1.0
+    assert dets[0].keypoints_2d.shape == (21, 2) and dets[0].world.shape == (21, 3)
+    # world landmarks are metres around the hand: a hand spans about 10-25 cm
+    assert 0.08 < np.ptp(dets[0].world, axis=0).max() < 0.3

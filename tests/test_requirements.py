@@ -25,7 +25,7 @@ def imported(folder):
 def pinned(name):
     out = {}
     for line in (ROOT / name).read_text().splitlines():
-        line = line.split("#")[0].strip()
+        line = line.split("#")[0].split(";")[0].strip()  # a pin's environment marker: the pin is the same
         if line.startswith("-r "):
             out.update(pinned(line[3:]))
         elif "==" in line:

@@ -120,7 +120,7 @@ def test_a_failing_cache_save_leaves_no_temporary_file(tmp_path, monkeypatch):
     monkeypatch.setenv("HMP_CACHE_DIR", str(tmp_path))
     tracks = {side: HandTrack.empty(np.arange(3)) for side in ("right", "left")}
     tracks["left"].handedness = np.array([lambda: 0] * 3, dtype=object)  # cannot be pickled: fails mid-write
-    with pytest.raises(Exception, match="pickle"):
+    with pytest.raises(Exception, match="pickle|local object"):  # Python 3.13 words it "Can't get local object"
         cache.save("1" * 32, tracks)
     assert sorted(p.name for p in cache.cache_dir().iterdir()) == []
     assert atomic._OWN == set()
