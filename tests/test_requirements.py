@@ -8,7 +8,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 DIST = {"cv2": "opencv-contrib-python", "ai_edge_litert": "ai-edge-litert", "bpy_extras": "bpy", "addon_utils": "bpy"}
-LOCAL = {"engine", "hmp_addon", "tests", "addon_support", "bench_fit", "test_addon_retarget"}
+LOCAL = {"engine", "hmp_addon", "tests", "addon_support", "bench_fit", "bench_real", "test_addon_retarget",
+         "test_keypoints_hard_clips"}
 
 
 def imported(folder):
