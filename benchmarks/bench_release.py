@@ -406,6 +406,7 @@ def run_frames(trees, opts):
         any_o = sum(1 for t in range(T) if any(o["sides"][s]["source"][t] for s in ("right", "left")))
         any_n = sum(1 for t in range(T) if any(n["sides"][s]["source"][t] for s in ("right", "left")))
         cells.append(f"{any_o} / {any_n} ({ratio(any_n, any_o)})")
+        cells.append(keypoint_agreement(o, n))
         aside = []
         for e in (o, n):
             a = []
@@ -428,8 +429,11 @@ def run_frames(trees, opts):
                 "whose (un-mirrored) label differs", ["clip", f"found by {base} only", f"found by {cur} only",
                                                       "label differs"], rows_diff)
     print_table(f"Front end per clip ({base} / {cur} (ratio)): detect_hands, both sides, views {views}, gap "
-                "retries on, no cache", ["clip", "kept R", "filled R", "kept L", "filled L", "frames with a hand kept",
-                                         f"set aside / notes ({base} / {cur})"], rows_fe)
+                "retries on, no cache; keypoints: where both trees keep a side as MediaPipe's detection, the mean "
+                f"distance between their 21 keypoints per frame)",
+                ["clip", "kept R", "filled R", "kept L", "filled L", "frames with a hand kept",
+                 "keypoints: frames, median / mean px, frames over 5 px", f"set aside / notes ({base} / {cur})"],
+                rows_fe)
     rows_hard = []
     for name, path in hard.items():
         checks_o = hard_clip_checks(name, old[str(path)], truth[name])
@@ -485,6 +489,23 @@ def variants_tables(clips, old, new, base, cur, truth):
                                                    "frames on the same hand as VIDEO mode / on another (mean "
                                                    "keypoint distance under 20 px)", "hard clip checks (IMAGE mode)"],
                 rows)
+
+
+def keypoint_agreement(o, n):
+    """Where both trees keep a side as MediaPipe's detection: how far apart their keypoints are."""
+    import numpy as np
+
+    d = []
+    for side in ("right", "left"):
+        so, sn = np.array(o["sides"][side]["source"]), np.array(n["sides"][side]["source"])
+        both = (so == o["codes"]["mediapipe"]) & (sn == n["codes"]["mediapipe"])
+        ko = np.array(o["sides"][side]["keypoints"])[both]
+        kn = np.array(n["sides"][side]["keypoints"])[both]
+        d.extend(np.linalg.norm(ko - kn, axis=-1).mean(-1).tolist())
+    if not d:
+        return "-"
+    d = np.array(d)
+    return f"{len(d)}, {np.median(d):.2f} / {d.mean():.2f}, {int((d > 5).sum())}"
 
 
 def _frames(ts, most=12):
