@@ -3,8 +3,9 @@
     .venv/bin/python benchmarks/bench_keypoints.py [--frames 300] [--views 4] [--skip-speed] [--clips A.mp4 ...]
 
 1. Frames kept, per clip (default: the bundled demo clip and the real clips in tests/data): plain
-   ``mediapipe.solutions.hands.Hands(static_image_mode=False, max_num_hands=2)`` on every frame
-   (frames with any hand; with a hand it labels right / left) against the front end
+   MediaPipe, its Tasks ``HandLandmarker`` called directly on the shipped model bundle (VIDEO mode at
+   the frames' own times, ``num_hands=2``, default thresholds) on every frame (frames with any hand;
+   with a hand it labels right / left) against the front end
    (``detect_hands``, both hands, ``--views`` augmented views, gap retries on): frames kept as
    MediaPipe per side, frames filled on the tracked crop, and what was set aside and why.
 2. Speed, on the demo clip (its first ``--frames`` frames, detection cache off): plain MediaPipe
@@ -25,16 +26,24 @@ CLIPS = [ROOT / "demo" / "human_hand_video.mp4", ROOT / "tests" / "data" / "hand
 
 
 def plain_mediapipe(video):
-    """Frames where plain MediaPipe finds any hand, and a hand it labels right / left (un-mirrored)."""
+    """Frames where plain MediaPipe finds any hand, and a hand it labels right / left: the Tasks
+    ``HandLandmarker`` on the shipped bundle, called directly (VIDEO mode, each frame at its own time
+    in ms, kept strictly increasing; two hands; default thresholds)."""
     import mediapipe as mp
+    from mediapipe.tasks.python import vision
+    from mediapipe.tasks.python.core.base_options import BaseOptions
 
-    from engine.keypoints.detector import LABEL_TO_SIDE
+    from engine.keypoints.detector import LABEL_TO_SIDE, MODEL_BUNDLE, quiet_native_stderr
 
+    options = vision.HandLandmarkerOptions(base_options=BaseOptions(model_asset_path=str(MODEL_BUNDLE)),
+                                           running_mode=vision.RunningMode.VIDEO, num_hands=2)
     found = {"any": 0, "right": 0, "left": 0}
-    with mp.solutions.hands.Hands(static_image_mode=False, max_num_hands=2) as hands:
-        for _, rgb in video.frames():
-            res = hands.process(np.ascontiguousarray(rgb))
-            labels = {LABEL_TO_SIDE[h.classification[0].label] for h in (res.multi_handedness or [])}
+    last = -1
+    with quiet_native_stderr(), vision.HandLandmarker.create_from_options(options) as hands:  # no TFLite chatter
+        for _, rgb, t in video.frames(with_time=True):
+            last = max(last + 1, int(round(t * 1000)) if t is not None and np.isfinite(t) else 0)
+            res = hands.detect_for_video(mp.Image(image_format=mp.ImageFormat.SRGB, data=np.ascontiguousarray(rgb)), last)
+            labels = {LABEL_TO_SIDE[h[0].category_name] for h in res.handedness}
             found["any"] += bool(labels)
             for side in labels:
                 found[side] += 1

@@ -1,5 +1,9 @@
 """The keypoint front end on hard clips made from the real footage: a hand that enters and leaves,
-a hand cut by the image border, and two hands that cross (one passing in front of the other)."""
+a hand cut by the image border, and two hands that cross (one passing in front of the other).
+
+The clips are built by ``enter_leave_frames`` and ``crossing_frames`` from the first 40 frames of
+``tests/data/hand_short.mp4`` and its detected keypoints; benchmarks/bench_release.py builds the same
+clips with them."""
 
 import cv2
 import numpy as np
@@ -13,13 +17,20 @@ DATA = __import__("pathlib").Path(__file__).parent / "data"
 W, H = 640, 360
 
 
-@pytest.fixture(scope="module")
-def source():
+def source_frames():
+    """The first 40 frames of hand_short.mp4, their detected right hand's keypoints (40,21,2) and
+    whether it was detected in each."""
     video = open_video(DATA / "hand_short.mp4")
     frames = [rgb for _, rgb in video.frames(0, 40)]
     track = detect_hands(video, sides=("right",), options=KeypointOptions(views=0, use_cache=False))["right"]
-    assert track.detected[:40].all()
-    return frames, track.keypoints_2d[:40]
+    return frames, track.keypoints_2d[:40], track.detected[:40]
+
+
+@pytest.fixture(scope="module")
+def source():
+    frames, kp, detected = source_frames()
+    assert detected.all()
+    return frames, kp
 
 
 def write(path, frames, size):
@@ -30,8 +41,10 @@ def write(path, frames, size):
     return open_video(path)
 
 
-def test_hand_entering_leaving_and_cut_by_the_border(source, tmp_path):
-    frames, kp = source
+def enter_leave_frames(frames, kp):
+    """40 frames: no hand (0-7), the hand (8-25), sliding out through the left border with about a
+    third of it cut off (26-33), no hand (34-39). Returns the frames and each frame's shift in px
+    (None: no hand)."""
     empty = np.full_like(frames[0], 90)
     out, shifts = [], []
     for t in range(40):
@@ -43,6 +56,12 @@ def test_hand_entering_leaving_and_cut_by_the_border(source, tmp_path):
         shifted = np.full_like(frames[t], 90)
         shifted[:, : W - dx] = frames[t][:, dx:]
         out.append(shifted), shifts.append(dx)
+    return out, shifts
+
+
+def test_hand_entering_leaving_and_cut_by_the_border(source, tmp_path):
+    frames, kp = source
+    out, shifts = enter_leave_frames(frames, kp)
     video = write(tmp_path / "enter_leave.mp4", out, (W, H))
     track = detect_hands(video, sides=("right",), options=KeypointOptions(views=4, use_cache=False))["right"]
     present = np.array([s is not None for s in shifts])
@@ -58,11 +77,14 @@ def test_hand_entering_leaving_and_cut_by_the_border(source, tmp_path):
     assert np.isfinite(track.confidence).all() and ((track.confidence >= 0) & (track.confidence <= 1)).all()
 
 
-def test_two_hands_crossing_keep_their_identity(source, tmp_path):
-    frames, kp = source
-    # a right hand moving left -> right and its mirror image (a left hand) moving right -> left over a
-    # wide canvas; each is pasted as its own hand region, the right one in front where they overlap
-    Wc = 1280
+CROSSING_WIDTH = 1280
+
+
+def crossing_frames(frames, kp):
+    """40 frames of a CROSSING_WIDTH x H canvas: a right hand moving left -> right and its mirror image
+    (a left hand) moving right -> left; each is pasted as its own hand region, the right one in front
+    where they overlap. Returns the frames and per frame (right hand's, left hand's) keypoints."""
+    Wc = CROSSING_WIDTH
     pad = 20
     out, where = [], []
     for t in range(40):
@@ -77,7 +99,13 @@ def test_two_hands_crossing_keep_their_identity(source, tmp_path):
         canvas[y0:y1, a + x0: a + x1] = frames[t][y0:y1, x0:x1]
         out.append(canvas)
         where.append((kp[t] + [a, 0], np.stack([b + W - 1 - kp[t, :, 0], kp[t, :, 1]], -1)))
-    video = write(tmp_path / "crossing.mp4", out, (Wc, H))
+    return out, where
+
+
+def test_two_hands_crossing_keep_their_identity(source, tmp_path):
+    frames, kp = source
+    out, where = crossing_frames(frames, kp)
+    video = write(tmp_path / "crossing.mp4", out, (CROSSING_WIDTH, H))
     tracks = detect_hands(video, sides=("right", "left"), options=KeypointOptions(views=0, use_cache=False))
     right, left = tracks["right"], tracks["left"]
     assert right.detected.mean() > 0.6 and left.detected.mean() > 0.6

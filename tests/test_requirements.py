@@ -13,8 +13,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 DIST = {"cv2": "opencv-contrib-python", "ai_edge_litert": "ai-edge-litert", "bpy_extras": "bpy", "addon_utils": "bpy"}
-LOCAL = {"engine", "hmp_addon", "tests", "addon_support", "fit_support", "bench_fit", "test_addon_retarget",
-         "test_hand_model"}
+LOCAL = {"engine", "hmp_addon", "tests", "addon_support", "fit_support", "bench_fit", "bench_real",
+         "test_addon_retarget", "test_hand_model", "test_keypoints_hard_clips"}
 
 
 def imported(folder):
