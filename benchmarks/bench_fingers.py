@@ -15,7 +15,6 @@ stage I, stage II):
    ratio to the per-frame estimate's (issue 21: stage II within 1.1x on held poses, 1.2x on clips).
 """
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -25,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from bench_fit import parse_overrides  # noqa: E402  (one parser of FitOptions overrides)
+from bench_real import detect_clip, real_footage_args  # noqa: E402  (one way to read real clips)
 
 DEFAULT_CLIPS = ["tests/data/thumbs_up_fist.mp4:right", "tests/data/pinch_fist.mp4:right",
                  "tests/data/asl_fists.mp4:right", "tests/data/asl_hand_50.mp4:right"]
@@ -56,20 +55,11 @@ def finger_states(joints):
 
 def run_clip(path, hands, quality, overrides, device="cpu"):
     from engine import result as R
-    from engine.capture import QUALITY_PRESETS
     from engine.fit.per_frame import per_frame_estimate
     from engine.fit.stages import FitOptions, fit_stages
     from engine.hand_model import load_hand_model
-    from engine.keypoints import KeypointOptions, detect_hands
-    from engine.prior import load_prior
-    from engine.video import guess_intrinsics, open_video
 
-    preset = QUALITY_PRESETS[quality]
-    video = open_video(path)
-    K = np.asarray(guess_intrinsics(video.width, video.height), np.float64)
-    sides = ("right", "left") if hands == "both" else (hands,)
-    tracks = detect_hands(video, sides=sides, options=KeypointOptions(views=preset["views"]))
-    prior = load_prior(device=device)
+    video, K, tracks, prior, preset = detect_clip(path, hands, quality, device)
     rows = {}
     for side, track in tracks.items():
         mp = track.source == R.SOURCE_MEDIAPIPE
@@ -96,19 +86,7 @@ def run_clip(path, hands, quality, overrides, device="cpu"):
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("clips", nargs="*", help="VIDEO[:right|left|both] (default: the hard-pose clips)")
-    ap.add_argument("--quality", default="balanced", choices=("draft", "balanced", "best"))
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="FitOptions override")
-    args = ap.parse_args(argv)
-
-    import torch
-
-    torch.set_num_threads(args.threads)
-    torch.manual_seed(0)
-    overrides = parse_overrides(args.set)
-    clips = args.clips or [c for c in DEFAULT_CLIPS if (ROOT / c.split(":")[0]).is_file()]
+    args, overrides, clips = real_footage_args(__doc__, DEFAULT_CLIPS, argv)
     print(f"quality {args.quality}; overrides {overrides or 'none'}; finger states against MediaPipe's 3D "
           f"landmarks; distance over joints with confidence >= {CONFIDENT}")
     print("\n| clip | hand | frames | folded in MediaPipe (T,I,M,R,P) | stage | finger states agree | "

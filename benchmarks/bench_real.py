@@ -29,15 +29,12 @@ DEFAULT_CLIPS = ["demo/human_hand_video.mp4:right", "tests/data/asl_hand_50.mp4:
                  "tests/data/squats_two_hands.mp4:both"]
 
 
-def run_clip(path, hands, quality, overrides, device="cpu"):
-    from engine import result as R
+def detect_clip(path, hands, quality, device="cpu"):
+    """A clip as the benchmarks on real footage read it: (video, guessed K (3,3), {side: HandTrack},
+    the motion prior, the quality preset); detections through the cache."""
     from engine.capture import QUALITY_PRESETS
-    from engine.fit.per_frame import per_frame_estimate
-    from engine.fit.stages import FitOptions, fit_sequence
-    from engine.hand_model import load_hand_model
     from engine.keypoints import KeypointOptions, detect_hands
     from engine.prior import load_prior
-    from engine.report import hand_report
     from engine.video import guess_intrinsics, open_video
 
     preset = QUALITY_PRESETS[quality]
@@ -45,7 +42,17 @@ def run_clip(path, hands, quality, overrides, device="cpu"):
     K = np.asarray(guess_intrinsics(video.width, video.height), np.float64)
     sides = ("right", "left") if hands == "both" else (hands,)
     tracks = detect_hands(video, sides=sides, options=KeypointOptions(views=preset["views"]))
-    prior = load_prior(device=device)
+    return video, K, tracks, load_prior(device=device), preset
+
+
+def run_clip(path, hands, quality, overrides, device="cpu"):
+    from engine import result as R
+    from engine.fit.per_frame import per_frame_estimate
+    from engine.fit.stages import FitOptions, fit_sequence
+    from engine.hand_model import load_hand_model
+    from engine.report import hand_report
+
+    video, K, tracks, prior, preset = detect_clip(path, hands, quality, device)
     rows = {}
     for side, track in tracks.items():
         if track is None or not np.any(track.source != R.SOURCE_NONE):
@@ -70,9 +77,11 @@ def run_clip(path, hands, quality, overrides, device="cpu"):
     return rows
 
 
-def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("clips", nargs="*", help="VIDEO[:right|left|both] (default: the repository's real clips)")
+def real_footage_args(doc, default_clips, argv=None):
+    """The command line of a benchmark on real clips: (args, FitOptions overrides, clips), with
+    torch's threads set and its seed fixed."""
+    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("clips", nargs="*", help="VIDEO[:right|left|both] (default: see above)")
     ap.add_argument("--quality", default="balanced", choices=("draft", "balanced", "best"))
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="FitOptions override")
@@ -80,12 +89,16 @@ def main(argv=None):
 
     import torch
 
-    from engine.report import table
-
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    overrides = parse_overrides(args.set)
-    clips = args.clips or [c for c in DEFAULT_CLIPS if (ROOT / c.split(":")[0]).is_file()]
+    clips = args.clips or [c for c in default_clips if (ROOT / c.split(":")[0]).is_file()]
+    return args, parse_overrides(args.set), clips
+
+
+def main(argv=None):
+    from engine.report import table
+
+    args, overrides, clips = real_footage_args(__doc__, DEFAULT_CLIPS, argv)
     checks = []
     for spec in clips:
         path, _, hands = spec.partition(":")
