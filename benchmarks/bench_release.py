@@ -28,9 +28,10 @@ this/baseline. Figures only, no assertions.
   ``python -m engine report`` prints for results captured with ``--stages 0``, ``1``, ``2``, with one
   detection per clip instead of three captures.
 - ``rendered``: ``python -m engine benchmark --quality draft`` in each tree. The clips are rendered
-  once (this tree's Python and bpy, ``--render-only`` into ``--workdir``/render; skipped when they are
-  there) and copied into a folder per tree, so both trees detect and fit the same pixels (the renders
-  of two Blender versions would differ by more than the detector does).
+  once (this tree's Python and bpy, or the baseline's with ``--render-with baseline``; ``--render-only``
+  into ``--workdir``/render, skipped when they are there) and copied into a folder per tree, so both
+  trees detect and fit the same pixels (the renders of two Blender versions differ by more than the
+  detector does).
 - ``speed``: on the demo clip's first ``--frames`` frames (cache off): the plain detector
   (``engine.keypoints.detector.HandDetector`` of each tree, tracking, ``max_hands`` 1 and 2; only the
   detector's calls timed, on frames decoded beforehand) and the front end (``detect_hands``, right
@@ -206,25 +207,26 @@ def worker_speed(video_path, frames, threads):
     decoded = list(video.frames(0, end, with_time=True))
     timed = len(inspect.signature(HandDetector.__call__).parameters) > 2  # the Tasks detector takes t
     out = {"frames": end}
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     HandDetector(max_hands=2, tracking=True).close()
-    out["detector start-up"] = {"seconds": time.perf_counter() - t0, "found": 0}
+    out["detector start-up"] = {"seconds": time.perf_counter() - t0, "cpu": time.process_time() - c0, "found": 0}
     for hands in (1, 2):
         with HandDetector(max_hands=hands, tracking=True) as det:
             found = n = 0
-            sec = 0.0
+            sec = cpu = 0.0
             for _, rgb, t in decoded:
-                t0 = time.perf_counter()
+                t0, c0 = time.perf_counter(), time.process_time()
                 dets = det(rgb, t) if timed else det(rgb)
-                sec += time.perf_counter() - t0
+                sec, cpu = sec + time.perf_counter() - t0, cpu + time.process_time() - c0
                 found += bool(dets)
                 n += len(dets)
-        out[f"detector, {hands} hand{'s' if hands > 1 else ''}"] = {"seconds": sec, "found": found, "hands": n}
+        out[f"detector, {hands} hand{'s' if hands > 1 else ''}"] = {"seconds": sec, "cpu": cpu, "found": found,
+                                                                     "hands": n}
     del decoded
     for views in (0, 4):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         tracks = detect_hands(video, sides=("right",), options=KeypointOptions(views=views, use_cache=False, end=end))
-        out[f"front end, views {views}"] = {"seconds": time.perf_counter() - t0,
+        out[f"front end, views {views}"] = {"seconds": time.perf_counter() - t0, "cpu": time.process_time() - c0,
                                             "found": int(tracks["right"].detected.sum())}
     return out
 
@@ -578,7 +580,7 @@ def parse_benchmark(text):
 
 def run_rendered(trees, opts):
     render = opts.workdir / "render"
-    cur = trees[1]
+    cur = trees[1] if opts.render_with == "current" else trees[0]  # the tree (its bpy) that renders
     t0 = time.time()
     proc = subprocess.run([cur.python, "-m", "engine", "benchmark", "--quality", "draft", "--render-only",
                            "--workdir", str(render), "--out", str(render / "unused.md")], cwd=cur.path,
@@ -586,7 +588,8 @@ def run_rendered(trees, opts):
                           text=True)
     if proc.returncode:
         sys.exit(f"rendering: exit {proc.returncode}\n{proc.stderr[-3000:]}")
-    print(f"rendered (or found) the clips in {render}: {time.time() - t0:.0f} s", flush=True)
+    print(f"rendered (or found) the clips in {render} with the {cur.label} tree's bpy: {time.time() - t0:.0f} s",
+          flush=True)
     res = {}
     for tree in trees:
         work = opts.workdir / f"rendered-{tree.label}"
@@ -638,20 +641,24 @@ def run_speed(trees, opts):
     frames = runs[cur][0]["frames"]
     rows = []
     for key in ("detector start-up",) + SPEED_SETTINGS:
-        med = {label: statistics.median(r[key]["seconds"] for r in rs) for label, rs in runs.items()}
-        spread = {label: (min(r[key]["seconds"] for r in rs), max(r[key]["seconds"] for r in rs))
-                  for label, rs in runs.items()}
-        fo, fn = (frames / med[base], frames / med[cur]) if key in SPEED_SETTINGS else (float("nan"),) * 2
-        found = {label: rs[0][key]["found"] for label, rs in runs.items()}
-        rows.append([key, f"{fo:.1f}", f"{fn:.1f}", f"{fn / fo:.2f}x" if key in SPEED_SETTINGS else
-                     f"{med[cur] / med[base]:.2f}x (time)",
-                     f"{med[base]:.2f} ({spread[base][0]:.2f}-{spread[base][1]:.2f})",
-                     f"{med[cur]:.2f} ({spread[cur][0]:.2f}-{spread[cur][1]:.2f})",
-                     f"{found[base]} / {found[cur]}"])
+        sec = {label: [r[key]["seconds"] for r in rs] for label, rs in runs.items()}
+        cpu = {label: [r[key]["cpu"] for r in rs] for label, rs in runs.items()}
+        med = {label: statistics.median(v) for label, v in sec.items()}
+        paired = [o / n for o, n in zip(sec[base], sec[cur])]  # old time / new time, the same round
+        speed = key in SPEED_SETTINGS
+        rows.append([key, f"{frames / med[base]:.1f}" if speed else "-", f"{frames / med[cur]:.1f}" if speed else "-",
+                     f"{med[base] / med[cur]:.2f}x ({min(paired):.2f}-{max(paired):.2f})",
+                     f"{med[base]:.2f} ({min(sec[base]):.2f}-{max(sec[base]):.2f})",
+                     f"{med[cur]:.2f} ({min(sec[cur]):.2f}-{max(sec[cur]):.2f})",
+                     f"{statistics.median(cpu[base]):.2f} / {statistics.median(cpu[cur]):.2f} "
+                     f"({statistics.median(cpu[base]) / statistics.median(cpu[cur]):.2f}x)",
+                     " / ".join(str(rs[0][key]["found"]) for rs in runs.values()) if speed else "-"])
     print_table(f"Detection speed, demo clip, first {frames} frames, cache off ({opts.rounds} rounds alternating, "
-                f"medians; the detector rows time only its calls on decoded frames, the front end rows everything)",
-                ["setting", f"{base} frames/s", f"{cur} frames/s", f"{cur}/{base}", f"{base} s (min-max)",
-                 f"{cur} s (min-max)", f"frames with a hand ({base} / {cur})"], rows)
+                f"medians; the detector rows time only its calls on decoded frames, the front end rows everything; "
+                f"speed-up = {base} time / {cur} time, in brackets the range of the rounds' own ratios; CPU seconds "
+                f"are the process's, all threads)",
+                ["setting", f"{base} frames/s", f"{cur} frames/s", "speed-up", f"{base} s (min-max)",
+                 f"{cur} s (min-max)", f"CPU s {base} / {cur} (ratio)", f"frames with a hand ({base} / {cur})"], rows)
 
 
 def main(argv=None):
@@ -667,6 +674,8 @@ def main(argv=None):
     ap.add_argument("--workdir", default=None,
                     help="hard clips, renders, caches and JSON (default: a temporary folder)")
     ap.add_argument("--variants", action="store_true", help="frames: plain Tasks with other options too")
+    ap.add_argument("--render-with", choices=("current", "baseline"), default="current",
+                    help="rendered: whose Python (and bpy) renders the clips both trees fit (default: this tree's)")
     ap.add_argument("--worker", choices=("frames", "report", "speed"), help=argparse.SUPPRESS)
     ap.add_argument("--tree", help=argparse.SUPPRESS)
     ap.add_argument("--json", help=argparse.SUPPRESS)
