@@ -530,7 +530,7 @@ def run_report(trees, opts):
     old, new = (res[t.label] for t in trees)
     base, cur = trees[0].label, trees[1].label
     for spec in specs:
-        for side in new[spec].keys() | old[spec].keys():
+        for side in [s for s in ("right", "left") if s in new[spec] or s in old[spec]]:
             if side not in old[spec] or side not in new[spec]:
                 print(f"\n{Path(spec).name} {side}: found only by {'new' if side in new[spec] else 'old'}")
                 continue
@@ -555,7 +555,7 @@ def pair(a, b, unit="", ratios=True):
 
     if math.isnan(a) and math.isnan(b):
         return "-"
-    cell = f"{a:.2f}{unit} / {b:.2f}{unit}"
+    cell = " / ".join("-" if math.isnan(v) else f"{v:.2f}{unit}" for v in (a, b))
     return cell + (f" ({b / a:.2f}x)" if ratios and a and not math.isnan(a) and not math.isnan(b) else "")
 
 
