@@ -98,7 +98,9 @@ class HandDetector:
     """MediaPipe's HandLandmarker on the shipped bundle (see the module docstring).
 
     The thresholds are the landmarker's defaults, which are the legacy graph's: 0.5 to detect a
-    palm, 0.5 for a tracked hand to stay present, 0.5 for tracking to go on.
+    palm, 0.5 for a tracked hand to stay present (the legacy graph's ``min_tracking_confidence``), and 0.5
+    for Tasks' ``min_tracking_confidence``, which is not the legacy option of that name: the overlap
+    (IoU) above which a palm found again is taken for a hand already tracked.
     """
 
     def __init__(self, max_hands=2, tracking=True, min_detection_confidence=0.5, min_presence_confidence=0.5,
