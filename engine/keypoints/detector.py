@@ -60,26 +60,28 @@ def quiet_native_stderr():
         os.close(saved)
 
 
-def model_bundle_bytes():
-    """The hand landmarker bundle's bytes; an EngineError naming the file when it is missing or not
-    a bundle (a checkout without the asset, a damaged install)."""
+def _read_bundle(member=None):
+    """The bundle's bytes (``member`` None) or one member's; an EngineError naming the file when it is
+    missing or not a bundle (a checkout without the asset, a damaged install)."""
     from engine.errors import EngineError
 
     try:
-        data = MODEL_BUNDLE.read_bytes()
         with zipfile.ZipFile(MODEL_BUNDLE) as z:
-            z.getinfo(LANDMARK_MEMBER)
+            landmarks = z.read(LANDMARK_MEMBER)
+        return landmarks if member == LANDMARK_MEMBER else MODEL_BUNDLE.read_bytes()
     except (OSError, zipfile.BadZipFile, KeyError) as exc:
         raise EngineError(f"MediaPipe's hand model bundle is missing or damaged ({MODEL_BUNDLE}: {exc}); "
                           "rebuild it with tools/make_hand_landmarker_bundle.py or reinstall the extension") from None
-    return data
+
+
+def model_bundle_bytes():
+    """The hand landmarker bundle's bytes, for the Tasks landmarker (see ``_read_bundle``'s error)."""
+    return _read_bundle()
 
 
 def landmark_model_bytes():
     """The landmark network alone (the bundle's ``hand_landmarks_detector.tflite``), for LiteRT."""
-    model_bundle_bytes()  # the same clear error when the bundle is absent
-    with zipfile.ZipFile(MODEL_BUNDLE) as z:
-        return z.read(LANDMARK_MEMBER)
+    return _read_bundle(LANDMARK_MEMBER)
 
 
 LABEL_TO_SIDE = {"Right": "right", "Left": "left"}  # the Tasks label is the un-mirrored hand (module doc)
