@@ -1,0 +1,100 @@
+"""Real footage: stage II's closeness to the detections against its smoothness, over stage II's weights.
+
+    .venv/bin/python benchmarks/bench_tradeoff.py [CLIP[:hands] ...] [--quality draft]
+        [--variant NAME:KEY=VALUE,KEY=VALUE ...]   # stage II weight changes (weights2), e.g. res_s=0.3
+
+Issue 21 asks of stage II on real clips both a distance to confident detections within 1.2x the
+per-frame estimate's and an image acceleration at most 0.6x the raw detections'. The per-frame
+estimate fits each frame's keypoints (its distance is the detections' own noise plus the model's
+misfit), so the two pull against each other: this prints, per clip and hand, each variant's distance
+ratio and acceleration ratio, so the trade-off is a measured curve rather than one point. Each clip is
+detected (cache), estimated per frame and fitted by stage I once; only stage II runs per variant.
+"""
+
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from bench_real import DEFAULT_CLIPS, detect_clip, real_footage_args  # noqa: E402
+
+# stage II weight changes measured by default: the finger residual's smoothness and size, the joint
+# acceleration, the 2D term (each alone, then together)
+DEFAULT_VARIANTS = [
+    "default:",
+    "res_s/3:res_s=0.333",
+    "res_s/10:res_s=0.1",
+    "ja/3:ja=0.00333",
+    "res/4:res=0.005",
+    "2d x2:2d=0.1",
+    "2d x4:2d=0.2",
+    "res_s/3 ja/3:res_s=0.333,ja=0.00333",
+]
+
+
+def parse_variant(spec):
+    """"NAME:KEY=VALUE,..." -> (name, {weight: value})."""
+    name, _, body = spec.partition(":")
+    changes = {}
+    for item in filter(None, body.split(",")):
+        key, _, value = item.partition("=")
+        changes[key.strip()] = float(value)
+    return name, changes
+
+
+def main(argv=None):
+    import argparse
+
+    from engine import result as R
+    from engine.fit.per_frame import per_frame_estimate
+    from engine.fit.stages import FitOptions, fit_sequence
+    from engine.hand_model import load_hand_model
+    from engine.report import hand_report
+
+    extra = argparse.ArgumentParser(add_help=False)
+    extra.add_argument("--variant", action="append", default=[])
+    known, rest = extra.parse_known_args(argv)
+    args, overrides, clips = real_footage_args(__doc__, DEFAULT_CLIPS, rest)
+    variants = [parse_variant(v) for v in (known.variant or DEFAULT_VARIANTS)]
+    lines = []
+    for spec in clips:
+        path, _, hands = spec.partition(":")
+        path = str(ROOT / path) if not Path(path).is_absolute() and (ROOT / path).is_file() else path
+        video, K, tracks, prior, preset = detect_clip(path, hands or "right", args.quality)
+        for side, track in tracks.items():
+            if track is None or not np.any(track.source != R.SOURCE_NONE):
+                continue
+            model = load_hand_model(side)
+            est = per_frame_estimate(model, track, K, video.fps)
+            pf = hand_report(est["joints"], est["keypoints_2d"], est["confidence"], est["keypoint_source"],
+                             est["valid"], K)
+            print(f"\n{Path(path).name} {side}: per-frame {pf['dist_px']:.2f} px, raw acc {pf['raw_acc_px']:.2f} "
+                  f"px/f^2\n")
+            print("| variant | distance px | x per-frame | image acc x raw | tips px |")
+            print("|---|---|---|---|---|")
+            for name, changes in variants:
+                opts = FitOptions(iters_stage1=preset["iters"][0], iters_stage2=preset["iters"][1], **overrides)
+                opts.weights2 = {**opts.weights2, **changes}
+                out, _ = fit_sequence(model, prior, est, est["keypoints_2d"], est["confidence"], K, video.fps,
+                                      stages=2, options=opts)
+                f = hand_report(out["joints"], est["keypoints_2d"], est["confidence"], est["keypoint_source"],
+                                est["valid"], K)
+                d, a = f["dist_px"] / pf["dist_px"], f["img_acc_px"] / pf["raw_acc_px"]
+                ok = "both" if d <= 1.2 and a <= 0.6 else ""
+                print(f"| {name} | {f['dist_px']:.2f} | {d:.2f}x | {a:.2f}x | {f['tips_px']:.2f} | {ok}", flush=True)
+                lines.append((Path(path).name, side, name, d, a))
+    print("\nVariants meeting both (distance <= 1.2x per-frame, image acc <= 0.6x raw):")
+    for name, _ in variants:
+        rows = [(c, s, d, a) for c, s, n, d, a in lines if n == name]
+        met = sum(d <= 1.2 and a <= 0.6 for _, _, d, a in rows)
+        print(f"- {name}: {met}/{len(rows)} tracks; worst distance {max(r[2] for r in rows):.2f}x, "
+              f"worst acc {max(r[3] for r in rows):.2f}x")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
