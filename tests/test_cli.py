@@ -5,7 +5,9 @@ Each bad input must give one clear error line, exit code 2, no traceback and no 
 """
 
 import json
+import atexit
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -19,6 +21,7 @@ from engine.progress import parse_line
 
 ROOT = Path(__file__).resolve().parents[1]
 CACHE = tempfile.mkdtemp(prefix="hmp-test-cache-")  # never the user's detection cache
+atexit.register(shutil.rmtree, CACHE, ignore_errors=True)  # nor left behind in /tmp
 CLIP = ROOT / "tests" / "data" / "hand_short.mp4"
 
 

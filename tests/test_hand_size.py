@@ -2,7 +2,9 @@
 everything fitted from it) comes out right. From one camera a hand's size and its distance are one
 unknown: a hand 0.84x the model's size is placed about 1/0.84 too far away."""
 
+import atexit
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -94,6 +96,7 @@ def test_a_result_records_the_hand_size_and_refuses_a_bad_one(tmp_path):
 
 
 CACHE = tempfile.mkdtemp(prefix="hmp-test-cache-")  # never the user's detection cache
+atexit.register(shutil.rmtree, CACHE, ignore_errors=True)  # nor left behind in /tmp
 
 
 def _capture(out, *args):
