@@ -47,6 +47,23 @@ def atomic_path(path, prefix: str, suffix: str, *, clean_stale: bool = True):
         raise
 
 
+def write_text(path, text: str, prefix: str = ".hmp-text-") -> None:
+    """Write ``text`` (utf-8) to ``path`` through ``atomic_path``: a reader sees the old file or the new."""
+    suffix = os.path.splitext(os.fspath(path))[1] or ".txt"
+    with atomic_path(path, prefix, suffix) as tmp:
+        with open(tmp, "w", encoding="utf-8") as fh:
+            fh.write(text)
+
+
+def save_npz(path, arrays: dict, prefix: str = ".hmp-npz-") -> None:
+    """``np.savez`` of ``arrays`` to ``path`` (.npz) through ``atomic_path`` (numpy imported here only)."""
+    import numpy as np
+
+    with atomic_path(path, prefix, ".npz") as tmp:
+        with open(tmp, "wb") as fh:
+            np.savez(fh, **arrays)
+
+
 def publish(tmp, path) -> None:
     """Give ``tmp`` ordinary file permissions and move it to ``path`` (atomic on one filesystem)."""
     os.chmod(tmp, default_mode())

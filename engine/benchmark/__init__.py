@@ -41,6 +41,7 @@ from pathlib import Path
 
 import numpy as np
 
+from engine.atomic import save_npz, write_text
 from engine.choices import QUALITIES
 from engine.errors import EngineError
 from engine.methods import BASELINE_METHODS, evaluate_hands, stage_methods
@@ -103,7 +104,7 @@ def run_clips(args, clips, seqs, size, K_guess, models, prior, work):
         wait_for_other_render(video_path)
         if not (video_path.is_file() and same_scene(scene_path, scene)):
             video_path.unlink(missing_ok=True)
-            np.savez(scene_path, **scene)
+            save_npz(scene_path, scene, ".hmp-scene-")
             render(scene_path, video_path)
         t_render = time.time() - t0
         if args.render_only:
@@ -183,6 +184,6 @@ def main(argv=None):
     text = report_text(header, tracks, notes, methods)
     print("\n" + text)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(text)
+    write_text(args.out, text, ".hmp-benchmark-")
     print(f"written to {args.out}")
     return 0

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.atomic import atomic_path, process_alive
+from engine.atomic import atomic_path, process_alive, save_npz
 from engine.errors import EngineError
 
 from .scene import ROOT
@@ -46,7 +46,7 @@ def save_fits(path, results):
         arrays[f"{side}/detected"] = np.array(detected)
         for meth, j in (joints or {}).items():
             arrays[f"{side}/{meth}"] = j
-    np.savez(path, **arrays)
+    save_npz(path, arrays, ".hmp-fits-")
 
 
 def load_fits(path, sides):

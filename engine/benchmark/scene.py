@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from engine.camera import project
 from engine.errors import EngineError
 
 from .hand import rescaled_hand
@@ -151,7 +152,7 @@ def place(kps, rng, K, size, centres_x=(0.0,), lateral=0.10, depth=(0.35, 0.70),
         z = zmin + (zmax - zmin) * wz
         offs = [np.stack([cx + amp * x, 0.6 * amp * y, z], -1) - c for cx, x, y, c in zip(centres_x, wx, wy, centres)]
         pts = np.concatenate([k + o[:, None] for k, o in zip(kps, offs)], 1)
-        uv = pts[..., :2] / pts[..., 2:3] * K[[0, 1], [0, 1]] + K[:2, 2]
+        uv = project(pts, K)
         if (uv.min() >= margin and (uv[..., 0].max() <= width - margin) and uv[..., 1].max() <= height - margin
                 and pts[..., 2].min() > 0.1):
             return offs, (float(z.min()), float(z.max()), float(amp))

@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from engine import joints as J
+from engine.atomic import write_text
 from engine.choices import QUALITIES
 from engine.errors import EngineError
 
@@ -192,5 +193,5 @@ def main(argv=None):
     text = table(summary, f"{args.dataset}: mean over sequences (mm)")
     print("\n" + text)
     if args.out:
-        Path(args.out).write_text(text + "\n")
+        write_text(args.out, text + "\n", ".hmp-evaluate-")
     return 0

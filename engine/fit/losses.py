@@ -127,8 +127,13 @@ def geman_mcclure(residual_sq, scale=GM_SCALE):
     return s2 * residual_sq / (s2 + residual_sq)
 
 
-def project(points, K):
-    """points (...,3) camera frame -> pixels (...,2); depth clamped to stay in front of the camera."""
+def project(points: torch.Tensor, K: torch.Tensor) -> torch.Tensor:
+    """points (...,3) camera frame, metres; K (3,3) px -> pixels (...,2); depth clamped to 1e-3 m.
+
+    The differentiable twin of ``engine.camera.project`` (numpy, the one projection of everything
+    that is not optimised: preview, report, metrics, benchmark): the same pinhole, in torch so that
+    gradients reach the fit's variables. Its depth floor is 1e-3 m, not 1e-6: a hand pushed through
+    the camera by a bad step keeps a bounded gradient."""
     z = points[..., 2:3].clamp(min=1e-3)
     return points[..., :2] / z * torch.stack([K[0, 0], K[1, 1]]) + torch.stack([K[0, 2], K[1, 2]])
 
