@@ -1,4 +1,4 @@
-"""Joint-error metrics of HMP_METHOD.md section 4 (lower is better; millimetres).
+"""Joint-error metrics of docs/method.md section 7 (lower is better; millimetres).
 
 All take ``pred`` and ``gt`` of shape (T, J, 3) in metres (any consistent joint order with the root,
 the wrist, at index ``root``) and return millimetres:

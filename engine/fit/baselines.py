@@ -1,4 +1,4 @@
-"""Baselines in the same code path as the fit, for comparison (HMP_METHOD.md section 5's rows).
+"""Baselines in the same code path as the fit, for comparison (docs/method.md section 7).
 
 Each takes the per-frame estimate (``engine.fit.per_frame.per_frame_estimate``'s dict) and returns a
 dict with ``global_orient (T,3)``, ``hand_pose (T,45)``, ``betas``, ``transl (T,3)``:

@@ -1,4 +1,4 @@
-"""The terms of the two-stage fit (HMP_METHOD.md section 3), each summed over frames.
+"""The terms of the two-stage fit (docs/method.md section 5), each summed over frames.
 
 Units. The method gives weights but no units, and a weight only means something in a unit. The 2D
 term is in pixels (its Geman-McClure ceiling is 40^2 px^2 per joint); read in radians and metres, the

@@ -1,4 +1,4 @@
-"""The keypoint front end (HMP_METHOD.md section 2).
+"""The keypoint front end (docs/method.md section 2).
 
     tracks = detect_hands(video, sides=("right",), options=KeypointOptions(...), reporter=None)
     tracks["right"]: HandTrack (keypoints_2d (T,21,2) px, confidence (T,21), source (T,) uint8,

@@ -1,4 +1,4 @@
-"""The hand motion prior (HMP_METHOD.md section 1): model, data, training, and loading.
+"""The hand motion prior (docs/method.md section 4): model, data, training, and loading.
 
     prior = load_prior(path=None, device="cpu")     # the shipped weights by default
     prior.window, prior.fps                           # frames per window, frames per second

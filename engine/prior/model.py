@@ -1,4 +1,4 @@
-"""The hand motion prior: a NeMF-style motion VAE (HMP_METHOD.md section 1).
+"""The hand motion prior: a NeMF-style motion VAE (docs/method.md section 4).
 
 Encoder E over a window: per frame and joint X_t = (position 3, velocity 3, global rotation as 6D 6,
 angular velocity 3) -> R^{16 x 15} (NeMF's features: positions root-relative by forward kinematics
