@@ -19,7 +19,7 @@ from .summary import SUMMARY_CSV
 NOT_IN_BATCH = {"keypoints": "--keypoints names one clip's keypoints file: not available in batch"}
 
 
-def parser():
+def parser() -> argparse.ArgumentParser:
     """``engine capture``'s parser, turned into the batch's: capture options keep one source."""
     from engine.cli import capture_parser
 
@@ -55,7 +55,8 @@ def parser():
     return p
 
 
-def parse_args(argv):
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    """The batch's arguments, checked: EngineError (one line, exit 2) for what the parser cannot check."""
     args = parser().parse_intermixed_args(argv)
     for dest, message in NOT_IN_BATCH.items():
         if getattr(args, dest, None):
@@ -73,7 +74,7 @@ def parse_args(argv):
     return args
 
 
-def main(argv=None):
+def main(argv: list[str] | None = None) -> int:
     from engine.cli import _progress_mode, exit_with_parent
 
     argv = list(sys.argv[1:] if argv is None else argv)

@@ -8,10 +8,14 @@ import hashlib
 import io
 import json
 import os
+from typing import TYPE_CHECKING
 
 from engine import __version__
 from engine import choices as C
 from engine.errors import EngineError
+
+if TYPE_CHECKING:  # engine.capture (torch, MediaPipe) is imported when the options are made
+    from engine.capture import CaptureOptions
 
 VIDEO_EXTENSIONS = (".mp4", ".mov", ".avi", ".mkv", ".m4v", ".webm", ".mpg", ".mpeg", ".wmv")
 LIST_EXTENSIONS = (".txt", ".csv", ".lst")
@@ -24,14 +28,15 @@ class Clip:
     overrides: dict  # per-clip CaptureOptions fields from a list: hands, start, end, K (fov cleared)
 
 
-def base_options(args):
+def base_options(args: argparse.Namespace) -> "CaptureOptions":
+    """The capture options every clip starts from (the batch's flags, as ``engine capture`` reads them)."""
     from engine.capture import CaptureOptions
 
     clip_args = argparse.Namespace(**{**vars(args), "preview": None, "keypoints": None})  # per clip / not in batch
     return CaptureOptions.from_args(clip_args)
 
 
-def clip_options(base, clip):
+def clip_options(base: "CaptureOptions", clip: Clip) -> "CaptureOptions":
     """The clip's CaptureOptions: the batch's, with the list's per-clip values."""
     options = dataclasses.replace(base, **clip.overrides)
     if "K" in clip.overrides:
@@ -39,7 +44,7 @@ def clip_options(base, clip):
     return options
 
 
-def options_hash(options, video):
+def options_hash(options: "CaptureOptions", video: str) -> str:
     """What makes a result current: the capture options (but not where the preview goes), the engine
     version and the video file (path, size, modification time)."""
     fields = dataclasses.asdict(options)
@@ -130,7 +135,7 @@ def _read_list(path):
     return entries
 
 
-def collect_clips(inputs, recursive=False):
+def collect_clips(inputs: list[str], recursive: bool = False) -> list[Clip]:
     """Inputs -> [Clip], named by their path relative to the folder the videos have in common."""
     entries = []
     for item in inputs:
@@ -161,9 +166,11 @@ def collect_clips(inputs, recursive=False):
     return clips
 
 
-def result_path(out_dir, clip):
+def result_path(out_dir: str, clip: Clip) -> str:
+    """``out_dir/<clip name>.npz``."""
     return os.path.join(out_dir, *clip.name.split("/")) + ".npz"
 
 
-def preview_path(out_dir, clip):
+def preview_path(out_dir: str, clip: Clip) -> str:
+    """``out_dir/<clip name>.preview.mp4``."""
     return os.path.join(out_dir, *clip.name.split("/")) + ".preview.mp4"

@@ -2,9 +2,13 @@
 
 import sys
 import time
+from typing import TYPE_CHECKING, TextIO
 
 from engine import choices as C
 from engine.progress import Reporter
+
+if TYPE_CHECKING:
+    from .summary import Summary
 
 
 class BatchReporter(Reporter):
@@ -17,13 +21,13 @@ class BatchReporter(Reporter):
     ``done`` ``{"result": summary.jsonl, "summary_csv", "ok", "skipped", "failed"}``.
     """
 
-    def __init__(self, mode, stream=None):
+    def __init__(self, mode: str, stream: TextIO | None = None) -> None:
         super().__init__(mode, stream)
         self.total = self.finished = self.frames = self.ran = 0
         self.t0 = time.monotonic()
         self.run_time = 0.0
 
-    def begin(self, total, todo, workers):
+    def begin(self, total: int, todo: int, workers: int) -> None:
         self.total, self.t0 = total, time.monotonic()
         message = f"Capturing {todo} of {total} clips on {workers} Ray worker(s)"
         if self.mode == "jsonl":
@@ -35,13 +39,13 @@ class BatchReporter(Reporter):
             self._write_stderr(message)
             self._bar = tqdm(total=total, desc="Clips", unit="clip", file=sys.stderr, dynamic_ncols=True)
 
-    def clip_event(self, clip, status, message, level="info", **extra):
+    def clip_event(self, clip: str, status: str, message: str, level: str = "info", **extra: object) -> None:
         if self.mode == "jsonl":
             self._emit(event="log", level=level, message=f"{clip}: {message}", clip=clip, status=status, **extra)
         elif self.mode == "bar" and (level == "warning" or status in ("retry",)):
             self._write_stderr(f"{'warning: ' if level == 'warning' else ''}{clip}: {message}")
 
-    def clip_finished(self, record, ran):
+    def clip_finished(self, record: dict, ran: bool) -> None:
         self.finished += 1
         self.frames += (record.get("frames") or 0) if ran else 0
         self.ran += int(ran)
@@ -56,7 +60,7 @@ class BatchReporter(Reporter):
             self._bar.set_postfix_str(f"{fps:.1f} frames/s", refresh=False)
             self._bar.update(1)
 
-    def finish(self, summary, counts):
+    def finish(self, summary: "Summary", counts: dict[str, int]) -> None:
         self._close_bar()
         if self.mode == "jsonl":
             self._emit(event="done", result=summary.jsonl, preview=None, summary_csv=summary.csv, **counts)

@@ -1,15 +1,18 @@
 """The driver: start or join Ray, make the worker actors, hand each idle one the next clip, record
 each clip as it finishes, retry a clip whose worker died."""
 
+import argparse
 import logging
 import os
 import signal
 import threading
 from collections import deque
+from types import ModuleType
 
 from engine.errors import EngineError
 
 from .clips import base_options, clip_options, collect_clips, options_hash, preview_path, result_path
+from .progress import BatchReporter
 from .stop import POLL_S, check_stop
 from .summary import Summary, clip_record, finished_result, sweep_temporaries
 from .worker import ClipWorker
@@ -18,7 +21,7 @@ RAY_VERSION = "2.60.0"  # the version requirements-dev.txt pins (and the tests r
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the checkout
 
 
-def import_ray():
+def import_ray() -> ModuleType:
     try:
         import ray
     except ImportError:
@@ -27,7 +30,9 @@ def import_ray():
     return ray
 
 
-def start_ray(ray, args):
+def start_ray(ray: ModuleType, args: argparse.Namespace) -> bool:
+    """Start Ray here or join ``--address``; False when the caller had connected it already (then
+    this batch does not shut it down)."""
     if ray.is_initialized():  # a caller (a test, a notebook) already connected us: use that
         return False
     term = signal.getsignal(signal.SIGTERM) if threading.current_thread() is threading.main_thread() else None
@@ -39,7 +44,7 @@ def start_ray(ray, args):
     return True
 
 
-def _init_ray(ray, args):
+def _init_ray(ray: ModuleType, args: argparse.Namespace) -> None:
     common = dict(include_dashboard=False, logging_level=logging.ERROR, log_to_driver=False)
     if args.address:
         try:
@@ -54,7 +59,9 @@ def _init_ray(ray, args):
         ray.init(num_cpus=args.num_cpus or os.cpu_count() or 1, object_store_memory=100 * 1024 * 1024, **common)
 
 
-def worker_count(ray, args, todo):
+def worker_count(ray: ModuleType, args: argparse.Namespace, todo: int) -> int:
+    """Worker actors to start: what the cluster's CPUs and GPUs allow per clip, at most ``todo`` and
+    ``--workers``; EngineError when not even one clip fits."""
     resources = ray.cluster_resources()
     slots = int(resources.get("CPU", 0) // args.cpus_per_clip)
     if args.gpus_per_clip > 0:
@@ -66,7 +73,9 @@ def worker_count(ray, args, todo):
     return max(1, min(slots, todo, args.workers or slots))
 
 
-def run_batch(args, reporter):
+def run_batch(args: argparse.Namespace, reporter: BatchReporter) -> dict[str, int]:
+    """The whole batch: clips collected, finished ones skipped (--resume), the rest dispatched to the
+    workers; -> counts {clips, ok, skipped, failed}."""
     out_dir = os.path.abspath(args.out)
     clips = collect_clips(args.inputs, args.recursive)
     base = base_options(args)

@@ -10,7 +10,7 @@ import time
 from engine import __version__
 from engine.atomic import atomic_path
 
-from .clips import preview_path, result_path
+from .clips import Clip, preview_path, result_path
 
 SUMMARY_JSONL = "batch_summary.jsonl"
 SUMMARY_CSV = "batch_summary.csv"
@@ -23,7 +23,7 @@ class Summary:
     """``batch_summary.jsonl`` (appended, one line per finished clip) and ``batch_summary.csv``
     (rewritten atomically: the latest line per clip)."""
 
-    def __init__(self, out_dir, resume):
+    def __init__(self, out_dir: str, resume: bool) -> None:
         self.jsonl = os.path.join(out_dir, SUMMARY_JSONL)
         self.csv = os.path.join(out_dir, SUMMARY_CSV)
         self.latest = {}
@@ -38,7 +38,8 @@ class Summary:
         elif os.path.exists(self.jsonl):
             os.unlink(self.jsonl)
 
-    def add(self, record):
+    def add(self, record: dict) -> None:
+        """Append ``record`` to the JSONL file (flushed to disk) and rewrite the CSV."""
         self.latest[record["clip"]] = record
         with open(self.jsonl, "a", encoding="utf-8") as fh:
             fh.write(json.dumps(record) + "\n")
@@ -55,7 +56,7 @@ class Summary:
                     writer.writerow(row)
 
 
-def finished_result(out_dir, clip, digest, summary):
+def finished_result(out_dir: str, clip: Clip, digest: str, summary: Summary) -> tuple[int, list] | None:
     """The clip's existing result when --resume may skip it: it validates and the summary says it
     was made with the same options. Returns (frames, hands) or None."""
     from engine import result as R
@@ -70,7 +71,7 @@ def finished_result(out_dir, clip, digest, summary):
     return res.num_frames, list(res.hands)
 
 
-def sweep_temporaries(out_dir):
+def sweep_temporaries(out_dir: str) -> None:
     """Remove the temporary files of captures that were killed (a finished result is never one)."""
     for root, _, files in os.walk(out_dir):
         for f in files:
@@ -81,7 +82,8 @@ def sweep_temporaries(out_dir):
                     pass
 
 
-def clip_record(clip, out_dir, digest, preview=False, **fields):
+def clip_record(clip: Clip, out_dir: str, digest: str, preview: bool = False, **fields: object) -> dict:
+    """A clip's summary line: ``fields`` (status, frames, ...) with its files, options digest and engine."""
     return {"clip": clip.name, "video": clip.video, **fields,
             "result": os.path.relpath(result_path(out_dir, clip), out_dir) if fields["status"] in ("ok", "skipped")
             else "",

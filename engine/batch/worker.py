@@ -4,10 +4,14 @@ exception."""
 
 import os
 import time
+from typing import TYPE_CHECKING
 
 from engine import choices as C
 from engine.errors import EngineError
 from engine.progress import Reporter
+
+if TYPE_CHECKING:  # imported in the worker, when it starts
+    from engine.capture import CaptureOptions
 
 
 class _CollectingReporter(Reporter):
@@ -26,7 +30,7 @@ class ClipWorker:
     """One worker slot (a Ray actor): the engine imported and its models loaded once, then clips
     captured one after another with ``engine.capture.capture``."""
 
-    def __init__(self, device, hands, mano_dir, prior, threads):
+    def __init__(self, device: str, hands: str, mano_dir: str | None, prior: str | None, threads: float) -> None:
         t0, c0 = time.monotonic(), time.process_time()
         import torch
 
@@ -49,7 +53,7 @@ class ClipWorker:
         self.startup_cpu_s = time.process_time() - c0
         self.clips = 0
 
-    def capture(self, video, out, options):
+    def capture(self, video: str, out: str, options: "CaptureOptions") -> dict:
         """Capture one clip -> a summary record (never raises for a bad clip: the batch goes on)."""
         import traceback
 
