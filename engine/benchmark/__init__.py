@@ -38,6 +38,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -49,6 +50,9 @@ from engine.methods import BASELINE_METHODS, evaluate_hands, stage_methods
 from .hand import SPREAD, rescaled_hand
 from .render import RENDER_SCRIPT, load_fits, render, same_scene, save_fits, wait_for_other_render
 from .report import REFERENCE, SMOOTH_SIGMA, TARGETS, mean_over_tracks, ratios, report_text
+if TYPE_CHECKING:
+    from engine.prior.model import MotionPrior
+
 from .scene import CLIPS, FPS, HELD_OUT_SOURCE, ROOT, Clip, make_clip, motion_source, pick_motions, place, pose_hand
 
 __all__ = ["CLIPS", "FPS", "HELD_OUT_SOURCE", "REFERENCE", "RENDER_SCRIPT", "ROOT", "SMOOTH_SIGMA", "SPREAD",
@@ -56,7 +60,7 @@ __all__ = ["CLIPS", "FPS", "HELD_OUT_SOURCE", "REFERENCE", "RENDER_SCRIPT", "ROO
            "place", "pose_hand", "ratios", "render", "report_text", "rescaled_hand", "run_clips"]
 
 
-def parser():
+def parser() -> argparse.ArgumentParser:
     from engine.args import Parser
 
     p = Parser(prog="python -m engine benchmark", description=__doc__,
@@ -80,9 +84,11 @@ def parser():
     return p
 
 
-def run_clips(args, clips, seqs, size, K_guess, models, prior, work):
-    """Render (or reuse) each clip (``seqs``: ``motion_source``'s sequences), run the pipeline on it and score every method against the truth.
-    Returns the hand tracks [(label, occluded, {method: metrics})] and the notes (one per clip)."""
+def run_clips(args: argparse.Namespace, clips: tuple[Clip, ...], seqs: list[dict], size: tuple[int, int],
+              K_guess: np.ndarray, models: dict, prior: "MotionPrior", work: Path) -> tuple[tuple[str, ...], list, list]:
+    """Render (or reuse) each clip (``seqs``: ``motion_source``'s sequences), run the pipeline on it and
+    score every method against the truth. Returns the methods scored, the hand tracks [(label,
+    occluded, {method: metrics})] and the notes (one per clip)."""
     from scipy.ndimage import gaussian_filter1d
 
     from engine.metrics import all_metrics
@@ -134,7 +140,7 @@ def run_clips(args, clips, seqs, size, K_guess, models, prior, work):
     return methods, tracks, notes
 
 
-def main(argv=None):
+def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(sys.argv[1:] if argv is None else argv)
     import torch
 

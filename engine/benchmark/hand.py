@@ -1,13 +1,18 @@
 """The benchmark's truth is not the fitted model: the open default hand with other proportions."""
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from engine.joints import FINGERTIP_PARENT_MANO
 
+if TYPE_CHECKING:  # torch is imported when the hand is made
+    from engine.hand_model import HandModel
+
 SPREAD = 0.15  # finger segment lengths within +-15 % of the default hand's
 
 
-def rescaled_hand(rng, spread=SPREAD):
+def rescaled_hand(rng: np.random.Generator, spread: float = SPREAD) -> tuple["HandModel", dict]:
     """The open default right hand with other proportions (see the module docstring, item 1).
 
     Returns the hand (an ``engine.hand_model.HandModel``, posed like any other, betas zero) and a

@@ -18,7 +18,7 @@ from .scene import ROOT
 RENDER_SCRIPT = ROOT / "benchmarks" / "render_gt.py"
 
 
-def same_scene(path, scene):
+def same_scene(path: Path, scene: dict) -> bool:
     """Whether the scene file at ``path`` holds ``scene`` (the clip there was rendered from it)."""
     if not path.is_file():
         return False
@@ -27,7 +27,7 @@ def same_scene(path, scene):
             d[k].shape == np.shape(v) and np.allclose(d[k], v, atol=1e-6) for k, v in scene.items())
 
 
-def wait_for_other_render(video_path):
+def wait_for_other_render(video_path: Path) -> None:
     """Another benchmark process rendering into the same --workdir (its pid in VIDEO.lock): wait for it."""
     lock = Path(f"{video_path}.lock")
     while not video_path.is_file() and lock.is_file():
@@ -40,7 +40,8 @@ def wait_for_other_render(video_path):
         time.sleep(5.0)
 
 
-def save_fits(path, results):
+def save_fits(path: Path, results: dict) -> None:
+    """{side: (joints {method: (T,21,3)} or None, share of frames detected)} -> ``path`` (.npz)."""
     arrays = {}
     for side, (joints, detected) in results.items():
         arrays[f"{side}/detected"] = np.array(detected)
@@ -49,7 +50,8 @@ def save_fits(path, results):
     save_npz(path, arrays, ".hmp-fits-")
 
 
-def load_fits(path, sides):
+def load_fits(path: Path, sides: tuple[str, ...]) -> dict:
+    """What ``save_fits`` wrote, for ``sides``."""
     with np.load(path) as d:
         out = {}
         for side in sides:
@@ -58,7 +60,9 @@ def load_fits(path, sides):
     return out
 
 
-def render(scene_npz, video_path):
+def render(scene_npz: Path, video_path: Path) -> None:
+    """Render the scene file (``make_clip``'s scene) to ``video_path`` with Blender in a subprocess; the
+    video appears whole or not at all; EngineError when bpy is missing or the render fails."""
     import importlib.util
 
     if importlib.util.find_spec("bpy") is None:  # looked up, never imported: rendering is a subprocess

@@ -1,6 +1,8 @@
 """The benchmark's report: means over hand tracks, the ratios to the per-frame estimate against issue
 11's targets, and the markdown page (docs/benchmark_gt.md)."""
 
+from collections.abc import Callable
+
 import numpy as np
 
 from engine.methods import table
@@ -14,7 +16,7 @@ TARGETS = {("stage II", "PA-MPJPE"): 0.8, ("stage II", "RA-MPJPE"): 1.0, ("stage
            ("stage II", "RA-ACC"): 0.3, ("stage II", "wrist acc."): 0.4, ("stage I", "wrist acc."): 0.6}
 
 
-def ratios(rows):
+def ratios(rows: dict[str, dict[str, float]]) -> tuple[list[str], list[str]]:
     """Lines: stage I and stage II over the per-frame estimate, each metric, and issue 11's targets."""
     from engine.metrics import METRICS
 
@@ -35,7 +37,8 @@ def ratios(rows):
     return lines, verdict
 
 
-def mean_over_tracks(tracks, methods, use=lambda occluded: True):
+def mean_over_tracks(tracks: list[tuple[str, bool, dict]], methods: tuple[str, ...],
+                     use: Callable[[bool], bool] = lambda occluded: True) -> dict[str, dict[str, float]]:
     """{method: {metric: mean}} over the hand tracks ``(label, occluded, rows)`` that ``use`` keeps."""
     from engine.metrics import METRICS
 
@@ -43,7 +46,8 @@ def mean_over_tracks(tracks, methods, use=lambda occluded: True):
     return {m: {k: float(np.mean([r[m][k] for r in sel])) for k in METRICS} for m in methods + (REFERENCE,)}
 
 
-def report_text(header, tracks, notes, methods):
+def report_text(header: list[str], tracks: list[tuple[str, bool, dict]], notes: list[str],
+                methods: tuple[str, ...]) -> str:
     """The markdown page: ``header`` (paragraphs before the notes), each clip's notes, the mean table
     over all hand tracks, the ratios and targets, the occlusion subset, then one table per track."""
     everything = mean_over_tracks(tracks, methods)

@@ -4,6 +4,7 @@ image and in depth; ``make_clip`` -> the scene for ``benchmarks/render_gt.py`` a
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -11,6 +12,9 @@ from engine.camera import project
 from engine.errors import EngineError
 
 from .hand import rescaled_hand
+
+if TYPE_CHECKING:
+    from engine.hand_model import HandModel
 
 ROOT = Path(__file__).resolve().parents[2]
 HELD_OUT_SOURCE = ROOT / "benchmarks" / "data" / "leap_javascript_v2.npz"
@@ -40,7 +44,7 @@ CLIPS = (
 
 
 
-def motion_source(path=None):
+def motion_source(path: str | Path | None = None) -> tuple[str, list[dict]]:
     """(description, sequences at 30 fps): ``path``, else the held-out source file when present,
     else the prior's held-out takes."""
     from engine.prior.data import load_sequences, resample, split_by_take
@@ -68,7 +72,7 @@ def motion_source(path=None):
     return what, out
 
 
-def pick_motions(seqs, n, T):
+def pick_motions(seqs: list[dict], n: int, T: int) -> list[tuple[str, np.ndarray, np.ndarray]]:
     """n (name, hand_pose (T,45), global_orient (T,3)) stretches, longest sequences first; a sequence
     used k times gives k stretches spread over its length; one shorter than T plays forwards then back."""
     pool = sorted(seqs, key=lambda s: -len(s["hand_pose"]))
@@ -107,7 +111,7 @@ def _view_matrix(view):
     raise ValueError(f"unknown view {view!r}")
 
 
-def pose_hand(hand, motion, view, side):
+def pose_hand(hand: "HandModel", motion: tuple, view: str, side: str) -> tuple[np.ndarray, np.ndarray]:
     """Posed vertices (T,V,3) and keypoints (T,21,3) of ``hand`` (a right hand) doing ``motion``, in
     camera orientation about the wrist's rest position; ``side`` left mirrors both (x -> -x)."""
     import roma
@@ -135,7 +139,9 @@ def _wave(rng, T):
     return w / np.abs(w).max()
 
 
-def place(kps, rng, K, size, centres_x=(0.0,), lateral=0.10, depth=(0.35, 0.70), margin=8.0):
+def place(kps: list[np.ndarray], rng: np.random.Generator, K: np.ndarray, size: tuple[int, int],
+          centres_x: tuple[float, ...] = (0.0,), lateral: float = 0.10, depth: tuple[float, float] = (0.35, 0.70),
+          margin: float = 8.0) -> tuple[list[np.ndarray], tuple[float, float, float]]:
     """Smooth random paths for the hands' palm centres (each kps[i] (T,21,3) about the origin):
     lateral +-``lateral`` m about ``centres_x`` (x) and 0, and a depth curve inside ``depth``, all
     hands at the same depth; the lateral swing shrinks (and the near end of the depth recedes) until
@@ -163,7 +169,8 @@ def place(kps, rng, K, size, centres_x=(0.0,), lateral=0.10, depth=(0.35, 0.70),
     raise EngineError("cannot fit the rendered hand(s) in the image: a wider field of view or a smaller hand")
 
 
-def make_clip(clip, motions, T, size, seed):
+def make_clip(clip: Clip, motions: list[tuple], T: int, size: tuple[int, int],
+              seed: int) -> tuple[dict, dict[str, np.ndarray], np.ndarray, str]:
     """One clip's scene (dict for render_gt.py) and truth: {side: keypoints (T,21,3)}, K_true, notes."""
     from engine.video import guess_intrinsics
 
