@@ -4,6 +4,8 @@
 
 import argparse
 import math
+from collections.abc import Callable
+from typing import NoReturn
 
 from engine.errors import EngineError
 
@@ -11,7 +13,7 @@ from engine.errors import EngineError
 class Parser(argparse.ArgumentParser):
     """argparse that raises EngineError instead of printing usage and exiting."""
 
-    def error(self, message):
+    def error(self, message: str) -> NoReturn:
         raise EngineError(f"{message} (see '{self.prog} --help')")
 
 
@@ -26,7 +28,8 @@ def intrinsics(text: str) -> list[float]:
     return values
 
 
-def number(kind: type, low: float = None, high: float = None, what: str = "a number", above: bool = False):
+def number(kind: type, low: float | None = None, high: float | None = None, what: str = "a number",
+           above: bool = False) -> Callable[[str], float]:
     """An argparse type: ``kind`` (int or float), finite, ``low <= x <= high`` (``low < x`` with ``above``)."""
     def parse(text):
         try:

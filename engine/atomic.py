@@ -20,16 +20,17 @@ import os
 import socket
 import tempfile
 import time
+from collections.abc import Iterator
 
 
-def default_mode():
+def default_mode() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return 0o666 & ~mask
 
 
 @contextlib.contextmanager
-def atomic_path(path, prefix: str, suffix: str, *, clean_stale: bool = True):
+def atomic_path(path: str | os.PathLike, prefix: str, suffix: str, *, clean_stale: bool = True) -> Iterator[str]:
     """Yield a temporary file name beside ``path`` (``temp_file``, already created, empty); when the
     block ends normally it is published to ``path``, on any exception (KeyboardInterrupt included)
     it is removed. ``clean_stale``: first remove the temporary files (same prefix and suffix) that
@@ -47,7 +48,24 @@ def atomic_path(path, prefix: str, suffix: str, *, clean_stale: bool = True):
         raise
 
 
-def publish(tmp, path) -> None:
+def write_text(path: str | os.PathLike, text: str, prefix: str = ".hmp-text-") -> None:
+    """Write ``text`` (utf-8) to ``path`` through ``atomic_path``: a reader sees the old file or the new."""
+    suffix = os.path.splitext(os.fspath(path))[1] or ".txt"
+    with atomic_path(path, prefix, suffix) as tmp:
+        with open(tmp, "w", encoding="utf-8") as fh:
+            fh.write(text)
+
+
+def save_npz(path: str | os.PathLike, arrays: dict, prefix: str = ".hmp-npz-") -> None:
+    """``np.savez`` of ``arrays`` to ``path`` (.npz) through ``atomic_path`` (numpy imported here only)."""
+    import numpy as np
+
+    with atomic_path(path, prefix, ".npz") as tmp:
+        with open(tmp, "wb") as fh:
+            np.savez(fh, **arrays)
+
+
+def publish(tmp: str, path: str | os.PathLike) -> None:
     """Give ``tmp`` ordinary file permissions and move it to ``path`` (atomic on one filesystem)."""
     os.chmod(tmp, default_mode())
     os.replace(tmp, path)
@@ -67,14 +85,14 @@ def _host():
     return "".join(c if c.isalnum() or c == "-" else "-" for c in socket.gethostname())[:40] or "host"
 
 
-def temp_file(directory, prefix: str, suffix: str) -> tuple:
+def temp_file(directory: str | os.PathLike, prefix: str, suffix: str) -> tuple[int, str]:
     """``tempfile.mkstemp`` in ``directory`` with the writer's host and pid in the name -> (fd, path)."""
     fd, path = tempfile.mkstemp(prefix=f"{prefix}{_host()}.{os.getpid()}.", suffix=suffix, dir=directory)
     _OWN.add(path)
     return fd, path
 
 
-def discard(path) -> None:
+def discard(path: str) -> None:
     """Remove a temporary file (if still there) and forget it."""
     _OWN.discard(path)
     try:
@@ -83,7 +101,7 @@ def discard(path) -> None:
         pass
 
 
-def remove_own():
+def remove_own() -> None:
     """Remove every temporary file this process still has (at exit, on SIGTERM, before ``os._exit``)."""
     for path in list(_OWN):
         try:
@@ -103,7 +121,7 @@ def process_alive(pid: int) -> bool:
     return True
 
 
-def remove_stale(directory, prefix: str, suffix: str, max_age_s: float = STALE_AGE_S) -> list:
+def remove_stale(directory: str | os.PathLike, prefix: str, suffix: str, max_age_s: float = STALE_AGE_S) -> list[str]:
     """Remove temporary files (``prefix``...``suffix``) in ``directory`` whose writer on this host no longer
     runs, and any older than ``max_age_s``. Returns the names removed; never raises."""
     removed = []

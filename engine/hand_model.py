@@ -54,8 +54,9 @@ class HandOutput:
     keypoints: torch.Tensor  # (B,21,3) MediaPipe order
 
 
-def mirror_pose(rotvecs):
-    """Axis-angle rotations of one side -> the mirrored side (mirror x): (x, y, z) -> (x, -y, -z)."""
+def mirror_pose(rotvecs: torch.Tensor) -> torch.Tensor:
+    """Axis-angle rotations (...,3k) of one side -> the mirrored side's, same shape (mirror x): each
+    (x, y, z) -> (x, -y, -z)."""
     sign = torch.tensor([1.0, -1.0, -1.0], dtype=rotvecs.dtype, device=rotvecs.device)
     return (rotvecs.reshape(*rotvecs.shape[:-1], -1, 3) * sign).reshape(rotvecs.shape)
 
@@ -63,8 +64,13 @@ def mirror_pose(rotvecs):
 class HandModel(torch.nn.Module):
     """A skinned hand with MANO's 16-joint kinematic tree (see module docstring)."""
 
-    def __init__(self, name, side, v_template, faces, weights, shapedirs, parents, tip_ids,
-                 j_template=None, j_shapedirs=None, j_regressor=None, posedirs=None):
+    def __init__(self, name: str, side: str, v_template: np.ndarray, faces: np.ndarray, weights: np.ndarray,
+                 shapedirs: np.ndarray, parents: np.ndarray, tip_ids: np.ndarray, j_template: np.ndarray | None = None,
+                 j_shapedirs: np.ndarray | None = None, j_regressor: np.ndarray | None = None,
+                 posedirs: np.ndarray | None = None) -> None:
+        """v_template (V,3), faces (F,3), weights (V,16) skinning, shapedirs (V,3,10), parents (16,),
+        tip_ids (5,) fingertip vertices; joints from j_template (16,3) + j_shapedirs (16,3,10), or
+        MANO's j_regressor (16,V); posedirs (135, 3V) MANO's pose correctives (None: none)."""
         super().__init__()
         self.name, self.side = name, side
         f32 = lambda a: torch.as_tensor(np.asarray(a), dtype=torch.float32)
@@ -84,7 +90,7 @@ class HandModel(torch.nn.Module):
         self.num_betas = NUM_BETAS
 
     @property
-    def device(self):
+    def device(self) -> torch.device:
         return self.v_template.device
 
     def _betas(self, betas, B):
@@ -93,7 +99,7 @@ class HandModel(torch.nn.Module):
             betas = betas[None].expand(B, -1)
         return betas
 
-    def shaped(self, betas):
+    def shaped(self, betas: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """betas (B,10) -> rest vertices (B,V,3) and rest joints (B,16,3)."""
         v = self.v_template + blend_shapes(betas, self.shapedirs)
         if self.has_regressor:
@@ -102,7 +108,7 @@ class HandModel(torch.nn.Module):
             j = self.j_template + blend_shapes(betas, self.j_shapedirs)
         return v, j
 
-    def rest_joints(self, betas):
+    def rest_joints(self, betas: torch.Tensor | np.ndarray) -> torch.Tensor:
         """(B,10) or (10,) -> (B,16,3) joints at zero pose, no translation."""
         betas = self._betas(betas, 1)
         return self.shaped(betas)[1]
@@ -127,7 +133,8 @@ class HandModel(torch.nn.Module):
                 getattr(self, name).mul_(factor)
         return self
 
-    def forward(self, global_orient, hand_pose, betas, transl=None, vertices=True):
+    def forward(self, global_orient: torch.Tensor, hand_pose: torch.Tensor, betas: torch.Tensor,
+                transl: torch.Tensor | None = None, vertices: bool = True) -> "HandOutput":
         """Pose the hand. ``vertices=False`` skins only the 5 fingertip vertices (out.vertices is
         None): the same joints and keypoints, several times faster, for fitting."""
         B = global_orient.shape[0]
@@ -205,7 +212,8 @@ def _mano(side, mano_dir):
                      J.MANO_FINGERTIP_VERTEX_IDS, j_regressor=mano.J_regressor, posedirs=mano.posedirs)
 
 
-def load_hand_model(side="right", mano_dir=None, device="cpu", hand_size=None):
+def load_hand_model(side: str = "right", mano_dir: str | os.PathLike | None = None, device: str = "cpu",
+                    hand_size: float | None = None) -> HandModel:
     """The hand model for ``side``: MANO when a folder is given (or $HMP_MANO_DIR), else the default;
     scaled to ``hand_size`` (metres, wrist to middle-finger knuckle: ``HandModel.scale_to``) when given."""
     if side not in SIDES:

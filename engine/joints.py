@@ -62,7 +62,7 @@ MEDIAPIPE_TO_MANO = np.full(NUM_KEYPOINTS, -1, dtype=np.int64)
 MEDIAPIPE_TO_MANO[MANO_TO_MEDIAPIPE] = np.arange(NUM_MANO_JOINTS)
 
 
-def mano_to_mediapipe(joints16, tips5):
+def mano_to_mediapipe(joints16: np.ndarray, tips5: np.ndarray) -> np.ndarray:
     """Assemble the 21 MediaPipe-order keypoints from MANO joints and fingertips.
 
     joints16: (..., 16, 3) in MANO order; tips5: (..., 5, 3) thumb..pinky.

@@ -6,7 +6,15 @@
     # joints: {method: (T,21,3) m camera frame} or None; detected: fraction of frames detected
 """
 
+import os
+from typing import TYPE_CHECKING
+
 import numpy as np
+
+if TYPE_CHECKING:  # for the hints only: these load torch and MediaPipe
+    from engine.hand_model import HandModel
+    from engine.keypoints import HandTrack
+    from engine.prior.model import MotionPrior
 
 BASELINE_METHODS = ("per-frame", "+ SLERP", "+ One Euro")
 
@@ -25,7 +33,8 @@ def stage_methods() -> list:
 METHODS = BASELINE_METHODS + ("stage I", "stage II", "stage II, prior rotation", "stage II, free rotation")
 
 
-def fit_methods(model, track, K: np.ndarray, fps: float, prior, quality: str) -> dict:
+def fit_methods(model: "HandModel", track: "HandTrack", K: np.ndarray, fps: float, prior: "MotionPrior",
+                quality: str) -> dict:
     """{method: joints (T,21,3)} of one detected hand: the per-frame estimate, its baselines and the
     fits of ``stage_methods()``."""
     from engine.capture import QUALITY_PRESETS
@@ -58,7 +67,8 @@ def _detect(video, sides, quality: str) -> dict:
                         options=KeypointOptions(views=QUALITY_PRESETS[quality]["views"], use_cache=False))
 
 
-def evaluate_hands(video_path, sides, K: np.ndarray, models: dict, prior, quality: str) -> dict:
+def evaluate_hands(video_path: str | os.PathLike, sides: tuple[str, ...], K: np.ndarray, models: dict,
+                   prior: "MotionPrior", quality: str) -> dict:
     """{side: ({method: joints (T,21,3)} or None, fraction of frames detected)} for one clip, run
     as a capture with --hands <the clip's hands> and the (guessed) intrinsics K."""
     from engine.video import open_video
@@ -75,7 +85,8 @@ def evaluate_hands(video_path, sides, K: np.ndarray, models: dict, prior, qualit
     return out
 
 
-def evaluate_clip(video_path, gt, K: np.ndarray, model, prior, quality: str, device, side: str = "right") -> tuple:
+def evaluate_clip(video_path: str | os.PathLike, gt: np.ndarray, K: np.ndarray, model: "HandModel",
+                  prior: "MotionPrior", quality: str, device: str, side: str = "right") -> tuple:
     """One hand of a clip with known intrinsics K (engine.evaluate's datasets): ({method: joints
     (T,21,3)} or None, fraction of frames detected). ``gt`` and ``device`` are not used (the model
     is already on its device)."""

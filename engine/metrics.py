@@ -1,4 +1,4 @@
-"""Joint-error metrics of HMP_METHOD.md section 4 (lower is better; millimetres).
+"""Joint-error metrics of docs/method.md section 7 (lower is better; millimetres).
 
 All take ``pred`` and ``gt`` of shape (T, J, 3) in metres (any consistent joint order with the root,
 the wrist, at index ``root``) and return millimetres:
@@ -24,18 +24,19 @@ consecutive valid frames).
 """
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from engine.camera import project
 
 
-def _check(pred, gt):
+def _check(pred: ArrayLike, gt: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
     pred, gt = np.asarray(pred, np.float64), np.asarray(gt, np.float64)
     if pred.shape != gt.shape or pred.ndim != 3 or pred.shape[-1] != 3:
         raise ValueError(f"pred and gt must both be (T,J,3), got {pred.shape} and {gt.shape}")
     return pred, gt
 
 
-def procrustes_align(pred, gt):
+def procrustes_align(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
     """Per frame, s R pred + t closest to gt (Umeyama). pred, gt (T,J,3) -> aligned (T,J,3)."""
     mp, mg = pred.mean(1, keepdims=True), gt.mean(1, keepdims=True)
     X, Y = pred - mp, gt - mg
@@ -50,25 +51,30 @@ def procrustes_align(pred, gt):
     return s[:, None, None] * np.einsum("tik,tjk->tji", R, X) + mg
 
 
-def pa_mpjpe(pred, gt, valid=None):
+def pa_mpjpe(pred: ArrayLike, gt: ArrayLike, valid: ArrayLike | None = None) -> float:
+    """PA-MPJPE (mm) of pred, gt (T,J,3) m over the frames ``valid`` (T,) bool (all when None)."""
     pred, gt = _check(pred, gt)
     if valid is not None:
         pred, gt = pred[valid], gt[valid]
     return float(np.linalg.norm(procrustes_align(pred, gt) - gt, axis=-1).mean() * 1000)
 
 
-def root_align(x, root=0):
+def root_align(x: np.ndarray, root: int = 0) -> np.ndarray:
+    """(T,J,3) -> (T,J,3) with joint ``root`` moved to the origin in every frame."""
     return x - x[:, root:root + 1]
 
 
-def ra_mpjpe(pred, gt, valid=None, root=0):
+def ra_mpjpe(pred: ArrayLike, gt: ArrayLike, valid: ArrayLike | None = None, root: int = 0) -> float:
+    """RA-MPJPE (mm) of pred, gt (T,J,3) m over the frames ``valid`` (T,) bool (all when None)."""
     pred, gt = _check(pred, gt)
     if valid is not None:
         pred, gt = pred[valid], gt[valid]
     return float(np.linalg.norm(root_align(pred, root) - root_align(gt, root), axis=-1).mean() * 1000)
 
 
-def ra_acc(pred, gt, valid=None, root=0):
+def ra_acc(pred: ArrayLike, gt: ArrayLike, valid: ArrayLike | None = None, root: int = 0) -> float:
+    """RA-ACC (mm/frame^2) of pred, gt (T,J,3) m over the triples of consecutive ``valid`` (T,) frames;
+    NaN when there is none."""
     pred, gt = _check(pred, gt)
     p, g = root_align(pred, root), root_align(gt, root)
     acc_p = p[2:] - 2 * p[1:-1] + p[:-2]
@@ -82,7 +88,7 @@ def ra_acc(pred, gt, valid=None, root=0):
     return float(err.mean() * 1000)
 
 
-def _acc_error(p, g, valid):
+def _acc_error(p: np.ndarray, g: np.ndarray, valid: ArrayLike | None) -> np.ndarray:
     """||second difference of p - that of g||, (T,J,3) each -> (n,J) over valid triples."""
     err = np.linalg.norm((p[2:] - 2 * p[1:-1] + p[:-2]) - (g[2:] - 2 * g[1:-1] + g[:-2]), axis=-1)
     if valid is not None:
@@ -91,25 +97,29 @@ def _acc_error(p, g, valid):
     return err
 
 
-def cam_mpjpe(pred, gt, valid=None):
+def cam_mpjpe(pred: ArrayLike, gt: ArrayLike, valid: ArrayLike | None = None) -> float:
+    """Camera-space MPJPE (mm) of pred, gt (T,J,3) m, no alignment, over the frames ``valid`` (T,)."""
     pred, gt = _check(pred, gt)
     if valid is not None:
         pred, gt = pred[valid], gt[valid]
     return float(np.linalg.norm(pred - gt, axis=-1).mean() * 1000)
 
 
-def wrist_error(pred, gt, valid=None, root=0):
+def wrist_error(pred: ArrayLike, gt: ArrayLike, valid: ArrayLike | None = None, root: int = 0) -> float:
+    """Mean camera-space error (mm) of joint ``root`` of pred, gt (T,J,3) m over the frames ``valid``."""
     pred, gt = _check(pred, gt)
     return cam_mpjpe(pred[:, root:root + 1], gt[:, root:root + 1], valid)
 
 
-def wrist_acc(pred, gt, valid=None, root=0):
+def wrist_acc(pred: ArrayLike, gt: ArrayLike, valid: ArrayLike | None = None, root: int = 0) -> float:
+    """Acceleration error (mm/frame^2) of joint ``root``'s camera-space path, pred, gt (T,J,3) m, over
+    the triples of consecutive ``valid`` frames; NaN when there is none."""
     pred, gt = _check(pred, gt)
     err = _acc_error(pred[:, root:root + 1], gt[:, root:root + 1], valid)
     return float(err.mean() * 1000) if err.size else float("nan")
 
 
-def _project(points, K):
+def _project(points: np.ndarray, K: ArrayLike) -> np.ndarray:
     K = np.asarray(K, np.float64)
     if K.shape != (3, 3):
         raise ValueError(f"K must be (3,3), got {K.shape}")
@@ -119,8 +129,9 @@ def _project(points, K):
     return project(points, K)
 
 
-def error_2d(pred, gt, K, valid=None, K_gt=None):
-    """Mean pixel distance: pred projected with K, gt with K_gt (default K)."""
+def error_2d(pred: ArrayLike, gt: ArrayLike, K: ArrayLike, valid: ArrayLike | None = None,
+             K_gt: ArrayLike | None = None) -> float:
+    """Mean pixel distance: pred (T,J,3) m projected with K (3,3), gt (T,J,3) m with K_gt (default K)."""
     pred, gt = _check(pred, gt)
     if valid is not None:
         pred, gt = pred[valid], gt[valid]
@@ -131,9 +142,10 @@ def error_2d(pred, gt, K, valid=None, K_gt=None):
 METRICS = ("PA-MPJPE", "RA-MPJPE", "RA-ACC", "camera MPJPE", "wrist", "wrist acc.", "2D (px)")
 
 
-def all_metrics(pred, gt, valid=None, root=0, K=None, K_gt=None):
-    """The three root-aligned metrics; with ``K`` also the camera-space ones and the 2D error
-    (keys as in ``METRICS``)."""
+def all_metrics(pred: ArrayLike, gt: ArrayLike, valid: ArrayLike | None = None, root: int = 0,
+                K: ArrayLike | None = None, K_gt: ArrayLike | None = None) -> dict[str, float]:
+    """pred, gt (T,J,3) m -> {metric: value}: the three root-aligned metrics; with ``K`` (3,3) also the
+    camera-space ones and the 2D error (keys as in ``METRICS``; mm, mm/frame^2, px)."""
     out = {"PA-MPJPE": pa_mpjpe(pred, gt, valid), "RA-MPJPE": ra_mpjpe(pred, gt, valid, root),
            "RA-ACC": ra_acc(pred, gt, valid, root)}
     if K is not None:

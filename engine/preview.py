@@ -6,6 +6,7 @@ finger. Frames where a hand is absent show nothing for it. Written atomically (t
 """
 
 import os
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -15,14 +16,21 @@ from engine.camera import project
 from engine.errors import EngineError
 from engine.joints import MEDIAPIPE_PARENTS
 
+if TYPE_CHECKING:
+    from engine.progress import Reporter
+    from engine.video import Video
+
 MAX_WIDTH = 1280  # previews of larger videos are scaled down
 # BGR colour per finger (thumb, index, middle, ring, pinky), per MediaPipe keypoint
 FINGER_BGR = [(0, 140, 255), (60, 220, 60), (255, 160, 0), (220, 60, 220), (60, 60, 255)]
 KEYPOINT_FINGER = [0] + [f for f in range(5) for _ in range(4)]
 
 
-def draw_hand(canvas, joints_px, keypoints_px, confidence, source, scale=1.0):
-    """Draw one hand on a BGR uint8 image (in place). Arrays in original-video pixels."""
+def draw_hand(canvas: np.ndarray, joints_px: np.ndarray, keypoints_px: np.ndarray, confidence: np.ndarray,
+              source: int, scale: float = 1.0) -> np.ndarray:
+    """Draw one hand on a BGR uint8 image (H,W,3) (in place; returned): the fit's joints_px (21,2), the
+    keypoints_px (21,2) with their confidence (21,), in original-video pixels; ``source`` the frame's
+    keypoint source code."""
     import cv2
 
     thick = max(1, int(round(3 * scale)))
@@ -42,7 +50,8 @@ def draw_hand(canvas, joints_px, keypoints_px, confidence, source, scale=1.0):
     return canvas
 
 
-def write_preview(video, result, path, reporter=None):
+def write_preview(video: "Video", result: R.Result, path: str | os.PathLike,
+                  reporter: "Reporter | None" = None) -> str:
     """Render the overlay of ``result`` (an engine.result.Result) over ``video`` into ``path`` (.mp4)."""
     import cv2
 

@@ -25,6 +25,7 @@ With ``--progress bar`` (the default at a terminal) humans get a tqdm bar on std
 
 import json
 import sys
+from typing import TextIO
 
 from .choices import BATCH_STAGE, CAPTURE_STAGES, PROGRESS_MODES, TRAIN_STAGES  # relative: also imported inside the add-on
 
@@ -37,7 +38,7 @@ class ProtocolError(ValueError):
     """A line from the engine is not a valid progress event."""
 
 
-def parse_line(line):
+def parse_line(line: str) -> dict:
     """Parse one line of engine output into an event dict; raises ``ProtocolError`` on garbage."""
     line = line.strip()
     if not line:
@@ -58,7 +59,7 @@ def parse_line(line):
     return event
 
 
-def fraction(event):
+def fraction(event: dict) -> float | None:
     """Fraction in [0, 1] of a progress event's stage, or None when the total is unknown."""
     total = event.get("total")
     if not total:
@@ -73,7 +74,7 @@ class Reporter:
     ``reporter.log(msg)``, ``reporter.warn(msg)``, ``reporter.done(path)``, ``reporter.error(msg)``.
     """
 
-    def __init__(self, mode="bar", stream=None, min_interval=0.1):
+    def __init__(self, mode: str = "bar", stream: TextIO | None = None, min_interval: float = 0.1) -> None:
         if mode not in PROGRESS_MODES:
             raise ValueError(f"unknown progress mode {mode!r} (bar, jsonl or quiet)")
         self.mode = mode
@@ -89,11 +90,11 @@ class Reporter:
         self.stream.write(json.dumps(event) + "\n")
         self.stream.flush()
 
-    def start(self, command, engine_version):
+    def start(self, command: str, engine_version: str) -> None:
         if self.mode == "jsonl":
             self._emit(event="start", protocol=PROTOCOL_VERSION, command=command, engine_version=engine_version)
 
-    def stage(self, name, message, total=None):
+    def stage(self, name: str, message: str, total: int | None = None) -> None:
         if name not in STAGES:
             raise ValueError(f"unknown progress stage {name!r} (engine.choices: {', '.join(STAGES)})")
         self._close_bar()
@@ -106,7 +107,7 @@ class Reporter:
 
             self._bar = tqdm(total=total, desc=message, unit="it", file=sys.stderr, leave=True, dynamic_ncols=True)
 
-    def advance(self, n=1):
+    def advance(self, n: int = 1) -> None:
         import time
 
         self._done += n
@@ -119,23 +120,23 @@ class Reporter:
         elif self._bar is not None:
             self._bar.update(n)
 
-    def log(self, message, level="info"):
+    def log(self, message: str, level: str = "info") -> None:
         if self.mode == "jsonl":
             self._emit(event="log", level=level, message=message)
         elif self.mode == "bar":
             self._write_stderr(("warning: " if level == "warning" else "") + message)
 
-    def warn(self, message):
+    def warn(self, message: str) -> None:
         self.log(message, level="warning")
 
-    def done(self, result, preview=None):
+    def done(self, result: str, preview: str | None = None) -> None:
         self._close_bar()
         if self.mode == "jsonl":
             self._emit(event="done", result=result, preview=preview)
         elif self.mode == "bar":
             self._write_stderr(f"result written to {result}" + (f", preview {preview}" if preview else ""))
 
-    def error(self, message):
+    def error(self, message: str) -> None:
         self._close_bar()
         if self.mode == "jsonl":
             self._emit(event="error", message=message)

@@ -19,6 +19,7 @@ and passing the three results: the table prints each beside the first as a ratio
 """
 
 import argparse
+import os
 import sys
 
 import numpy as np
@@ -37,7 +38,8 @@ def _acc_norm(x):
     return np.linalg.norm(x[2:] - 2 * x[1:-1] + x[:-2], axis=-1)
 
 
-def hand_report(joints, keypoints_2d, confidence, source, valid, K):
+def hand_report(joints: np.ndarray, keypoints_2d: np.ndarray, confidence: np.ndarray, source: np.ndarray,
+                valid: np.ndarray, K: np.ndarray) -> dict:
     """Figures for one hand of one result.
 
     joints (T,21,3) m camera frame; keypoints_2d (T,21,2) px; confidence (T,21); source (T,) uint8;
@@ -81,7 +83,7 @@ def hand_report(joints, keypoints_2d, confidence, source, valid, K):
     }
 
 
-def result_report(path):
+def result_report(path: str | os.PathLike) -> tuple[int, dict[str, dict]]:
     """{side: figures} for every hand of a result file (see ``hand_report``), plus the stages run."""
     res = R.read(path)
     out = {}
@@ -101,7 +103,7 @@ COLUMNS = (("dist_px", "to detections px"), ("tips_px", "tips px"), ("wrist_px",
            ("wrist_acc_mm", "wrist acc mm/f^2"), ("rr_acc_mm", "root-rel. acc mm/f^2"))
 
 
-def table(rows):
+def table(rows: list[tuple[str, dict]]) -> str:
     """rows: list of (label, figures) -> a markdown table; ratios to the first row in brackets."""
     head = "| | " + " | ".join(name for _, name in COLUMNS) + " | frames detected |"
     lines = [head, "|---" * (len(COLUMNS) + 2) + "|"]
@@ -119,7 +121,7 @@ def table(rows):
     return "\n".join(lines)
 
 
-def main(argv=None):
+def main(argv: list[str] | None = None) -> int:
     from engine.args import Parser
 
     p = Parser(prog="python -m engine report", description=__doc__,

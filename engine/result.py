@@ -134,18 +134,18 @@ class HandResult(dict):
     """One hand's arrays, keyed by the names of ``HAND_FIELDS`` (and ``MESH_FIELDS`` if present)."""
 
     @property
-    def num_frames(self):
+    def num_frames(self) -> int:
         return int(self["valid"].shape[0])
 
     @property
-    def has_mesh(self):
+    def has_mesh(self) -> bool:
         return "rest_vertices" in self
 
 
 class Result:
     """A validated result: clip-level fields as attributes-by-key, and ``hands[side]``."""
 
-    def __init__(self, clip, hands):
+    def __init__(self, clip: dict, hands: dict[str, HandResult]) -> None:
         self.clip = clip  # dict of clip-level arrays / python scalars
         self.hands = hands  # dict side -> HandResult
 
@@ -153,14 +153,14 @@ class Result:
         return self.clip[key]
 
     @property
-    def num_frames(self):
+    def num_frames(self) -> int:
         return int(self.clip["frame_ids"].shape[0])
 
     @property
-    def fps(self):
+    def fps(self) -> float:
         return float(self.clip["fps"])
 
-    def to_arrays(self):
+    def to_arrays(self) -> dict[str, np.ndarray]:
         """Flatten into the ``{key: array}`` layout of the file."""
         out = {}
         for key, value in self.clip.items():
@@ -231,7 +231,7 @@ def _check_ranges(clip):
 OPTIONAL_CLIP_FIELDS = ("frame_times", "hand_size")
 
 
-def known_keys(names):
+def known_keys(names: list[str]) -> list[str]:
     """The entries of an archive that schema v1 reads (others are never decompressed)."""
     fields = set(CLIP_FIELDS) | set(OPTIONAL_CLIP_FIELDS)
     per_hand = set(HAND_FIELDS) | set(MESH_FIELDS) | set(KEYPOINT_COUNTS)
@@ -239,7 +239,7 @@ def known_keys(names):
                                                  and n.split("/")[1] in per_hand)]
 
 
-def validate(arrays):
+def validate(arrays: dict) -> Result:
     """Check a ``{key: array}`` mapping against schema v1 and return a ``Result``.
 
     Raises ``ResultError`` naming the first problem found.
@@ -330,7 +330,7 @@ def validate(arrays):
     return Result(clip, hands)
 
 
-def read(path):
+def read(path: str | os.PathLike) -> Result:
     """Read and validate a result file. Raises ``ResultError`` with a readable message."""
     path = os.fspath(path)
     if not os.path.isfile(path):
@@ -347,7 +347,7 @@ def read(path):
     return validate(arrays)
 
 
-def write(path, result):
+def write(path: str | os.PathLike, result: Result | dict) -> str:
     """Validate then write ``result`` (a ``Result`` or a ``{key: array}`` dict) atomically.
 
     The file appears at ``path`` only once complete: a failure leaves no partial result.

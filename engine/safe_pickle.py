@@ -21,6 +21,7 @@ Every other global is refused before it is imported: ``UnsafePickleError`` names
 
 import copyreg
 import pickle
+from typing import BinaryIO
 
 import numpy as np
 
@@ -28,7 +29,7 @@ import numpy as np
 class UnsafePickleError(pickle.UnpicklingError):
     """The pickle names a global outside the allowed set (``self.name`` is ``module.name``)."""
 
-    def __init__(self, name):
+    def __init__(self, name: str) -> None:
         super().__init__(f"it asks for '{name}', which a MANO model file never needs")
         self.name = name
 
@@ -36,7 +37,7 @@ class UnsafePickleError(pickle.UnpicklingError):
 class ChumpyStandIn:
     """Holds a chumpy object's pickled state (``x`` for ``Ch``, ``a`` for reorderings) without chumpy."""
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args: object, **kwargs: object) -> None:
         pass
 
     def __setstate__(self, state):
@@ -48,7 +49,7 @@ class ChumpyStandIn:
         return np.asarray(unchumpy(self), dtype=dtype)
 
 
-def unchumpy(value):
+def unchumpy(value: object) -> object:
     """A chumpy stand-in (possibly nested) -> numpy array; anything else unchanged."""
     for _ in range(16):  # a Ch may wrap another Ch (chumpy expressions): unwrap a bounded depth
         if not isinstance(value, ChumpyStandIn):
@@ -101,7 +102,7 @@ ALLOWED = {
 class ManoUnpickler(pickle.Unpickler):
     """An unpickler that builds only what MANO files hold (see the module docstring)."""
 
-    def find_class(self, module, name):
+    def find_class(self, module: str, name: str) -> type:
         key = (module, name)
         if key in ALLOWED:
             return ALLOWED[key]
@@ -112,7 +113,7 @@ class ManoUnpickler(pickle.Unpickler):
         raise UnsafePickleError(f"{module}.{name}")
 
 
-def load_mano_pickle(fh):
+def load_mano_pickle(fh: BinaryIO) -> dict:
     """Unpickle an open MANO ``.pkl`` (binary file) -> dict with chumpy arrays turned into numpy.
 
     Raises ``UnsafePickleError`` for any global outside the allowed set (nothing it names is

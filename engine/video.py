@@ -18,6 +18,7 @@ container's average rate, which becomes the clip's ``fps``; frames are taken in 
 """
 
 import os
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 
@@ -31,7 +32,7 @@ DEFAULT_FOV_DEG = 60.0
 GUESSED_FPS = 30.0  # the frame rate of a file that states none usable (outside 1..1000 fps)
 
 
-def guess_intrinsics(width, height, fov_deg=None):
+def guess_intrinsics(width: int, height: int, fov_deg: float | None = None) -> np.ndarray:
     """Pinhole K (3,3) with square pixels, principal point at the image centre, and ``fov_deg``
     (default ``DEFAULT_FOV_DEG``) across the longer image side."""
     fov = DEFAULT_FOV_DEG if fov_deg is None else float(fov_deg)
@@ -44,7 +45,7 @@ def guess_intrinsics(width, height, fov_deg=None):
 class Video:
     """An opened video file; ``frames()`` decodes it again on each call (streaming)."""
 
-    def __init__(self, path):
+    def __init__(self, path: str | os.PathLike) -> None:
         import cv2
 
         self.path = os.fspath(path)
@@ -73,7 +74,7 @@ class Video:
             n += 1
         return n
 
-    def frames(self, start=0, end=None, with_time=False):
+    def frames(self, start: int = 0, end: int | None = None, with_time: bool = False) -> Iterator[tuple]:
         """Yield (frame_id, rgb uint8 (H,W,3)) for start <= frame_id < end, in order; with
         ``with_time`` also the frame's presentation time in seconds (the container's timestamps,
         right for variable-frame-rate files)."""
@@ -110,7 +111,7 @@ class Video:
                 f"only the first {readable} are readable: is it damaged or incompletely downloaded?)")
 
 
-def short_read_message(video, start, end, frame_ids):
+def short_read_message(video: "Video", start: int, end: int | None, frame_ids: Sequence[int]) -> str | None:
     """A warning when fewer frames were read than ``start..end`` asks for (a damaged or half-downloaded
     file), else None. ``frame_ids``: the frames actually read."""
     want_end = video.num_frames if end is None else min(end, video.num_frames)
@@ -123,7 +124,8 @@ def short_read_message(video, start, end, frame_ids):
             "the frames read")
 
 
-def open_video(path):
+def open_video(path: str | os.PathLike) -> "Video":
+    """The video at ``path``, opened; EngineError when it is missing, unreadable, not a video or empty."""
     path = os.fspath(path)
     if not os.path.exists(path):
         raise EngineError(f"video not found: {path}")

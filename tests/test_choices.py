@@ -15,7 +15,8 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_choices_is_a_pure_python_leaf():
     tree = ast.parse((ROOT / "engine" / "choices.py").read_text())
     assert not [n for n in ast.walk(tree) if isinstance(n, (ast.Import, ast.ImportFrom))]
-    assert C.sides_of("both") == C.SIDES == ("right", "left") and C.sides_of("left") == ("left",)
+    assert C.sides_of("both") == C.SIDES and len(set(C.SIDES)) == 2
+    assert all(C.sides_of(side) == (side,) for side in C.SIDES) and set(C.SIDES) < set(C.HANDS)
     for values, default in ((C.HANDS, C.DEFAULT_HANDS), (C.QUALITIES, C.DEFAULT_QUALITY), (C.DEVICES, C.DEFAULT_DEVICE),
                             (C.ROOT_MOTIONS, C.DEFAULT_ROOT_MOTION), (C.PRIOR_TERMS, C.DEFAULT_PRIOR_TERM),
                             (C.KEYPOINT_SOURCES, C.DEFAULT_KEYPOINT_SOURCE), (C.FIT_STAGES, C.DEFAULT_FIT_STAGES)):
@@ -115,7 +116,7 @@ def test_the_addon_hand_pickers_are_the_sides():
     from hmp_addon import operators, retarget_ui
 
     hands = operators.HMP_OT_import_result.__annotations__["hands"].keywords["items"]
-    assert hands == [("ALL", "All", "Every hand in the result"), ("right", "Right", ""), ("left", "Left", "")]
+    assert [k for k, _, _ in hands] == ["ALL", *C.SIDES] and all(label for _, label, _ in hands)
     side = retarget_ui.HMP_RetargetSettings.__annotations__["side"].keywords
-    assert side["items"] == [("right", "Right", ""), ("left", "Left", "")] and side["default"] == "right"
-    assert tuple(k for k, _, _ in side["items"]) == C.SIDES
+    assert tuple(k for k, _, _ in side["items"]) == C.SIDES and side["default"] in C.SIDES
+    assert all(label for _, label, _ in side["items"])

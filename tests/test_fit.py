@@ -288,7 +288,26 @@ def test_literal_form_is_one_flag_away():
     assert options.literal and options.root_motion == "free"
     assert not CaptureOptions.from_args(capture_parser().parse_args(["clip.mp4", "--out", "r.npz"])).literal
     literal = FitOptions.literal(root_motion="free")
-    assert literal.unit_scales == (1.0, 1.0) and not literal.finger_residual and not literal.prior_per_window
+    assert not literal.finger_residual and not literal.prior_per_window
     assert literal.weights2 == STAGE2_WEIGHTS  # the table's stage II: no translation smoothness, no residual
-    default = FitOptions()
-    assert default.unit_scales[0] == pytest.approx(180 / np.pi) and default.unit_scales[1] == 100.0
+
+
+@pytest.mark.parametrize("literal", [False, True])
+def test_units_make_the_tables_weights_act(literal):
+    """docs/method.md section 6 a: in the default units a 1 degree turn of the hand or a 1 cm shift
+    costs about what a 1 px residual of one confident keypoint costs in L_2D, so the table's weights
+    balance them; in the literal radians and metres the same error costs thousands of times less."""
+    from engine.fit import losses as L
+
+    options = FitOptions.literal() if literal else FitOptions()
+    rot_unit, transl_unit = options.unit_scales
+    phi = torch.zeros(1, 3)
+    turned = torch.tensor([[np.radians(1.0), 0.0, 0.0]])
+    tau = torch.zeros(1, 3)
+    shifted = torch.tensor([[0.01, 0.0, 0.0]])
+    points = torch.tensor([[[0.0, 0.0, 0.5]]])
+    Kt = torch.as_tensor(K, dtype=torch.float32)
+    one_px = L.keypoints_2d(points, Kt, L.project(points, Kt) + torch.tensor([1.0, 0.0]), torch.ones(1, 1))
+    for cost in (L.orient_data(turned, phi, rot_unit), L.transl_data(shifted, tau, transl_unit)):
+        ratio = float(cost / one_px)
+        assert (ratio < 1e-3) if literal else (0.5 < ratio < 2.0), (literal, ratio)

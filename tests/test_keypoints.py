@@ -144,7 +144,8 @@ def test_cache_hit_skips_detection(short, tmp_path, monkeypatch):
     second = detect_hands(short, options=opts, reporter=Reporter("jsonl", stream=log))
     assert "read from the cache" in log.getvalue()
     assert np.array_equal(first["right"].keypoints_2d, second["right"].keypoints_2d)
-    assert second["right"].stats == first["right"].stats and first["right"].stats["kept_frames"] == 10
+    # the hand is in view in every frame of the clip (tests/data/SOURCE.md): each frame asked for is kept
+    assert second["right"].stats == first["right"].stats and first["right"].stats["kept_frames"] == opts.end
     log = io.StringIO()
     detect_hands(short, options=KeypointOptions(views=0, end=12), reporter=Reporter("jsonl", stream=log))
     assert "read from the cache" not in log.getvalue()  # other options: detected again
@@ -237,7 +238,9 @@ def test_every_hand_plain_mediapipe_finds_is_kept(clip, sides):
     # those shown to be a copy or a part of the other (plain MediaPipe reports 3 hands in 2 frames of
     # the two-hand clip, max_num_hands=2 notwithstanding: one of them lies on another)
     assert ((kept > 0) == (found > 0)).all()
-    assert kept.sum() == found.sum() - set_aside and set_aside <= 3
+    # only a hand lying on (or inside) another one of the same frame is set aside: never more per
+    # frame than the hands reported there beyond one
+    assert kept.sum() == found.sum() - set_aside and set_aside <= np.maximum(found - 1, 0).sum()
     if len(sides) == 2:
         # where plain MediaPipe sees two hands at once, both are kept, one on each side
         assert (kept == 2).sum() >= (found >= 2).sum() - set_aside > 0

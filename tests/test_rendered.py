@@ -5,13 +5,22 @@ import numpy as np
 import pytest
 import torch
 
-from engine.benchmark import CLIPS, bone_lengths, make_clip, motion_source, pick_motions, render, rescaled_hand
+from engine.benchmark import CLIPS, make_clip, motion_source, pick_motions, render, rescaled_hand
 from engine.camera import project
 from engine.fit.per_frame import per_frame_estimate
 from engine.hand_model import load_hand_model
+from engine.joints import MEDIAPIPE_PARENTS
 from engine.keypoints import KeypointOptions, detect_hands
 from engine.metrics import all_metrics
 from engine.video import guess_intrinsics, open_video
+
+
+def bone_lengths(model):
+    """Rest-pose lengths (20,) of the bones between the 21 keypoints (MediaPipe order), metres."""
+    with torch.no_grad():
+        z = torch.zeros(1, 3)
+        kp = model(z, torch.zeros(1, 45), torch.zeros(1, 10), z).keypoints[0].numpy()
+    return np.linalg.norm(kp[1:] - kp[MEDIAPIPE_PARENTS[1:]], axis=-1)
 
 
 def test_rescaled_hand_is_not_the_model():

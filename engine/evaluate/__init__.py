@@ -23,11 +23,13 @@ import pickle
 import re
 import sys
 import tempfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
 
 from engine import joints as J
+from engine.atomic import write_text
 from engine.choices import QUALITIES
 from engine.errors import EngineError
 
@@ -40,13 +42,14 @@ class _SafeUnpickler(pickle.Unpickler):
                ("numpy._core.multiarray", "scalar"), ("builtins", "dict"), ("builtins", "list"),
                ("collections", "OrderedDict"), ("_codecs", "encode")}  # protocol-2 bytes
 
-    def find_class(self, module, name):
+    def find_class(self, module: str, name: str) -> type:
         if (module, name) not in self.ALLOWED:
             raise pickle.UnpicklingError(f"refusing to load {module}.{name}")
         return super().find_class(module, name)
 
 
-def read_meta_pkl(path):
+def read_meta_pkl(path: str | Path) -> dict:
+    """An HO3D annotation pickle, read by a restricted unpickler (numpy arrays and plain containers)."""
     try:
         with open(path, "rb") as fh:
             return _SafeUnpickler(fh, encoding="latin1").load()
@@ -54,12 +57,13 @@ def read_meta_pkl(path):
         raise EngineError(f"cannot read annotation {path}: {exc}") from None
 
 
-def ho3d_to_mediapipe(j21):
-    """HO3D order (16 MANO joints, tips thumb..little) -> MediaPipe order."""
+def ho3d_to_mediapipe(j21: np.ndarray) -> np.ndarray:
+    """(21,3) HO3D order (16 MANO joints, tips thumb..little) -> (21,3) MediaPipe order."""
     return J.mano_to_mediapipe(j21[:16], j21[16:21])
 
 
-def ho3d_sequences(root):
+def ho3d_sequences(root: str | Path) -> Iterator[tuple[str, list, np.ndarray, np.ndarray, str]]:
+    """HO3D-v3 sequences: (name, image paths, joints (T,21,3) m camera frame, K (3,3), side)."""
     root = Path(root)
     base = root / "train" if (root / "train").is_dir() else root
     seqs = sorted(p for p in base.iterdir() if (p / "rgb").is_dir() and (p / "meta").is_dir()) if base.is_dir() else []
@@ -92,7 +96,8 @@ def _read_yml_numbers(path, keys):
     return out
 
 
-def dexycb_sequences(root):
+def dexycb_sequences(root: str | Path) -> Iterator[tuple[str, list, np.ndarray, np.ndarray, str]]:
+    """DexYCB sequences per camera: (name, image paths, joints (T,21,3) m, K (3,3), side)."""
     root = Path(root)
     calib = root / "calibration" / "intrinsics"
     found = False
@@ -123,7 +128,8 @@ def dexycb_sequences(root):
 READERS = {"ho3d-v3": ho3d_sequences, "dexycb": dexycb_sequences}
 
 
-def images_to_video(images, path, fps=30.0):
+def images_to_video(images: list, path: str | Path, fps: float = 30.0) -> str | Path:
+    """Image files -> an mp4 at ``path`` (every frame at the first one's size)."""
     import cv2
 
     first = cv2.imread(str(images[0]))
@@ -138,7 +144,7 @@ def images_to_video(images, path, fps=30.0):
     return path
 
 
-def parser():
+def parser() -> argparse.ArgumentParser:
     from engine.args import Parser
 
     p = Parser(prog="python -m engine evaluate", description=__doc__,
@@ -152,7 +158,9 @@ def parser():
     return p
 
 
-def evaluate(dataset, root, quality="best", device="cpu", max_sequences=None, log=print):
+def evaluate(dataset: str, root: str | Path, quality: str = "best", device: str = "cpu",
+             max_sequences: int | None = None, log: Callable[[str], object] = print) -> dict[str, dict[str, float]]:
+    """Every method's metrics on ``dataset``'s sequences under ``root``, mean over sequences (mm)."""
     from engine.methods import METHODS, evaluate_clip
     from engine.hand_model import load_hand_model
     from engine.metrics import all_metrics
@@ -183,7 +191,7 @@ def evaluate(dataset, root, quality="best", device="cpu", max_sequences=None, lo
     return {m: {k: float(np.nanmean([s[k] for s in rows])) for k in rows[0]} for m, rows in scores.items()}
 
 
-def main(argv=None):
+def main(argv: list[str] | None = None) -> int:
     from engine.methods import table
     from engine.device import resolve_device
 
@@ -192,5 +200,5 @@ def main(argv=None):
     text = table(summary, f"{args.dataset}: mean over sequences (mm)")
     print("\n" + text)
     if args.out:
-        Path(args.out).write_text(text + "\n")
+        write_text(args.out, text + "\n", ".hmp-evaluate-")
     return 0

@@ -1,4 +1,4 @@
-"""Baselines in the same code path as the fit, for comparison (HMP_METHOD.md section 5's rows).
+"""Baselines in the same code path as the fit, for comparison (docs/method.md section 7).
 
 Each takes the per-frame estimate (``engine.fit.per_frame.per_frame_estimate``'s dict) and returns a
 dict with ``global_orient (T,3)``, ``hand_pose (T,45)``, ``betas``, ``transl (T,3)``:
@@ -29,12 +29,12 @@ def _unpack(rot, transl, est):
             "betas": np.asarray(est["betas"]).copy(), "transl": transl.copy()}
 
 
-def per_frame(est):
+def per_frame(est: dict) -> dict:
     known = np.asarray(est["detected"], bool)
     return _unpack(hold_nearest(_pack(est), known), hold_nearest(est["transl"], known), est)
 
 
-def slerp(est):
+def slerp(est: dict) -> dict:
     known = np.asarray(est["detected"], bool)
     rot, filled = slerp_fill(_pack(est), known, max_gap=len(known))
     transl = lerp_fill(est["transl"], known, filled)
@@ -42,7 +42,7 @@ def slerp(est):
     return _unpack(hold_nearest(rot, covered), hold_nearest(transl, covered), est)
 
 
-def one_euro(est, fps, min_cutoff=1.5, beta=0.5, d_cutoff=1.0):
+def one_euro(est: dict, fps: float, min_cutoff: float = 1.5, beta: float = 0.5, d_cutoff: float = 1.0) -> dict:
     base = slerp(est)
     T = len(base["transl"])
     rot = np.concatenate([base["global_orient"][:, None], base["hand_pose"].reshape(T, 15, 3)], axis=1)

@@ -1,4 +1,4 @@
-"""The terms of the two-stage fit (HMP_METHOD.md section 3), each summed over frames.
+"""The terms of the two-stage fit (docs/method.md section 5), each summed over frames.
 
 Units. The method gives weights but no units, and a weight only means something in a unit. The 2D
 term is in pixels (its Geman-McClure ceiling is 40^2 px^2 per joint); read in radians and metres, the
@@ -14,36 +14,38 @@ Every function takes plain tensors and returns a scalar (the sum over frames and
 
 import math
 
+import numpy as np
 import roma
 import torch
+from torch import Tensor
 
 GM_SCALE = 40.0  # Geman-McClure scale in pixels (the authors' code)
 UNITS = {"deg-cm": (180.0 / math.pi, 100.0), "rad-m": (1.0, 1.0)}  # rotation, translation scale factors
 ROT_UNIT, TRANSL_UNIT = UNITS["deg-cm"]
 
 
-def geodesic_sq(rotvec_a, rotvec_b):
-    """Squared geodesic distance (rad^2) between rotations given as axis-angle (...,3)."""
+def geodesic_sq(rotvec_a: Tensor, rotvec_b: Tensor) -> Tensor:
+    """Squared geodesic distance (rad^2) between rotations given as axis-angle (...,3) -> (...)."""
     Ra, Rb = roma.rotvec_to_rotmat(rotvec_a), roma.rotvec_to_rotmat(rotvec_b)
     return roma.rotmat_geodesic_distance(Ra, Rb, clamping=1.0 - 1e-6) ** 2
 
 
-def orient_data(phi, phi_hat, rot_unit=1.0):
+def orient_data(phi: Tensor, phi_hat: Tensor, rot_unit: float = 1.0) -> Tensor:
     """L_o = sum_t g(Phi_t, Phi^_t)^2, in rot_unit^2 (phi, phi_hat (T,3) axis-angle, radians)."""
     return geodesic_sq(phi, phi_hat).sum() * rot_unit ** 2
 
 
-def pose_data(pose, pose_hat, rot_unit=1.0):
-    """sum_t sum_j g(theta_tj, theta^_tj)^2 of finger poses (T,45) axis-angle, in rot_unit^2."""
+def pose_data(pose: Tensor, pose_hat: Tensor, rot_unit: float = 1.0) -> Tensor:
+    """sum_t sum_j g(theta_tj, theta^_tj)^2 of finger poses pose, pose_hat (T,45) axis-angle, in rot_unit^2."""
     return geodesic_sq(pose.reshape(-1, 3), pose_hat.reshape(-1, 3)).sum() * rot_unit ** 2
 
 
-def transl_data(tau, tau_hat, transl_unit=1.0):
+def transl_data(tau: Tensor, tau_hat: Tensor, transl_unit: float = 1.0) -> Tensor:
     """L_tr = sum_t ||tau_t - tau^_t||^2, in transl_unit^2 (tau, tau_hat (T,3) metres)."""
     return ((tau - tau_hat) ** 2).sum() * transl_unit ** 2
 
 
-def _pairs(values, weights):
+def _pairs(values: Tensor, weights: Tensor | None) -> Tensor:
     """Sum of values (N,...) over everything, each of the N rows (frame pairs or triples) times its
     weight ((N,); None: the plain sum, summed as it always was)."""
     if weights is None:
@@ -51,28 +53,30 @@ def _pairs(values, weights):
     return (values * weights.reshape(-1, *([1] * (values.ndim - 1)))).sum()
 
 
-def orient_smooth(phi, rot_unit=1.0, weights=None):
-    """L_os = sum_t w_t g(Phi_{t+1}, Phi_t)^2, in rot_unit^2; weights (T-1,) per frame pair (None: 1)."""
+def orient_smooth(phi: Tensor, rot_unit: float = 1.0, weights: Tensor | None = None) -> Tensor:
+    """L_os = sum_t w_t g(Phi_{t+1}, Phi_t)^2 of phi (T,3) axis-angle, in rot_unit^2; weights (T-1,) per
+    frame pair (None: 1)."""
     return _pairs(geodesic_sq(phi[1:], phi[:-1]), weights) * rot_unit ** 2
 
 
-def transl_smooth(tau, transl_unit=1.0, weights=None):
-    """L_ts = sum_t w_t ||tau_{t+1} - tau_t||^2, in transl_unit^2; weights (T-1,) per frame pair (None: 1)."""
+def transl_smooth(tau: Tensor, transl_unit: float = 1.0, weights: Tensor | None = None) -> Tensor:
+    """L_ts = sum_t w_t ||tau_{t+1} - tau_t||^2 of tau (T,3) metres, in transl_unit^2; weights (T-1,) per
+    frame pair (None: 1)."""
     return _pairs((tau[1:] - tau[:-1]) ** 2, weights) * transl_unit ** 2
 
 
-def residual_size(delta, rot_unit=1.0):
+def residual_size(delta: Tensor, rot_unit: float = 1.0) -> Tensor:
     """sum_t sum_j ||delta_tj||^2 of per-frame joint rotation residuals delta (T,45), in rot_unit^2."""
     return (delta ** 2).sum() * rot_unit ** 2
 
 
-def residual_smooth(delta, rot_unit=1.0, weights=None):
+def residual_smooth(delta: Tensor, rot_unit: float = 1.0, weights: Tensor | None = None) -> Tensor:
     """sum_t w_t ||delta_{t+1} - delta_t||^2 of residuals delta (T,45), in rot_unit^2; weights (T-1,)
     per frame pair (None: 1)."""
     return _pairs((delta[1:] - delta[:-1]) ** 2, weights) * rot_unit ** 2
 
 
-def joint_accel(points, K, steps=None, px_per_unit=None):
+def joint_accel(points: Tensor, K: Tensor, steps: Tensor | None = None, px_per_unit: Tensor | None = None) -> Tensor:
     """L_ja = sum_t sum_j (f / z_tj)^2 ||J_{t+1} - 2 J_t + J_{t-1}||^2 of joints (T,J,3) metres, K (3,3).
 
     The 3D acceleration of every joint (depth included), measured in pixels at the joint's depth: the
@@ -101,12 +105,14 @@ def joint_accel(points, K, steps=None, px_per_unit=None):
     return _pairs((acc * scale) ** 2, weight)
 
 
-def keypoint_distance(points, K, target, px_per_unit):
-    """(T,21) distance of each projected joint to its keypoint, in hand units (px_per_unit (T,))."""
+def keypoint_distance(points: Tensor, K: Tensor, target: Tensor, px_per_unit: Tensor) -> Tensor:
+    """points (T,21,3) m, K (3,3), target (T,21,2) px, px_per_unit (T,) -> (T,21) distance of each
+    projected joint to its keypoint, in hand units."""
     return (project(points, K) - target).norm(dim=-1) / px_per_unit[:, None]
 
 
-def no_worse(points, K, target, alpha, reference, px_per_unit, margin, min_confidence):
+def no_worse(points: Tensor, K: Tensor, target: Tensor, alpha: Tensor, reference: Tensor, px_per_unit: Tensor,
+             margin: float, min_confidence: float) -> Tensor:
     """sum over confident joints (alpha >= min_confidence) of relu(d - d_ref - margin)^2: d the
     joint's distance to its keypoint and d_ref the reference fit's (T,21), both in hand units. Zero
     while the fit stays within ``margin`` of the reference's distance: smoothing may move a joint
@@ -116,25 +122,32 @@ def no_worse(points, K, target, alpha, reference, px_per_unit, margin, min_confi
     return (over ** 2).sum()
 
 
-def shape_reg(betas):
-    """L_beta = ||beta||^2."""
+def shape_reg(betas: Tensor) -> Tensor:
+    """L_beta = ||beta||^2 of betas (10,)."""
     return (betas ** 2).sum()
 
 
-def geman_mcclure(residual_sq, scale=GM_SCALE):
-    """rho(r) = s^2 r^2 / (s^2 + r^2) on squared residuals (px^2)."""
+def geman_mcclure(residual_sq: Tensor, scale: float = GM_SCALE) -> Tensor:
+    """rho(r) = s^2 r^2 / (s^2 + r^2) on squared residuals (...) (px^2, or hand units^2) -> (...)."""
     s2 = scale ** 2
     return s2 * residual_sq / (s2 + residual_sq)
 
 
-def project(points, K):
-    """points (...,3) camera frame -> pixels (...,2); depth clamped to stay in front of the camera."""
+def project(points: torch.Tensor, K: torch.Tensor) -> torch.Tensor:
+    """points (...,3) camera frame, metres; K (3,3) px -> pixels (...,2); depth clamped to 1e-3 m.
+
+    The differentiable twin of ``engine.camera.project`` (numpy, the one projection of everything
+    that is not optimised: preview, report, metrics, benchmark): the same pinhole, in torch so that
+    gradients reach the fit's variables. Its depth floor is 1e-3 m, not 1e-6: a hand pushed through
+    the camera by a bad step keeps a bounded gradient."""
     z = points[..., 2:3].clamp(min=1e-3)
     return points[..., :2] / z * torch.stack([K[0, 0], K[1, 1]]) + torch.stack([K[0, 2], K[1, 2]])
 
 
-def keypoints_2d(points, K, target, alpha, scale=GM_SCALE, px_per_unit=None):
-    """L_2D = sum_joints sum_t alpha_i^2 rho(Pi(J_i) - x_i).
+def keypoints_2d(points: Tensor, K: Tensor, target: Tensor, alpha: Tensor, scale: float = GM_SCALE,
+                 px_per_unit: Tensor | None = None) -> Tensor:
+    """L_2D = sum_joints sum_t alpha_i^2 rho(Pi(J_i) - x_i): points (T,J,3) m, K (3,3), target (T,J,2) px,
+    alpha (T,J) confidence.
 
     alpha squared, as the authors' code weighs by confidence squared (the poster writes alpha):
     squaring trusts confident joints relatively more; frames without keypoints have alpha 0.
@@ -155,14 +168,14 @@ def keypoints_2d(points, K, target, alpha, scale=GM_SCALE, px_per_unit=None):
 HAND_UNIT_PALMS = 0.01
 
 
-def palm_length_px(keypoints_2d):
+def palm_length_px(keypoints_2d: Tensor | np.ndarray) -> Tensor:
     """(T,21,2) px -> (T,) the palm's length in the image: the longer of wrist -> middle knuckle and
     index -> little knuckle (so it holds when the hand points at the camera or turns edge-on)."""
     kp = torch.as_tensor(keypoints_2d)
     return torch.maximum((kp[:, 9] - kp[:, 0]).norm(dim=-1), (kp[:, 17] - kp[:, 5]).norm(dim=-1))
 
 
-def hand_units(keypoints_2d, known):
+def hand_units(keypoints_2d: Tensor | np.ndarray, known: Tensor | np.ndarray) -> Tensor:
     """(T,21,2) px, known (T,) bool -> (T,) pixels per hand unit (HAND_UNIT_PALMS of the palm
     length), each frame's from its own keypoints where known, else the nearest known frame's (a
     median over the known frames when none is near); never below 0.1 px."""

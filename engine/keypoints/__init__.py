@@ -1,4 +1,4 @@
-"""The keypoint front end (HMP_METHOD.md section 2).
+"""The keypoint front end (docs/method.md section 2).
 
     tracks = detect_hands(video, sides=("right",), options=KeypointOptions(...), reporter=None)
     tracks["right"]: HandTrack (keypoints_2d (T,21,2) px, confidence (T,21), source (T,) uint8,
@@ -17,6 +17,7 @@ content and the options (``cache``). External keypoints: ``load_external_keypoin
 """
 
 import os
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -24,6 +25,10 @@ from engine import result as R
 from engine.keypoints import cache as cache_mod
 from engine.keypoints import external
 from engine.keypoints.types import MAX_VIEWS, MIN_CONFIDENCE, STAT_NAMES, HandTrack, KeypointOptions
+
+if TYPE_CHECKING:
+    from engine.progress import Reporter
+    from engine.video import Video
 
 __all__ = ["MAX_VIEWS", "MIN_CONFIDENCE", "STAT_NAMES", "HandTrack", "KeypointOptions", "detect_hands",
            "frames_summary", "load_external_keypoints"]
@@ -33,7 +38,8 @@ os.environ.setdefault("GLOG_minloglevel", "2")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
-def detect_hands(video, sides=("right",), options=None, reporter=None):
+def detect_hands(video: "Video", sides: tuple[str, ...] = ("right",), options: KeypointOptions | None = None,
+                 reporter: "Reporter | None" = None) -> dict[str, HandTrack]:
     """Detect, identify and score the hands of ``video`` (an engine.video.Video). See module doc."""
     from engine.keypoints.tracks import assign_sides, new_stats
 
@@ -119,7 +125,7 @@ def _detect_pass(video, options, max_hands, conf_views, reporter):
     return frame_ids, per_frame, times
 
 
-def frames_summary(side, track, interpolated=None):
+def frames_summary(side: str, track: HandTrack, interpolated: int | None = None) -> str | None:
     """One line for the capture's log: what MediaPipe found for this hand and what was kept, or None
     (external keypoints carry no counts)."""
     st = track.stats
@@ -141,5 +147,7 @@ def frames_summary(side, track, interpolated=None):
     return line + (f"; {', '.join(notes)}" if notes else "")
 
 
-def load_external_keypoints(path, video, sides=("right",), start=0, end=None):
+def load_external_keypoints(path: str | os.PathLike, video: "Video", sides: tuple[str, ...] = ("right",),
+                            start: int = 0, end: int | None = None) -> dict[str, HandTrack]:
+    """Another detector's keypoints file -> tracks as ``detect_hands`` gives them (``external``)."""
     return external.load(path, video, sides=sides, start=start, end=end)

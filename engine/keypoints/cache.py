@@ -10,6 +10,7 @@ import hashlib
 import json
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -17,16 +18,21 @@ from engine import result as R
 from engine.atomic import atomic_path, remove_stale
 from engine.keypoints.types import HandTrack
 
+if TYPE_CHECKING:
+    from engine.keypoints.types import KeypointOptions
+
 SIDES = R.HAND_SIDES
 TEMP_PREFIX = ".tmp-"  # an entry being written (engine.atomic names it after its writer)
 
 
-def cache_dir():
+def cache_dir() -> Path:
+    """$HMP_CACHE_DIR (or ~/.cache/hmp_hand_capture), then detections/."""
     root = os.environ.get("HMP_CACHE_DIR") or os.path.join(os.path.expanduser("~"), ".cache", "hmp_hand_capture")
     return Path(root) / "detections"
 
 
-def key_for(video_path, options, sides):
+def key_for(video_path: str | os.PathLike, options: "KeypointOptions", sides: tuple[str, ...]) -> str:
+    """The cache key: the video's content, the options, the sides, the engine's and MediaPipe's versions."""
     import mediapipe
 
     from engine import __version__
@@ -40,7 +46,8 @@ def key_for(video_path, options, sides):
     return h.hexdigest()[:32]
 
 
-def load(key):
+def load(key: str) -> dict[str, HandTrack] | None:
+    """The cached tracks of ``key``, or None (absent, damaged or malformed: a miss)."""
     path = cache_dir() / f"{key}.npz"
     remove_stale(cache_dir(), TEMP_PREFIX, ".npz")  # left by a capture that was killed while saving
     if not path.is_file():
@@ -54,7 +61,7 @@ def load(key):
         return None
 
 
-def validate(tracks):
+def validate(tracks: dict[str, HandTrack]) -> None:
     """Check cached tracks as strictly as a result file is checked; ValueError names the first problem."""
     frame_ids = None
     for side in SIDES:
@@ -82,7 +89,8 @@ def validate(tracks):
             raise ValueError(f"{side}: unknown keypoint source codes")
 
 
-def save(key, tracks):
+def save(key: str, tracks: dict[str, HandTrack]) -> None:
+    """Store ``tracks`` under ``key`` (atomically; a failure to write only costs the cache)."""
     directory = cache_dir()
     try:
         directory.mkdir(parents=True, exist_ok=True)

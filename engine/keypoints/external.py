@@ -20,12 +20,16 @@ estimate fits these frames in 2D (engine.fit.per_frame).
 
 import json
 import os
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from engine import result as R
 from engine.errors import EngineError
 from engine.keypoints.types import HandTrack
+
+if TYPE_CHECKING:
+    from engine.video import Video
 
 
 def _frames_from_json(path):
@@ -100,7 +104,7 @@ def _frame_number(value):
 MIN_SPREAD_PX = 2.0  # a hand narrower than this in both directions is collapsed onto a point
 
 
-def check_plausible(path, entries, width, height):
+def check_plausible(path: str, entries: dict, width: int, height: int) -> None:
     """Refuse keypoints that cannot be pixels of this video's hands: normalised 0..1 coordinates, hands
     far outside the frame, all 21 points on one spot. ``entries``: {(side, frame): (kp (21,2), scores)}."""
     points = [(key, kp) for key, (kp, _) in sorted(entries.items()) if np.isfinite(kp).all()]
@@ -126,7 +130,10 @@ def check_plausible(path, entries, width, height):
                           f"{expected}, spread over the hand")
 
 
-def load(path, video, sides=("right",), start=0, end=None):
+def load(path: str | os.PathLike, video: "Video", sides: tuple[str, ...] = ("right",), start: int = 0,
+         end: int | None = None) -> dict[str, HandTrack]:
+    """The keypoints file at ``path`` (JSON or npz, see the module docstring) -> {side: HandTrack} over
+    ``start``..``end``; EngineError for a missing, malformed or implausible file."""
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise EngineError(f"keypoints file not found: {path}")

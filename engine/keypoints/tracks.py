@@ -36,9 +36,18 @@ or it is a third hand. ``assign_sides`` counts, per side, what it received and w
 (``stats``).
 """
 
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from engine.choices import SIDES
+
+if TYPE_CHECKING:  # for the hints only: the detector's module loads MediaPipe's wrappers
+    from engine.keypoints.detector import Detection
+
+# a tracklet: (frame row, that frame's detection) in frame order; a hand: its tracklets in time order
+Tracklet = list[tuple[int, "Detection"]]
 
 PALM = [0, 5, 9, 13, 17]
 MAX_MISSING = 5  # frames a tracklet may miss and still be continued
@@ -97,7 +106,8 @@ def _inside(small, big):
     return inter / max(np.prod(a[2:] - a[:2]), 1.0)
 
 
-def distinct(dets, dropped=None, key=None):
+def distinct(dets: list["Detection"], dropped: list | None = None,
+             key: Callable[["Detection"], object] | None = None) -> list["Detection"]:
     """Drop a detection that is another one seen twice: it lies on it (mean keypoint distance under
     DUPLICATE hand sizes: MediaPipe reports a hand twice when the other hand hides behind it), or it
     is part of it (less than 1/MAX_SCALE_JUMP its size, its box NESTED inside the other's: MediaPipe
@@ -129,7 +139,7 @@ def distinct(dets, dropped=None, key=None):
     return keep
 
 
-def link(frames, duplicates=None):
+def link(frames: list[list["Detection"]], duplicates: list | None = None) -> list[Tracklet]:
     """frames: list over frames of lists of Detection. Returns tracklets: lists of (row, detection).
 
     Cost of continuing a tracklet with a detection: the distance (in hand sizes) from where the
@@ -183,7 +193,7 @@ def _same_place(a, b):
     return 1 / MAX_SCALE_JUMP < sa / sb < MAX_SCALE_JUMP and np.linalg.norm(ca - cb) <= COPY * max(sa, sb)
 
 
-def copies(tracklets):
+def copies(tracklets: list[Tracklet]) -> tuple[list[Tracklet], list[tuple[int, "Detection", "Detection"]]]:
     """Split off the tracklets that are another hand reported twice: in every frame it has, its palm
     lies on that of a tracklet at least as long (``_same_place``). Two real hands are apart in some
     frame of each one's tracklet (a hand hidden behind the other one mid-crossing may lose the
@@ -207,7 +217,7 @@ def copies(tracklets):
     return [t for i, t in enumerate(tracklets) if i not in removed], pairs
 
 
-def join(tracklets, alone_between=False):
+def join(tracklets: list[Tracklet], alone_between: bool = False) -> list[list[Tracklet]]:
     """Re-join the pieces of broken chains: -> hands, each a list of tracklets in time order with no
     frame in common. A piece continues the hand whose last detection (before the piece starts) lies
     nearest its first one, within REJOIN (+ REJOIN_PER_FRAME per frame between them) hand sizes and
@@ -245,14 +255,14 @@ def join(tracklets, alone_between=False):
     return [[tracklets[i] for i in hand] for hand in hands]
 
 
-def label_weight(det):
+def label_weight(det: "Detection") -> float:
     """A frame's label in a vote weighs its handedness score's margin over the other label
     (MediaPipe's score is the label's probability, 0.5 and up: 2 * score - 1; a coin toss weighs
     nothing), plus a thousandth so that a tracklet of coin tosses still votes by its frames."""
     return max(2.0 * float(det.score) - 1.0, 0.0) + 1e-3
 
 
-def votes(dets):
+def votes(dets: Iterable["Detection"]) -> dict[str, float]:
     """Weighted label votes {"right": w, "left": w} of detections (``label_weight``)."""
     out = {"right": 0.0, "left": 0.0}
     for det in dets:
@@ -260,14 +270,14 @@ def votes(dets):
     return out
 
 
-def tracklet_side(tracklet):
+def tracklet_side(tracklet: Tracklet) -> tuple[str, float]:
     """The side a tracklet's (or a hand's) frames vote for (``votes``) and the margin of the vote."""
     v = votes(det for _, det in tracklet)
     side = max(v, key=v.get)
     return side, v[side] - v[OTHER[side]]
 
 
-def new_stats():
+def new_stats() -> dict[str, dict[str, int]]:
     """Per-side counters (frames): ``mediapipe_frames`` MediaPipe's own answer (frames with a hand
     its per-frame label puts on this side), ``assigned_frames`` frames this side received,
     ``duplicate`` / ``nested`` detections set aside as a copy / a part of this side's detection in the
@@ -281,7 +291,8 @@ def new_stats():
                    "relabelled": 0, "extra_hand": 0} for side in SIDES}
 
 
-def assign_sides(frames, sides=SIDES, stats=None):
+def assign_sides(frames: list[list["Detection"]], sides: tuple = SIDES,
+                 stats: dict | None = None) -> dict[str, list["Detection | None"]]:
     """Per side, a list over frames of the chosen Detection (or None). Every distinct detection of
     a frame gets a side (see the module doc). ``stats``: a ``new_stats()`` dict, filled."""
     n = len(frames)

@@ -6,6 +6,7 @@ hand's keypoints over a clip), shared by detection (``engine.keypoints``), the c
 from ``engine.keypoints``.
 """
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -25,7 +26,7 @@ class KeypointOptions:
     end: int = None
     retry_gaps: bool = True  # landmark model on the predicted crop where detection failed
 
-    def cache_key(self):
+    def cache_key(self) -> dict:
         return {"views": self.views, "gamma": self.gamma, "start": self.start, "end": self.end,
                 "retry_gaps": self.retry_gaps, "version": 6}
 
@@ -59,16 +60,16 @@ class HandTrack:
     stats: dict = field(default=None)  # name in STAT_NAMES -> int (None: external keypoints)
 
     @classmethod
-    def empty(cls, frame_ids):
+    def empty(cls, frame_ids: np.ndarray) -> "HandTrack":
         T = len(frame_ids)
         return cls(np.zeros((T, 21, 2)), np.zeros((T, 21)), np.zeros(T, np.uint8), np.full((T, 21, 3), np.nan),
                    np.asarray(frame_ids, np.int64), np.full(T, np.nan), np.full(T, np.nan))
 
     @property
-    def detected(self):
+    def detected(self) -> np.ndarray:
         return self.source != R.SOURCE_NONE
 
-    def to_arrays(self, prefix):
+    def to_arrays(self, prefix: str) -> dict[str, np.ndarray]:
         out = {f"{prefix}/{k}": getattr(self, k) for k in
                ("keypoints_2d", "confidence", "source", "world_landmarks", "frame_ids", "handedness", "frame_times")}
         for name, value in (self.stats or {}).items():
@@ -76,7 +77,7 @@ class HandTrack:
         return out
 
     @classmethod
-    def from_arrays(cls, arrays, prefix):
+    def from_arrays(cls, arrays: Mapping[str, np.ndarray], prefix: str) -> "HandTrack":
         track = cls(*(np.asarray(arrays[f"{prefix}/{k}"]) for k in
                       ("keypoints_2d", "confidence", "source", "world_landmarks", "frame_ids", "handedness",
                        "frame_times")))

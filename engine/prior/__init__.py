@@ -1,4 +1,4 @@
-"""The hand motion prior (HMP_METHOD.md section 1): model, data, training, and loading.
+"""The hand motion prior (docs/method.md section 4): model, data, training, and loading.
 
     prior = load_prior(path=None, device="cpu")     # the shipped weights by default
     prior.window, prior.fps                           # frames per window, frames per second
@@ -11,22 +11,28 @@ Checkpoints are plain dicts of tensors and numbers, saved with ``torch.save`` an
 docs/prior.md.
 """
 
+import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from engine.atomic import atomic_path
 from engine.errors import EngineError
+
+if TYPE_CHECKING:  # torch is imported only when a prior is loaded
+    from engine.prior.model import MotionPrior
 
 DEFAULT_WEIGHTS = Path(__file__).resolve().parents[1] / "assets" / "prior" / "prior.pt"
 CHECKPOINT_FORMAT = "hmp-motion-prior"
 CHECKPOINT_VERSION = 1
 
 
-def checkpoint_of(model, extra=None):
+def checkpoint_of(model: "MotionPrior", extra: dict | None = None) -> dict:
+    """The checkpoint dict of ``model``: format, version, config, state_dict (CPU tensors), + ``extra``."""
     return {"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, "config": dict(model.config),
             "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()}, **(extra or {})}
 
 
-def save_checkpoint(path, model, extra=None):
+def save_checkpoint(path: str | os.PathLike, model: "MotionPrior", extra: dict | None = None) -> Path:
     """Write ``model`` (+ ``extra`` entries) to ``path`` (.pt) atomically; returns the path."""
     import torch
 
@@ -37,7 +43,9 @@ def save_checkpoint(path, model, extra=None):
     return path
 
 
-def read_checkpoint(path):
+def read_checkpoint(path: str | os.PathLike) -> dict:
+    """The checkpoint dict at ``path``, read with ``weights_only``; EngineError when it is missing,
+    unreadable, not a motion prior checkpoint or newer than this engine."""
     import torch
 
     path = Path(path)
@@ -55,7 +63,7 @@ def read_checkpoint(path):
     return ckpt
 
 
-def load_prior(path=None, device="cpu"):
+def load_prior(path: str | os.PathLike | None = None, device: str = "cpu") -> "MotionPrior":
     """The motion prior from ``path`` (default: the shipped weights), in eval mode on ``device``."""
     from engine.prior.model import MotionPrior
 

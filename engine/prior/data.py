@@ -63,7 +63,8 @@ def resample(rotvecs: np.ndarray, fps_in: float, fps_out: float) -> np.ndarray:
 
 def _seq(name, hand_pose, fps, global_orient=None, side="right"):
     hand_pose = np.asarray(hand_pose, dtype=np.float64).reshape(-1, 45)
-    go = np.zeros((len(hand_pose), 3)) if global_orient is None else np.asarray(global_orient, np.float64).reshape(-1, 3)
+    go = (np.zeros((len(hand_pose), 3)) if global_orient is None
+          else np.asarray(global_orient, np.float64).reshape(-1, 3))
     if side == "left":
         hand_pose, go = mirror(hand_pose), mirror(go)
     if not (np.isfinite(hand_pose).all() and np.isfinite(go).all()):
@@ -71,7 +72,7 @@ def _seq(name, hand_pose, fps, global_orient=None, side="right"):
     return {"name": name, "hand_pose": hand_pose, "global_orient": go, "fps": float(fps)}
 
 
-def load_file(path):
+def load_file(path: str | os.PathLike) -> list[dict]:
     """All sequences in one .npz file (AMASS SMPL-H/SMPL-X, MANO sequence, or converted bundle)."""
     path = os.fspath(path)
     try:
@@ -108,7 +109,7 @@ def load_file(path):
     raise EngineError(f"{path}: not an AMASS (SMPL-H/SMPL-X), MANO sequence or converted motion file")
 
 
-def load_sequences(paths):
+def load_sequences(paths: list) -> list[dict]:
     """Sequences from files and folders (searched recursively for .npz)."""
     out = []
     for p in paths:
@@ -126,7 +127,8 @@ def load_sequences(paths):
     return out
 
 
-def windows(sequences, window, fps, stride=None):
+def windows(sequences: list[dict], window: int, fps: float,
+            stride: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Cut resampled sequences into windows. Returns hand_pose (N,window,45), global_orient
     (N,window,3) and the index of the source sequence of each window (N,)."""
     stride = stride or max(1, window // 4)
@@ -143,7 +145,7 @@ def windows(sequences, window, fps, stride=None):
     return np.stack(hp), np.stack(go), np.asarray(src)
 
 
-def take_of(name):
+def take_of(name: str) -> tuple[str, str | None]:
     """(take, file) of a sequence name. Converted bundles name sequences
     ``take@file#hand_segment`` (``tools/convert_leap.py``); AMASS ones ``file/right``; a plain
     MANO file its stem. The file is None where the name has no ``@``."""
@@ -152,7 +154,8 @@ def take_of(name):
     return take, (file or None)
 
 
-def split_by_take(sequences, held_out_fraction=0.15, seed=0):
+def split_by_take(sequences: list[dict], held_out_fraction: float = 0.15,
+                  seed: int = 0) -> tuple[list[int], list[int]]:
     """Indices of training and held-out sequences, split by take (``take_of``: the same take
     recorded at several rates never lands on both sides)."""
     takes = sorted({take_of(s["name"])[0] for s in sequences})

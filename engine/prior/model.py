@@ -1,4 +1,4 @@
-"""The hand motion prior: a NeMF-style motion VAE (HMP_METHOD.md section 1).
+"""The hand motion prior: a NeMF-style motion VAE (docs/method.md section 4).
 
 Encoder E over a window: per frame and joint X_t = (position 3, velocity 3, global rotation as 6D 6,
 angular velocity 3) -> R^{16 x 15} (NeMF's features: positions root-relative by forward kinematics
@@ -26,7 +26,7 @@ import numpy as np
 import roma
 import torch
 from smplx.lbs import batch_rigid_transform
-from torch import nn
+from torch import Tensor, nn
 
 from engine import joints as J
 
@@ -34,17 +34,17 @@ NUM_JOINTS = 16
 FEATURES = 15
 
 
-def rotmat_to_6d(R):
+def rotmat_to_6d(R: Tensor) -> Tensor:
     """(...,3,3) -> (...,6): the first two columns (Zhou et al. 2019)."""
     return torch.cat([R[..., :, 0], R[..., :, 1]], dim=-1)
 
 
-def sixd_to_rotmat(x):
+def sixd_to_rotmat(x: Tensor) -> Tensor:
     """(...,6) -> (...,3,3) by Gram-Schmidt (roma.special_gramschmidt on the two columns)."""
     return roma.special_gramschmidt(torch.stack([x[..., :3], x[..., 3:]], dim=-1))
 
 
-def blend_at(q, pos):
+def blend_at(q: Tensor, pos: Tensor) -> Tensor:
     """Unit quaternions q (B,n,J,4) read at fractional positions pos (B,T) along their second axis
     -> (B,T,J,4): the normalised linear blend of the two entries beside each position (signs
     aligned; positions past the ends take the end entry). Shared by the prior's decoding between
@@ -61,8 +61,11 @@ def blend_at(q, pos):
 
 
 class MotionPrior(nn.Module):
-    def __init__(self, rest_joints, window=64, fps=30.0, latent=64, hidden=256, decoder_width=384,
-                 decoder_layers=5, frequencies=8):
+    def __init__(self, rest_joints: np.ndarray | Tensor, window: int = 64, fps: float = 30.0, latent: int = 64,
+                 hidden: int = 256, decoder_width: int = 384, decoder_layers: int = 5, frequencies: int = 8) -> None:
+        """rest_joints (16,3) m: the hand model's rest skeleton at mean shape (the features' forward
+        kinematics); window frames at fps; latent D; encoder channels ``hidden``; the decoder's MLP
+        ``decoder_layers`` x ``decoder_width`` on ``frequencies`` Fourier features of time."""
         super().__init__()
         self.config = {"window": int(window), "fps": float(fps), "latent": int(latent), "hidden": int(hidden),
                        "decoder_width": int(decoder_width), "decoder_layers": int(decoder_layers),
@@ -93,7 +96,7 @@ class MotionPrior(nn.Module):
             self.to_rot.bias.copy_(rotmat_to_6d(torch.eye(3)).repeat(NUM_JOINTS))
 
     # ------------------------------------------------------------------ kinematics and features
-    def rotations(self, hand_pose, global_orient=None):
+    def rotations(self, hand_pose: Tensor, global_orient: Tensor | None = None) -> Tensor:
         """(B,T,45) [+ (B,T,3)] -> local rotation matrices (B,T,16,3,3) with a canonical root."""
         B, T = hand_pose.shape[:2]
         local = roma.rotvec_to_rotmat(hand_pose.reshape(B, T, 15, 3))
@@ -104,7 +107,7 @@ class MotionPrior(nn.Module):
             root = Rg[:, :1].transpose(-1, -2) @ Rg  # relative to the first frame
         return torch.cat([root[:, :, None], local], dim=2)
 
-    def forward_kinematics(self, rot):
+    def forward_kinematics(self, rot: Tensor) -> tuple[Tensor, Tensor]:
         """Local rotations (B,T,16,3,3) -> joint positions (B,T,16,3) root at 0, global rotations."""
         B, T = rot.shape[:2]
         joints = self.rest_joints[None].expand(B * T, -1, -1)
@@ -112,7 +115,7 @@ class MotionPrior(nn.Module):
         pos = pos - pos[:, :1]
         return pos.reshape(B, T, 16, 3), A[..., :3, :3].reshape(B, T, 16, 3, 3)
 
-    def features(self, rot, fps=None):
+    def features(self, rot: Tensor, fps: float | None = None) -> Tensor:
         """(B,T,16,3,3) local rotations -> normalised features (B,T,240)."""
         fps = self.fps if fps is None else fps
         pos, glob = self.forward_kinematics(rot)
@@ -125,17 +128,18 @@ class MotionPrior(nn.Module):
         return (x - self.feature_mean) / self.feature_std
 
     # ------------------------------------------------------------------ encoder / decoder
-    def encode_rot(self, rot, fps=None):
+    def encode_rot(self, rot: Tensor, fps: float | None = None) -> tuple[Tensor, Tensor]:
+        """Local rotations (B,T,16,3,3) -> mu (B,D), sigma (B,D) of the posterior q(z | window)."""
         h = self.encoder(self.features(rot, fps).transpose(1, 2)).mean(-1)
         mu, logvar = self.to_latent(h).chunk(2, dim=-1)
         sigma = torch.exp(0.5 * logvar.clamp(-12, 8))
         return mu, sigma
 
-    def encode(self, hand_pose, global_orient=None):
+    def encode(self, hand_pose: Tensor, global_orient: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """(B,T,45) poses at the prior's frame rate (+ optional (B,T,3)) -> mu (B,D), sigma (B,D)."""
         return self.encode_rot(self.rotations(hand_pose, global_orient))
 
-    def time_encoding(self, times):
+    def time_encoding(self, times: Tensor) -> Tensor:
         """(B,T) seconds -> (B,T,2F+1)."""
         duration = (self.window - 1) / self.fps
         u = times / duration  # 0..1 inside the trained window
@@ -143,14 +147,14 @@ class MotionPrior(nn.Module):
         ang = u[..., None] * k
         return torch.cat([u[..., None], torch.sin(ang), torch.cos(ang)], dim=-1)
 
-    def decode_field(self, z, times):
+    def decode_field(self, z: Tensor, times: Tensor) -> Tensor:
         """The neural motion field itself: z (B,D), times (B,T) seconds -> (B,T,16,3,3). Smooth only
         where it was trained: on the prior's frame grid (``decode_rot`` asks it there)."""
         B, T = times.shape
         h = torch.cat([self.time_encoding(times), z[:, None].expand(B, T, -1)], dim=-1)
         return sixd_to_rotmat(self.to_rot(self.decoder(h)).reshape(B, T, NUM_JOINTS, 6))
 
-    def decode_rot(self, z, times):
+    def decode_rot(self, z: Tensor, times: Tensor) -> Tensor:
         """z (B,D), times (B,T) seconds from the window start -> local rotation matrices (B,T,16,3,3).
 
         The field is decoded on the frame grid it was trained on (multiples of 1 / self.fps) and a time
@@ -168,24 +172,26 @@ class MotionPrior(nn.Module):
         grid = self.decode_field(z, self.default_times(times.shape[0], n, z.device))  # (B,n,16,3,3)
         return roma.unitquat_to_rotmat(blend_at(roma.rotmat_to_unitquat(grid), pos))
 
-    def decode(self, z, times):
+    def decode(self, z: Tensor, times: Tensor) -> Tensor:
         """z (B,D), times (B,T) seconds from the window start -> hand_pose (B,T,45)."""
         rot = self.decode_rot(z, times)
         return roma.rotmat_to_rotvec(rot[:, :, 1:]).reshape(*times.shape, 45)
 
-    def default_times(self, B, T=None, device=None):
+    def default_times(self, B: int, T: int | None = None, device: torch.device | str | None = None) -> Tensor:
+        """(B,T) the prior's frame grid in seconds, 0 .. (T-1)/fps (T: the window)."""
         T = self.window if T is None else T
         return (torch.arange(T, device=device, dtype=torch.float32) / self.fps)[None].expand(B, T)
 
     @staticmethod
-    def neg_log_likelihood(z, mu, sigma):
-        """-log N(z; mu, diag(sigma^2)), summed over the latent dimensions: (B,)."""
+    def neg_log_likelihood(z: Tensor, mu: Tensor, sigma: Tensor) -> Tensor:
+        """-log N(z; mu, diag(sigma^2)) of z, mu, sigma (B,D), summed over the latent dimensions: (B,)."""
         D = z.shape[-1]
         return (0.5 * ((z - mu) / sigma) ** 2 + torch.log(sigma)).sum(-1) + 0.5 * D * math.log(2 * math.pi)
 
     # ------------------------------------------------------------------ training losses
-    def losses(self, rot, weights, sample=True):
-        """Reconstruction of one batch of windows (B,T,16,3,3) through the VAE: dict of terms."""
+    def losses(self, rot: Tensor, weights: dict, sample: bool = True) -> dict[str, Tensor]:
+        """Reconstruction of one batch of windows (B,T,16,3,3) through the VAE: dict of scalar terms
+        (rot, ori: squared Frobenius; pos: cm^2; kl; total = the weighted sum; mpjpe_mm)."""
         B, T = rot.shape[:2]
         mu, sigma = self.encode_rot(rot)
         z = mu + sigma * torch.randn_like(sigma) if sample else mu

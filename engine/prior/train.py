@@ -16,11 +16,18 @@ import argparse
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from engine.choices import PROGRESS_MODES
 from engine.errors import EngineError
+
+if TYPE_CHECKING:  # for the hints only: torch is imported when training starts
+    import torch
+
+    from engine.prior.model import MotionPrior
+    from engine.progress import Reporter
 
 LEAP_BUNDLE = "engine/assets/prior/leap_mano.npz"
 # the shipped training data (docs/prior.md): real Leap Motion recordings of two repositories and
@@ -30,7 +37,7 @@ TRAINING_DATA = (LEAP_BUNDLE, "engine/assets/prior/leap_plugins_mano.npz", "engi
 HELD_OUT_SOURCE = "benchmarks/data/leap_javascript_v2.npz"
 
 
-def parser():
+def parser() -> argparse.ArgumentParser:
     from engine.args import Parser
 
     p = Parser(prog="python -m engine train-prior", description=__doc__,
@@ -59,7 +66,7 @@ def parser():
     return p
 
 
-def dedupe_takes(sequences):
+def dedupe_takes(sequences: list[dict]) -> list[dict]:
     """Keep one recording per take where a take was saved several times ("take@file#..." names,
     as the converted Leap bundles have: the same motion at other frame rates or cropped adds cost,
     not information): all the sequences (hands, segments) of the file with the most frames, the
@@ -78,7 +85,7 @@ def dedupe_takes(sequences):
     return [s for s in sequences if take_of(s["name"])[1] in (None, best.get(take_of(s["name"])[0]))]
 
 
-def training_sequences(paths, held_out=0.15, seed=0):
+def training_sequences(paths: list, held_out: float = 0.15, seed: int = 0) -> tuple[list, list, list]:
     """The training loader: (all sequences, training ones, held-out ones) of ``paths``, each path's
     takes de-duplicated (``dedupe_takes``) and split (``split_by_take``) on its own, so a file's
     held-out takes are the same whatever else is trained with it (the fitter's tests and benchmark
@@ -95,7 +102,9 @@ def training_sequences(paths, held_out=0.15, seed=0):
     return everything, train, held
 
 
-def make_windows(sequences, window, fps, augment):
+def make_windows(sequences: list[dict], window: int, fps: float, augment: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Training windows: hand_pose (N,window,45), global_orient (N,window,3); ``augment`` adds the
+    motion played at x0.8 and x1.25 speed, then every window reversed in time."""
     from engine.prior.data import windows
 
     hp, go, _ = windows(sequences, window, fps)
@@ -108,7 +117,7 @@ def make_windows(sequences, window, fps, augment):
     return hp, go
 
 
-def evaluate(model, hp, go, batch=64):
+def evaluate(model: "MotionPrior", hp: np.ndarray, go: np.ndarray, batch: int = 64) -> float:
     """Held-out reconstruction error (mm, mean over joints and frames) of the prior (z = mu) and
     of the mean-pose baseline (the training set's mean pose for every frame)."""
     import torch
@@ -124,7 +133,9 @@ def evaluate(model, hp, go, batch=64):
     return sum(errs) / max(len(hp), 1)
 
 
-def mean_pose_error(model, hp_train, hp_test):
+def mean_pose_error(model: "MotionPrior", hp_train: np.ndarray, hp_test: np.ndarray) -> float:
+    """Mean joint error (mm) of the training windows' mean pose (hp_train (N,T,45)) on every frame of
+    hp_test (M,T,45): the baseline the prior's held-out error is read against."""
     import torch
 
     with torch.no_grad():
@@ -135,7 +146,7 @@ def mean_pose_error(model, hp_train, hp_test):
         return float((p_true - p_mean).norm(dim=-1).mean()) * 1000
 
 
-def train(args: argparse.Namespace, reporter=None) -> tuple:
+def train(args: argparse.Namespace, reporter: "Reporter | None" = None) -> tuple:
     """Train the motion prior as ``parser()`` describes -> (model, summary dict, history [per-epoch
     mean loss terms]). Steps: the training windows (``training_windows``), the model and its optimiser,
     fresh or resumed (``new_or_resumed``), the epochs (``run_epochs``, checkpointing), the final
@@ -161,7 +172,7 @@ def train(args: argparse.Namespace, reporter=None) -> tuple:
     return model, summary, history
 
 
-def training_windows(data: list, args: argparse.Namespace, reporter) -> tuple:
+def training_windows(data: list, args: argparse.Namespace, reporter: "Reporter") -> tuple:
     """-> ((hand_pose (N,W,45), global_orient (N,W,3)) training windows, augmented; the same of the
     held-out takes (M,W,...), not augmented). W = ``args.window`` frames at ``args.fps``."""
     sequences, tr_seqs, te_seqs = training_sequences(data, args.held_out, args.seed)
@@ -174,7 +185,8 @@ def training_windows(data: list, args: argparse.Namespace, reporter) -> tuple:
     return (hp_tr, go_tr), (hp_te, go_te)
 
 
-def new_or_resumed(args: argparse.Namespace, hp_tr: np.ndarray, go_tr: np.ndarray, device: str, reporter) -> tuple:
+def new_or_resumed(args: argparse.Namespace, hp_tr: np.ndarray, go_tr: np.ndarray, device: str,
+                   reporter: "Reporter") -> tuple:
     """-> (MotionPrior on ``device``, Adam, its MultiStepLR schedule, first epoch to run). Resumed from
     ``args.resume`` (model, and optimiser when the checkpoint has it, else a fresh Adam at the scheduled
     rate), or new with its feature normalisation from the training windows hp_tr (N,W,45), go_tr (N,W,3)."""
@@ -215,8 +227,9 @@ def new_or_resumed(args: argparse.Namespace, hp_tr: np.ndarray, go_tr: np.ndarra
     return model, opt, sched, start_epoch
 
 
-def run_epochs(model, opt, sched, hp_tr: np.ndarray, go_tr: np.ndarray, start_epoch: int, data: list,
-               args: argparse.Namespace, reporter) -> list:
+def run_epochs(model: "MotionPrior", opt: "torch.optim.Optimizer", sched: "torch.optim.lr_scheduler.LRScheduler",
+               hp_tr: np.ndarray, go_tr: np.ndarray, start_epoch: int, data: list, args: argparse.Namespace,
+               reporter: "Reporter") -> list:
     """Epochs ``start_epoch``..``args.epochs`` of shuffled mini-batches of the windows hp_tr (N,W,45),
     go_tr (N,W,3); a checkpoint with the optimiser every ``args.checkpoint_every`` epochs (not the
     last). -> history: per epoch, the mean of each loss term."""
@@ -253,8 +266,8 @@ def run_epochs(model, opt, sched, hp_tr: np.ndarray, go_tr: np.ndarray, start_ep
     return history
 
 
-def finish(model, history: list, hp_tr: np.ndarray, hp_te: np.ndarray, go_te: np.ndarray, data: list,
-           args: argparse.Namespace, reporter) -> dict:
+def finish(model: "MotionPrior", history: list, hp_tr: np.ndarray, hp_te: np.ndarray, go_te: np.ndarray, data: list,
+           args: argparse.Namespace, reporter: "Reporter") -> dict:
     """Write the final checkpoint (no optimiser state: a third of the size; --resume from it starts a
     fresh Adam) and measure the held-out windows hp_te (M,W,45), go_te (M,W,3) -> the summary (mm)."""
     from engine.prior import save_checkpoint
@@ -272,7 +285,7 @@ def finish(model, history: list, hp_tr: np.ndarray, hp_te: np.ndarray, go_te: np
     return summary
 
 
-def main(argv=None):
+def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(sys.argv[1:] if argv is None else argv)
     _, summary, _ = train(args)
     print(f"wrote {args.out}" + (f"; held-out error {summary['held_out_mm']:.2f} mm vs mean pose "
