@@ -13,7 +13,7 @@ Three threads and the main one:
 - the writer encodes every frame into a temporary file beside TAKE.mp4 (OpenCV's MPEG-4 ``mp4v``, as
   the preview) and, when the take ends however it ends, closes it, writes the frames' times beside it
   (``TAKE.mp4.times.json``, read back by ``engine.video``) and renames it to TAKE.mp4: the take appears
-  whole and playable, or (SIGKILL) not at all; it also watches the free disk space (``--reserve-mb``);
+  whole and playable, or (SIGKILL) not at all; it also checks the free disk space before each frame (``--reserve-mb``);
 - the stdin reader takes a ``stop`` line;
 - the main thread is the live worker: MediaPipe's hand landmarker (VIDEO mode, the frame's own time)
   on the newest frame, then ``fast_pose`` (below) and one ``pose`` event per processed frame. Frames
@@ -61,7 +61,6 @@ from engine.progress import Reporter
 
 FRAME_TIMEOUT_S = 5.0  # no frame from a camera for this long: it stopped sending
 RESERVE_MB = 200.0  # the take stops (and is closed) when its disk has less free space than this
-DISK_CHECK_S = 1.0  # how often the writer looks at the free space
 FRAME_IMAGE_WIDTH = 640  # the newest-frame image for the add-on is scaled down to this width at most
 TIMES_SUFFIX = ".times.json"  # the frames' times beside the take (engine.video reads them)
 TAKE_PREFIX = ".hmp-take-"  # the take being written (engine.atomic names it after its writer)
@@ -269,22 +268,18 @@ class Take:
         self._queue.put(frame)
 
     def _write(self):
-        next_check = 0.0
         while True:
             frame = self._queue.get()
             if frame is None:
                 return
             if self.error is not None:
                 continue  # drained, not written: the disk is full
-            now = time.monotonic()
-            if now >= next_check:
-                next_check = now + DISK_CHECK_S
-                free = shutil.disk_usage(self.directory).free
-                if free < self.reserve:
-                    self.error = (f"the disk holding {self.path} is full ({free / 1e6:.0f} MB free, "
-                                  f"{self.reserve / 1e6:.0f} MB kept free): recording stopped")
-                    self.on_problem()
-                    continue
+            free = shutil.disk_usage(self.directory).free  # one statvfs: cheap beside encoding a frame
+            if free < self.reserve:
+                self.error = (f"the disk holding {self.path} is full ({free / 1e6:.1f} MB free, "
+                              f"{self.reserve / 1e6:.0f} MB kept free to close the take): recording stopped")
+                self.on_problem()
+                continue
             self.writer.write(frame)
             self.frames += 1
 
@@ -417,9 +412,6 @@ class Live:
         models = {side: load_hand_model(side=side, mano_dir=args.mano_dir, device="cpu", hand_size=size_m)
                   for side in sides}
         poses = {side: FastPose(models[side]) for side in sides}
-        from engine.keypoints.detector import HandDetector
-
-        detector = HandDetector(max_hands=2, tracking=True)
         cap = open_source(kind, value, args.frame_timeout)
         # the first frame: a camera that opens but sends nothing is busy or broken
         first = _first_frame(cap, args.frame_timeout)
@@ -447,7 +439,16 @@ class Live:
             K = np.array([[fx, 0, cx], [0, fy, cy], [0, 0, 1]], dtype=np.float64)
         else:
             K = np.asarray(guess_intrinsics(w, h, fov_deg=args.fov), dtype=np.float64)
-        self.take = Take(record, self.fps, self.size, args.reserve_mb, on_problem=lambda: self.stop("disk"))
+        from engine.keypoints.detector import HandDetector
+
+        try:
+            detector = HandDetector(max_hands=2, tracking=True)
+            self.take = Take(record, self.fps, self.size, args.reserve_mb, on_problem=lambda: self.stop("disk"))
+        except BaseException:
+            cap.release()
+            if "detector" in locals():
+                detector.close()
+            raise
         self.reporter.event("live", take=record, source=str(args.source), width=w, height=h, fps=self.fps,
                             K=K.round(4).tolist(), frame_image=_abs(args.frame_image),
                             hands={side: {"rest_joints": poses[side].rest_joints.round(6).tolist()} for side in sides})
