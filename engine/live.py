@@ -451,7 +451,8 @@ class Live:
             raise
         self.reporter.event("live", take=record, source=str(args.source), width=w, height=h, fps=self.fps,
                             K=K.round(4).tolist(), frame_image=_abs(args.frame_image),
-                            hands={side: {"rest_joints": poses[side].rest_joints.round(6).tolist()} for side in sides})
+                            hands={side: {"rest_joints": poses[side].rest_joints.round(6).tolist(),
+                                         "rest_keypoints": poses[side].rest.round(6).tolist()} for side in sides})
         reader = threading.Thread(target=self.read, args=(cap, kind, first, first_t), daemon=True, name="reader")
         reader.start()
         processed = dropped = 0

@@ -23,9 +23,10 @@ stdout (diagnostics go to stderr). Events:
 ``engine live`` (engine/live.py) adds two events, and its ``done`` names the take it recorded:
 ``{"event": "live", "take": "/abs/take.mp4", "source": "0", "width": 640, "height": 480, "fps": 30.0,
 "K": [[fx, 0, cx], [0, fy, cy], [0, 0, 1]], "frame_image": "/abs/newest.jpg" | null,
-"hands": {"right": {"rest_joints": [[x, y, z] x 16]}}}``
+"hands": {"right": {"rest_joints": [[x, y, z] x 16], "rest_keypoints": [[x, y, z] x 21]}}}``
     once, when the source sends its first frame: the recording has begun. ``rest_joints``: the hand
-    model's joints at rest (MANO order, metres, camera axes), the skeleton of a rig to pose.
+    model's joints at rest (MANO order, metres, camera axes), the skeleton of a rig to pose;
+    ``rest_keypoints``: its 21 keypoints at rest (MediaPipe order: the fingertips too).
 ``{"event": "pose", "frame": 42, "time": 1.4, "wall": 1733400000.123, "latency_ms": 38.5, "dropped": 3,
 "hands": {"right": {"global_orient": [3], "hand_pose": [45], "transl": [3], "score": 0.98}}}``
     one per frame processed for the live view: ``frame`` its index in the take, ``time`` seconds from
