@@ -11,6 +11,7 @@
    same file captured directly), same options: frame count and the difference of the fitted joints
    (the take is the clip encoded once more, so detections differ by the encoding); and how far the
    live poses were from that fit (joints, mm, wrist-relative and in the camera).
+4. In Blender (bpy as a module): the time of each tick of the live operator's timer while recording.
 Prints the figures (docs/benchmarks.md, "Live capture").
 """
 
@@ -131,6 +132,37 @@ def main():
     rel = np.linalg.norm((live - live[:, :1]) - (fit - fit[:, :1]), axis=-1) * 1000
     print(f"live poses vs the fit of the take ({len(rows)} frames): joints median {np.median(cam):.1f} mm in the camera, "
           f"{np.median(rel):.1f} mm wrist-relative")
+
+    blender_step(clip, work, env)
+
+
+def blender_step(clip, work, env):
+    """4. In Blender (bpy): what the modal operator's 1/30 s timer does per tick while recording (read
+    the engine's events, pose the rig with the newest one, reload the camera image), timed."""
+    os.environ.update({k: env[k] for k in ("HMP_CACHE_DIR",)})
+    os.environ["HMP_ENGINE_PYTHON"] = sys.executable
+    import bpy
+
+    import hmp_addon
+    from hmp_addon import live
+
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    hmp_addon.register()
+    s = bpy.context.scene.hmp_live
+    s.source, s.folder = clip, os.path.join(work, "blender")
+    job = live.start(bpy.context)
+    job.fit = False  # the recording only: the fit is the capture timed above
+    steps = []
+    while job.state == "recording":
+        t0 = time.perf_counter()
+        job.step(bpy.context)
+        steps.append(time.perf_counter() - t0)
+        time.sleep(max(0.0, live.TICK_S - steps[-1]))
+    ms = np.array(steps) * 1000
+    print(f"in Blender ({bpy.app.version_string}): {len(ms)} timer ticks while recording, each {np.median(ms):.2f} ms "
+          f"median (p99 {np.percentile(ms, 99):.1f}, max {ms.max():.1f}); {job.poses_applied} of {job.poses_seen} pose "
+          "events applied to the rig (the newest at each tick)")
+    hmp_addon.unregister()
 
 
 if __name__ == "__main__":

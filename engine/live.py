@@ -350,12 +350,14 @@ class Live:
         try:
             while True:
                 if realtime:
-                    delay = start + t - time.monotonic()
+                    delay = start + t - first_t - time.monotonic()
                     if delay > 0 and self.stop_event.wait(delay):
                         break
                 if self.stop_event.is_set():
                     break
-                self._arrive(i, t, frame)
+                # a file played in real time: the frame is due at its time, and its latency counts from
+                # then even when this thread gets to it late
+                self._arrive(i, t, frame, due=start + t - first_t if realtime else None)
                 if self.stop_event.is_set():
                     break
                 i += 1
@@ -384,16 +386,19 @@ class Live:
             with self.cond:
                 self.cond.notify_all()
 
-    def _arrive(self, i, t, frame):
+    def _arrive(self, i, t, frame, due=None):
+        """Frame ``i`` (time ``t``) has arrived (monotonic ``due``: when it was due, else now): into the
+        take, and the newest for the live view."""
         if self.args.seconds is not None and self.take.times and t - self.take.times[0] >= self.args.seconds - 1e-6:
             self.stop("seconds")  # this frame is past the take's length: not recorded
             return
         now = time.monotonic()
+        arrival = now if due is None else min(due, now)
         self.take.add(frame, t)
         self.read_count = i + 1
         self.last_arrival = now
         with self.cond:
-            self.newest = (i, t, frame, now, time.time())
+            self.newest = (i, t, frame, arrival, time.time() - (now - arrival))
             self.cond.notify_all()
 
     def run(self):
@@ -420,8 +425,8 @@ class Live:
             where = describe(kind, value)
             if kind == "file":
                 raise EngineError(f"{where} has no video frames")
-            raise EngineError(f"{where} opened but sent no frame within {args.frame_timeout:g} s "
-                              "(is another program using it?)")
+            raise EngineError(f"{where} opened but sends no frames (none within {args.frame_timeout:g} s): is another "
+                              "program using it?")
         h, w = first.shape[:2]
         self.size = (w, h)
         stated = cap.get(cv2.CAP_PROP_FPS)
@@ -499,7 +504,7 @@ class Live:
                     self.reporter.log(f"recording: {self.read_count} frames, {processed} shown live")
         finally:
             self.stop(self.stopped_by or "error")
-            reader.join(timeout=max(2.0, args.frame_timeout))
+            reader.join(timeout=1.0)  # a read blocked on a dead stream is left (the take does not need it)
             if not reader.is_alive():
                 cap.release()  # never under a read() still blocked on a dead stream
             detector.close()
@@ -663,8 +668,10 @@ def _main(argv, reporter):
         import traceback
 
         traceback.print_exc(file=sys.stderr)
-        reporter.error(f"internal error ({type(exc).__name__}: {str(exc).splitlines()[0][:300] if str(exc) else ''}); "
-                       "please report it with the traceback above")
+        take = getattr(live, "take", None)
+        kept = (f"; the take so far is kept in {take.path}" if take is not None and os.path.isfile(take.path) else "")
+        reporter.error(f"internal error ({type(exc).__name__}: {str(exc).splitlines()[0][:300] if str(exc) else ''})"
+                       f"{kept}; please report it with the traceback above")
         return 1
     finally:
         for sig, old in previous.items():

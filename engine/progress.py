@@ -30,8 +30,9 @@ stdout (diagnostics go to stderr). Events:
 ``{"event": "pose", "frame": 42, "time": 1.4, "wall": 1733400000.123, "latency_ms": 38.5, "dropped": 3,
 "hands": {"right": {"global_orient": [3], "hand_pose": [45], "transl": [3], "score": 0.98}}}``
     one per frame processed for the live view: ``frame`` its index in the take, ``time`` seconds from
-    the take's first frame, ``wall`` when it arrived (Unix time), ``latency_ms`` from its arrival to
-    this event, ``dropped`` frames skipped for the live view so far (every frame is in the take);
+    the take's first frame, ``wall`` when it arrived (Unix time; a file played in real time: when it
+    was due), ``latency_ms`` from then to this event, ``dropped`` frames skipped for the live view so
+    far (every frame is in the take);
     per hand seen (none: an empty ``hands``) the result file's pose of one frame: axis-angle root
     rotation and 15 joint rotations (MANO order), translation in metres, camera frame.
 ``{"event": "done", "result": "/abs/take.mp4", "frames": 300, "processed": 290, "dropped": 10,

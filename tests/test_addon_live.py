@@ -178,6 +178,9 @@ def test_a_take_too_short_to_fit_is_kept(scene):
 def test_no_camera_is_one_clear_error(scene):
     before = datablock_counts(bpy)
     scene.hmp_live.source = "7"
+    with pytest.raises(RuntimeError, match="set Seconds"):  # from a script a camera must be given a length
+        bpy.ops.hmp.live_start()
+    scene.hmp_live.seconds = 2.0
     assert live.HMP_OT_live_start.execute(_Driver(), bpy.context) == {"CANCELLED"}
     job = live.current()
     assert job.state == "error" and job.error == (

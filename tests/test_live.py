@@ -291,3 +291,18 @@ def test_recorded_times_only_for_the_file_they_fit(tmp_path):
             fh.write(json.dumps(bad) if bad != "garbage" else "{")
         got = [t for _, _, t in open_video(str(video)).frames(with_time=True)]
         assert np.allclose(got, np.arange(60) / 30.0, atol=1e-3)  # the container's, unchanged
+
+
+def test_pick_hands_for_the_live_view():
+    from engine.keypoints.detector import Detection
+    from engine.live import pick_hands
+
+    def det(side, score):
+        return Detection(side, score, np.zeros((21, 2)), np.zeros((21, 3)))
+
+    r, l, l2 = det("right", 0.9), det("left", 0.8), det("left", 0.95)
+    assert pick_hands([], ("right",)) == {}
+    assert pick_hands([l, r], ("right",)) == {"right": r}  # its own label first
+    assert pick_hands([l2], ("right",)) == {"right": l2}  # a lone hand whatever its label (labels flip)
+    assert pick_hands([r, l], ("right", "left")) == {"right": r, "left": l}
+    assert pick_hands([l, l2], ("right", "left")) == {"left": l2, "right": l}  # two "left": the better one keeps it
