@@ -493,7 +493,7 @@ class HMP_OT_live_start(bpy.types.Operator):
     def execute(self, context):
         """Scripts: blocks until the take ends (a file's end, or Seconds) and is fitted."""
         s = context.scene.hmp_live
-        if not is_file_source(s.source) and not s.seconds:
+        if s.source.strip() and not is_file_source(s.source) and not s.seconds:
             st = context.window_manager.hmp_live_state
             st.last_error = "Camera capture from a script: set Seconds (a camera never ends by itself)"
             self.report({"ERROR"}, st.last_error)
