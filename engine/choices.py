@@ -34,3 +34,7 @@ BATCH_STAGE = "batch"  # python -m engine batch: the whole batch (its events als
 def sides_of(hands: str) -> tuple:
     """``--hands`` value -> the hands it captures: "both" -> ("right", "left")."""
     return SIDES if hands == "both" else (hands,)
+
+# python -m engine live: a take with fewer frames than this is kept but not fitted (the add-on says so):
+# a quarter of a second at 30 fps, too little motion for the two-stage fit to mean anything
+LIVE_MIN_FRAMES = 8

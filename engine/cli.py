@@ -7,6 +7,7 @@ Commands
   evaluate      metrics on HO3D-v3 / DexYCB (engine.evaluate)
   batch         many videos -> one result each, on Ray: this machine or a cluster (engine.batch)
   report        how results sit on footage without truth: distance to detections, jitter (engine.report)
+  live          record a take from a camera with a live per-frame hand pose (engine.live)
 
 Every failure the user can act on is an ``EngineError``: one line ``error: ...`` on stderr (or a
 jsonl ``error`` event with ``--progress jsonl``) and exit code 2, never a traceback and never a
@@ -36,6 +37,7 @@ DELEGATED = {
     "evaluate": "engine.evaluate",
     "batch": "engine.batch",
     "report": "engine.report",
+    "live": "engine.live",
 }
 
 

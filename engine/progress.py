@@ -20,6 +20,27 @@ stdout (diagnostics go to stderr). Events:
 ``{"event": "error", "message": "..."}``
     last line of a failed run (exit code non-zero); no result file was written.
 
+``engine live`` (engine/live.py) adds two events, and its ``done`` names the take it recorded:
+``{"event": "live", "take": "/abs/take.mp4", "source": "0", "width": 640, "height": 480, "fps": 30.0,
+"K": [[fx, 0, cx], [0, fy, cy], [0, 0, 1]], "frame_image": "/abs/newest.jpg" | null,
+"hands": {"right": {"rest_joints": [[x, y, z] x 16], "rest_keypoints": [[x, y, z] x 21]}}}``
+    once, when the source sends its first frame: the recording has begun. ``rest_joints``: the hand
+    model's joints at rest (MANO order, metres, camera axes), the skeleton of a rig to pose;
+    ``rest_keypoints``: its 21 keypoints at rest (MediaPipe order: the fingertips too).
+``{"event": "pose", "frame": 42, "time": 1.4, "wall": 1733400000.123, "latency_ms": 38.5, "dropped": 3,
+"hands": {"right": {"global_orient": [3], "hand_pose": [45], "transl": [3], "score": 0.98}}}``
+    one per frame processed for the live view: ``frame`` its index in the take, ``time`` seconds from
+    the take's first frame, ``wall`` when it arrived (Unix time; a file played in real time: when it
+    was due), ``latency_ms`` from then to this event, ``dropped`` frames skipped for the live view so
+    far (every frame is in the take);
+    per hand seen (none: an empty ``hands``) the result file's pose of one frame: axis-angle root
+    rotation and 15 joint rotations (MANO order), translation in metres, camera frame.
+``{"event": "done", "result": "/abs/take.mp4", "frames": 300, "processed": 290, "dropped": 10,
+"seconds": 10.0, "times": "/abs/take.mp4.times.json", "stopped_by": "stop"}``
+    ``stopped_by``: ``stop`` (stdin), ``seconds``, ``end`` (of a file), ``signal``, ``parent``.
+    An ``error`` of a take that failed while recording (the source stopped, the disk filled up)
+    carries ``take`` (the take kept, or null) and ``frames``.
+
 With ``--progress bar`` (the default at a terminal) humans get a tqdm bar on stderr instead.
 """
 
@@ -30,7 +51,7 @@ from typing import TextIO
 from .choices import BATCH_STAGE, CAPTURE_STAGES, PROGRESS_MODES, TRAIN_STAGES  # relative: also imported inside the add-on
 
 PROTOCOL_VERSION = 1
-EVENTS = ("start", "stage", "progress", "log", "done", "error")
+EVENTS = ("start", "stage", "progress", "log", "done", "error", "live", "pose")
 STAGES = CAPTURE_STAGES + TRAIN_STAGES + (BATCH_STAGE,)  # the names a "stage" event may carry
 
 
@@ -56,6 +77,10 @@ def parse_line(line: str) -> dict:
         raise ProtocolError(f"done event without 'result': {line[:200]!r}")
     if event["event"] == "error" and not isinstance(event.get("message"), str):
         raise ProtocolError(f"error event without 'message': {line[:200]!r}")
+    if event["event"] == "pose" and not (isinstance(event.get("frame"), int) and isinstance(event.get("hands"), dict)):
+        raise ProtocolError(f"pose event without 'frame' and 'hands': {line[:200]!r}")
+    if event["event"] == "live" and not isinstance(event.get("take"), str):
+        raise ProtocolError(f"live event without 'take': {line[:200]!r}")
     return event
 
 
@@ -129,10 +154,18 @@ class Reporter:
     def warn(self, message: str) -> None:
         self.log(message, level="warning")
 
-    def done(self, result: str, preview: str | None = None) -> None:
+    def event(self, kind: str, **fields) -> None:
+        """An event with fields of its own (``live``, ``pose``; an ``error`` with more than its
+        message): printed in jsonl mode only."""
+        if kind not in EVENTS:
+            raise ValueError(f"unknown progress event {kind!r}")
+        if self.mode == "jsonl":
+            self._emit(event=kind, **fields)
+
+    def done(self, result: str, preview: str | None = None, **extra) -> None:
         self._close_bar()
         if self.mode == "jsonl":
-            self._emit(event="done", result=result, preview=preview)
+            self._emit(event="done", result=result, preview=preview, **extra)
         elif self.mode == "bar":
             self._write_stderr(f"result written to {result}" + (f", preview {preview}" if preview else ""))
 

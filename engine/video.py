@@ -14,7 +14,9 @@ Rotation metadata (phones record portrait clips as rotated landscape streams) is
 OpenCV's FFmpeg backend (CAP_PROP_ORIENTATION_AUTO, on by default since 4.5); ``width``/``height``
 are those of the upright frames as decoded. Variable-frame-rate files: OpenCV reports the
 container's average rate, which becomes the clip's ``fps``; frames are taken in decode order
-(one result row per decoded frame), as the field's video pipelines do.
+(one result row per decoded frame), as the field's video pipelines do. A take recorded by ``python -m
+engine live`` keeps each frame's capture time beside it (``TAKE.mp4.times.json``): those are the
+frames' times when the file fits them (``recorded_times``).
 """
 
 import os
@@ -66,6 +68,7 @@ class Video:
             self.rotation = int(cap.get(cv2.CAP_PROP_ORIENTATION_META) or 0)
         finally:
             cap.release()
+        self.recorded_times = recorded_times(self.path, self.num_frames)
 
     @staticmethod
     def _count(cap):
@@ -96,7 +99,9 @@ class Video:
                 if frame.shape[:2] != (self.height, self.width):  # odd streams change size: keep one
                     frame = cv2.resize(frame, (self.width, self.height))
                 rgb = cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
-                if with_time:
+                if with_time and self.recorded_times is not None:
+                    yield i, rgb, self.recorded_times[i]
+                elif with_time:
                     msec = cap.get(cv2.CAP_PROP_POS_MSEC)
                     yield i, rgb, (msec / 1000.0 if np.isfinite(msec) and msec >= 0 else i / self.fps)
                 else:
@@ -109,6 +114,27 @@ class Video:
     def _unreadable_from(self, start, readable):
         return (f"{self.path}: no frame decodes from frame {start} on (the file says {self.num_frames} frames, "
                 f"only the first {readable} are readable: is it damaged or incompletely downloaded?)")
+
+
+TIMES_SUFFIX = ".times.json"  # a take's frame times, beside it (engine.live writes them)
+
+
+def recorded_times(path: "str | os.PathLike", num_frames: int) -> list[float] | None:
+    """The frames' times (list of seconds from the first) that ``engine live`` wrote beside a take it
+    recorded (``TAKE.mp4.times.json``: a camera's frames arrive when they do, while the .mp4 states one
+    frame rate), or None: no such file, or one that does not fit this video (another frame count, times
+    not increasing) and is then ignored."""
+    import json
+
+    try:
+        with open(os.fspath(path) + TIMES_SUFFIX) as fh:
+            data = json.load(fh)
+        times = [float(t) for t in data["times"]]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if len(times) != num_frames or not all(np.isfinite(times)) or np.any(np.diff(times) <= 0):
+        return None
+    return times
 
 
 def short_read_message(video: "Video", start: int, end: int | None, frame_ids: Sequence[int]) -> str | None:

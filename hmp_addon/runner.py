@@ -127,7 +127,8 @@ class EngineRun:
     state: "running" -> "done" (``result_path`` set) | "error" (``error`` set) | "cancelled".
     """
 
-    def __init__(self, argv, root=EXTENSION_ROOT, env=None):
+    def __init__(self, argv, root=EXTENSION_ROOT, env=None, stdin=False):
+        """``stdin``: give the engine a pipe to read (``send``: engine live's ``stop``), else none."""
         self.argv = list(argv)
         self.state = "running"
         self.stage = ""
@@ -147,7 +148,7 @@ class EngineRun:
         try:
             self.proc = subprocess.Popen(
                 self.argv, cwd=root, env=env if env is not None else engine_env(root),
-                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                stdin=subprocess.PIPE if stdin else subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                 text=True, encoding="utf-8", errors="replace", bufsize=1,
             )
         except OSError as exc:
@@ -241,6 +242,15 @@ class EngineRun:
             hint = tail[-1].strip() if tail else (self.garbage[-1] if self.garbage else "no output")
             self.error = f"engine crashed (exit code {code}): {hint[:300]}"
 
+    def send(self, line):
+        """Write a line to the engine's stdin (a run started with ``stdin=True``); False when it is gone."""
+        try:
+            self.proc.stdin.write(line.rstrip("\n") + "\n")
+            self.proc.stdin.flush()
+            return True
+        except (AttributeError, OSError, ValueError):
+            return False
+
     def cancel(self):
         """Stop the engine (terminate, then kill) and mark the run cancelled."""
         if self.state == "running":
@@ -258,7 +268,7 @@ def _stop(proc, grace=3.0):
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(timeout=grace)
-    for stream in (proc.stdout, proc.stderr):
+    for stream in (proc.stdin, proc.stdout, proc.stderr):
         try:
             stream.close()
         except Exception:  # noqa: BLE001 - closing is best effort

@@ -53,6 +53,10 @@ def test_throttling_keeps_the_last_step():
         '{"event": "progress", "stage": "detect"}',
         '{"event": "done"}',
         '{"event": "error"}',
+        '{"event": "pose", "hands": {}}',
+        '{"event": "pose", "frame": 3}',
+        '{"event": "pose", "frame": "3", "hands": {}}',
+        '{"event": "live"}',
     ],
 )
 def test_garbage_is_rejected(line):
@@ -79,3 +83,25 @@ def test_bar_mode_writes_nothing_on_stdout(capsys):
 def test_unknown_mode():
     with pytest.raises(ValueError):
         progress.Reporter("xml")
+
+
+def test_live_events_round_trip():
+    """engine live's events (engine/live.py): what the Reporter writes, the add-on's parser reads back."""
+    stream = io.StringIO()
+    rep = progress.Reporter("jsonl", stream=stream)
+    rep.start("live", "0.1.0")
+    rep.event("live", take="/t/take.mp4", width=640, height=480, fps=30.0, K=[[500, 0, 320], [0, 500, 240], [0, 0, 1]],
+              frame_image=None, hands={"right": {"rest_joints": [[0.0, 0.0, 0.0]] * 16}})
+    hand = {"global_orient": [0.1, 0.2, 0.3], "hand_pose": [0.0] * 45, "transl": [0.0, 0.0, 0.5], "score": 0.9}
+    rep.event("pose", frame=7, time=0.233, wall=1.0, latency_ms=40.0, dropped=2, hands={"right": hand})
+    rep.event("pose", frame=8, time=0.267, wall=1.1, latency_ms=41.0, dropped=2, hands={})
+    rep.done("/t/take.mp4", None, frames=9, processed=2, dropped=2, seconds=0.3, stopped_by="stop")
+    events = [progress.parse_line(line) for line in stream.getvalue().splitlines()]
+    assert [e["event"] for e in events] == ["start", "live", "pose", "pose", "done"]
+    assert events[2]["hands"]["right"] == hand and events[3]["hands"] == {}
+    assert events[4]["frames"] == 9 and events[4]["result"] == "/t/take.mp4" and events[4]["stopped_by"] == "stop"
+    with pytest.raises(ValueError, match="unknown progress event"):
+        rep.event("teleport")
+    quiet = io.StringIO()
+    progress.Reporter("quiet", stream=quiet).event("pose", frame=1, hands={})
+    assert quiet.getvalue() == ""

@@ -1,0 +1,647 @@
+"""Capture from a camera: the hand rig follows a live per-frame pose while the take records, then the
+take is captured with the normal two-stage fit and baked, as a video file would be.
+
+``LiveJob`` (no UI code) runs ``python -m engine live`` (engine/live.py) and steps in two phases:
+
+- ``recording``: the engine's ``live`` event builds the take's hand rig(s) from the model's rest
+  skeleton (``rig.ensure_hand_rig``, named and tagged as the capture will name them, so the bake
+  rebuilds this very rig in place) and a camera matching the image, whose background is the newest
+  camera frame (an image the engine replaces atomically; also shown in any open Image editor); each
+  step poses the rig with the newest ``pose`` event (pose-bone quaternions through ``poses.bone_channels``,
+  as the bake computes them). ``stop()`` writes ``stop`` to the engine's stdin: it closes the take.
+- ``fitting``: a ``jobs.CaptureJob`` on the take with the panel's capture settings (quality, lens,
+  device, target...): the normal capture, detections and all (engine/live.py says why the live ones
+  are not reused), then the bake. ``cancel()`` there stops the fit; the take stays on disk and becomes
+  the panel's video, so **Capture** fits it later.
+
+The take goes to the panel's Take Folder, else ``hand_capture/`` beside the saved .blend, else the
+extension's user folder (the system's temp folder when run from a source checkout). A take the engine
+could not finish (the camera stopped, the disk filled up) is kept as far as it was recorded and the
+error says where; one shorter than ``LIVE_MIN_FRAMES`` is kept and not fitted.
+"""
+
+import os
+import shutil
+import tempfile
+import time
+
+import bpy
+import numpy as np
+from bpy.app.handlers import persistent
+
+from . import importer, jobs, poses, rig, runner
+from .engine_link import choices as C
+from .engine_link import result as R
+from .properties import BLEND_RELATIVE
+from .settings import settings
+
+IMAGE_NAME = "HMP Live Camera"
+LIVE_MIN_FRAMES = C.LIVE_MIN_FRAMES  # a shorter take is kept, not fitted
+TICK_S = 1.0 / 30.0  # the modal operator's timer: poses are applied at the rate they arrive, up to this
+
+
+def take_folder(context, chosen=""):
+    """Where takes go: ``chosen`` (the panel's Take Folder), else ``hand_capture/`` beside the saved .blend,
+    else the extension's user folder (or the temp folder from a source checkout). Created."""
+    if chosen:
+        folder = bpy.path.abspath(chosen)
+    elif bpy.data.filepath:
+        folder = os.path.join(os.path.dirname(bpy.data.filepath), "hand_capture")
+    else:
+        try:
+            folder = bpy.utils.extension_path_user(__package__.rsplit(".", 1)[0], path="takes", create=True)
+        except (ValueError, AttributeError, RuntimeError):
+            folder = os.path.join(tempfile.gettempdir(), "hmp_hand_capture_takes")
+    os.makedirs(folder, exist_ok=True)
+    return folder
+
+
+def live_argv(engine_python, source, take, hands, frame_image=None, realtime=False, seconds=None, fov=None, K=None,
+              hand_size=None, mano_dir=""):
+    argv = [engine_python, "-m", "engine", "live", "--source", str(source), "--record", os.fspath(take),
+            "--hands", hands, "--progress", "jsonl"]
+    if frame_image:
+        argv += ["--frame-image", os.fspath(frame_image)]
+    if realtime:
+        argv += ["--realtime"]
+    if seconds:
+        argv += ["--seconds", f"{float(seconds):.6g}"]
+    if K is not None:
+        argv += ["--K", ",".join(f"{float(v):.6g}" for v in K)]
+    elif fov is not None:
+        argv += ["--fov", f"{float(fov):.6g}"]
+    if hand_size:
+        argv += ["--hand-size", f"{float(hand_size):.6g}"]
+    if mano_dir:
+        argv += ["--mano-dir", os.fspath(mano_dir)]
+    return argv
+
+
+def is_file_source(source):
+    text = str(source).strip()
+    return bool(text) and not text.isdigit() and not text.startswith("/dev/") and "://" not in text
+
+
+class LiveJob:
+    """See the module docstring. state: "recording" -> "fitting" -> "done" | "error" | "cancelled"
+    (``error``: the message; ``take``: the take's path once the engine names it)."""
+
+    def __init__(self, source, capture: jobs.CaptureParams, folder, realtime=True, seconds=None, fit=True, root=None):
+        source = str(source).strip()
+        if not source:
+            raise runner.EngineSetupError("choose a camera: a device index (0), /dev/videoN, a stream URL or a video file")
+        if is_file_source(source) and not os.path.isfile(bpy.path.abspath(source)):
+            raise runner.EngineSetupError(f"no camera or video file called {source!r}")
+        if is_file_source(source):
+            source = bpy.path.abspath(source)
+        runner.check_engine_python(capture.engine_python)
+        self.capture_params = capture
+        self.fit = fit
+        self.take = os.path.join(folder, time.strftime("take_%Y%m%d-%H%M%S") + ".mp4")
+        k = 2
+        while os.path.exists(self.take):
+            self.take = os.path.join(folder, time.strftime("take_%Y%m%d-%H%M%S") + f"_{k}.mp4")
+            k += 1
+        self.workdir = tempfile.mkdtemp(prefix="hmp-live-", dir=bpy.app.tempdir or None)
+        self.frame_image = os.path.join(self.workdir, "newest.jpg")
+        argv = live_argv(capture.engine_python, source, self.take, capture.hands, self.frame_image,
+                         realtime=realtime and is_file_source(source), seconds=seconds, fov=capture.fov, K=capture.K,
+                         hand_size=capture.hand_size, mano_dir=capture.mano_dir)
+        kwargs = {"root": root} if root else {}
+        self.root = root
+        try:
+            self.run = runner.EngineRun(argv, stdin=True, **kwargs)
+        except runner.EngineSetupError:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+            raise
+        self.state = "recording"
+        self.error = None
+        self.info = None
+        self.rigs = {}  # side -> armature object name
+        self.camera = None  # camera object name
+        self.rest_frames = {}
+        self.newest = None  # the newest pose event not applied yet
+        self.last_pose = None  # the last one applied
+        self.poses_applied = 0
+        self.poses_seen = 0
+        self.frames = 0  # frames in the take (from the done event)
+        self.capture = None  # the CaptureJob of the fitting phase
+        self._done = {}  # the engine's done event
+        self._image_mtime = None
+        self._started = time.monotonic()
+
+    @property
+    def finished(self):
+        return self.state in ("done", "error", "cancelled")
+
+    @property
+    def message(self):
+        if self.state == "recording":
+            secs = time.monotonic() - self._started
+            return f"Recording {os.path.basename(self.take)}: {secs:.0f} s, {self.poses_seen} live poses"
+        if self.state == "fitting" and self.capture is not None:
+            return f"Fitting the take: {self.capture.message}"
+        return self.info or self.error or ""
+
+    @property
+    def fraction(self):
+        return self.capture.fraction if self.state == "fitting" and self.capture is not None else 0.0
+
+    # ------------------------------------------------------------------------------ recording
+    def step(self, context):
+        if self.state == "recording":
+            for event in self.run.poll():
+                if event["event"] == "live":
+                    self._setup(context, event)
+                elif event["event"] == "pose":
+                    self.newest = event
+                    self.poses_seen += 1
+                elif event["event"] == "done":
+                    self._done = event
+            if self.newest is not None and self.rigs:
+                self._apply(self.newest)
+                self.newest = None
+            self._refresh_image()
+            if self.run.finished:
+                self._recorded(context)
+        elif self.state == "fitting":
+            self.capture.step(context)
+            if self.capture.finished:
+                self._fitted(context)
+        return self.state
+
+    def _setup(self, context, event):
+        """The live rig(s) and camera, named and tagged as the capture of this take will name them."""
+        video = os.path.abspath(event["take"])
+        clip = importer.video_stem(video)
+        for side, info in event.get("hands", {}).items():
+            # the model at rest as a one-frame result hand: the rig's bones and fingertips as the bake's
+            hand = R.HandResult({"rest_joints": np.asarray(info["rest_joints"], np.float64), "valid": np.ones(1, bool),
+                                 "global_orient": np.zeros((1, 3)), "hand_pose": np.zeros((1, 45)),
+                                 "joints": np.asarray(info["rest_keypoints"], np.float64)[None]})
+            obj = rig.ensure_hand_rig(context, clip, side, hand)
+            obj[importer.VIDEO_TAG] = video
+            for pb in obj.pose.bones:
+                pb.rotation_mode = "QUATERNION"
+            self.rigs[side] = obj.name
+            self.rest_frames[side] = rig.rest_frames(obj)
+        if self.capture_params.make_camera:
+            cam = rig.ensure_camera(context, clip, np.asarray(event["K"]), (int(event["width"]), int(event["height"])))
+            cam[importer.VIDEO_TAG] = video
+            self.camera = cam.name
+
+    def _apply(self, event):
+        for side, hand in event["hands"].items():
+            obj = bpy.data.objects.get(self.rigs.get(side, ""))
+            if obj is None:
+                continue
+            quats, root = poses.bone_channels(np.array([hand["global_orient"]]), np.array([hand["hand_pose"]]),
+                                              np.array([hand["transl"]]), self.rest_frames[side])
+            for j, name in enumerate(rig.BONE_NAMES):
+                obj.pose.bones[name].rotation_quaternion = quats[0, j]
+            obj.pose.bones[rig.BONE_NAMES[0]].location = root[0]
+        self.poses_applied += 1
+        self.last_pose = event
+
+    def _refresh_image(self):
+        """The newest camera frame into the image behind the live camera (and in open Image editors)."""
+        try:
+            mtime = os.stat(self.frame_image).st_mtime_ns
+        except OSError:
+            return
+        if mtime == self._image_mtime:
+            return
+        self._image_mtime = mtime
+        image = bpy.data.images.get(IMAGE_NAME)
+        if image is None:
+            image = bpy.data.images.load(self.frame_image, check_existing=False)
+            image.name = IMAGE_NAME
+            self._show_image(image)
+        else:
+            if bpy.path.abspath(image.filepath) != self.frame_image:
+                image.filepath = self.frame_image
+            image.reload()
+
+    def _show_image(self, image):
+        cam = bpy.data.objects.get(self.camera or "")
+        if cam is not None:
+            cam.data.show_background_images = True
+            bg = next((b for b in cam.data.background_images if b.source == "IMAGE" and b.image == image), None)
+            if bg is None:
+                bg = cam.data.background_images.new()
+            bg.source, bg.image, bg.alpha = "IMAGE", image, 1.0
+        for window in getattr(bpy.context.window_manager, "windows", ()):
+            for area in window.screen.areas:
+                if area.type == "IMAGE_EDITOR":
+                    area.spaces.active.image = image
+
+    def _drop_image(self):
+        image = bpy.data.images.get(IMAGE_NAME)
+        if image is None:
+            return
+        cam = bpy.data.objects.get(self.camera or "")
+        if cam is not None:
+            for bg in list(cam.data.background_images):
+                if bg.source == "IMAGE" and bg.image == image:
+                    cam.data.background_images.remove(bg)
+        bpy.data.images.remove(image)
+
+    def _recorded(self, context):
+        """The engine ended: fit the take, or say why not (the take is kept whatever happened)."""
+        run = self.run
+        if run.state == "done":
+            self.take = run.result_path
+            self.frames = int(self._done.get("frames", 0))
+            self._point_panel_at_take(context)
+            if not self.fit:
+                return self._end("cancelled", info=f"Recording stopped without a fit: {self.frames} frames, the take "
+                                                   f"is kept in {self.take}")
+            if self.frames < LIVE_MIN_FRAMES:
+                return self._end("error", f"the take is too short to fit: {self.frames} frames, the fit needs at least "
+                                          f"{LIVE_MIN_FRAMES}; it is kept in {self.take}")
+            return self._start_fit(context)
+        if run.state == "cancelled":
+            kept = f"; the take is kept in {self.take}" if os.path.isfile(self.take) else ""
+            return self._end("cancelled", info=f"Recording cancelled{kept}")
+        if os.path.isfile(self.take):
+            self._point_panel_at_take(context)
+        return self._end("error", run.error)
+
+    def _start_fit(self, context):
+        p = self.capture_params
+        params = jobs.CaptureParams(video=self.take, hands=p.hands, device=p.device, quality=p.quality, targets=p.targets,
+                                    make_camera=p.make_camera, engine_python=p.engine_python, mano_dir=p.mano_dir,
+                                    root_motion=p.root_motion, match_fps=p.match_fps, fov=p.fov, K=p.K,
+                                    hand_size=p.hand_size)
+        try:
+            self.capture = jobs.CaptureJob(params, **({"root": self.root} if self.root else {}))
+        except runner.EngineSetupError as exc:
+            return self._end("error", f"{exc}; the take is kept in {self.take}")
+        self.state = "fitting"
+        self._point_panel_at_take(context)
+        return self.state
+
+    def _point_panel_at_take(self, context):
+        s = getattr(context.scene, "hmp_capture", None)
+        if s is not None and os.path.isfile(self.take):
+            s.video = self.take  # Capture fits it again (or after a cancel)
+
+    def _fitted(self, context):
+        cap = self.capture
+        if cap.state == "done":
+            names = ", ".join(f"{i['action'].name} ({i['keys']} frames)" for i in cap.imported)
+            warn = "".join(f"; {w}" for w in cap.warnings)
+            self._drop_image()
+            return self._end("done", info=f"Captured {names} from the take {self.take}{warn}")
+        self._remove_live_data()
+        if cap.state == "cancelled":
+            return self._end("cancelled", info=f"Fit cancelled: the take is kept in {self.take} (Capture fits it)")
+        return self._end("error", f"{cap.error}; the take is kept in {self.take}")
+
+    def _remove_live_data(self):
+        """The live rig(s) and camera without a bake: gone (a failed or cancelled fit leaves the scene as it was)."""
+        self._drop_image()
+        for name in list(self.rigs.values()) + [self.camera or ""]:
+            obj = bpy.data.objects.get(name)
+            if obj is None or (obj.animation_data is not None and obj.animation_data.action is not None):
+                continue  # baked (an earlier take of the same name): not ours to remove
+            data = obj.data
+            bpy.data.objects.remove(obj)
+            if data is not None and data.users == 0:
+                (bpy.data.armatures if isinstance(data, bpy.types.Armature) else bpy.data.cameras).remove(data)
+        self.rigs, self.camera = {}, None
+
+    def _end(self, state, error=None, info=None):
+        self.state, self.error, self.info = state, error, info
+        if state != "done" or error:
+            self._remove_live_data()
+        shutil.rmtree(self.workdir, ignore_errors=True)
+        return state
+
+    # ------------------------------------------------------------------------------ control
+    def stop(self):
+        """End the recording (the engine closes the take; the fit follows)."""
+        if self.state == "recording" and not self.run.send("stop"):
+            self.run.cancel()
+
+    def cancel(self):
+        """Recording: stop without fitting (the take is kept). Fitting: stop the fit (the take is kept)."""
+        if self.state == "recording":
+            self.fit = False
+            self.stop()
+        elif self.state == "fitting":
+            self.capture.cancel()
+
+
+def run_to_end(job, context, timeout=None, until=None, interval=0.02):
+    """Step ``job`` until it finishes (or ``until(job)``), blocking; TimeoutError (after cancelling it)
+    past ``timeout`` seconds. The modal operator steps it on a timer instead."""
+    t0 = time.monotonic()
+    while not (job.finished or (until is not None and until(job))):
+        job.step(context)
+        if job.finished or (until is not None and until(job)):
+            break
+        if timeout is not None and time.monotonic() - t0 > timeout:
+            job.cancel()
+            raise TimeoutError(f"the live capture did not finish within {timeout:.0f} s")
+        time.sleep(interval)
+    return job.state
+
+
+_CURRENT = None
+
+
+def current():
+    return _CURRENT
+
+
+def start(context, root=None):
+    """The panel's live capture (one at a time), with the capture panel's settings for the fit."""
+    global _CURRENT
+    if _CURRENT is not None and not _CURRENT.finished:
+        raise runner.EngineSetupError("a camera capture is already running: stop it first")
+    s = context.scene.hmp_live
+    params = capture_params(context)
+    folder = take_folder(context, s.folder)
+    _CURRENT = LiveJob(s.source, params, folder, realtime=s.realtime, seconds=s.seconds or None, root=root)
+    return _CURRENT
+
+
+def capture_params(context):
+    """The fit's settings: the capture panel's (quality, lens, device, target...), the live panel's hands."""
+    s = context.scene.hmp_live
+    cap = context.scene.hmp_capture
+    prefs = settings(context)
+    targets = {}
+    if cap.target == "EXISTING":
+        for side in C.sides_of(s.hands):
+            obj = getattr(cap, f"armature_{side}")
+            targets[side] = obj.name if obj is not None else None
+    fov = None
+    if cap.lens == "FOV":
+        fov = cap.fov
+    elif cap.lens == "FOCAL":
+        fov = jobs.fov_from_focal(cap.focal_length, cap.sensor_width)
+    params = jobs.CaptureParams(video="", hands=s.hands, device=prefs.default_device if cap.device == "PREFS" else cap.device,
+                                quality=cap.quality, targets=targets, make_camera=cap.make_camera,
+                                engine_python=prefs.engine_python, mano_dir=prefs.mano_dir, root_motion=cap.root_motion,
+                                match_fps=cap.scene_rate == "VIDEO", fov=fov, hand_size=cap.hand_size)
+    for side, name in params.targets.items():
+        if not name:
+            raise runner.EngineSetupError(f"choose the {side} armature to bake onto (or use target 'New Hand Rig')")
+        obj = bpy.data.objects.get(name)
+        problem = rig.check_rig(obj) if obj is not None else f"no object called '{name}' in the scene"
+        if problem:
+            raise runner.EngineSetupError(problem)
+    return params
+
+
+def cancel_current():
+    if _CURRENT is not None and not _CURRENT.finished:
+        _CURRENT.cancel()
+
+
+def forget():
+    global _CURRENT
+    _CURRENT = None
+
+
+# ------------------------------------------------------------------------------------ Blender UI
+
+def _sync(context, job):
+    st = context.window_manager.hmp_live_state
+    st.running = not job.finished
+    st.message = job.message
+    st.progress = job.fraction
+
+
+def _report(op, context, job):
+    st = context.window_manager.hmp_live_state
+    st.running = False
+    if job.state == "error":
+        st.last_error, st.last_info = f"Camera capture failed: {job.error}", ""
+        op.report({"ERROR"}, st.last_error)
+        return {"CANCELLED"}
+    st.last_error, st.last_info = "", job.info or ""
+    op.report({"INFO"} if job.state == "done" else {"WARNING"}, st.last_info)
+    return {"FINISHED"} if job.state == "done" else {"CANCELLED"}
+
+
+def _redraw(context):
+    screen = getattr(context, "screen", None)
+    for area in getattr(screen, "areas", ()):
+        if area.type in {"VIEW_3D", "IMAGE_EDITOR", "STATUSBAR"}:
+            area.tag_redraw()
+
+
+class HMP_OT_live_start(bpy.types.Operator):
+    """Record a take from the camera while the hand rig follows it live; Stop fits and bakes the take"""
+
+    bl_idname = "hmp.live_start"
+    bl_label = "Start"
+    bl_options = {"REGISTER", "UNDO"}
+    _timer = None
+
+    @classmethod
+    def poll(cls, context):
+        job = current()
+        return job is None or job.finished
+
+    def _start(self, context):
+        st = context.window_manager.hmp_live_state
+        st.last_error = st.last_info = ""
+        try:
+            job = start(context)
+        except (runner.EngineSetupError, OSError) as exc:
+            st.last_error = f"Camera capture: {exc}"
+            self.report({"ERROR"}, st.last_error)
+            return None
+        _sync(context, job)
+        return job
+
+    def invoke(self, context, event):
+        job = self._start(context)
+        if job is None:
+            return {"CANCELLED"}
+        wm = context.window_manager
+        self._timer = wm.event_timer_add(TICK_S, window=context.window)
+        wm.modal_handler_add(self)
+        return {"RUNNING_MODAL"}
+
+    def modal(self, context, event):
+        job = current()
+        if job is None:
+            return self._finish(context, {"CANCELLED"})
+        if event.type == "ESC":
+            job.stop() if job.state == "recording" else job.cancel()
+        if event.type == "TIMER" or job.finished:
+            job.step(context)
+            _sync(context, job)
+            _redraw(context)
+            if job.finished:
+                return self._finish(context, _report(self, context, job))
+            return {"RUNNING_MODAL"}
+        return {"PASS_THROUGH"}
+
+    def _finish(self, context, result):
+        if self._timer is not None:
+            context.window_manager.event_timer_remove(self._timer)
+            self._timer = None
+        _redraw(context)
+        return result
+
+    def execute(self, context):
+        """Scripts: blocks until the take ends (a file's end, or Seconds) and is fitted."""
+        s = context.scene.hmp_live
+        if s.source.strip() and not is_file_source(s.source) and not s.seconds:
+            st = context.window_manager.hmp_live_state
+            st.last_error = "Camera capture from a script: set Seconds (a camera never ends by itself)"
+            self.report({"ERROR"}, st.last_error)
+            return {"CANCELLED"}
+        job = self._start(context)
+        if job is None:
+            return {"CANCELLED"}
+        run_to_end(job, context)
+        return _report(self, context, job)
+
+    def cancel(self, context):
+        cancel_current()
+        self._finish(context, None)
+
+
+class HMP_OT_live_stop(bpy.types.Operator):
+    """Stop recording: the take is saved, then captured with the two-stage fit and baked"""
+
+    bl_idname = "hmp.live_stop"
+    bl_label = "Stop"
+
+    @classmethod
+    def poll(cls, context):
+        job = current()
+        return job is not None and job.state == "recording"
+
+    def execute(self, context):
+        current().stop()
+        return {"FINISHED"}
+
+
+class HMP_OT_live_cancel(bpy.types.Operator):
+    """Stop the fit (or the recording, without a fit); the recorded take is kept"""
+
+    bl_idname = "hmp.live_cancel"
+    bl_label = "Cancel"
+
+    @classmethod
+    def poll(cls, context):
+        job = current()
+        return job is not None and not job.finished
+
+    def execute(self, context):
+        current().cancel()
+        return {"FINISHED"}
+
+
+class HMP_LiveSettings(bpy.types.PropertyGroup):
+    source: bpy.props.StringProperty(
+        name="Camera", default="0",
+        description="Camera index (0 is the first webcam), a device such as /dev/video0, a stream URL "
+                    "(http://.../video, rtsp://...), or a video file played as a camera")
+    hands: bpy.props.EnumProperty(
+        name="Hands", items=[(k, k.capitalize(), f"Follow and capture the {k} hand" + ("s" if k == "both" else ""))
+                             for k in C.HANDS], default=C.DEFAULT_HANDS)
+    folder: bpy.props.StringProperty(
+        name="Take Folder", subtype="DIR_PATH", options=BLEND_RELATIVE,
+        description="Where takes are saved (empty: hand_capture/ beside the .blend, or the add-on's folder "
+                    "while the .blend is unsaved)")
+    seconds: bpy.props.FloatProperty(name="Seconds", min=0.0, default=0.0,
+                                     description="Stop by itself after this long (0: until Stop)")
+    realtime: bpy.props.BoolProperty(name="Real Time", default=True,
+                                     description="A video file as the camera plays at its own frame rate")
+
+
+class HMP_LiveState(bpy.types.PropertyGroup):
+    running: bpy.props.BoolProperty(default=False)
+    message: bpy.props.StringProperty(default="")
+    progress: bpy.props.FloatProperty(default=0.0, min=0.0, max=1.0, subtype="FACTOR")
+    last_error: bpy.props.StringProperty(default="")
+    last_info: bpy.props.StringProperty(default="")
+
+
+class HMP_PT_live(bpy.types.Panel):
+    bl_space_type = "VIEW_3D"
+    bl_region_type = "UI"
+    bl_category = "Hand Capture"
+    bl_label = "Capture from camera"
+    bl_parent_id = "HMP_PT_capture"
+    bl_options = {"DEFAULT_CLOSED"}
+
+    def draw(self, context):
+        from .ui import _wrap
+
+        layout = self.layout
+        s = context.scene.hmp_live
+        st = context.window_manager.hmp_live_state
+        job = current()
+        active = job is not None and not job.finished
+        col = layout.column()
+        col.enabled = not active
+        col.prop(s, "source")
+        if is_file_source(s.source):
+            col.prop(s, "realtime")
+        col.row().prop(s, "hands", expand=True)
+        col.prop(s, "folder")
+        col.prop(s, "seconds")
+        col.label(text="The fit uses the settings above (quality, lens, target...)", icon="INFO")
+        if active and job.state == "recording":
+            layout.label(text=job.message, icon="REC")
+            row = layout.row()
+            row.scale_y = 1.4
+            row.operator("hmp.live_stop", icon="SNAP_FACE")
+        elif active:
+            text = job.message
+            if hasattr(layout, "progress"):
+                layout.progress(factor=job.fraction, type="BAR", text=text)
+            else:
+                layout.label(text=text)
+            layout.operator("hmp.live_cancel", icon="CANCEL", text="Cancel Fit (the take is kept)")
+        else:
+            row = layout.row()
+            row.scale_y = 1.4
+            row.operator("hmp.live_start", icon="OUTLINER_OB_CAMERA")
+        if st.last_error:
+            box = layout.box()
+            for i, line in enumerate(_wrap(st.last_error)):
+                box.label(text=line, icon="ERROR" if i == 0 else "BLANK1")
+        elif st.last_info:
+            for i, line in enumerate(_wrap(st.last_info)):
+                layout.label(text=line, icon="INFO" if i == 0 else "BLANK1")
+
+
+@persistent
+def _on_load_pre(*_args):
+    """Another file is loading: end the recording (the take is kept), no fit into the file going away."""
+    job = current()
+    if job is not None and not job.finished:
+        job.cancel()
+        if job.state == "fitting":
+            job.capture.cancel()
+    forget()
+
+
+classes = (HMP_LiveSettings, HMP_LiveState, HMP_OT_live_start, HMP_OT_live_stop, HMP_OT_live_cancel, HMP_PT_live)
+
+
+def register():
+    bpy.types.Scene.hmp_live = bpy.props.PointerProperty(type=HMP_LiveSettings)
+    bpy.types.WindowManager.hmp_live_state = bpy.props.PointerProperty(type=HMP_LiveState)
+    if _on_load_pre not in bpy.app.handlers.load_pre:
+        bpy.app.handlers.load_pre.append(_on_load_pre)
+
+
+def unregister():
+    cancel_current()
+    forget()
+    if _on_load_pre in bpy.app.handlers.load_pre:
+        bpy.app.handlers.load_pre.remove(_on_load_pre)
+    del bpy.types.WindowManager.hmp_live_state
+    del bpy.types.Scene.hmp_live
