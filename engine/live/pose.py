@@ -9,74 +9,72 @@ the placement in the camera of the per-frame estimate (``place_in_camera``: leas
 on the 2D keypoints, one PnP refinement). Raw, per frame: the two-stage fit after Stop is the result.
 """
 
+from collections.abc import Mapping, Sequence
+
 import numpy as np
+import roma
+import torch
+
+from engine import joints as J
+
+PALM = [0, 5, 9, 13, 17]  # MediaPipe: the wrist and the four knuckles (the root's Kabsch, as the IK's start)
+_X, _Y = torch.tensor([1.0, 0.0, 0.0], dtype=torch.float64), torch.tensor([0.0, 1.0, 0.0], dtype=torch.float64)
 
 
-def shortest_arc(a, b):
-    """The smallest rotation (3,3) turning direction ``a`` onto direction ``b`` (3,)."""
-    a = a / max(np.linalg.norm(a), 1e-12)
-    b = b / max(np.linalg.norm(b), 1e-12)
-    axis = np.cross(a, b)
-    s, c = np.linalg.norm(axis), float(np.dot(a, b))
-    if s < 1e-9:
-        if c > 0:
-            return np.eye(3)
-        # opposite: half a turn about any axis perpendicular to a
-        perp = np.cross(a, [1.0, 0.0, 0.0] if abs(a[0]) < 0.9 else [0.0, 1.0, 0.0])
-        perp /= np.linalg.norm(perp)
-        return 2.0 * np.outer(perp, perp) - np.eye(3)
-    k = axis / s
-    Kx = np.array([[0, -k[2], k[1]], [k[2], 0, -k[0]], [-k[1], k[0], 0]])
-    return np.eye(3) + s * Kx + (1 - c) * (Kx @ Kx)
-
-
-def rotvec(R):
-    """Axis-angle (3,) of a rotation matrix (3,3)."""
-    import cv2
-
-    return cv2.Rodrigues(np.asarray(R, np.float64))[0][:, 0]
-
-
-def kabsch(src, dst):
-    """Rotation R (3,3) minimising |R (src - mean) - (dst - mean)|^2."""
-    a, b = src - src.mean(0), dst - dst.mean(0)
-    U, _, Vt = np.linalg.svd(b.T @ a)
-    d = np.sign(np.linalg.det(U @ Vt))
-    return U @ np.diag([1.0, 1.0, d]) @ Vt
+def arc_rotvecs(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Axis-angle (..., 3) of the smallest rotations turning directions ``a`` (..., 3) onto directions
+    ``b`` (..., 3): about a x b by the angle between them (no twist about either); for opposite
+    directions, half a turn about an axis perpendicular to ``a``. (roma has no shortest arc; this is the
+    engine's only one, hmp_addon.rotations.shortest_arc is the add-on's numpy twin.)"""
+    a = a / a.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+    b = b / b.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+    axis = torch.linalg.cross(a, b)
+    sin = axis.norm(dim=-1, keepdim=True)
+    angle = torch.atan2(sin, (a * b).sum(-1, keepdim=True))
+    perpendicular = torch.linalg.cross(a, torch.where(a[..., :1].abs() < 0.9, _X, _Y))
+    perpendicular = perpendicular / perpendicular.norm(dim=-1, keepdim=True)
+    return torch.where(sin < 1e-9, perpendicular, axis / sin.clamp_min(1e-12)) * angle
 
 
 class FastPose:
     """MediaPipe's world landmarks (21,3) + 2D keypoints (21,2) -> MANO global_orient (3,), hand_pose
     (45,), transl (3,) in the camera (see the module docstring)."""
 
-    PALM = [0, 5, 9, 13, 17]
+    PALM = PALM
 
-    def __init__(self, model):
-        from engine import joints as J
+    def __init__(self, model: torch.nn.Module) -> None:
         from engine.fit.per_frame import forward_joints
 
         self.model = model
         z = np.zeros((1, 3))
         self.rest = forward_joints(model, z, np.zeros((1, 45)), np.zeros(10), z)[0]  # (21,3) MediaPipe order
-        self.parents = J.MANO_PARENTS
-        self.mp_of = J.MANO_TO_MEDIAPIPE
         self.rest_joints = self.rest[J.MANO_TO_MEDIAPIPE]  # (16,3) the rig's skeleton
+        # the finger chains, level by level over the five fingers: MANO joints 1 + 3 f + level (index,
+        # middle, pinky, ring, thumb), each the parent of the next, the first ones children of the wrist
+        mano = 1 + 3 * np.arange(5)[:, None] + np.arange(3)  # (5,3)
+        assert (J.MANO_PARENTS[mano[:, 0]] == 0).all() and (J.MANO_PARENTS[mano[:, 1:]] == mano[:, :-1]).all()
+        self._k = torch.as_tensor(J.MANO_TO_MEDIAPIPE[mano])  # (5,3) MediaPipe index of each joint
+        rest = torch.as_tensor(self.rest, dtype=torch.float64)
+        self._rest_palm = rest[PALM]  # (5,3)
+        self._rest_bones = rest[self._k + 1] - rest[self._k]  # (5,3,3) finger, level, xyz
 
-    def rotations(self, world):
+    def rotations(self, world: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """-> global_orient (3,), hand_pose (45,) from world landmarks (21,3) (camera axes)."""
-        world = np.asarray(world, np.float64)
-        G = np.empty((16, 3, 3))
-        G[0] = kabsch(self.rest[self.PALM], world[self.PALM])
-        pose = np.zeros((15, 3))
-        for j in range(1, 16):
-            k = int(self.mp_of[j])
-            parent = G[int(self.parents[j])]
-            local = shortest_arc(self.rest[k + 1] - self.rest[k], parent.T @ (world[k + 1] - world[k]))
-            G[j] = parent @ local
-            pose[j - 1] = rotvec(local)
-        return rotvec(G[0]), pose.reshape(45)
+        w = torch.as_tensor(np.asarray(world, np.float64))
+        root, _ = roma.rigid_points_registration(self._rest_palm, w[PALM])  # Kabsch (3,3)
+        bones = w[self._k + 1] - w[self._k]  # (5,3,3)
+        parent = root.expand(5, 3, 3)  # each finger's parent joint's posed frame
+        pose = torch.empty(5, 3, 3, dtype=torch.float64)  # finger, level, axis-angle
+        for level in range(3):
+            seen = (bones[:, level, None, :] @ parent)[:, 0]  # the landmarks' bone in the parent's frame (5,3)
+            pose[:, level] = arc_rotvecs(self._rest_bones[:, level], seen)
+            parent = parent @ roma.rotvec_to_rotmat(pose[:, level])
+        return roma.rotmat_to_rotvec(root).numpy(), pose.reshape(45).numpy()
 
-    def __call__(self, world, keypoints_2d, K):
+    def __call__(self, world: np.ndarray, keypoints_2d: np.ndarray,
+                 K: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """-> global_orient (3,), hand_pose (45,), transl (3,) in the camera K (3,3) from world landmarks
+        (21,3) and 2D keypoints (21,2) in pixels."""
         from engine.fit.per_frame import place_in_camera
 
         go, pose = self.rotations(world)
