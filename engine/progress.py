@@ -154,7 +154,7 @@ class Reporter:
     def warn(self, message: str) -> None:
         self.log(message, level="warning")
 
-    def event(self, kind: str, **fields) -> None:
+    def event(self, kind: str, **fields: object) -> None:
         """An event with fields of its own (``live``, ``pose``; an ``error`` with more than its
         message): printed in jsonl mode only."""
         if kind not in EVENTS:
@@ -162,7 +162,7 @@ class Reporter:
         if self.mode == "jsonl":
             self._emit(event=kind, **fields)
 
-    def done(self, result: str, preview: str | None = None, **extra) -> None:
+    def done(self, result: str, preview: str | None = None, **extra: object) -> None:
         self._close_bar()
         if self.mode == "jsonl":
             self._emit(event="done", result=result, preview=preview, **extra)

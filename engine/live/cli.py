@@ -6,6 +6,7 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Sequence
 
 from engine import __version__
 from engine import choices as C
@@ -18,7 +19,8 @@ FRAME_TIMEOUT_S = 5.0  # no frame from a camera for this long: it stopped sendin
 RESERVE_MB = 200.0  # the take stops (and is closed) when its disk has less free space than this
 
 
-def live_parser():
+def live_parser() -> Parser:
+    """The command's argument parser (errors as EngineError)."""
     p = Parser(prog="python -m engine live", allow_abbrev=False,
                description="Record a take from a camera (or a file played as one) with a live per-frame hand pose.")
     p.add_argument("--source", required=True,
@@ -74,7 +76,8 @@ def _watch_parent(live, interval=0.5):
     threading.Thread(target=watch, daemon=True, name="parent-watch").start()
 
 
-def main(argv=None):
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m engine live ARGS`` -> exit code: 0 (a take recorded), 2 (EngineError: one line / event), 1 (a bug)."""
     from engine.cli import _progress_mode, filter_native_stderr
 
     argv = list(sys.argv[1:] if argv is None else argv)

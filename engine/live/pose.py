@@ -9,13 +9,17 @@ the placement in the camera of the per-frame estimate (``place_in_camera``: leas
 on the 2D keypoints, one PnP refinement). Raw, per frame: the two-stage fit after Stop is the result.
 """
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import roma
 import torch
 
 from engine import joints as J
+
+if TYPE_CHECKING:
+    from engine.keypoints.detector import Detection
 
 PALM = [0, 5, 9, 13, 17]  # MediaPipe: the wrist and the four knuckles (the root's Kabsch, as the IK's start)
 _X, _Y = torch.tensor([1.0, 0.0, 0.0], dtype=torch.float64), torch.tensor([0.0, 1.0, 0.0], dtype=torch.float64)
@@ -83,7 +87,7 @@ class FastPose:
         return go[0], pose, transl[0]
 
 
-def pick_hands(detections, sides):
+def pick_hands(detections: Sequence["Detection"], sides: Sequence[str]) -> dict[str, "Detection"]:
     """{side: Detection} for the live view: by MediaPipe's label, the better-scored first; with one
     side asked for, the best detection whatever its label (labels flip frame to frame; the capture after
     Stop decides identities over the whole take)."""

@@ -1,9 +1,11 @@
 """One live session (``Live``): the reader thread, the take, the live worker on the newest frame and the
 stop conditions (the package docstring tells the whole story)."""
 
+import argparse
 import os
 import threading
 import time
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -12,6 +14,10 @@ from engine.errors import EngineError
 from engine.live.pose import FastPose, pick_hands
 from engine.live.source import describe, open_source, parse_source
 from engine.live.take import TIMES_SUFFIX, Take, check_frame_image, check_record, write_frame_image
+from engine.progress import Reporter
+
+if TYPE_CHECKING:
+    import cv2
 
 CAMERA_FPS = 30.0  # a camera's frame rate for the take when it states none usable
 
@@ -19,7 +25,8 @@ CAMERA_FPS = 30.0  # a camera's frame rate for the take when it states none usab
 class Live:
     """One live session: the reader, the take, the stop conditions (see the module docstring)."""
 
-    def __init__(self, args, reporter):
+    def __init__(self, args: argparse.Namespace, reporter: Reporter) -> None:
+        """``args``: ``engine.live.cli.live_parser``'s; events through ``reporter``."""
         self.args = args
         self.reporter = reporter
         self.stop_event = threading.Event()
@@ -31,7 +38,8 @@ class Live:
         self.reader_done = False
         self.last_arrival = None
 
-    def stop(self, why):
+    def stop(self, why: str) -> None:
+        """End the take (the first reason given is kept in ``stopped_by``), waking every thread."""
         if self.stopped_by is None:
             self.stopped_by = why
         self.stop_event.set()
@@ -39,7 +47,9 @@ class Live:
             self.cond.notify_all()
 
     # the reader thread
-    def read(self, cap, kind, first, first_t):
+    def read(self, cap: "cv2.VideoCapture", kind: str, first: np.ndarray, first_t: float) -> None:
+        """The reader thread: every frame (BGR (H,W,3), the first already read at ``first_t`` s) into the
+        take and, the newest, to the live worker, until a stop, the end of a file or a silent camera."""
         import cv2
 
         fps = self.fps
@@ -101,7 +111,9 @@ class Live:
             self.newest = (i, t, frame, arrival, time.time() - (now - arrival))
             self.cond.notify_all()
 
-    def run(self):
+    def run(self) -> dict[str, Any]:
+        """The session, the live worker on this thread -> the ``done`` event's fields (``result``: the
+        take); LiveError when the source fails or the disk fills up (the take so far kept)."""
         import cv2
 
         args = self.args
@@ -227,7 +239,7 @@ class Live:
 class LiveError(EngineError):
     """The source failed or the disk filled up while recording; ``take``: the take kept (or None)."""
 
-    def __init__(self, message, take=None, frames=0):
+    def __init__(self, message: str, take: str | None = None, frames: int = 0) -> None:
         super().__init__(message)
         self.take, self.frames = take, frames
 

@@ -2,11 +2,17 @@
 (parsed, described in messages, opened with ``cv2.VideoCapture``)."""
 
 import os
+from typing import TYPE_CHECKING
 
 from engine.errors import EngineError
 
+if TYPE_CHECKING:
+    import cv2
 
-def parse_source(text):
+Source = tuple[str, "int | str"]  # (kind, value): see parse_source
+
+
+def parse_source(text: "str | int") -> Source:
     """-> (kind, value): ("camera", index) | ("device", path) | ("url", url) | ("file", path)."""
     text = str(text).strip()
     if text.isdigit():
@@ -18,12 +24,13 @@ def parse_source(text):
     return "file", text
 
 
-def describe(kind, value):
+def describe(kind: str, value: "int | str") -> str:
+    """A source for messages: "camera 0", "stream URL", "video file PATH"."""
     return {"camera": f"camera {value}", "device": f"camera {value}", "url": f"stream {value}",
             "file": f"video file {value}"}[kind]
 
 
-def open_source(kind, value, timeout_s):
+def open_source(kind: str, value: "int | str", timeout_s: float) -> "cv2.VideoCapture":
     """An opened ``cv2.VideoCapture``, or EngineError saying why not."""
     import cv2
 

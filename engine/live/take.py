@@ -6,6 +6,9 @@ import os
 import queue
 import shutil
 import threading
+from collections.abc import Callable
+
+import numpy as np
 
 from engine import __version__
 from engine.errors import EngineError
@@ -19,7 +22,10 @@ class Take:
     """The recording: every frame, encoded by a writer thread; ``close()`` publishes TAKE.mp4 and its
     times (see the module docstring). ``error``: why it stopped early (disk full), or None."""
 
-    def __init__(self, path, fps, size, reserve_mb, on_problem):
+    def __init__(self, path: str, fps: float, size: tuple[int, int], reserve_mb: float,
+                 on_problem: Callable[[], None]) -> None:
+        """TAKE.mp4 at ``path``, ``fps`` frames a second of ``size`` (width, height) pixels; ``on_problem()``
+        is called (from the writer thread) when the disk has less than ``reserve_mb`` MB free."""
         import cv2
 
         from engine.atomic import remove_stale, temp_file
@@ -43,7 +49,8 @@ class Take:
         self._thread = threading.Thread(target=self._write, daemon=True, name="take-writer")
         self._thread.start()
 
-    def add(self, frame, t):
+    def add(self, frame: np.ndarray, t: float) -> None:
+        """Queue a BGR frame (H,W,3) uint8 captured at ``t`` seconds for the writer."""
         self.times.append(float(t))
         self._queue.put(frame)
 
@@ -63,7 +70,7 @@ class Take:
             self.writer.write(frame)
             self.frames += 1
 
-    def close(self):
+    def close(self) -> int:
         """Finish writing, release the encoder and publish the take. -> frames in it (0: nothing kept)."""
         from engine.atomic import atomic_path, publish
 
@@ -94,7 +101,8 @@ class Take:
         discard(self.tmp)
 
 
-def check_record(path):
+def check_record(path: str) -> str:
+    """The take's absolute path, or EngineError: not a .mp4, or not writable."""
     from engine.capture import check_writable
 
     if not str(path).lower().endswith(".mp4"):
@@ -102,7 +110,8 @@ def check_record(path):
     return check_writable(path, "take")
 
 
-def check_frame_image(path):
+def check_frame_image(path: str) -> str:
+    """The frame image's absolute path, or EngineError: not a .jpg / .png, or not writable."""
     from engine.capture import check_writable
 
     if not str(path).lower().endswith((".jpg", ".jpeg", ".png")):
@@ -110,9 +119,9 @@ def check_frame_image(path):
     return check_writable(path, "frame image")
 
 
-def write_frame_image(path, bgr):
+def write_frame_image(path: str, bgr: np.ndarray) -> None:
     """The newest frame for a viewer (scaled to FRAME_IMAGE_WIDTH at most), replacing the last one
-    atomically; a failure to write it is not the take's problem (skipped)."""
+    atomically (``bgr``: (H,W,3) uint8); a failure to write it is not the take's problem (skipped)."""
     import cv2
 
     from engine.atomic import atomic_path
