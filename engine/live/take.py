@@ -12,9 +12,9 @@ import numpy as np
 
 from engine import __version__
 from engine.errors import EngineError
+from engine.video import TIMES_SUFFIX  # the frames' times beside the take: engine.video reads them
 
 FRAME_IMAGE_WIDTH = 640  # the newest-frame image for the add-on is scaled down to this width at most
-TIMES_SUFFIX = ".times.json"  # the frames' times beside the take (engine.video reads them)
 TAKE_PREFIX = ".hmp-take-"  # the take being written (engine.atomic names it after its writer)
 
 
