@@ -19,7 +19,7 @@ import bpy
 import hmp_addon
 from addon_support import datablock_counts, forward_kinematics
 from engine import result as R
-from hmp_addon import coords, live, rig
+from hmp_addon import coords, live, live_ui, rig
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CLIP = os.path.join(ROOT, "tests", "data", "hand_short.mp4")  # 60 frames, 640x360, 30 fps, a right hand
@@ -54,8 +54,8 @@ class _Driver:
     the real invoke/modal are called with events made here)."""
 
     _timer = None
-    _finish = live.HMP_OT_live_start._finish
-    _start = live.HMP_OT_live_start._start
+    _finish = live_ui.HMP_OT_live_start._finish
+    _start = live_ui.HMP_OT_live_start._start
 
     def __init__(self):
         self.reports = []
@@ -67,7 +67,7 @@ class _Driver:
 def _drive(drv, until, timeout=600):
     t0 = time.monotonic()
     while True:
-        ret = live.HMP_OT_live_start.modal(drv, bpy.context, types.SimpleNamespace(type="TIMER"))
+        ret = live_ui.HMP_OT_live_start.modal(drv, bpy.context, types.SimpleNamespace(type="TIMER"))
         if ret != {"RUNNING_MODAL"} or until(live.current()):
             return ret
         assert time.monotonic() - t0 < timeout, live.current().message
@@ -126,7 +126,7 @@ def test_start_live_rig_stop_fit_bake_equals_direct_capture(scene, tmp_path):
     # Stop (Esc while recording is Stop): the take closes, the fit starts (a loaded machine may have
     # reached the clip's end already: that ends the take too)
     if job.state == "recording":
-        live.HMP_OT_live_start.modal(drv, bpy.context, types.SimpleNamespace(type="ESC"))
+        live_ui.HMP_OT_live_start.modal(drv, bpy.context, types.SimpleNamespace(type="ESC"))
     ret = _drive(drv, lambda j: False, timeout=900)
     assert ret == {"FINISHED"}, drv.reports
     assert job.state == "done", (job.error, drv.reports)
@@ -183,7 +183,7 @@ def test_no_camera_is_one_clear_error(scene):
     with pytest.raises(RuntimeError, match="set Seconds"):  # from a script a camera must be given a length
         bpy.ops.hmp.live_start()
     scene.hmp_live.seconds = 2.0
-    assert live.HMP_OT_live_start.execute(_Driver(), bpy.context) == {"CANCELLED"}
+    assert live_ui.HMP_OT_live_start.execute(_Driver(), bpy.context) == {"CANCELLED"}
     job = live.current()
     assert job.state == "error" and job.error == (
         "engine: cannot open camera 7: no such camera, or another program is using it")
@@ -257,7 +257,7 @@ def test_blender_closed_while_recording_keeps_the_take(tmp_path, how):
 
 DRAW_SCRIPT = """
 import os, sys, bpy, hmp_addon
-from hmp_addon import live
+from hmp_addon import live, live_ui
 hmp_addon.register()
 s = bpy.context.scene.hmp_live
 s.source, s.folder = sys.argv[1], sys.argv[2]
@@ -265,10 +265,10 @@ job = live.start(bpy.context)
 live.run_to_end(job, bpy.context, timeout=120, until=lambda j: j.poses_seen >= 1)
 live._CURRENT = None
 def draw(menu, context):
-    live.HMP_PT_live.draw(menu, context)     # idle: the settings and Start
+    live_ui.HMP_PT_live.draw(menu, context)     # idle: the settings and Start
     print("IDLE", flush=True)
     live._CURRENT = job
-    live.HMP_PT_live.draw(menu, context)     # recording: the take's time and poses, Stop
+    live_ui.HMP_PT_live.draw(menu, context)     # recording: the take's time and poses, Stop
     print("RECORDING", flush=True)
     job.cancel()
     os._exit(0)
