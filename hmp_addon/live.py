@@ -1,23 +1,24 @@
 """Capture from a camera: the hand rig follows a live per-frame pose while the take records, then the
 take is captured with the normal two-stage fit and baked, as a video file would be.
 
-``LiveJob`` (no UI code) runs ``python -m engine live`` (engine/live.py) and steps in two phases:
+``LiveJob`` (no UI code) runs ``python -m engine live`` (engine/live/) and steps in two phases:
 
-- ``recording``: the engine's ``live`` event builds the take's hand rig(s) from the model's rest
-  skeleton (``rig.ensure_hand_rig``, named and tagged as the capture will name them, so the bake
-  rebuilds this very rig in place) and a camera matching the image, whose background is the newest
-  camera frame (an image the engine replaces atomically; also shown in any open Image editor); each
-  step poses the rig with the newest ``pose`` event (pose-bone quaternions through ``poses.bone_channels``,
-  as the bake computes them). ``stop()`` writes ``stop`` to the engine's stdin: it closes the take.
+- ``recording``: the engine's ``live`` event builds the live view (``live_view.LiveView``: the take's
+  hand rig(s) from the model's rest skeleton, named and tagged as the capture will name them, so the
+  bake rebuilds this very rig in place, and a camera matching the image, whose background is the
+  newest camera frame, an image the engine replaces atomically); each step poses the rig with the
+  newest ``pose`` event (pose-bone quaternions through ``poses.bone_channels``, as the bake computes
+  them). ``stop()`` writes ``stop`` to the engine's stdin: it closes the take.
 - ``fitting``: a ``jobs.CaptureJob`` on the take with the panel's capture settings (quality, lens,
-  device, target...): the normal capture, detections and all (engine/live.py says why the live ones
+  device, target...): the normal capture, detections and all (engine/live/ says why the live ones
   are not reused), then the bake. ``cancel()`` there stops the fit; the take stays on disk and becomes
   the panel's video, so **Capture** fits it later.
 
 The take goes to the panel's Take Folder, else ``hand_capture/`` beside the saved .blend, else the
 extension's user folder (the system's temp folder when run from a source checkout). A take the engine
 could not finish (the camera stopped, the disk filled up) is kept as far as it was recorded and the
-error says where; one shorter than ``LIVE_MIN_FRAMES`` is kept and not fitted.
+error says where; one shorter than ``LIVE_MIN_FRAMES`` is kept and not fitted. The operators and the
+panel are ``live_ui.py``.
 """
 
 import os
@@ -26,14 +27,12 @@ import tempfile
 import time
 
 import bpy
-import numpy as np
 
-from . import importer, jobs, poses, rig, runner
+from . import jobs, rig, runner
 from .engine_link import choices as C
-from .engine_link import result as R
+from .live_view import LiveView
 from .settings import settings
 
-IMAGE_NAME = "HMP Live Camera"
 LIVE_MIN_FRAMES = C.LIVE_MIN_FRAMES  # a shorter take is kept, not fitted
 
 
@@ -114,9 +113,7 @@ class LiveJob:
         self.state = "recording"
         self.error = None
         self.info = None
-        self.rigs = {}  # side -> armature object name
-        self.camera = None  # camera object name
-        self.rest_frames = {}
+        self.view = LiveView(self.frame_image)  # the live rig(s), camera and camera image
         self.newest = None  # the newest pose event not applied yet
         self.last_pose = None  # the last one applied
         self.poses_applied = 0
@@ -124,7 +121,6 @@ class LiveJob:
         self.frames = 0  # frames in the take (from the done event)
         self.capture = None  # the CaptureJob of the fitting phase
         self._done = {}  # the engine's done event
-        self._image_mtime = None
         self._started = time.monotonic()
 
     @property
@@ -149,16 +145,16 @@ class LiveJob:
         if self.state == "recording":
             for event in self.run.poll():
                 if event["event"] == "live":
-                    self._setup(context, event)
+                    self.view.setup(context, event, make_camera=self.capture_params.make_camera)
                 elif event["event"] == "pose":
                     self.newest = event
                     self.poses_seen += 1
                 elif event["event"] == "done":
                     self._done = event
-            if self.newest is not None and self.rigs:
+            if self.newest is not None and self.view.rigs:
                 self._apply(self.newest)
                 self.newest = None
-            self._refresh_image()
+            self.view.refresh_image()
             if self.run.finished:
                 self._recorded(context)
         elif self.state == "fitting":
@@ -167,81 +163,15 @@ class LiveJob:
                 self._fitted(context)
         return self.state
 
-    def _setup(self, context, event):
-        """The live rig(s) and camera, named and tagged as the capture of this take will name them."""
-        video = os.path.abspath(event["take"])
-        clip = importer.video_stem(video)
-        for side, info in event.get("hands", {}).items():
-            # the model at rest as a one-frame result hand: the rig's bones and fingertips as the bake's
-            hand = R.HandResult({"rest_joints": np.asarray(info["rest_joints"], np.float64), "valid": np.ones(1, bool),
-                                 "global_orient": np.zeros((1, 3)), "hand_pose": np.zeros((1, 45)),
-                                 "joints": np.asarray(info["rest_keypoints"], np.float64)[None]})
-            obj = rig.ensure_hand_rig(context, clip, side, hand)
-            obj[importer.VIDEO_TAG] = video
-            for pb in obj.pose.bones:
-                pb.rotation_mode = "QUATERNION"
-            self.rigs[side] = obj.name
-            self.rest_frames[side] = rig.rest_frames(obj)
-        if self.capture_params.make_camera:
-            cam = rig.ensure_camera(context, clip, np.asarray(event["K"]), (int(event["width"]), int(event["height"])))
-            cam[importer.VIDEO_TAG] = video
-            self.camera = cam.name
-
     def _apply(self, event):
-        for side, hand in event["hands"].items():
-            obj = bpy.data.objects.get(self.rigs.get(side, ""))
-            if obj is None:
-                continue
-            quats, root = poses.bone_channels(np.array([hand["global_orient"]]), np.array([hand["hand_pose"]]),
-                                              np.array([hand["transl"]]), self.rest_frames[side])
-            for j, name in enumerate(rig.BONE_NAMES):
-                obj.pose.bones[name].rotation_quaternion = quats[0, j]
-            obj.pose.bones[rig.BONE_NAMES[0]].location = root[0]
+        self.view.apply(event)
         self.poses_applied += 1
         self.last_pose = event
 
-    def _refresh_image(self):
-        """The newest camera frame into the image behind the live camera (and in open Image editors)."""
-        try:
-            mtime = os.stat(self.frame_image).st_mtime_ns
-        except OSError:
-            return
-        if mtime == self._image_mtime:
-            return
-        self._image_mtime = mtime
-        image = bpy.data.images.get(IMAGE_NAME)
-        if image is None:
-            image = bpy.data.images.load(self.frame_image, check_existing=False)
-            image.name = IMAGE_NAME
-            self._show_image(image)
-        else:
-            if bpy.path.abspath(image.filepath) != self.frame_image:
-                image.filepath = self.frame_image
-            image.reload()
-
-    def _show_image(self, image):
-        cam = bpy.data.objects.get(self.camera or "")
-        if cam is not None:
-            cam.data.show_background_images = True
-            bg = next((b for b in cam.data.background_images if b.source == "IMAGE" and b.image == image), None)
-            if bg is None:
-                bg = cam.data.background_images.new()
-            bg.source, bg.image, bg.alpha = "IMAGE", image, 1.0
-        for window in getattr(bpy.context.window_manager, "windows", ()):
-            for area in window.screen.areas:
-                if area.type == "IMAGE_EDITOR":
-                    area.spaces.active.image = image
-
-    def _drop_image(self):
-        image = bpy.data.images.get(IMAGE_NAME)
-        if image is None:
-            return
-        cam = bpy.data.objects.get(self.camera or "")
-        if cam is not None:
-            for bg in list(cam.data.background_images):
-                if bg.source == "IMAGE" and bg.image == image:
-                    cam.data.background_images.remove(bg)
-        bpy.data.images.remove(image)
+    @property
+    def rigs(self):
+        """side -> the live rig's armature object name."""
+        return self.view.rigs
 
     def _recorded(self, context):
         """The engine ended: fit the take, or say why not (the take is kept whatever happened)."""
@@ -288,30 +218,17 @@ class LiveJob:
         if cap.state == "done":
             names = ", ".join(f"{i['action'].name} ({i['keys']} frames)" for i in cap.imported)
             warn = "".join(f"; {w}" for w in cap.warnings)
-            self._drop_image()
+            self.view.drop_image()
             return self._end("done", info=f"Captured {names} from the take {self.take}{warn}")
-        self._remove_live_data()
+        self.view.remove()
         if cap.state == "cancelled":
             return self._end("cancelled", info=f"Fit cancelled: the take is kept in {self.take} (Capture fits it)")
         return self._end("error", f"{cap.error}; the take is kept in {self.take}")
 
-    def _remove_live_data(self):
-        """The live rig(s) and camera without a bake: gone (a failed or cancelled fit leaves the scene as it was)."""
-        self._drop_image()
-        for name in list(self.rigs.values()) + [self.camera or ""]:
-            obj = bpy.data.objects.get(name)
-            if obj is None or (obj.animation_data is not None and obj.animation_data.action is not None):
-                continue  # baked (an earlier take of the same name): not ours to remove
-            data = obj.data
-            bpy.data.objects.remove(obj)
-            if data is not None and data.users == 0:
-                (bpy.data.armatures if isinstance(data, bpy.types.Armature) else bpy.data.cameras).remove(data)
-        self.rigs, self.camera = {}, None
-
     def _end(self, state, error=None, info=None):
         self.state, self.error, self.info = state, error, info
         if state != "done" or error:
-            self._remove_live_data()
+            self.view.remove()
         shutil.rmtree(self.workdir, ignore_errors=True)
         return state
 

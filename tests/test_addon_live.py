@@ -19,7 +19,7 @@ import bpy
 import hmp_addon
 from addon_support import datablock_counts, forward_kinematics
 from engine import result as R
-from hmp_addon import coords, live, live_ui, rig
+from hmp_addon import coords, live, live_ui, live_view, rig
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CLIP = os.path.join(ROOT, "tests", "data", "hand_short.mp4")  # 60 frames, 640x360, 30 fps, a right hand
@@ -118,8 +118,8 @@ def test_start_live_rig_stop_fit_bake_equals_direct_capture(scene, tmp_path):
     heads = np.array([list(obj.pose.bones[n].head) for n in rig.BONE_NAMES])
     assert np.abs(heads - coords.points_to_blender(want)).max() < 1e-4
     # the camera image behind the live camera
-    _drive(drv, lambda j: bpy.data.images.get(live.IMAGE_NAME) is not None, timeout=60)
-    image = bpy.data.images[live.IMAGE_NAME]
+    _drive(drv, lambda j: bpy.data.images.get(live_view.IMAGE_NAME) is not None, timeout=60)
+    image = bpy.data.images[live_view.IMAGE_NAME]
     assert tuple(image.size) == (640, 360)
     cam = bpy.data.objects[f"{take_name}_camera"]
     assert any(bg.image == image for bg in cam.data.background_images)
@@ -135,7 +135,7 @@ def test_start_live_rig_stop_fit_bake_equals_direct_capture(scene, tmp_path):
     # baked onto the very rig that moved live, one key per valid frame; the camera image gone
     assert bpy.data.objects[f"{take_name}_right_hand"] is obj
     assert obj.animation_data.action.name == f"{take_name}_right_hand"
-    assert bpy.data.images.get(live.IMAGE_NAME) is None
+    assert bpy.data.images.get(live_view.IMAGE_NAME) is None
     assert scene.hmp_capture.video == job.take  # Capture would fit it again
     assert "Captured" in bpy.context.window_manager.hmp_live_state.last_info
     # the result of Stop is `engine capture` of the take, run directly with the same options
@@ -163,7 +163,7 @@ def test_cancel_during_the_fit_keeps_the_take(scene):
     assert _frames(job.take) == 30 and os.path.isfile(job.take + ".times.json")
     assert scene.hmp_capture.video == job.take
     assert datablock_counts(bpy) == before  # the live rig and camera went with the fit
-    assert bpy.data.images.get(live.IMAGE_NAME) is None
+    assert bpy.data.images.get(live_view.IMAGE_NAME) is None
 
 
 def test_a_take_too_short_to_fit_is_kept(scene):
