@@ -20,7 +20,7 @@ stdout (diagnostics go to stderr). Events:
 ``{"event": "error", "message": "..."}``
     last line of a failed run (exit code non-zero); no result file was written.
 
-``engine live`` (engine/live.py) adds two events, and its ``done`` names the take it recorded:
+``engine live`` (engine/live/) adds two events, and its ``done`` names the take it recorded:
 ``{"event": "live", "take": "/abs/take.mp4", "source": "0", "width": 640, "height": 480, "fps": 30.0,
 "K": [[fx, 0, cx], [0, fy, cy], [0, 0, 1]], "frame_image": "/abs/newest.jpg" | null,
 "hands": {"right": {"rest_joints": [[x, y, z] x 16], "rest_keypoints": [[x, y, z] x 21]}}}``

@@ -1,6 +1,6 @@
 """The live view's hand pose.
 
-``fast_pose``: MediaPipe's world landmarks to MANO rotations analytically, in well under a millisecond
+``fast_pose``: MediaPipe's world landmarks to MANO rotations analytically, in about a millisecond
 (engine.fit.ik's optimisation takes about 4 ms per iteration for one frame on a CPU core, 0.8 s for
 its 200): the root by Kabsch on the palm (wrist and the four knuckles, as the IK starts), then each
 finger joint, from the knuckle outwards, the shortest rotation turning its rest bone onto the
