@@ -1,6 +1,7 @@
 """Capture from a camera in Blender (hmp_addon/live.py, live_view.py, live_ui.py) against the real
 engine: a real clip played as the camera (``engine live --realtime``), the live rig posed from the
-engine's pose events, Stop, the two-stage fit of the take baked; the fit's result equal to ``engine capture`` run on the take directly.
+engine's pose events, Stop, the two-stage fit of the take baked; the fit's result equal to
+``engine capture`` run on the take directly.
 Bad input: no camera, a stream that drops, a take too short to fit, a fit cancelled, Blender quitting
 or killed while recording: one message each, the take kept."""
 
