@@ -144,7 +144,7 @@ def blender_step(clip, work, env):
     import bpy
 
     import hmp_addon
-    from hmp_addon import live
+    from hmp_addon import live, live_ui
 
     bpy.ops.wm.read_factory_settings(use_empty=True)
     hmp_addon.register()
@@ -157,7 +157,7 @@ def blender_step(clip, work, env):
         t0 = time.perf_counter()
         job.step(bpy.context)
         steps.append(time.perf_counter() - t0)
-        time.sleep(max(0.0, live.TICK_S - steps[-1]))
+        time.sleep(max(0.0, live_ui.TICK_S - steps[-1]))
     ms = np.array(steps) * 1000
     print(f"in Blender ({bpy.app.version_string}): {len(ms)} timer ticks while recording, each {np.median(ms):.2f} ms "
           f"median (p99 {np.percentile(ms, 99):.1f}, max {ms.max():.1f}); {job.poses_applied} of {job.poses_seen} pose "

@@ -20,7 +20,7 @@ stdout (diagnostics go to stderr). Events:
 ``{"event": "error", "message": "..."}``
     last line of a failed run (exit code non-zero); no result file was written.
 
-``engine live`` (engine/live.py) adds two events, and its ``done`` names the take it recorded:
+``engine live`` (engine/live/) adds two events, and its ``done`` names the take it recorded:
 ``{"event": "live", "take": "/abs/take.mp4", "source": "0", "width": 640, "height": 480, "fps": 30.0,
 "K": [[fx, 0, cx], [0, fy, cy], [0, 0, 1]], "frame_image": "/abs/newest.jpg" | null,
 "hands": {"right": {"rest_joints": [[x, y, z] x 16], "rest_keypoints": [[x, y, z] x 21]}}}``
@@ -154,7 +154,7 @@ class Reporter:
     def warn(self, message: str) -> None:
         self.log(message, level="warning")
 
-    def event(self, kind: str, **fields) -> None:
+    def event(self, kind: str, **fields: object) -> None:
         """An event with fields of its own (``live``, ``pose``; an ``error`` with more than its
         message): printed in jsonl mode only."""
         if kind not in EVENTS:
@@ -162,7 +162,7 @@ class Reporter:
         if self.mode == "jsonl":
             self._emit(event=kind, **fields)
 
-    def done(self, result: str, preview: str | None = None, **extra) -> None:
+    def done(self, result: str, preview: str | None = None, **extra: object) -> None:
         self._close_bar()
         if self.mode == "jsonl":
             self._emit(event="done", result=result, preview=preview, **extra)

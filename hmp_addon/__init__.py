@@ -10,10 +10,10 @@ import sys
 
 import bpy
 
-from . import (engine_link, jobs, importer, live, operators, preferences, preview, properties, retarget_ui,  # noqa: F401
-               runner, session_files, setup_ui, ui)
+from . import (engine_link, jobs, importer, live, live_ui, operators, preferences, preview, properties,  # noqa: F401
+               retarget_ui, runner, session_files, setup_ui, ui)
 
-MODULES = [preferences, properties, operators, ui, live, retarget_ui, preview, setup_ui, session_files]
+MODULES = [preferences, properties, operators, ui, live_ui, retarget_ui, preview, setup_ui, session_files]
 
 
 def _drop_bpy_references():

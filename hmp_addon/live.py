@@ -1,23 +1,24 @@
 """Capture from a camera: the hand rig follows a live per-frame pose while the take records, then the
 take is captured with the normal two-stage fit and baked, as a video file would be.
 
-``LiveJob`` (no UI code) runs ``python -m engine live`` (engine/live.py) and steps in two phases:
+``LiveJob`` (no UI code) runs ``python -m engine live`` (engine/live/) and steps in two phases:
 
-- ``recording``: the engine's ``live`` event builds the take's hand rig(s) from the model's rest
-  skeleton (``rig.ensure_hand_rig``, named and tagged as the capture will name them, so the bake
-  rebuilds this very rig in place) and a camera matching the image, whose background is the newest
-  camera frame (an image the engine replaces atomically; also shown in any open Image editor); each
-  step poses the rig with the newest ``pose`` event (pose-bone quaternions through ``poses.bone_channels``,
-  as the bake computes them). ``stop()`` writes ``stop`` to the engine's stdin: it closes the take.
+- ``recording``: the engine's ``live`` event builds the live view (``live_view.LiveView``: the take's
+  hand rig(s) from the model's rest skeleton, named and tagged as the capture will name them, so the
+  bake rebuilds this very rig in place, and a camera matching the image, whose background is the
+  newest camera frame, an image the engine replaces atomically); each step poses the rig with the
+  newest ``pose`` event (pose-bone quaternions through ``poses.bone_channels``, as the bake computes
+  them). ``stop()`` writes ``stop`` to the engine's stdin: it closes the take.
 - ``fitting``: a ``jobs.CaptureJob`` on the take with the panel's capture settings (quality, lens,
-  device, target...): the normal capture, detections and all (engine/live.py says why the live ones
+  device, target...): the normal capture, detections and all (engine/live/ says why the live ones
   are not reused), then the bake. ``cancel()`` there stops the fit; the take stays on disk and becomes
   the panel's video, so **Capture** fits it later.
 
 The take goes to the panel's Take Folder, else ``hand_capture/`` beside the saved .blend, else the
 extension's user folder (the system's temp folder when run from a source checkout). A take the engine
 could not finish (the camera stopped, the disk filled up) is kept as far as it was recorded and the
-error says where; one shorter than ``LIVE_MIN_FRAMES`` is kept and not fitted.
+error says where; one shorter than ``LIVE_MIN_FRAMES`` is kept and not fitted. The operators and the
+panel are ``live_ui.py``.
 """
 
 import os
@@ -26,18 +27,13 @@ import tempfile
 import time
 
 import bpy
-import numpy as np
-from bpy.app.handlers import persistent
 
-from . import importer, jobs, poses, rig, runner
+from . import jobs, rig, runner
 from .engine_link import choices as C
-from .engine_link import result as R
-from .properties import BLEND_RELATIVE
+from .live_view import LiveView
 from .settings import settings
 
-IMAGE_NAME = "HMP Live Camera"
 LIVE_MIN_FRAMES = C.LIVE_MIN_FRAMES  # a shorter take is kept, not fitted
-TICK_S = 1.0 / 30.0  # the modal operator's timer: poses are applied at the rate they arrive, up to this
 
 
 def take_folder(context, chosen=""):
@@ -117,9 +113,7 @@ class LiveJob:
         self.state = "recording"
         self.error = None
         self.info = None
-        self.rigs = {}  # side -> armature object name
-        self.camera = None  # camera object name
-        self.rest_frames = {}
+        self.view = LiveView(self.frame_image)  # the live rig(s), camera and camera image
         self.newest = None  # the newest pose event not applied yet
         self.last_pose = None  # the last one applied
         self.poses_applied = 0
@@ -127,7 +121,6 @@ class LiveJob:
         self.frames = 0  # frames in the take (from the done event)
         self.capture = None  # the CaptureJob of the fitting phase
         self._done = {}  # the engine's done event
-        self._image_mtime = None
         self._started = time.monotonic()
 
     @property
@@ -152,16 +145,16 @@ class LiveJob:
         if self.state == "recording":
             for event in self.run.poll():
                 if event["event"] == "live":
-                    self._setup(context, event)
+                    self.view.setup(context, event, make_camera=self.capture_params.make_camera)
                 elif event["event"] == "pose":
                     self.newest = event
                     self.poses_seen += 1
                 elif event["event"] == "done":
                     self._done = event
-            if self.newest is not None and self.rigs:
+            if self.newest is not None and self.view.rigs:
                 self._apply(self.newest)
                 self.newest = None
-            self._refresh_image()
+            self.view.refresh_image()
             if self.run.finished:
                 self._recorded(context)
         elif self.state == "fitting":
@@ -170,81 +163,15 @@ class LiveJob:
                 self._fitted(context)
         return self.state
 
-    def _setup(self, context, event):
-        """The live rig(s) and camera, named and tagged as the capture of this take will name them."""
-        video = os.path.abspath(event["take"])
-        clip = importer.video_stem(video)
-        for side, info in event.get("hands", {}).items():
-            # the model at rest as a one-frame result hand: the rig's bones and fingertips as the bake's
-            hand = R.HandResult({"rest_joints": np.asarray(info["rest_joints"], np.float64), "valid": np.ones(1, bool),
-                                 "global_orient": np.zeros((1, 3)), "hand_pose": np.zeros((1, 45)),
-                                 "joints": np.asarray(info["rest_keypoints"], np.float64)[None]})
-            obj = rig.ensure_hand_rig(context, clip, side, hand)
-            obj[importer.VIDEO_TAG] = video
-            for pb in obj.pose.bones:
-                pb.rotation_mode = "QUATERNION"
-            self.rigs[side] = obj.name
-            self.rest_frames[side] = rig.rest_frames(obj)
-        if self.capture_params.make_camera:
-            cam = rig.ensure_camera(context, clip, np.asarray(event["K"]), (int(event["width"]), int(event["height"])))
-            cam[importer.VIDEO_TAG] = video
-            self.camera = cam.name
-
     def _apply(self, event):
-        for side, hand in event["hands"].items():
-            obj = bpy.data.objects.get(self.rigs.get(side, ""))
-            if obj is None:
-                continue
-            quats, root = poses.bone_channels(np.array([hand["global_orient"]]), np.array([hand["hand_pose"]]),
-                                              np.array([hand["transl"]]), self.rest_frames[side])
-            for j, name in enumerate(rig.BONE_NAMES):
-                obj.pose.bones[name].rotation_quaternion = quats[0, j]
-            obj.pose.bones[rig.BONE_NAMES[0]].location = root[0]
+        self.view.apply(event)
         self.poses_applied += 1
         self.last_pose = event
 
-    def _refresh_image(self):
-        """The newest camera frame into the image behind the live camera (and in open Image editors)."""
-        try:
-            mtime = os.stat(self.frame_image).st_mtime_ns
-        except OSError:
-            return
-        if mtime == self._image_mtime:
-            return
-        self._image_mtime = mtime
-        image = bpy.data.images.get(IMAGE_NAME)
-        if image is None:
-            image = bpy.data.images.load(self.frame_image, check_existing=False)
-            image.name = IMAGE_NAME
-            self._show_image(image)
-        else:
-            if bpy.path.abspath(image.filepath) != self.frame_image:
-                image.filepath = self.frame_image
-            image.reload()
-
-    def _show_image(self, image):
-        cam = bpy.data.objects.get(self.camera or "")
-        if cam is not None:
-            cam.data.show_background_images = True
-            bg = next((b for b in cam.data.background_images if b.source == "IMAGE" and b.image == image), None)
-            if bg is None:
-                bg = cam.data.background_images.new()
-            bg.source, bg.image, bg.alpha = "IMAGE", image, 1.0
-        for window in getattr(bpy.context.window_manager, "windows", ()):
-            for area in window.screen.areas:
-                if area.type == "IMAGE_EDITOR":
-                    area.spaces.active.image = image
-
-    def _drop_image(self):
-        image = bpy.data.images.get(IMAGE_NAME)
-        if image is None:
-            return
-        cam = bpy.data.objects.get(self.camera or "")
-        if cam is not None:
-            for bg in list(cam.data.background_images):
-                if bg.source == "IMAGE" and bg.image == image:
-                    cam.data.background_images.remove(bg)
-        bpy.data.images.remove(image)
+    @property
+    def rigs(self):
+        """side -> the live rig's armature object name."""
+        return self.view.rigs
 
     def _recorded(self, context):
         """The engine ended: fit the take, or say why not (the take is kept whatever happened)."""
@@ -291,30 +218,17 @@ class LiveJob:
         if cap.state == "done":
             names = ", ".join(f"{i['action'].name} ({i['keys']} frames)" for i in cap.imported)
             warn = "".join(f"; {w}" for w in cap.warnings)
-            self._drop_image()
+            self.view.drop_image()
             return self._end("done", info=f"Captured {names} from the take {self.take}{warn}")
-        self._remove_live_data()
+        self.view.remove()
         if cap.state == "cancelled":
             return self._end("cancelled", info=f"Fit cancelled: the take is kept in {self.take} (Capture fits it)")
         return self._end("error", f"{cap.error}; the take is kept in {self.take}")
 
-    def _remove_live_data(self):
-        """The live rig(s) and camera without a bake: gone (a failed or cancelled fit leaves the scene as it was)."""
-        self._drop_image()
-        for name in list(self.rigs.values()) + [self.camera or ""]:
-            obj = bpy.data.objects.get(name)
-            if obj is None or (obj.animation_data is not None and obj.animation_data.action is not None):
-                continue  # baked (an earlier take of the same name): not ours to remove
-            data = obj.data
-            bpy.data.objects.remove(obj)
-            if data is not None and data.users == 0:
-                (bpy.data.armatures if isinstance(data, bpy.types.Armature) else bpy.data.cameras).remove(data)
-        self.rigs, self.camera = {}, None
-
     def _end(self, state, error=None, info=None):
         self.state, self.error, self.info = state, error, info
         if state != "done" or error:
-            self._remove_live_data()
+            self.view.remove()
         shutil.rmtree(self.workdir, ignore_errors=True)
         return state
 
@@ -404,244 +318,3 @@ def cancel_current():
 def forget():
     global _CURRENT
     _CURRENT = None
-
-
-# ------------------------------------------------------------------------------------ Blender UI
-
-def _sync(context, job):
-    st = context.window_manager.hmp_live_state
-    st.running = not job.finished
-    st.message = job.message
-    st.progress = job.fraction
-
-
-def _report(op, context, job):
-    st = context.window_manager.hmp_live_state
-    st.running = False
-    if job.state == "error":
-        st.last_error, st.last_info = f"Camera capture failed: {job.error}", ""
-        op.report({"ERROR"}, st.last_error)
-        return {"CANCELLED"}
-    st.last_error, st.last_info = "", job.info or ""
-    op.report({"INFO"} if job.state == "done" else {"WARNING"}, st.last_info)
-    return {"FINISHED"} if job.state == "done" else {"CANCELLED"}
-
-
-def _redraw(context):
-    screen = getattr(context, "screen", None)
-    for area in getattr(screen, "areas", ()):
-        if area.type in {"VIEW_3D", "IMAGE_EDITOR", "STATUSBAR"}:
-            area.tag_redraw()
-
-
-class HMP_OT_live_start(bpy.types.Operator):
-    """Record a take from the camera while the hand rig follows it live; Stop fits and bakes the take"""
-
-    bl_idname = "hmp.live_start"
-    bl_label = "Start"
-    bl_options = {"REGISTER", "UNDO"}
-    _timer = None
-
-    @classmethod
-    def poll(cls, context):
-        job = current()
-        return job is None or job.finished
-
-    def _start(self, context):
-        st = context.window_manager.hmp_live_state
-        st.last_error = st.last_info = ""
-        try:
-            job = start(context)
-        except (runner.EngineSetupError, OSError) as exc:
-            st.last_error = f"Camera capture: {exc}"
-            self.report({"ERROR"}, st.last_error)
-            return None
-        _sync(context, job)
-        return job
-
-    def invoke(self, context, event):
-        job = self._start(context)
-        if job is None:
-            return {"CANCELLED"}
-        wm = context.window_manager
-        self._timer = wm.event_timer_add(TICK_S, window=context.window)
-        wm.modal_handler_add(self)
-        return {"RUNNING_MODAL"}
-
-    def modal(self, context, event):
-        job = current()
-        if job is None:
-            return self._finish(context, {"CANCELLED"})
-        if event.type == "ESC":
-            job.stop() if job.state == "recording" else job.cancel()
-        if event.type == "TIMER" or job.finished:
-            job.step(context)
-            _sync(context, job)
-            _redraw(context)
-            if job.finished:
-                return self._finish(context, _report(self, context, job))
-            return {"RUNNING_MODAL"}
-        return {"PASS_THROUGH"}
-
-    def _finish(self, context, result):
-        if self._timer is not None:
-            context.window_manager.event_timer_remove(self._timer)
-            self._timer = None
-        _redraw(context)
-        return result
-
-    def execute(self, context):
-        """Scripts: blocks until the take ends (a file's end, or Seconds) and is fitted."""
-        s = context.scene.hmp_live
-        if s.source.strip() and not is_file_source(s.source) and not s.seconds:
-            st = context.window_manager.hmp_live_state
-            st.last_error = "Camera capture from a script: set Seconds (a camera never ends by itself)"
-            self.report({"ERROR"}, st.last_error)
-            return {"CANCELLED"}
-        job = self._start(context)
-        if job is None:
-            return {"CANCELLED"}
-        run_to_end(job, context)
-        return _report(self, context, job)
-
-    def cancel(self, context):
-        cancel_current()
-        self._finish(context, None)
-
-
-class HMP_OT_live_stop(bpy.types.Operator):
-    """Stop recording: the take is saved, then captured with the two-stage fit and baked"""
-
-    bl_idname = "hmp.live_stop"
-    bl_label = "Stop"
-
-    @classmethod
-    def poll(cls, context):
-        job = current()
-        return job is not None and job.state == "recording"
-
-    def execute(self, context):
-        current().stop()
-        return {"FINISHED"}
-
-
-class HMP_OT_live_cancel(bpy.types.Operator):
-    """Stop the fit (or the recording, without a fit); the recorded take is kept"""
-
-    bl_idname = "hmp.live_cancel"
-    bl_label = "Cancel"
-
-    @classmethod
-    def poll(cls, context):
-        job = current()
-        return job is not None and not job.finished
-
-    def execute(self, context):
-        current().cancel()
-        return {"FINISHED"}
-
-
-class HMP_LiveSettings(bpy.types.PropertyGroup):
-    source: bpy.props.StringProperty(
-        name="Camera", default="0",
-        description="Camera index (0 is the first webcam), a device such as /dev/video0, a stream URL "
-                    "(http://.../video, rtsp://...), or a video file played as a camera")
-    hands: bpy.props.EnumProperty(
-        name="Hands", items=[(k, k.capitalize(), f"Follow and capture the {k} hand" + ("s" if k == "both" else ""))
-                             for k in C.HANDS], default=C.DEFAULT_HANDS)
-    folder: bpy.props.StringProperty(
-        name="Take Folder", subtype="DIR_PATH", options=BLEND_RELATIVE,
-        description="Where takes are saved (empty: hand_capture/ beside the .blend, or the add-on's folder "
-                    "while the .blend is unsaved)")
-    seconds: bpy.props.FloatProperty(name="Seconds", min=0.0, default=0.0,
-                                     description="Stop by itself after this long (0: until Stop)")
-    realtime: bpy.props.BoolProperty(name="Real Time", default=True,
-                                     description="A video file as the camera plays at its own frame rate")
-
-
-class HMP_LiveState(bpy.types.PropertyGroup):
-    running: bpy.props.BoolProperty(default=False)
-    message: bpy.props.StringProperty(default="")
-    progress: bpy.props.FloatProperty(default=0.0, min=0.0, max=1.0, subtype="FACTOR")
-    last_error: bpy.props.StringProperty(default="")
-    last_info: bpy.props.StringProperty(default="")
-
-
-class HMP_PT_live(bpy.types.Panel):
-    bl_space_type = "VIEW_3D"
-    bl_region_type = "UI"
-    bl_category = "Hand Capture"
-    bl_label = "Capture from camera"
-    bl_parent_id = "HMP_PT_capture"
-    bl_options = {"DEFAULT_CLOSED"}
-
-    def draw(self, context):
-        from .ui import _wrap
-
-        layout = self.layout
-        s = context.scene.hmp_live
-        st = context.window_manager.hmp_live_state
-        job = current()
-        active = job is not None and not job.finished
-        col = layout.column()
-        col.enabled = not active
-        col.prop(s, "source")
-        if is_file_source(s.source):
-            col.prop(s, "realtime")
-        col.row().prop(s, "hands", expand=True)
-        col.prop(s, "folder")
-        col.prop(s, "seconds")
-        col.label(text="The fit uses the settings above (quality, lens, target...)", icon="INFO")
-        if active and job.state == "recording":
-            layout.label(text=job.message, icon="REC")
-            row = layout.row()
-            row.scale_y = 1.4
-            row.operator("hmp.live_stop", icon="SNAP_FACE")
-        elif active:
-            text = job.message
-            if hasattr(layout, "progress"):
-                layout.progress(factor=job.fraction, type="BAR", text=text)
-            else:
-                layout.label(text=text)
-            layout.operator("hmp.live_cancel", icon="CANCEL", text="Cancel Fit (the take is kept)")
-        else:
-            row = layout.row()
-            row.scale_y = 1.4
-            row.operator("hmp.live_start", icon="OUTLINER_OB_CAMERA")
-        if st.last_error:
-            box = layout.box()
-            for i, line in enumerate(_wrap(st.last_error)):
-                box.label(text=line, icon="ERROR" if i == 0 else "BLANK1")
-        elif st.last_info:
-            for i, line in enumerate(_wrap(st.last_info)):
-                layout.label(text=line, icon="INFO" if i == 0 else "BLANK1")
-
-
-@persistent
-def _on_load_pre(*_args):
-    """Another file is loading: end the recording (the take is kept), no fit into the file going away."""
-    job = current()
-    if job is not None and not job.finished:
-        job.cancel()
-        if job.state == "fitting":
-            job.capture.cancel()
-    forget()
-
-
-classes = (HMP_LiveSettings, HMP_LiveState, HMP_OT_live_start, HMP_OT_live_stop, HMP_OT_live_cancel, HMP_PT_live)
-
-
-def register():
-    bpy.types.Scene.hmp_live = bpy.props.PointerProperty(type=HMP_LiveSettings)
-    bpy.types.WindowManager.hmp_live_state = bpy.props.PointerProperty(type=HMP_LiveState)
-    if _on_load_pre not in bpy.app.handlers.load_pre:
-        bpy.app.handlers.load_pre.append(_on_load_pre)
-
-
-def unregister():
-    cancel_current()
-    forget()
-    if _on_load_pre in bpy.app.handlers.load_pre:
-        bpy.app.handlers.load_pre.remove(_on_load_pre)
-    del bpy.types.WindowManager.hmp_live_state
-    del bpy.types.Scene.hmp_live

@@ -1,6 +1,7 @@
-"""Capture from a camera in Blender (hmp_addon/live.py) against the real engine: a real clip played as
-the camera (``engine live --realtime``), the live rig posed from the engine's pose events, Stop, the
-two-stage fit of the take baked; the fit's result equal to ``engine capture`` run on the take directly.
+"""Capture from a camera in Blender (hmp_addon/live.py, live_view.py, live_ui.py) against the real
+engine: a real clip played as the camera (``engine live --realtime``), the live rig posed from the
+engine's pose events, Stop, the two-stage fit of the take baked; the fit's result equal to
+``engine capture`` run on the take directly.
 Bad input: no camera, a stream that drops, a take too short to fit, a fit cancelled, Blender quitting
 or killed while recording: one message each, the take kept."""
 
@@ -19,7 +20,7 @@ import bpy
 import hmp_addon
 from addon_support import datablock_counts, forward_kinematics
 from engine import result as R
-from hmp_addon import coords, live, rig
+from hmp_addon import coords, live, live_ui, live_view, rig
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CLIP = os.path.join(ROOT, "tests", "data", "hand_short.mp4")  # 60 frames, 640x360, 30 fps, a right hand
@@ -54,8 +55,8 @@ class _Driver:
     the real invoke/modal are called with events made here)."""
 
     _timer = None
-    _finish = live.HMP_OT_live_start._finish
-    _start = live.HMP_OT_live_start._start
+    _finish = live_ui.HMP_OT_live_start._finish
+    _start = live_ui.HMP_OT_live_start._start
 
     def __init__(self):
         self.reports = []
@@ -67,7 +68,7 @@ class _Driver:
 def _drive(drv, until, timeout=600):
     t0 = time.monotonic()
     while True:
-        ret = live.HMP_OT_live_start.modal(drv, bpy.context, types.SimpleNamespace(type="TIMER"))
+        ret = live_ui.HMP_OT_live_start.modal(drv, bpy.context, types.SimpleNamespace(type="TIMER"))
         if ret != {"RUNNING_MODAL"} or until(live.current()):
             return ret
         assert time.monotonic() - t0 < timeout, live.current().message
@@ -118,15 +119,15 @@ def test_start_live_rig_stop_fit_bake_equals_direct_capture(scene, tmp_path):
     heads = np.array([list(obj.pose.bones[n].head) for n in rig.BONE_NAMES])
     assert np.abs(heads - coords.points_to_blender(want)).max() < 1e-4
     # the camera image behind the live camera
-    _drive(drv, lambda j: bpy.data.images.get(live.IMAGE_NAME) is not None, timeout=60)
-    image = bpy.data.images[live.IMAGE_NAME]
+    _drive(drv, lambda j: bpy.data.images.get(live_view.IMAGE_NAME) is not None, timeout=60)
+    image = bpy.data.images[live_view.IMAGE_NAME]
     assert tuple(image.size) == (640, 360)
     cam = bpy.data.objects[f"{take_name}_camera"]
     assert any(bg.image == image for bg in cam.data.background_images)
     # Stop (Esc while recording is Stop): the take closes, the fit starts (a loaded machine may have
     # reached the clip's end already: that ends the take too)
     if job.state == "recording":
-        live.HMP_OT_live_start.modal(drv, bpy.context, types.SimpleNamespace(type="ESC"))
+        live_ui.HMP_OT_live_start.modal(drv, bpy.context, types.SimpleNamespace(type="ESC"))
     ret = _drive(drv, lambda j: False, timeout=900)
     assert ret == {"FINISHED"}, drv.reports
     assert job.state == "done", (job.error, drv.reports)
@@ -135,7 +136,7 @@ def test_start_live_rig_stop_fit_bake_equals_direct_capture(scene, tmp_path):
     # baked onto the very rig that moved live, one key per valid frame; the camera image gone
     assert bpy.data.objects[f"{take_name}_right_hand"] is obj
     assert obj.animation_data.action.name == f"{take_name}_right_hand"
-    assert bpy.data.images.get(live.IMAGE_NAME) is None
+    assert bpy.data.images.get(live_view.IMAGE_NAME) is None
     assert scene.hmp_capture.video == job.take  # Capture would fit it again
     assert "Captured" in bpy.context.window_manager.hmp_live_state.last_info
     # the result of Stop is `engine capture` of the take, run directly with the same options
@@ -163,7 +164,7 @@ def test_cancel_during_the_fit_keeps_the_take(scene):
     assert _frames(job.take) == 30 and os.path.isfile(job.take + ".times.json")
     assert scene.hmp_capture.video == job.take
     assert datablock_counts(bpy) == before  # the live rig and camera went with the fit
-    assert bpy.data.images.get(live.IMAGE_NAME) is None
+    assert bpy.data.images.get(live_view.IMAGE_NAME) is None
 
 
 def test_a_take_too_short_to_fit_is_kept(scene):
@@ -183,7 +184,7 @@ def test_no_camera_is_one_clear_error(scene):
     with pytest.raises(RuntimeError, match="set Seconds"):  # from a script a camera must be given a length
         bpy.ops.hmp.live_start()
     scene.hmp_live.seconds = 2.0
-    assert live.HMP_OT_live_start.execute(_Driver(), bpy.context) == {"CANCELLED"}
+    assert live_ui.HMP_OT_live_start.execute(_Driver(), bpy.context) == {"CANCELLED"}
     job = live.current()
     assert job.state == "error" and job.error == (
         "engine: cannot open camera 7: no such camera, or another program is using it")
@@ -257,7 +258,7 @@ def test_blender_closed_while_recording_keeps_the_take(tmp_path, how):
 
 DRAW_SCRIPT = """
 import os, sys, bpy, hmp_addon
-from hmp_addon import live
+from hmp_addon import live, live_ui
 hmp_addon.register()
 s = bpy.context.scene.hmp_live
 s.source, s.folder = sys.argv[1], sys.argv[2]
@@ -265,10 +266,10 @@ job = live.start(bpy.context)
 live.run_to_end(job, bpy.context, timeout=120, until=lambda j: j.poses_seen >= 1)
 live._CURRENT = None
 def draw(menu, context):
-    live.HMP_PT_live.draw(menu, context)     # idle: the settings and Start
+    live_ui.HMP_PT_live.draw(menu, context)     # idle: the settings and Start
     print("IDLE", flush=True)
     live._CURRENT = job
-    live.HMP_PT_live.draw(menu, context)     # recording: the take's time and poses, Stop
+    live_ui.HMP_PT_live.draw(menu, context)     # recording: the take's time and poses, Stop
     print("RECORDING", flush=True)
     job.cancel()
     os._exit(0)

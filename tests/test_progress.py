@@ -86,7 +86,7 @@ def test_unknown_mode():
 
 
 def test_live_events_round_trip():
-    """engine live's events (engine/live.py): what the Reporter writes, the add-on's parser reads back."""
+    """engine live's events (engine/live/): what the Reporter writes, the add-on's parser reads back."""
     stream = io.StringIO()
     rep = progress.Reporter("jsonl", stream=stream)
     rep.start("live", "0.1.0")
