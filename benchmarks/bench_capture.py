@@ -29,7 +29,7 @@ def main():
 
     from engine import keypoints as kp
     from engine.capture import QUALITY_PRESETS
-    from engine.device import resolve_device
+    from engine.util.device import resolve_device
     from engine.fit.per_frame import per_frame_estimate
     from engine.hand_model import load_hand_model
     from engine.video import guess_intrinsics, open_video

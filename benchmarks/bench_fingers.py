@@ -54,7 +54,7 @@ def finger_states(joints):
 
 
 def run_clip(path, hands, quality, overrides, device="cpu"):
-    from engine import result as R
+    from engine.contract import result as R
     from engine.fit.per_frame import per_frame_estimate
     from engine.fit.stages import FitOptions, fit_stages
     from engine.hand_model import load_hand_model

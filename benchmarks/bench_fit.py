@@ -10,7 +10,7 @@ split), seen from 0.5 m, projected with a 900 px camera, with 2 px of 2D noise, 
 3D landmarks and a 6-frame gap, then through the per-frame estimate. Times the per-frame estimate,
 stage I alone (``stages=1``), and stages I + II (``stages=2``); stage II's own time is the difference.
 Prints seconds, frames per second and milliseconds per iteration for each, and the accuracy of each
-against the known motion (engine.metrics: root-aligned and camera-space errors, wrist, 2D).
+against the known motion (engine.evaluation.metrics: root-aligned and camera-space errors, wrist, 2D).
 ``--threads 1`` by default (a shared machine); pass 0 for torch's default.
 """
 
@@ -59,8 +59,8 @@ def clip(model, frames, seed=0):
     import roma
     import torch
 
-    from engine import result as R
-    from engine.camera import project
+    from engine.contract import result as R
+    from engine.util.camera import project
     from engine.keypoints import HandTrack
     seq = max(held_out_sequences(), key=lambda s: len(s["hand_pose"]))
     idx = np.arange(frames) % len(seq["hand_pose"])  # loops only if the take is shorter than asked
@@ -106,11 +106,11 @@ def main(argv=None):
     torch.manual_seed(0)
 
     from engine.capture import QUALITY_PRESETS
-    from engine.device import resolve_device
+    from engine.util.device import resolve_device
     from engine.fit.per_frame import per_frame_estimate
     from engine.fit.stages import FitOptions, fit_sequence
     from engine.hand_model import load_hand_model
-    from engine.metrics import METRICS, all_metrics
+    from engine.evaluation.metrics import METRICS, all_metrics
     from engine.prior import load_prior
 
     device = resolve_device(args.device)

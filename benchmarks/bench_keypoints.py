@@ -51,7 +51,7 @@ def plain_mediapipe(video):
 
 
 def frames_kept(clips, views):
-    from engine import result as R
+    from engine.contract import result as R
     from engine.keypoints import KeypointOptions, detect_hands
     from engine.video import open_video
 

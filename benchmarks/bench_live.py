@@ -99,7 +99,7 @@ def main():
           f"{np.percentile(outside_ms, 90):.0f}, max {outside_ms.max():.0f})")
     print(f"recording: {n_take} frames {size[0]}x{size[1]} (source {n_clip} frames {size_clip[0]}x{size_clip[1]})")
 
-    from engine import result as R
+    from engine.contract import result as R
 
     results = {}
     for name, video in (("take", take), ("clip", clip)):

@@ -67,7 +67,7 @@ def main(argv=None):
     ap.add_argument("--size", default="480x360", help="the benchmark's --size")
     args = ap.parse_args(argv)
 
-    from engine.benchmark import CLIPS, make_clip, motion_source, pick_motions
+    from engine.evaluation.benchmark import CLIPS, make_clip, motion_source, pick_motions
 
     size = tuple(int(v) for v in args.size.split("x"))
     _, seqs = motion_source(None)

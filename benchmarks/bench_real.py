@@ -5,7 +5,7 @@
 
 Default clips: the bundled demo clip, tests/data/asl_hand_50.mp4 and the two-hand test clip when
 present. Each clip is detected once (the detection cache), then the per-frame estimate, stage I and
-stage II run in process, and ``engine.report.hand_report`` measures each against the raw detections:
+stage II run in process, and ``engine.evaluation.report.hand_report`` measures each against the raw detections:
 distance to confident detections (all joints, fingertips, wrist), image-space acceleration against the
 raw detections', camera-space wrist and root-relative acceleration. The last lines check the targets of
 issue 11: stage II's distance <= 1.2x the per-frame estimate's, image acceleration <= 0.6x the raw
@@ -46,11 +46,11 @@ def detect_clip(path, hands, quality, device="cpu"):
 
 
 def run_clip(path, hands, quality, overrides, device="cpu"):
-    from engine import result as R
+    from engine.contract import result as R
     from engine.fit.per_frame import per_frame_estimate
     from engine.fit.stages import FitOptions, fit_sequence
     from engine.hand_model import load_hand_model
-    from engine.report import hand_report
+    from engine.evaluation.report import hand_report
 
     video, K, tracks, prior, preset = detect_clip(path, hands, quality, device)
     rows = {}
@@ -96,7 +96,7 @@ def real_footage_args(doc, default_clips, argv=None):
 
 
 def main(argv=None):
-    from engine.report import table
+    from engine.evaluation.report import table
 
     args, overrides, clips = real_footage_args(__doc__, DEFAULT_CLIPS, argv)
     checks = []

@@ -24,7 +24,7 @@ this/baseline. Figures only, no assertions.
   ``HandDetector(tracking=False)`` put in place for that run; the engine is not changed).
 - ``report``: the real-footage figures per stage, ``benchmarks/bench_real.py``'s ``run_clip`` in each
   tree (the demo and the ASL clip, right hand; the squats clip, both hands; quality balanced;
-  detection into an empty cache folder per tree): the same ``engine.report.hand_report`` that
+  detection into an empty cache folder per tree): the same ``engine.evaluation.report.hand_report`` that
   ``python -m engine report`` prints for results captured with ``--stages 0``, ``1``, ``2``, with one
   detection per clip instead of three captures.
 - ``rendered``: ``python -m engine benchmark --quality draft`` in each tree. The clips are rendered
@@ -123,7 +123,7 @@ def _plain_tasks(video, mode="video", **thresholds):
 def worker_frames(clips, variants):
     import numpy as np
 
-    from engine import result as R
+    from engine.contract import result as R
     from engine.keypoints import KeypointOptions, detect_hands
     from engine.video import open_video
 

@@ -2,7 +2,7 @@
 
     python benchmarks/render_gt.py SCENE.npz OUT.mp4
 
-SCENE.npz (written by engine/benchmark): ``vertices (T,V,3)`` of the posed hand in OpenCV camera
+SCENE.npz (written by engine/evaluation/benchmark): ``vertices (T,V,3)`` of the posed hand in OpenCV camera
 coordinates (metres), ``faces (F,3)``, ``K (3,3)``, ``size (2,)`` width/height, ``fps``, ``skin (3,)``
 and ``background (3,)`` linear RGB, and optionally ``occluder (T,3)``: the centre of a grey cylinder
 passing in front of the hand (camera coordinates), ``occluder_radius``. This script runs where

@@ -1,7 +1,7 @@
 """HMP Hand Capture engine: video in, fitted MANO hand sequences out.
 
-Importing this package is cheap and needs numpy only (``engine.result``,
-``engine.joints``, ``engine.progress`` and ``engine.choices`` are shared with the Blender add-on).
+Importing this package is cheap and needs numpy only (``engine.contract.result``,
+``engine.contract.joints``, ``engine.contract.progress`` and ``engine.contract.choices`` are shared with the Blender add-on).
 Heavy modules (torch, mediapipe, opencv) are imported by the commands that need them.
 """
 

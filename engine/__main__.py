@@ -1,8 +1,8 @@
-"""``python -m engine <command> ...``: see ``engine.cli``."""
+"""``python -m engine <command> ...``: see ``engine.commands.cli``."""
 
 import sys
 
-from engine.cli import main
+from engine.commands.cli import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -11,11 +11,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from engine import __version__
-from engine import choices as C
-from engine import result as R
-from engine.device import resolve_device
-from engine.errors import EngineError
-from engine.progress import Reporter
+from engine.contract import choices as C
+from engine.contract import result as R
+from engine.util.device import resolve_device
+from engine.util.errors import EngineError
+from engine.contract.progress import Reporter
 
 # --quality presets: augmented views for per-joint confidence, Adam iterations per fitting stage.
 # "best" is the authors' setting (400 iterations per stage); fewer views/iterations trade accuracy
@@ -29,7 +29,7 @@ QUALITY_PRESETS = {
 
 @dataclass
 class CaptureOptions:
-    hands: str = C.DEFAULT_HANDS  # engine.choices.HANDS
+    hands: str = C.DEFAULT_HANDS  # engine.contract.choices.HANDS
     device: str = C.DEFAULT_DEVICE
     mano_dir: str = None
     stages: int = C.DEFAULT_FIT_STAGES
@@ -47,7 +47,7 @@ class CaptureOptions:
     keypoint_source: str = C.DEFAULT_KEYPOINT_SOURCE
     root_motion: str = C.DEFAULT_ROOT_MOTION
     literal: bool = False  # the method's table read literally (FitOptions.literal)
-    hand_size: float = None  # mm, wrist to middle-finger knuckle (engine.choices.HAND_SIZE_MM); None: the model's
+    hand_size: float = None  # mm, wrist to middle-finger knuckle (engine.contract.choices.HAND_SIZE_MM); None: the model's
 
     @classmethod
     def from_args(cls, args):
@@ -155,7 +155,7 @@ def check_capture_options(options: CaptureOptions, out_path) -> tuple:
     if not str(out_path).lower().endswith(".npz"):
         raise EngineError(f"the result file must end in .npz: {out_path}")
     out_path = check_writable(out_path, "result")
-    from engine.atomic import remove_stale
+    from engine.util.atomic import remove_stale
 
     remove_stale(os.path.dirname(out_path), R.TEMP_PREFIX, ".npz")  # left by a run that was killed
     if options.preview and not str(options.preview).lower().endswith((".mp4", ".avi", ".mov")):
@@ -287,7 +287,7 @@ def fit_hands(estimates: dict, models: dict, prior, K: np.ndarray, fps: float, o
 
 def result_arrays(video, video_path, options: CaptureOptions, K: np.ndarray, fps: float, frame_ids: np.ndarray,
                   frame_times, models: dict, found: dict, estimates: dict, fits: dict) -> dict:
-    """The result file's entries (schema: engine.result): clip-level ones, then each hand's (the fit's,
+    """The result file's entries (schema: engine.contract.result): clip-level ones, then each hand's (the fit's,
     or the estimate's with ``--stages 0``) and its keypoint counts."""
     arrays = {
         "schema_version": np.array(R.SCHEMA_VERSION),
@@ -313,7 +313,7 @@ def result_arrays(video, video_path, options: CaptureOptions, K: np.ndarray, fps
 
 
 def write_result(out_path: str, arrays: dict) -> None:
-    """``engine.result.write`` (validated, atomic); an invalid result is a bug (RuntimeError), an OS
+    """``engine.contract.result.write`` (validated, atomic); an invalid result is a bug (RuntimeError), an OS
     failure the user's (EngineError)."""
     try:
         R.write(out_path, arrays)

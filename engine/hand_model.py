@@ -14,7 +14,7 @@ hand: smplx ``flat_hand_mean=True``, no PCA), ``global_orient`` rotates about th
   (``engine/assets/hand/default_hand.npz``): joints are the template joints plus a linear shape
   space of their own (no joint regressor; no pose-corrective blend shapes).
 - ``mano``: ``MANO_RIGHT.pkl`` / ``MANO_LEFT.pkl`` from ``mano_dir`` or ``$HMP_MANO_DIR``, read
-  through ``smplx.MANO``; the pickles are read by ``engine.safe_pickle`` (numpy, scipy.sparse and
+  through ``smplx.MANO``; the pickles are read by ``engine.util.safe_pickle`` (numpy, scipy.sparse and
   chumpy's arrays only, without chumpy): a file naming anything else is refused, never run.
 
 Hand size (``load_hand_model(..., hand_size=metres)``, ``HandModel.scale_to``): either model scaled
@@ -33,10 +33,10 @@ import numpy as np
 import torch
 from smplx.lbs import batch_rigid_transform, batch_rodrigues, blend_shapes, vertices2joints
 
-from engine import joints as J
-from engine.choices import SIDES
-from engine.errors import EngineError
-from engine.safe_pickle import UnsafePickleError, load_mano_pickle
+from engine.contract import joints as J
+from engine.contract.choices import SIDES
+from engine.util.errors import EngineError
+from engine.util.safe_pickle import UnsafePickleError, load_mano_pickle
 
 ASSET = Path(__file__).resolve().parent / "assets" / "hand" / "default_hand.npz"
 NUM_BETAS = 10

@@ -10,14 +10,14 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from engine import result as R
-from engine.atomic import atomic_path
-from engine.camera import project
-from engine.errors import EngineError
-from engine.joints import MEDIAPIPE_PARENTS
+from engine.contract import result as R
+from engine.util.atomic import atomic_path
+from engine.util.camera import project
+from engine.util.errors import EngineError
+from engine.contract.joints import MEDIAPIPE_PARENTS
 
 if TYPE_CHECKING:
-    from engine.progress import Reporter
+    from engine.contract.progress import Reporter
     from engine.video import Video
 
 MAX_WIDTH = 1280  # previews of larger videos are scaled down
@@ -52,7 +52,7 @@ def draw_hand(canvas: np.ndarray, joints_px: np.ndarray, keypoints_px: np.ndarra
 
 def write_preview(video: "Video", result: R.Result, path: str | os.PathLike,
                   reporter: "Reporter | None" = None) -> str:
-    """Render the overlay of ``result`` (an engine.result.Result) over ``video`` into ``path`` (.mp4)."""
+    """Render the overlay of ``result`` (an engine.contract.result.Result) over ``video`` into ``path`` (.mp4)."""
     import cv2
 
     path = os.path.abspath(os.fspath(path))

@@ -24,7 +24,7 @@ from collections.abc import Iterator, Sequence
 
 import numpy as np
 
-from engine.errors import EngineError
+from engine.util.errors import EngineError
 
 # Default horizontal-or-vertical field of view (of the longer image side), degrees. Phone main
 # cameras and webcams span roughly 60-75 degrees along the long side; 60 degrees errs towards the
@@ -116,7 +116,7 @@ class Video:
                 f"only the first {readable} are readable: is it damaged or incompletely downloaded?)")
 
 
-TIMES_SUFFIX = ".times.json"  # a take's frame times, beside it (engine.live writes them)
+TIMES_SUFFIX = ".times.json"  # a take's frame times, beside it (engine.commands.live writes them)
 
 
 def recorded_times(path: "str | os.PathLike", num_frames: int) -> list[float] | None:

@@ -12,10 +12,10 @@ import sys
 
 try:  # installed extension: bl_ext.<repo>.hmp_hand_capture.engine
     from ..engine import __version__ as ENGINE_VERSION
-    from ..engine import choices, joints, progress, result
+    from ..engine.contract import choices, joints, progress, result
 except ImportError:  # source checkout: hmp_addon is top-level, repo root on sys.path
     from engine import __version__ as ENGINE_VERSION
-    from engine import choices, joints, progress, result
+    from engine.contract import choices, joints, progress, result
 
 # The extension root: the folder holding hmp_addon/ and engine/. `python -m engine` runs from here.
 EXTENSION_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -17,7 +17,7 @@ def _finger_chain(k: int) -> tuple:
     return (*chain, int(J.FINGERTIPS_MEDIAPIPE[k]))
 
 
-# MANO joints of each finger, then its MediaPipe fingertip, thumb..pinky (from engine.joints' tables)
+# MANO joints of each finger, then its MediaPipe fingertip, thumb..pinky (from engine.contract.joints' tables)
 FINGER_CHAINS = {finger: _finger_chain(k) for k, finger in enumerate(J.FINGER_NAMES)}
 
 

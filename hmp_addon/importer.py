@@ -91,7 +91,7 @@ def set_scene_fps(scene, fps):
 
 
 def apply_result(context, res, clip=None, sides=None, targets=None, make_camera=True):
-    """Bake ``res`` (an engine.result.Result) into the scene.
+    """Bake ``res`` (an engine.contract.result.Result) into the scene.
 
     sides: hands to import (default: all in the result). targets: {side: armature object} to bake
     onto an existing armature with MANO bone names; sides without a target get a new rig.

@@ -1,7 +1,7 @@
 """Capture from a camera: the hand rig follows a live per-frame pose while the take records, then the
 take is captured with the normal two-stage fit and baked, as a video file would be.
 
-``LiveJob`` (no UI code) runs ``python -m engine live`` (engine/live/) and steps in two phases:
+``LiveJob`` (no UI code) runs ``python -m engine live`` (engine/commands/live/) and steps in two phases:
 
 - ``recording``: the engine's ``live`` event builds the live view (``live_view.LiveView``: the take's
   hand rig(s) from the model's rest skeleton, named and tagged as the capture will name them, so the
@@ -10,7 +10,7 @@ take is captured with the normal two-stage fit and baked, as a video file would 
   newest ``pose`` event (pose-bone quaternions through ``poses.bone_channels``, as the bake computes
   them). ``stop()`` writes ``stop`` to the engine's stdin: it closes the take.
 - ``fitting``: a ``jobs.CaptureJob`` on the take with the panel's capture settings (quality, lens,
-  device, target...): the normal capture, detections and all (engine/live/ says why the live ones
+  device, target...): the normal capture, detections and all (engine/commands/live/ says why the live ones
   are not reused), then the bake. ``cancel()`` there stops the fit; the take stays on disk and becomes
   the panel's video, so **Capture** fits it later.
 

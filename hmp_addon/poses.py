@@ -1,7 +1,7 @@
 """Result poses -> global joint rotations and per-bone pose channels (numpy only, shared by the rig
 bake and retargeting).
 
-MANO (engine/result.py): joint j's pose rotation R_j (axis-angle) acts in a frame aligned with the
+MANO (engine/contract/result.py): joint j's pose rotation R_j (axis-angle) acts in a frame aligned with the
 model frame at rest; the posed global rotation is G_j = G_parent(j) R_j and the root rotates about
 the wrist then ``transl`` is added. The model frame is the camera frame at zero global_orient.
 
@@ -86,5 +86,5 @@ def scene_frames(frame_ids, clip_fps: float, scene_fps: float, frame_start: floa
 
 
 def result_scene_frames(res, scene_fps: float, frame_start: float) -> np.ndarray:
-    """scene_frames for an engine.result.Result (uses its frame_times when it has them)."""
+    """scene_frames for an engine.contract.result.Result (uses its frame_times when it has them)."""
     return scene_frames(res["frame_ids"], res.fps, scene_fps, frame_start, res.clip.get("frame_times"))

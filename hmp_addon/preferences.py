@@ -8,7 +8,7 @@ from .engine_link import default_engine_python
 from .engine_setup import TORCH_VARIANTS, network_warning
 from .settings import ADDON_ID
 
-# the engine's --device values (engine/choices.py), with their labels
+# the engine's --device values (engine/contract/choices.py), with their labels
 DEVICE_ITEMS = [(k, *{"auto": ("Auto", "CUDA when available, else CPU"),
                       "cpu": ("CPU", "Run the engine on the CPU"),
                       "cuda": ("CUDA", "Run the engine on an NVIDIA GPU")}[k]) for k in C.DEVICES]

@@ -2,7 +2,7 @@
 
 import bpy
 
-from .engine_link import choices as C  # the option values are the engine's (engine/choices.py)
+from .engine_link import choices as C  # the option values are the engine's (engine/contract/choices.py)
 from .preferences import DEVICE_ITEMS
 
 

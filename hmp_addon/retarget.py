@@ -119,7 +119,7 @@ def retarget_warnings(obj, mapping: dict, absent: dict) -> tuple[list, list]:
 def retarget_result(context, obj, res, side: str, mapping: dict, root: str = "ROTATION", influence=None,
                     action_name=None, tolerance: float = 0.0, smoothing: float = 0.0, into_current: bool = False,
                     fingertips: bool = False) -> dict:
-    """Bake one captured hand of ``res`` (engine.result.Result) onto ``obj`` through ``mapping``.
+    """Bake one captured hand of ``res`` (engine.contract.result.Result) onto ``obj`` through ``mapping``.
 
     fingertips: after the rotation copy, bring each whole finger's tip to the captured fingertip scaled
     to the target (``reach_fingertips``; off when an influence is below 1).

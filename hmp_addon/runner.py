@@ -16,7 +16,7 @@ from .engine_link import EXTENSION_ROOT, progress
 from .engine_link import choices as C
 
 # Rough share of the whole capture taken by each engine stage, for one overall progress bar.
-# (Guessed, in the order of engine.choices.CAPTURE_STAGES: read, detect, init, fit1, fit2, write, preview;
+# (Guessed, in the order of engine.contract.choices.CAPTURE_STAGES: read, detect, init, fit1, fit2, write, preview;
 # only the bar's pace depends on it.)
 STAGE_WEIGHTS = dict(zip(C.CAPTURE_STAGES, (0.02, 0.40, 0.08, 0.20, 0.24, 0.03, 0.03), strict=True))
 

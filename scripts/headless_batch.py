@@ -23,11 +23,11 @@ if ROOT not in sys.path:
 
 import bpy  # noqa: E402
 
-from engine.choices import HANDS  # noqa: E402  (pure Python)
+from engine.contract.choices import HANDS  # noqa: E402  (pure Python)
 from hmp_addon import importer  # noqa: E402
 from hmp_addon.headless import open_scene  # noqa: E402
 
-SUMMARY = "batch_summary.jsonl"  # engine.batch.SUMMARY_JSONL (the engine is not imported under Blender)
+SUMMARY = "batch_summary.jsonl"  # engine.commands.batch.SUMMARY_JSONL (the engine is not imported under Blender)
 
 
 def parse_args(argv):

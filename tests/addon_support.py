@@ -1,4 +1,4 @@
-"""Helpers for the add-on tests: real result files (written by engine.result.write) whose joints
+"""Helpers for the add-on tests: real result files (written by engine.contract.result.write) whose joints
 are the forward kinematics of their poses, computed independently here with roma; and reading
 bone positions back from a real bpy scene."""
 
@@ -8,8 +8,8 @@ import numpy as np
 import roma
 import torch
 
-from engine import joints as J
-from engine import result as R
+from engine.contract import joints as J
+from engine.contract import result as R
 
 # A plausible right-hand rest skeleton (model frame = camera frame at rest: x right, y down,
 # z forward; metres): fingers point up (-y), palm facing the camera.

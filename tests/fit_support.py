@@ -38,8 +38,8 @@ def keypoints_of(model, go, pose, betas, depth=0.5):
 def track_of(kp3d, seed=0, px=1.5, mm=3.0, missing=()):
     """What a detector gives: 2D keypoints with pixel noise and metric 3D landmarks with mm noise;
     frames in ``missing`` have none."""
-    from engine import result as R
-    from engine.camera import project
+    from engine.contract import result as R
+    from engine.util.camera import project
     from engine.keypoints import HandTrack
 
     rng = np.random.default_rng(seed)

@@ -1,4 +1,4 @@
-"""Importing/baking real result files (engine.result.write) into a real bpy scene (5.2.3, and 4.2.23
+"""Importing/baking real result files (engine.contract.result.write) into a real bpy scene (5.2.3, and 4.2.23
 under Python 3.11: scripts/test.sh runs the add-on's tests under both)."""
 
 import numpy as np
@@ -8,7 +8,7 @@ import bpy
 
 import hmp_addon
 from addon_support import bone_heads_world, datablock_counts, make_result
-from engine import joints as J
+from engine.contract import joints as J
 from hmp_addon import bake, coords
 
 TOL = 1e-4  # metres: float32 keys + Blender's float32 pose evaluation
@@ -142,7 +142,7 @@ def test_not_a_result_file(scene, tmp_path):
     path = tmp_path / "garbage.npz"
     path.write_bytes(b"this is not a zip")
     before = datablock_counts(bpy)
-    with pytest.raises(RuntimeError, match="Import failed: .*result file"):  # message wording is engine.result's
+    with pytest.raises(RuntimeError, match="Import failed: .*result file"):  # message wording is engine.contract.result's
         _import(path)
     with pytest.raises(RuntimeError, match="not found"):
         _import(tmp_path / "absent.npz")

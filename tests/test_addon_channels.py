@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from addon_support import REST_RIGHT
-from engine import joints as J
+from engine.contract import joints as J
 from hmp_addon import coords, poses, retarget
 
 S = math.sqrt(0.5)
@@ -154,7 +154,7 @@ def test_retarget_channels_leave_their_inputs_alone():
 
 
 def test_finger_chains_follow_the_joint_tables():
-    """retarget.FINGER_CHAINS comes from engine.joints: each finger's three MANO joints from the wrist
+    """retarget.FINGER_CHAINS comes from engine.contract.joints: each finger's three MANO joints from the wrist
     out (a chain of parents), then its MediaPipe fingertip, thumb..pinky."""
     assert tuple(retarget.FINGER_CHAINS) == J.FINGER_NAMES
     for finger, (j1, j2, j3, tip) in retarget.FINGER_CHAINS.items():

@@ -13,8 +13,8 @@ import bpy
 
 import hmp_addon
 from addon_support import bone_heads_world, datablock_counts
-from engine import joints as J
-from engine import result as R
+from engine.contract import joints as J
+from engine.contract import result as R
 from hmp_addon import bake, coords, jobs
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

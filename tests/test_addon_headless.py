@@ -12,7 +12,7 @@ import pytest
 import bpy
 
 from addon_support import bone_heads_world, make_result
-from engine import joints as J
+from engine.contract import joints as J
 from hmp_addon import bake, coords
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -19,7 +19,7 @@ import bpy
 
 import hmp_addon
 from addon_support import datablock_counts, forward_kinematics
-from engine import result as R
+from engine.contract import result as R
 from hmp_addon import coords, live, live_ui, live_view, rig
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

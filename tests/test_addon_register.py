@@ -169,7 +169,7 @@ def built_zip(tmp_path_factory):
 def test_extension_zip_layout(built_zip):
     names = zipfile.ZipFile(built_zip).namelist()
     for needed in ("blender_manifest.toml", "__init__.py", "hmp_addon/__init__.py", "hmp_addon/bake.py",
-                   "engine/__init__.py", "engine/result.py", "engine/progress.py", "engine/joints.py"):
+                   "engine/__init__.py", "engine/contract/result.py", "engine/contract/progress.py", "engine/contract/joints.py"):
         assert needed in names, needed
     for name in names:
         assert not name.startswith(("tests/", ".venv/", ".venv-py311/", "docs/", "benchmarks/", ".git/", "output/")), name
@@ -217,7 +217,7 @@ INSTALL_SCRIPT = textwrap.dedent("""
     assert (found.engine_python, found.default_device, found.setup_wheels) == ("/opt/py/bin/python", "cpu", "/wheels")
     assert settings.set_engine_python(bpy.context, "/new/python") and prefs.engine_python == "/new/python"
     mod = sys.modules[name + ".hmp_addon.engine_link"]
-    assert mod.result.__name__ == name + ".engine.result", mod.result.__name__   # engine shipped inside
+    assert mod.result.__name__ == name + ".engine.contract.result", mod.result.__name__   # engine shipped inside
     addon_utils.disable(name)
     assert not hasattr(bpy.types, "HMP_PT_capture")
     print("INSTALLED OK", flush=True)

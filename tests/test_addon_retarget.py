@@ -10,8 +10,8 @@ import bpy
 
 import hmp_addon
 from addon_support import make_result
-from engine import joints as J
-from engine import result as R
+from engine.contract import joints as J
+from engine.contract import result as R
 from hmp_addon import bonemaps, coords, retarget, rotations
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -144,7 +144,7 @@ def test_auto_map_on_common_rig_namings(rig, side):
 
 
 def test_joint_tables_are_the_engines():
-    # engine/joints.py is the one copy: the add-on's names and parents are read from it
+    # engine/contract/joints.py is the one copy: the add-on's names and parents are read from it
     from hmp_addon import poses, rig
 
     assert bonemaps.JOINTS == tuple(J.MANO_JOINT_NAMES) and bonemaps.FINGERS == J.FINGER_NAMES

@@ -18,7 +18,7 @@ import bpy
 
 import hmp_addon
 from addon_support import fake_engine, make_result
-from engine import result as R
+from engine.contract import result as R
 from hmp_addon import bake, jobs, retarget, session_files
 
 # copies VIDEO.npz (a result prepared by the test) to --out and VIDEO.preview.mp4 to --preview; the

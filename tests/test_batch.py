@@ -21,10 +21,10 @@ import time
 
 import pytest
 
-from engine import batch
-from engine import result as R
-from engine.errors import EngineError
-from engine.progress import parse_line
+from engine.commands import batch
+from engine.contract import result as R
+from engine.util.errors import EngineError
+from engine.contract.progress import parse_line
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DATA = os.path.join(ROOT, "tests", "data")
@@ -180,7 +180,7 @@ def test_inputs_folders_lists_and_relative_names(tmp_path):
 
 
 def test_ray_missing_is_one_line_with_the_install_command(tmp_path):
-    code = ("import sys; sys.modules['ray'] = None; from engine.cli import main; "
+    code = ("import sys; sys.modules['ray'] = None; from engine.commands.cli import main; "
             f"sys.exit(main(['batch', {SHORT!r}, '--out', {str(tmp_path / 'o')!r}]))")
     proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2

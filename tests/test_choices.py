@@ -1,4 +1,4 @@
-"""One source for option values and stage names (engine/choices.py): the CLI, the capture, the progress
+"""One source for option values and stage names (engine/contract/choices.py): the CLI, the capture, the progress
 protocol, the add-on's panel and runner and the headless scripts all read it."""
 
 import ast
@@ -7,13 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from engine import choices as C
+from engine.contract import choices as C
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_choices_is_a_pure_python_leaf():
-    tree = ast.parse((ROOT / "engine" / "choices.py").read_text())
+    tree = ast.parse((ROOT / "engine" / "contract" / "choices.py").read_text())
     assert not [n for n in ast.walk(tree) if isinstance(n, (ast.Import, ast.ImportFrom))]
     assert C.sides_of("both") == C.SIDES and len(set(C.SIDES)) == 2
     assert all(C.sides_of(side) == (side,) for side in C.SIDES) and set(C.SIDES) < set(C.HANDS)
@@ -25,7 +25,7 @@ def test_choices_is_a_pure_python_leaf():
 
 def test_cli_and_capture_use_the_choices():
     from engine.capture import QUALITY_PRESETS, CaptureOptions
-    from engine.cli import capture_parser
+    from engine.commands.cli import capture_parser
 
     actions = {a.dest: a for a in capture_parser()._actions}
     expected = {"hands": (C.HANDS, C.DEFAULT_HANDS), "quality": (C.QUALITIES, C.DEFAULT_QUALITY),
@@ -49,7 +49,7 @@ def test_the_fit_knows_the_same_root_motions():
 
 
 def test_progress_stages_are_the_choices_and_unknown_ones_are_refused():
-    from engine import progress
+    from engine.contract import progress
 
     assert progress.STAGES[:len(C.CAPTURE_STAGES)] == C.CAPTURE_STAGES
     rep = progress.Reporter("jsonl", stream=io.StringIO())
@@ -108,7 +108,7 @@ def test_the_headless_script_and_the_jobs_use_the_choices():
             C.DEFAULT_HANDS, C.DEFAULT_DEVICE, C.DEFAULT_QUALITY)
     assert jobs.CaptureParams("v.mp4", hands="both").sides == C.SIDES
     assert jobs.CaptureParams("v.mp4", hands="left").sides == ("left",)
-    assert not hasattr(jobs, "hand_sides")  # one "both" -> sides rule: engine.choices.sides_of
+    assert not hasattr(jobs, "hand_sides")  # one "both" -> sides rule: engine.contract.choices.sides_of
 
 
 def test_the_addon_hand_pickers_are_the_sides():

@@ -1,5 +1,5 @@
 """``python -m engine capture``: a real clip end to end in a real subprocess, and every bad input through
-``engine.cli.main`` in this process (no fresh Python importing torch per case).
+``engine.commands.cli.main`` in this process (no fresh Python importing torch per case).
 
 Each bad input must give one clear error line, exit code 2, no traceback and no result file.
 """
@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from engine import result as R
-from engine.progress import parse_line
+from engine.contract import result as R
+from engine.contract.progress import parse_line
 
 ROOT = Path(__file__).resolve().parents[1]
 CACHE = tempfile.mkdtemp(prefix="hmp-test-cache-")  # never the user's detection cache
@@ -33,12 +33,12 @@ def run_engine(*args, timeout=600):
 
 
 def run_main(*args):
-    """``python -m engine ARGS`` in this process (``engine.cli.main``): no fresh Python importing torch
+    """``python -m engine ARGS`` in this process (``engine.commands.cli.main``): no fresh Python importing torch
     per bad input. Returns a CompletedProcess with what it printed."""
     import contextlib
     import io
 
-    from engine import cli
+    from engine.commands import cli
 
     saved = {k: os.environ.get(k) for k in ("HMP_CACHE_DIR", "HMP_MANO_DIR")}
     os.environ["HMP_CACHE_DIR"] = CACHE
@@ -228,7 +228,7 @@ def test_a_bad_prior_checkpoint_fails_before_detection(tmp_path):
 
 
 def test_progress_mode_is_read_in_both_spellings():
-    from engine.cli import _progress_mode
+    from engine.commands.cli import _progress_mode
 
     assert _progress_mode(["v.mp4", "--progress=jsonl"]) == "jsonl"
     assert _progress_mode(["v.mp4", "--progress", "quiet"]) == "quiet"
@@ -267,7 +267,7 @@ def test_capture_end_to_end_jsonl_and_preview(tmp_path):
     assert stages[:3] == ["read", "detect", "init"] and "write" in stages and stages[-1] == "preview"
     assert events[-1]["result"] == str(out) and events[-1]["preview"] == str(preview)
     # MediaPipe's native start-up chatter (TFLite, absl, glog info/warning lines) stays off stderr
-    from engine.cli import NATIVE_CHATTER
+    from engine.commands.cli import NATIVE_CHATTER
 
     chatter = [l for l in proc.stderr.splitlines() if NATIVE_CHATTER.match(l) or "TensorFlow Lite" in l]
     assert not chatter, chatter
@@ -277,7 +277,7 @@ def test_capture_end_to_end_jsonl_and_preview(tmp_path):
     assert hand["valid"].mean() > 0.9
     assert (hand["keypoint_source"][hand["valid"]] != R.SOURCE_NONE).all()
     # the fitted hand projects onto the detected keypoints (pixels), and sits in front of the camera
-    from engine.camera import project
+    from engine.util.camera import project
 
     detected = hand["keypoint_source"] == R.SOURCE_MEDIAPIPE
     err = np.linalg.norm(project(hand["joints"][detected], res["K"]) - hand["keypoints_2d"][detected], axis=-1)
@@ -346,7 +346,7 @@ def test_capture_from_external_keypoints(tmp_path):
     hand = R.read(out).hands["right"]
     assert (hand["keypoint_source"][hand["keypoint_source"] != R.SOURCE_INTERPOLATED] == R.SOURCE_EXTERNAL).all()
     assert hand["keypoint_source"][7] == R.SOURCE_INTERPOLATED
-    from engine.camera import project
+    from engine.util.camera import project
 
     res = R.read(out)
     ext = hand["keypoint_source"] == R.SOURCE_EXTERNAL

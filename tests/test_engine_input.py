@@ -6,8 +6,8 @@ import json
 import numpy as np
 import pytest
 
-from engine import result as R
-from engine.errors import EngineError
+from engine.contract import result as R
+from engine.util.errors import EngineError
 from engine.keypoints import external
 from engine.video import open_video
 from tests.test_cli import CLIP, assert_clean_failure, run_main

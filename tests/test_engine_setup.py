@@ -111,7 +111,7 @@ SCRIPT = textwrap.dedent("""
     job = addon("hmp_addon.jobs").current()
     out["job"] = [job.state, job.error or ""]
     if job.state == "done":  # read here: the result lives in Blender's session temp folder
-        res = addon("engine.result").read(job.result_path)
+        res = addon("engine.contract.result").read(job.result_path)
         out["frame_ids"] = [int(f) for f in res["frame_ids"]]
         out["valid"] = int(res.hands["right"]["valid"].sum())
         action = bpy.data.objects["hand_short_right_hand"].animation_data.action

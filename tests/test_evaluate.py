@@ -13,9 +13,9 @@ import cv2
 import numpy as np
 import pytest
 
-from engine import joints as J
-from engine.errors import EngineError
-from engine.evaluate import GL_TO_CV, READERS, evaluate, main, read_meta_pkl
+from engine.contract import joints as J
+from engine.util.errors import EngineError
+from engine.evaluation.evaluate import GL_TO_CV, READERS, evaluate, main, read_meta_pkl
 
 CLIP = __import__("pathlib").Path(__file__).parent / "data" / "hand_short.mp4"
 N = 12
@@ -101,7 +101,7 @@ def test_dexycb_reader_gives_the_labels_intrinsics_and_hand(frames, tmp_path, si
 def test_the_evaluation_scores_its_own_per_frame_truth_near_zero(tmp_path):
     """Real frames, their per-frame joints written as HO3D-v3 truth: the whole harness (video from the
     images, detection, every method, metrics, table) scores the per-frame method within 1 cm."""
-    from engine.evaluate import images_to_video
+    from engine.evaluation.evaluate import images_to_video
     from engine.fit.per_frame import per_frame_estimate
     from engine.hand_model import load_hand_model
     from engine.keypoints import KeypointOptions, detect_hands

@@ -4,15 +4,15 @@ import numpy as np
 import pytest
 import torch
 
-from engine import result as R
+from engine.contract import result as R
 from engine.fit import baselines, temporal
-from engine.camera import project
+from engine.util.camera import project
 from engine.fit.per_frame import PerFrameOptions, per_frame_estimate
 from engine.fit.stages import STAGE1_WEIGHTS, FitOptions, fit_sequence, fit_stages
 from engine.fit.windows import layout
 from engine.hand_model import load_hand_model
 from engine.keypoints import HandTrack
-from engine.metrics import all_metrics
+from engine.evaluation.metrics import all_metrics
 from engine.prior import load_prior
 
 K = np.array([[900.0, 0, 320], [0, 900.0, 240], [0, 0, 1]])
@@ -263,7 +263,7 @@ def test_per_frame_estimate_reports_progress_in_batches_and_matches_one_batch(se
     import io
 
     from engine.fit import per_frame as per_frame_module
-    from engine.progress import Reporter, parse_line
+    from engine.contract.progress import Reporter, parse_line
 
     model, _, _, track, est = setup
     stream = io.StringIO()
@@ -280,7 +280,7 @@ def test_per_frame_estimate_reports_progress_in_batches_and_matches_one_batch(se
 
 def test_literal_form_is_one_flag_away():
     from engine.capture import CaptureOptions
-    from engine.cli import capture_parser
+    from engine.commands.cli import capture_parser
     from engine.fit.stages import STAGE2_WEIGHTS
 
     args = capture_parser().parse_args(["clip.mp4", "--out", "r.npz", "--literal", "--root-motion", "free"])

@@ -130,7 +130,7 @@ def test_the_translation_is_fitted_to_the_filtered_rotation(model):
     from engine.fit.per_frame import PerFrameOptions, per_frame_estimate
     from engine.fit.stages import fit_sequence
     from engine.prior import load_prior
-    from engine.progress import Reporter
+    from engine.contract.progress import Reporter
 
     go, pose = held_out_motion(60)
     est = per_frame_estimate(model, track_of(keypoints_of(model, go, pose, np.zeros(10)), px=2.0), K, FPS,

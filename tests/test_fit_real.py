@@ -1,5 +1,5 @@
 """The fit on real footage (real MediaPipe on a real clip, the real prior): it stays on the confident
-detections and is smoother than them. No ground truth here: engine.report measures the fit against
+detections and is smoother than them. No ground truth here: engine.evaluation.report measures the fit against
 the detections it was made from."""
 
 from pathlib import Path
@@ -13,7 +13,7 @@ from engine.fit.stages import FitOptions, fit_stages
 from engine.hand_model import load_hand_model
 from engine.keypoints import KeypointOptions, detect_hands
 from engine.prior import load_prior
-from engine.report import hand_report
+from engine.evaluation.report import hand_report
 from engine.video import guess_intrinsics, open_video
 
 CLIP = Path(__file__).parent / "data" / "hand_short.mp4"

@@ -8,8 +8,8 @@ import pytest
 import scipy.sparse
 import torch
 
-from engine import joints as J
-from engine.errors import EngineError
+from engine.contract import joints as J
+from engine.util.errors import EngineError
 from engine.hand_model import load_hand_model, mirror_pose
 
 

@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 import torch
 
-from engine import choices as C
-from engine import result as R
+from engine.contract import choices as C
+from engine.contract import result as R
 from engine.hand_model import SIZE_JOINTS, load_hand_model
 from fit_support import FPS, K, held_out_motion, keypoints_of, track_of
 from test_hand_model import write_fake_mano
@@ -130,7 +130,7 @@ def test_capture_with_a_hand_size_end_to_end(tmp_path):
 def test_a_hand_size_out_of_range_is_refused_before_any_work(tmp_path, mm):
     """The options as a program gives them (engine batch, a script): one clear error before anything runs."""
     from engine.capture import CaptureOptions, check_capture_options
-    from engine.errors import EngineError
+    from engine.util.errors import EngineError
 
     with pytest.raises(EngineError, match="--hand-size must be from 40 to 150 mm"):
         check_capture_options(CaptureOptions(hand_size=mm), tmp_path / "r.npz")
@@ -145,7 +145,7 @@ def test_the_panel_offers_the_engines_range():
 
 
 def test_a_batch_takes_the_hand_size_and_resumes_only_with_the_same(tmp_path):
-    from engine import batch
+    from engine.commands import batch
 
     sized = batch.base_options(batch.parse_args([str(CLIP), "--out", str(tmp_path), "--hand-size", "80"]))
     plain = batch.base_options(batch.parse_args([str(CLIP), "--out", str(tmp_path)]))

@@ -87,28 +87,28 @@ def test_keypoint_types_are_a_leaf_reexported():
     import engine.keypoints as kp
     from engine.keypoints import types
 
-    assert import_graph()["engine.keypoints.types"] <= {"engine.result"}
+    assert import_graph()["engine.keypoints.types"] <= {"engine.contract.result"}
     assert kp.HandTrack is types.HandTrack and kp.KeypointOptions is types.KeypointOptions
 
 
 def test_shared_helpers_live_below_their_users():
-    """Commands share the parser (engine.args), the device (engine.device), the projection
-    (engine.camera) and the compared methods (engine.methods), not each other's modules."""
+    """Commands share the parser (engine.commands.args), the device (engine.util.device), the projection
+    (engine.util.camera) and the compared methods (engine.evaluation.methods), not each other's modules."""
     graph = import_graph()
-    for name in ("engine.prior.train", "engine.report", "engine.benchmark", "engine.evaluate"):
-        assert not graph[name] & {"engine.cli", "engine.capture"}, name
-    assert "engine.benchmark" not in graph["engine.evaluate"]
-    for name in ("engine.preview", "engine.report", "engine.metrics"):
-        assert "engine.camera" in graph[name] and not any(m.startswith("engine.fit") for m in graph[name]), name
-    for leaf in ("engine.camera", "engine.args", "engine.device"):
-        assert graph[leaf] <= {"engine.errors"}, leaf
+    for name in ("engine.prior.train", "engine.evaluation.report", "engine.evaluation.benchmark", "engine.evaluation.evaluate"):
+        assert not graph[name] & {"engine.commands.cli", "engine.capture"}, name
+    assert "engine.evaluation.benchmark" not in graph["engine.evaluation.evaluate"]
+    for name in ("engine.preview", "engine.evaluation.report", "engine.evaluation.metrics"):
+        assert "engine.util.camera" in graph[name] and not any(m.startswith("engine.fit") for m in graph[name]), name
+    for leaf in ("engine.util.camera", "engine.commands.args", "engine.util.device"):
+        assert graph[leaf] <= {"engine.util.errors"}, leaf
 
 
 def test_preview_report_and_metrics_do_not_import_torch():
     import subprocess
     import sys
 
-    code = "import sys, engine.preview, engine.report, engine.metrics; print('torch' in sys.modules)"
+    code = "import sys, engine.preview, engine.evaluation.report, engine.evaluation.metrics; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 

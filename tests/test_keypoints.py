@@ -8,14 +8,14 @@ import cv2
 import numpy as np
 import pytest
 
-from engine import result as R
-from engine.errors import EngineError
+from engine.contract import result as R
+from engine.util.errors import EngineError
 from engine.keypoints import (MIN_CONFIDENCE, HandTrack, KeypointOptions, detect_hands, frames_summary,
                               load_external_keypoints)
 from engine.keypoints import confidence as C
 from engine.keypoints import tracks as T
 from engine.keypoints.detector import LABEL_TO_SIDE, Detection, HandDetector
-from engine.progress import Reporter
+from engine.contract.progress import Reporter
 from engine.video import open_video
 
 DATA = __import__("pathlib").Path(__file__).parent / "data"

@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
-from engine import result as R
+from engine.contract import result as R
 from engine.keypoints import KeypointOptions, detect_hands
 from engine.video import open_video
 

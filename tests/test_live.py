@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 import pytest
 
-from engine import progress
+from engine.contract import progress
 from engine.video import open_video, recorded_times
 from live_support import MJPEGServer
 
@@ -26,7 +26,7 @@ LONG = os.path.join(ROOT, "tests", "data", "pinch_fist.mp4")  # 192 frames, 640x
 
 class Engine:
     """``python -m engine live ... --progress jsonl`` as a real process; its events parsed with the
-    add-on's parser (engine.progress) as they arrive."""
+    add-on's parser (engine.contract.progress) as they arrive."""
 
     def __init__(self, *args, cwd=ROOT):
         self.proc = subprocess.Popen([sys.executable, "-m", "engine", "live", *map(str, args), "--progress", "jsonl"],
@@ -122,7 +122,7 @@ def test_file_played_in_real_time_records_every_frame(tmp_path):
 def test_pose_events_follow_the_hand(tmp_path):
     """The live pose, posed on the hand model and projected, lands on MediaPipe's keypoints of the
     same frame (run again here, VIDEO mode, every frame)."""
-    from engine.camera import project
+    from engine.util.camera import project
     from engine.fit.per_frame import forward_joints
     from engine.hand_model import load_hand_model
     from engine.keypoints.detector import HandDetector
@@ -150,7 +150,7 @@ def test_pose_events_follow_the_hand(tmp_path):
 
 
 def test_fast_pose_matches_the_ik_on_the_landmarks():
-    """engine.live.FastPose (analytic) against engine.fit.ik (200 Adam iterations): wrist-relative
+    """engine.commands.live.FastPose (analytic) against engine.fit.ik (200 Adam iterations): wrist-relative
     keypoints against MediaPipe's world landmarks of real frames, within 20 % of the IK's error."""
     import torch
 
@@ -158,7 +158,7 @@ def test_fast_pose_matches_the_ik_on_the_landmarks():
     from engine.fit.per_frame import forward_joints
     from engine.hand_model import load_hand_model
     from engine.keypoints.detector import HandDetector
-    from engine.live import FastPose
+    from engine.commands.live import FastPose
 
     model = load_hand_model("right")
     fast = FastPose(model)
@@ -295,7 +295,7 @@ def test_recorded_times_only_for_the_file_they_fit(tmp_path):
 
 def test_pick_hands_for_the_live_view():
     from engine.keypoints.detector import Detection
-    from engine.live import pick_hands
+    from engine.commands.live import pick_hands
 
     def det(side, score):
         return Detection(side, score, np.zeros((21, 2)), np.zeros((21, 3)))

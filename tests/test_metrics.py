@@ -5,7 +5,7 @@ import pytest
 import roma
 import torch
 
-from engine.metrics import METRICS, all_metrics, cam_mpjpe, error_2d, pa_mpjpe, ra_acc, ra_mpjpe, wrist_acc, wrist_error
+from engine.evaluation.metrics import METRICS, all_metrics, cam_mpjpe, error_2d, pa_mpjpe, ra_acc, ra_mpjpe, wrist_acc, wrist_error
 
 
 def skeleton(T=5, J=6, seed=0):

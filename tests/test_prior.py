@@ -7,7 +7,7 @@ import pytest
 import roma
 import torch
 
-from engine.errors import EngineError
+from engine.util.errors import EngineError
 from engine.hand_model import load_hand_model
 from engine.prior import load_prior, save_checkpoint
 from engine.prior.data import load_file, load_sequences, mirror, resample, take_of, windows

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from engine import progress
+from engine.contract import progress
 
 
 def _events(mode="jsonl"):
@@ -86,7 +86,7 @@ def test_unknown_mode():
 
 
 def test_live_events_round_trip():
-    """engine live's events (engine/live/): what the Reporter writes, the add-on's parser reads back."""
+    """engine live's events (engine/commands/live/): what the Reporter writes, the add-on's parser reads back."""
     stream = io.StringIO()
     rep = progress.Reporter("jsonl", stream=stream)
     rep.start("live", "0.1.0")

@@ -8,7 +8,7 @@ import zipfile
 import numpy as np
 import pytest
 
-from engine import result as R
+from engine.contract import result as R
 from tests.addon_support import make_result
 
 

@@ -13,8 +13,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from engine import atomic, cli
-from engine import result as R
+from engine.util import atomic
+from engine.commands import cli
+from engine.contract import result as R
 from tests.addon_support import make_result
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -24,7 +25,8 @@ ROOT = Path(__file__).resolve().parents[1]
 WRITER = """
 import sys
 import numpy as np
-from engine import cli, result as R
+from engine.commands import cli
+from engine.contract import result as R
 from tests.addon_support import make_result
 
 T = 60000
@@ -145,7 +147,7 @@ def test_atomic_path_publishes_whole_files_only(tmp_path):
 
 
 def test_own_temporary_files_are_removed_at_exit(tmp_path):
-    code = ("import sys; from engine import atomic; fd, p = atomic.temp_file(sys.argv[1], '.hmp-result-', '.npz');"
+    code = ("import sys; from engine.util import atomic; fd, p = atomic.temp_file(sys.argv[1], '.hmp-result-', '.npz');"
             "print(p, flush=True); raise SystemExit(5)")
     proc = subprocess.run([sys.executable, "-c", code, str(tmp_path)], cwd=ROOT, capture_output=True, text=True,
                           env=dict(os.environ, PYTHONPATH=str(ROOT)))

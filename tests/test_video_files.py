@@ -9,8 +9,8 @@ import subprocess
 import numpy as np
 import pytest
 
-from engine import result as R
-from engine.errors import EngineError
+from engine.contract import result as R
+from engine.util.errors import EngineError
 from engine.keypoints import KeypointOptions, detect_hands
 from engine.video import open_video
 
@@ -53,7 +53,7 @@ def test_variable_frame_rate_clip_captures(ffmpeg, tmp_path):
     import io
 
     from engine.capture import CaptureOptions, capture
-    from engine.progress import Reporter, parse_line
+    from engine.contract.progress import Reporter, parse_line
 
     out, events = tmp_path / "r.npz", io.StringIO()
     capture(vfr, out, CaptureOptions(quality="draft", no_cache=True, stages=2), Reporter("jsonl", stream=events))
@@ -126,7 +126,7 @@ def test_a_guessed_frame_rate_is_a_warning_the_user_sees(tmp_path):
     import cv2
 
     from engine.capture import CaptureOptions, capture
-    from engine.progress import Reporter, parse_line
+    from engine.contract.progress import Reporter, parse_line
 
     path = tmp_path / "slow.avi"  # 0.5 fps: below the 1..1000 fps a frame rate is believed in
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 0.5, (64, 48))

@@ -14,7 +14,7 @@ figures come from:
 - ``source``: a file a benchmark wrote (``python -m engine benchmark --out`` writes
   docs/benchmark_gt.md; a script that prints its tables is saved with ``> docs/runs/NAME.txt``),
   relative to the repository root;
-- ``title``: the line just above the table in that file (``engine.methods.table`` writes
+- ``title``: the line just above the table in that file (``engine.evaluation.methods.table`` writes
   ``**title**``; a plain line is matched too); the first markdown table after it is taken;
 - ``rows`` (optional): the rows to keep, by their first cell, ";"-separated, in this order (default: all);
 - ``bold`` (optional): a row whose first cell is set in bold, and each of its cells that is the

@@ -34,7 +34,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from engine.joints import MANO_PARENTS as PARENTS  # noqa: E402  (the joint tables live in engine/joints.py)
+from engine.contract.joints import MANO_PARENTS as PARENTS  # noqa: E402  (the joint tables live in engine/contract/joints.py)
 
 ASSETS = ROOT / "engine" / "assets" / "hand"
 GLB = ASSETS / "webxr" / "right.glb"

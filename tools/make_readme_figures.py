@@ -105,7 +105,7 @@ def smoothness_figure(per_frame_path, fitted_path, out_png):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from engine import result as R
+    from engine.contract import result as R
 
     a, b = R.read(per_frame_path), R.read(fitted_path)
     side = next(s for s in b.hands if s in a.hands)

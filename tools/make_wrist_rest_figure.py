@@ -23,7 +23,7 @@ import numpy as np  # noqa: E402
 
 import hmp_addon  # noqa: E402
 from addon_support import make_result  # noqa: E402
-from engine import result as R  # noqa: E402
+from engine.contract import result as R  # noqa: E402
 from hmp_addon import bonemaps, retarget  # noqa: E402
 
 

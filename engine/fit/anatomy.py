@@ -27,7 +27,7 @@ own that the palm's normal does not give; only their twist is limited (+-25).
 import numpy as np
 import torch
 
-from engine import joints as J
+from engine.contract import joints as J
 
 # (min, max) degrees per angle (flexion, abduction, twist) for the three joints of a finger
 FINGER_LIMITS = (((-30.0, 100.0), (-30.0, 30.0), (-15.0, 15.0)),  # MCP (MANO's 1)

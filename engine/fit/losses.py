@@ -136,7 +136,7 @@ def geman_mcclure(residual_sq: Tensor, scale: float = GM_SCALE) -> Tensor:
 def project(points: torch.Tensor, K: torch.Tensor) -> torch.Tensor:
     """points (...,3) camera frame, metres; K (3,3) px -> pixels (...,2); depth clamped to 1e-3 m.
 
-    The differentiable twin of ``engine.camera.project`` (numpy, the one projection of everything
+    The differentiable twin of ``engine.util.camera.project`` (numpy, the one projection of everything
     that is not optimised: preview, report, metrics, benchmark): the same pinhole, in torch so that
     gradients reach the fit's variables. Its depth floor is 1e-3 m, not 1e-6: a hand pushed through
     the camera by a bad step keeps a bounded gradient."""

@@ -31,9 +31,9 @@ import numpy as np
 import roma
 import torch
 
-from engine import result as R
-from engine.camera import project
-from engine.errors import EngineError
+from engine.contract import result as R
+from engine.util.camera import project
+from engine.util.errors import EngineError
 from engine.fit.temporal import hold_nearest, lerp_fill, slerp_fill
 
 # confidence given to keypoints that are projections of the interpolated estimate (gap fill)

@@ -119,7 +119,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from engine import choices
+from engine.contract import choices
 from engine.fit import losses as L
 from engine.fit.anatomy import joint_axes, limit_penalty
 from engine.fit.temporal import one_euro_rotations_zero_phase, uneven_times

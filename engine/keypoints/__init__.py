@@ -21,13 +21,13 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from engine import result as R
+from engine.contract import result as R
 from engine.keypoints import cache as cache_mod
 from engine.keypoints import external
 from engine.keypoints.types import MAX_VIEWS, MIN_CONFIDENCE, STAT_NAMES, HandTrack, KeypointOptions
 
 if TYPE_CHECKING:
-    from engine.progress import Reporter
+    from engine.contract.progress import Reporter
     from engine.video import Video
 
 __all__ = ["MAX_VIEWS", "MIN_CONFIDENCE", "STAT_NAMES", "HandTrack", "KeypointOptions", "detect_hands",

@@ -14,15 +14,15 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from engine import result as R
-from engine.atomic import atomic_path, remove_stale
+from engine.contract import result as R
+from engine.util.atomic import atomic_path, remove_stale
 from engine.keypoints.types import HandTrack
 
 if TYPE_CHECKING:
     from engine.keypoints.types import KeypointOptions
 
 SIDES = R.HAND_SIDES
-TEMP_PREFIX = ".tmp-"  # an entry being written (engine.atomic names it after its writer)
+TEMP_PREFIX = ".tmp-"  # an entry being written (engine.util.atomic names it after its writer)
 
 
 def cache_dir() -> Path:

@@ -186,7 +186,7 @@ def retry_gaps(video, track, estimator=None, max_chain=15, min_presence=0.5, net
     from a detection. Accepted answers get source SOURCE_TRACKED_CROP; the rest stay missing. An
     answer lying on a hand of ``others`` (the other hand's tracks) is refused: a hand hidden behind
     the other one must not take its keypoints. Returns the number of frames recovered."""
-    from engine import result as R
+    from engine.contract import result as R
 
     T = len(track.frame_ids)
     missing = track.source == R.SOURCE_NONE
@@ -212,7 +212,7 @@ def retry_gaps(video, track, estimator=None, max_chain=15, min_presence=0.5, net
 
 def _retry_gap(video, track, gap, estimator, net, min_presence, others):
     """retry_gaps on one run of consecutive wanted rows ``gap``; returns the frames recovered."""
-    from engine import result as R
+    from engine.contract import result as R
 
     T = len(track.frame_ids)
     frames = {}

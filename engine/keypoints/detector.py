@@ -63,7 +63,7 @@ def quiet_native_stderr():
 def _read_bundle(member=None):
     """The bundle's bytes (``member`` None) or one member's; an EngineError naming the file when it is
     missing or not a bundle (a checkout without the asset, a damaged install)."""
-    from engine.errors import EngineError
+    from engine.util.errors import EngineError
 
     try:
         with zipfile.ZipFile(MODEL_BUNDLE) as z:

@@ -24,8 +24,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from engine import result as R
-from engine.errors import EngineError
+from engine.contract import result as R
+from engine.util.errors import EngineError
 from engine.keypoints.types import HandTrack
 
 if TYPE_CHECKING:

@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from engine.choices import SIDES
+from engine.contract.choices import SIDES
 
 if TYPE_CHECKING:  # for the hints only: the detector's module loads MediaPipe's wrappers
     from engine.keypoints.detector import Detection

@@ -1,4 +1,4 @@
-"""The keypoint front end's data types (a leaf: numpy and engine.result only).
+"""The keypoint front end's data types (a leaf: numpy and engine.contract.result only).
 
 ``KeypointOptions`` (what detection is asked for, part of the cache key) and ``HandTrack`` (one
 hand's keypoints over a clip), shared by detection (``engine.keypoints``), the cache
@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from engine import result as R
+from engine.contract import result as R
 
 # augmented views per frame at most: memory and time grow with the views (the authors use 11)
 MAX_VIEWS = 32
@@ -52,7 +52,7 @@ MIN_CONFIDENCE = 0.1  # a kept MediaPipe frame never has zero confidence on ever
 class HandTrack:
     keypoints_2d: np.ndarray  # (T,21,2) px
     confidence: np.ndarray  # (T,21) in [0,1]
-    source: np.ndarray  # (T,) uint8, engine.result.SOURCE_*
+    source: np.ndarray  # (T,) uint8, engine.contract.result.SOURCE_*
     world_landmarks: np.ndarray  # (T,21,3) m, NaN where absent
     frame_ids: np.ndarray  # (T,)
     handedness: np.ndarray = field(default=None)  # (T,) MediaPipe's probability that it is this side's hand, NaN where absent

@@ -15,8 +15,8 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from engine.atomic import atomic_path
-from engine.errors import EngineError
+from engine.util.atomic import atomic_path
+from engine.util.errors import EngineError
 
 if TYPE_CHECKING:  # torch is imported only when a prior is loaded
     from engine.prior.model import MotionPrior

@@ -30,7 +30,7 @@ import numpy as np
 import roma
 import torch
 
-from engine.errors import EngineError
+from engine.util.errors import EngineError
 
 
 def mirror(rotvecs: np.ndarray) -> np.ndarray:

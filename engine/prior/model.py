@@ -28,7 +28,7 @@ import torch
 from smplx.lbs import batch_rigid_transform
 from torch import Tensor, nn
 
-from engine import joints as J
+from engine.contract import joints as J
 
 NUM_JOINTS = 16
 FEATURES = 15

@@ -20,14 +20,14 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from engine.choices import PROGRESS_MODES
-from engine.errors import EngineError
+from engine.contract.choices import PROGRESS_MODES
+from engine.util.errors import EngineError
 
 if TYPE_CHECKING:  # for the hints only: torch is imported when training starts
     import torch
 
     from engine.prior.model import MotionPrior
-    from engine.progress import Reporter
+    from engine.contract.progress import Reporter
 
 LEAP_BUNDLE = "engine/assets/prior/leap_mano.npz"
 # the shipped training data (docs/prior.md): real Leap Motion recordings of two repositories and
@@ -38,7 +38,7 @@ HELD_OUT_SOURCE = "benchmarks/data/leap_javascript_v2.npz"
 
 
 def parser() -> argparse.ArgumentParser:
-    from engine.args import Parser
+    from engine.commands.args import Parser
 
     p = Parser(prog="python -m engine train-prior", description=__doc__,
                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -153,8 +153,8 @@ def train(args: argparse.Namespace, reporter: "Reporter | None" = None) -> tuple
     checkpoint and the held-out figures (``finish``)."""
     import torch
 
-    from engine.device import resolve_device
-    from engine.progress import Reporter
+    from engine.util.device import resolve_device
+    from engine.contract.progress import Reporter
 
     reporter = reporter or Reporter(args.progress)
     if args.threads:
