@@ -13,8 +13,10 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 DIST = {"cv2": "opencv-contrib-python", "ai_edge_litert": "ai-edge-litert", "bpy_extras": "bpy", "addon_utils": "bpy"}
-LOCAL = {"engine", "hmp_addon", "tests", "addon_support", "fit_support", "bench_fit", "bench_real",
-         "test_addon_retarget", "test_hand_model", "test_keypoints_hard_clips"}
+# the repository's own packages, and any module of its script folders imported by another (tests'
+# helpers such as addon_support, a benchmark reusing another's functions)
+LOCAL = {"engine", "hmp_addon", "tests"} | {p.stem for folder in ("tests", "benchmarks", "tools", "scripts")
+                                            for p in (ROOT / folder).glob("*.py")}
 
 
 def imported(folder):
