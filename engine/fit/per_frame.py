@@ -34,6 +34,7 @@ import torch
 from engine import result as R
 from engine.camera import project
 from engine.errors import EngineError
+from engine.fit.optim import Adam
 from engine.fit.temporal import hold_nearest, lerp_fill, slerp_fill
 
 # confidence given to keypoints that are projections of the interpolated estimate (gap fill)
@@ -312,7 +313,7 @@ def refine_on_detections(model, global_orient, hand_pose, betas, transl, keypoin
         if world_weight is not None:
             w3 = w3 * f(world_weight[sl])[:, None]
         pull = torch.where(has3d > 0, torch.full_like(has3d, REFINE_POSE_PULL), torch.full_like(has3d, PULL_WITHOUT_3D))
-        opt = torch.optim.Adam([go, pose, tr_v], lr=lr)
+        opt = Adam([go, pose, tr_v], lr=lr)
         for _ in range(iters):
             opt.zero_grad()
             pts = model(go, pose, b, tr_v / L.TRANSL_UNIT, vertices=False).keypoints

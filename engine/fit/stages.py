@@ -122,6 +122,7 @@ import torch
 from engine import choices
 from engine.fit import losses as L
 from engine.fit.anatomy import joint_axes, limit_penalty
+from engine.fit.optim import Adam, clip_grad_norm
 from engine.fit.temporal import one_euro_rotations_zero_phase, uneven_times
 from engine.fit.windows import blend_rotations, crossfade_chunks, layout, resample_windows
 
@@ -315,8 +316,7 @@ def _optimise(params, closure, iters, options, reporter=None):
     back to its start (every iterate worse than the first: the best is the start, nothing was
     fitted). A loss that rose again after its best (Adam overshooting late in the run) is not a
     divergence: the best iterate is what is kept."""
-    opt = torch.optim.Adam(params, lr=options.lr)
-    sched = torch.optim.lr_scheduler.MultiStepLR(opt, [int(iters * 0.6), int(iters * 0.85)], gamma=0.5)
+    opt = Adam(params, lr=options.lr, milestones=[int(iters * 0.6), int(iters * 0.85)], gamma=0.5)
     history = []
     best = (float("inf"), [p.detach().clone() for p in params])
     for it in range(iters):
@@ -331,9 +331,8 @@ def _optimise(params, closure, iters, options, reporter=None):
         if value < best[0]:
             best = (value, [p.detach().clone() for p in params])
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, options.clip_grad)
+        clip_grad_norm(params, options.clip_grad)
         opt.step()
-        sched.step()
         history.append(value)
         if reporter is not None:
             reporter.advance()
