@@ -27,9 +27,10 @@ def cache_dir():
 
 
 def key_for(video_path, options, sides):
-    import mediapipe
-
     from engine import __version__
+    from engine.keypoints.detector import import_mediapipe
+
+    mediapipe = import_mediapipe()
 
     h = hashlib.sha256()
     with open(video_path, "rb") as fh:
