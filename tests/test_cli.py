@@ -377,3 +377,21 @@ def test_engine_start_up_imports_neither_dynamo_nor_matplotlib():
     proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(ROOT)),
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr[-2000:]
+
+
+def test_kept_models_are_the_ones_the_next_capture_uses():
+    """Issue 22: the batch worker's warm models (engine.capture.keep_models) are what capture() opens,
+    not a second copy loaded per clip; without keeping, each capture loads its own."""
+    from engine import capture as cap
+    from engine.progress import Reporter
+
+    options = cap.CaptureOptions(device="cpu")
+    try:
+        cap.keep_models()
+        first = cap.open_inputs(str(CLIP), options, "cpu", Reporter("quiet"))
+        second = cap.open_inputs(str(CLIP), options, "cpu", Reporter("quiet"))
+        assert first[0]["right"] is second[0]["right"] and first[1] is second[1]
+    finally:
+        cap.keep_models(False)
+    third = cap.open_inputs(str(CLIP), options, "cpu", Reporter("quiet"))
+    assert third[0]["right"] is not first[0]["right"] and not cap._KEPT
