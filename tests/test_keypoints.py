@@ -346,6 +346,8 @@ def test_views_run_only_for_the_hands_asked_for_one_batch_per_frame():
         counts[sides] = (C.LandmarkNet.runs, C.LandmarkNet.crops, kept)
     runs1, crops1, kept1 = counts[("right",)]
     runs2, crops2, kept2 = counts[("right", "left")]
+    # frames are held only between two anchors of a hand (never the clip's)
+    assert 0 < C.HELD_MAX["views"] < 2 * C.VIEW_STRIDE and C.HELD_MAX["gaps"] == 0
     assert crops1 % 5 == 0 and crops2 % 5 == 0  # the plain crop and 4 views per hand and frame
     assert 0 < crops1 <= 5 * kept1["right"] and crops1 < crops2 <= 5 * (kept2["right"] + kept2["left"])
     assert runs1 == crops1 // 5  # one hand: one batch per frame with views

@@ -240,6 +240,7 @@ def _gap_rows(track, max_chain):
 # itself (docs/benchmarks.md, "Speed"). VIEW_STRIDE 1: every frame, as before.
 VIEW_STRIDE = 4
 VIEW_AGREE = 0.3
+HELD_MAX = {"views": 0, "gaps": 0}  # the most frames views_and_gaps held at once, last call (tests)
 
 
 def _anchors(detected, stride):
@@ -291,6 +292,7 @@ def views_and_gaps(video, tracks, sides, views=0, gamma=None, retry=True, max_ch
     needed = np.logical_or.reduce([detected[side] for side in sides] + [union])
     first, last = int(np.flatnonzero(needed)[0]), int(np.flatnonzero(needed)[-1])
     held, gap_frames, last_anchor = {}, {}, {side: None for side in sides}
+    HELD_MAX.update(views=0, gaps=0)
     for frame_id, rgb in video.frames(start=int(frame_ids[first]), end=int(frame_ids[last]) + 1):
         row = row_of.get(int(frame_id))
         if row is None:
@@ -307,12 +309,12 @@ def views_and_gaps(video, tracks, sides, views=0, gamma=None, retry=True, max_ch
             _fill_between(spans, tracks, held, estimator, agree)
             for side in hands:
                 last_anchor[side] = row
-            oldest = min((last_anchor[side] if last_anchor[side] is not None else -1) for side in sides
-                         if detected[side].any()) if any(detected[s].any() for s in sides) else row
-            for r in [r for r in held if r < oldest]:
-                del held[r]
+            for r in [r for r in held if not any(detected[side][r] and not anchor[side][r] and
+                                                 (last_anchor[side] is None or r > last_anchor[side]) for side in sides)]:
+                del held[r]  # every hand that had it between two anchors has passed its next anchor
         if union[row]:
             gap_frames[row] = rgb
+        HELD_MAX.update(views=max(HELD_MAX["views"], len(held)), gaps=max(HELD_MAX["gaps"], len(gap_frames)))
         if row in run_end:
             run = run_end[row]
             for side in sides:
