@@ -135,7 +135,7 @@ def main(argv=None):
     opts = (FitOptions.literal if args.literal else FitOptions)(iters_stage1=iters[0], iters_stage2=iters[1],
                                                                 **overrides)
     if args.no_early_stop:
-        opts.tol = -1.0
+        opts.tol1 = opts.tol2 = 0.0
     times = {}
     for stages in (1, 2):
         t0 = time.perf_counter()

@@ -164,6 +164,29 @@ def check_capture_options(options: CaptureOptions, out_path) -> tuple:
     return out_path, preview_path
 
 
+# Models kept loaded between captures of one process (the batch worker's, ``keep_models``): hand models by
+# (side, mano_dir, device, hand size), priors by (path, device). Empty and unused unless kept.
+_KEPT = {}
+_KEEP = False
+
+
+def keep_models(keep=True):
+    """Keep the hand models and priors that ``capture`` loads for the next captures of this process
+    (``engine.commands.batch``'s workers: one load per worker, not per clip); False forgets them."""
+    global _KEEP
+    _KEEP = bool(keep)
+    if not _KEEP:
+        _KEPT.clear()
+
+
+def _load(key, make):
+    if not _KEEP:
+        return make()
+    if key not in _KEPT:
+        _KEPT[key] = make()
+    return _KEPT[key]
+
+
 def open_inputs(video_path, options: CaptureOptions, device: str, reporter: Reporter) -> tuple:
     """-> (models {side: HandModel}, prior (MotionPrior or None), video (engine.video.Video), K (3,3) px).
 
@@ -175,13 +198,15 @@ def open_inputs(video_path, options: CaptureOptions, device: str, reporter: Repo
     from engine.video import fps_message, open_video
 
     size = None if options.hand_size is None else options.hand_size / 1000.0  # mm -> m
-    models = {side: load_hand_model(side=side, mano_dir=options.mano_dir, device=device, hand_size=size)
+    models = {side: _load(("hand", side, options.mano_dir, device, size),
+                          lambda side=side: load_hand_model(side=side, mano_dir=options.mano_dir, device=device,
+                                                            hand_size=size))
               for side in options.sides}
     prior = None
     if options.stages >= 2 or options.prior:
         from engine.prior import load_prior
 
-        prior = load_prior(options.prior, device=device)
+        prior = _load(("prior", options.prior, device), lambda: load_prior(options.prior, device=device))
     video = open_video(video_path)
     if fps_message(video):
         reporter.warn(fps_message(video))

@@ -108,6 +108,18 @@ class HandModel(torch.nn.Module):
             j = self.j_template + blend_shapes(betas, self.j_shapedirs)
         return v, j
 
+    def shaped_tips(self, betas: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """betas (B,10) -> the fingertip vertices at rest (B,5,3) and the rest joints (B,16,3): what
+        ``shaped`` gives for them, without the blend shapes of every vertex (a regressor's joints are
+        linear in the vertices, so they are regressed from the template and the shape directions)."""
+        tips = self.v_template[self.tip_ids] + blend_shapes(betas, self.shapedirs[self.tip_ids])
+        if self.has_regressor:
+            reg = self.j_regressor
+            j = (reg @ self.v_template) + blend_shapes(betas, torch.einsum("jv,vcb->jcb", reg, self.shapedirs))
+        else:
+            j = self.j_template + blend_shapes(betas, self.j_shapedirs)
+        return tips, j
+
     def rest_joints(self, betas: torch.Tensor | np.ndarray) -> torch.Tensor:
         """(B,10) or (10,) -> (B,16,3) joints at zero pose, no translation."""
         betas = self._betas(betas, 1)
@@ -138,11 +150,19 @@ class HandModel(torch.nn.Module):
         """Pose the hand. ``vertices=False`` skins only the 5 fingertip vertices (out.vertices is
         None): the same joints and keypoints, several times faster, for fitting."""
         B = global_orient.shape[0]
-        betas = self._betas(betas, B)
-        v_shaped, j_rest = self.shaped(betas)
+        betas = torch.as_tensor(betas, dtype=torch.float32, device=self.device)
+        # one shape for every frame (betas (10,) or (1,10)): the rest shape is computed once, not per frame
+        shared = betas.ndim == 1 or betas.shape[0] == 1
+        betas = self._betas(betas, 1) if shared else betas
         weights, posedirs = self.skin_weights, self.posedirs
+        if vertices:
+            v_shaped, j_rest = self.shaped(betas)
+        else:
+            v_shaped, j_rest = self.shaped_tips(betas)
+        if shared and B != 1:
+            v_shaped, j_rest = v_shaped.expand(B, -1, -1), j_rest.expand(B, -1, -1)
         if not vertices:
-            v_shaped, weights = v_shaped[:, self.tip_ids], weights[self.tip_ids]
+            weights = weights[self.tip_ids]
             if posedirs is not None:
                 cols = (self.tip_ids[:, None] * 3 + torch.arange(3, device=self.device)).reshape(-1)
                 posedirs = posedirs[:, cols]

@@ -37,7 +37,9 @@ def _finish_report(op, context, job):
         names = ", ".join(f"{item['action'].name} ({item['keys']} frames)" for item in job.imported)
         warn = "".join(f"; {w}" for w in job.warnings)
         notes = "".join(f"; {n}" for n in getattr(job, "notes", ()))
-        state.last_info, state.last_error = f"Captured {names}{notes}{warn} (result: {job.result_path})", ""
+        seconds = getattr(getattr(job, "run", None), "seconds", None)  # the engine's done event
+        took = f" in {seconds:.1f} s" if seconds is not None else ""
+        state.last_info, state.last_error = f"Captured {names}{took}{notes}{warn} (result: {job.result_path})", ""
         op.report({"WARNING"} if warn else {"INFO"}, state.last_info)
         return {"FINISHED"}
     if job.state == "cancelled":

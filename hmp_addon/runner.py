@@ -137,6 +137,8 @@ class EngineRun:
         self.stage_fraction = None
         self.result_path = None
         self.preview_path = None
+        self.seconds = None  # the capture's wall time, from the done event (None before, or from an older engine)
+        self.stage_seconds = {}  # each stage's, from the done event
         self.error = None
         self.logs = []  # (level, message) from log events
         self.garbage = []  # stdout lines that were not progress events
@@ -219,6 +221,10 @@ class EngineRun:
         elif kind == "done":
             self.result_path = event["result"]
             self.preview_path = event.get("preview")
+            if isinstance(event.get("seconds"), (int, float)):
+                self.seconds = float(event["seconds"])
+            if isinstance(event.get("stage_seconds"), dict):
+                self.stage_seconds = dict(event["stage_seconds"])
         elif kind == "error":
             self._error_event = event["message"]
 

@@ -362,3 +362,24 @@ emit(event="done", result=out)
     job = _run_to_end(jobs.start(_params(hands="both"), root=fake_engine(tmp_path, body)))
     assert job.state == "done" and [i["side"] for i in job.imported] == ["left"]
     assert job.warnings == ["no right hand found in the video"]
+
+
+def test_the_panel_says_how_long_the_capture_took(scene, tmp_path):
+    """Issue 22: the engine's done event carries the capture's seconds; the panel's message after the
+    capture says them."""
+    result = tmp_path / "prepared.npz"
+    make_result(result, T=10, mesh=False)
+    body = f"""
+emit(event="start", protocol=1)
+emit(event="stage", stage="fit1", message="Fitting")
+shutil.copy({str(result)!r}, out)
+emit(event="done", result=out, preview=None, seconds=12.34, stage_seconds={{"fit1": 12.0}})
+"""
+    job = jobs.start(_params(), root=fake_engine(tmp_path, body))
+    drv = _Driver()
+    t0 = time.monotonic()
+    while operators.HMP_OT_capture.modal(drv, bpy.context, types.SimpleNamespace(type="TIMER")) == {"RUNNING_MODAL"}:
+        time.sleep(0.02)
+        assert time.monotonic() - t0 < 30
+    assert job.state == "done" and job.run.seconds == 12.34 and job.run.stage_seconds == {"fit1": 12.0}
+    assert " in 12.3 s" in bpy.context.window_manager.hmp_state.last_info

@@ -266,6 +266,11 @@ def test_capture_end_to_end_jsonl_and_preview(tmp_path):
     stages = [e["stage"] for e in events if e["event"] == "stage"]
     assert stages[:3] == ["read", "detect", "init"] and "write" in stages and stages[-1] == "preview"
     assert events[-1]["result"] == str(out) and events[-1]["preview"] == str(preview)
+    # issue 22: the done event carries each stage's seconds, which add up to about the whole run's
+    done = events[-1]
+    assert list(done["stage_seconds"]) == ["startup"] + list(dict.fromkeys(stages))  # every stage run, in order
+    assert all(v >= 0 for v in done["stage_seconds"].values())
+    assert abs(sum(done["stage_seconds"].values()) - done["seconds"]) < 0.05
     # MediaPipe's native start-up chatter (TFLite, absl, glog info/warning lines) stays off stderr
     from engine.commands.cli import NATIVE_CHATTER
 
@@ -352,3 +357,44 @@ def test_capture_from_external_keypoints(tmp_path):
     ext = hand["keypoint_source"] == R.SOURCE_EXTERNAL
     err = np.linalg.norm(project(hand["joints"][ext], res["K"]) - hand["keypoints_2d"][ext], axis=-1)
     assert np.median(err) < 15.0  # px on a 640x360 clip: the 2D-only fit lands on the keypoints
+
+
+def test_engine_start_up_imports_neither_dynamo_nor_matplotlib():
+    """Issue 22: a capture's process imports neither ``torch._dynamo`` (torch.optim's first optimiser
+    pulls it in: engine.fit.optim instead) nor matplotlib (MediaPipe's drawing utilities: deferred by
+    engine.keypoints.detector.import_mediapipe), before its ``start`` event or after its whole work."""
+    code = (
+        "import sys\n"
+        "from engine import cli\n"
+        "before = sorted(m for m in sys.modules if m.startswith(('torch', 'matplotlib', 'mediapipe')))\n"
+        "from engine import capture\n"
+        "from engine.keypoints.detector import HandDetector\n"
+        "from engine.fit import stages, per_frame, ik\n"
+        "import numpy as np, torch\n"
+        "from engine.fit.optim import Adam\n"
+        "p = torch.zeros(3, requires_grad=True); o = Adam([p], lr=0.1); (p ** 2).sum().backward(); o.step()\n"
+        "with HandDetector() as d: d(np.zeros((64, 64, 3), np.uint8), 0.0)\n"
+        "after = [m for m in sys.modules if m.startswith(('torch._dynamo', 'matplotlib.pyplot', 'matplotlib.figure'))]\n"
+        "print(before, after)\n"
+        "assert not before and not after, (before, after)\n")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(ROOT)),
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr[-2000:]
+
+
+def test_kept_models_are_the_ones_the_next_capture_uses():
+    """Issue 22: the batch worker's warm models (engine.capture.keep_models) are what capture() opens,
+    not a second copy loaded per clip; without keeping, each capture loads its own."""
+    from engine import capture as cap
+    from engine.contract.progress import Reporter
+
+    options = cap.CaptureOptions(device="cpu")
+    try:
+        cap.keep_models()
+        first = cap.open_inputs(str(CLIP), options, "cpu", Reporter("quiet"))
+        second = cap.open_inputs(str(CLIP), options, "cpu", Reporter("quiet"))
+        assert first[0]["right"] is second[0]["right"] and first[1] is second[1]
+    finally:
+        cap.keep_models(False)
+    third = cap.open_inputs(str(CLIP), options, "cpu", Reporter("quiet"))
+    assert third[0]["right"] is not first[0]["right"] and not cap._KEPT

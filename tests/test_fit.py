@@ -311,3 +311,71 @@ def test_units_make_the_tables_weights_act(literal):
     for cost in (L.orient_data(turned, phi, rot_unit), L.transl_data(shifted, tau, transl_unit)):
         ratio = float(cost / one_px)
         assert (ratio < 1e-3) if literal else (0.5 < ratio < 2.0), (literal, ratio)
+
+
+def test_adam_without_torch_optim_gives_torch_optims_numbers():
+    """engine.fit.optim (issue 22: torch.optim imports torch._dynamo) is torch's Adam with MultiStepLR
+    and clip_grad_norm_, step for step."""
+    from engine.fit.optim import Adam, clip_grad_norm
+
+    gen = torch.Generator().manual_seed(0)
+    A, y = torch.randn(40, 6, generator=gen), torch.randn(40, generator=gen)
+
+    def run(ours):
+        w, b = torch.zeros(6, requires_grad=True), torch.zeros(1, requires_grad=True)
+        if ours:
+            opt = Adam([w, b], lr=0.05, milestones=[30, 42], gamma=0.5)
+        else:
+            opt = torch.optim.Adam([w, b], lr=0.05)
+            sched = torch.optim.lr_scheduler.MultiStepLR(opt, [30, 42], gamma=0.5)
+        for _ in range(50):
+            opt.zero_grad()
+            (((A @ w + b - y) ** 2).mean() * 10).backward()
+            if ours:
+                clip_grad_norm([w, b], 1.0)
+                opt.step()
+            else:
+                torch.nn.utils.clip_grad_norm_([w, b], 1.0)
+                opt.step()
+                sched.step()
+        return torch.cat([w.detach(), b.detach()])
+
+    assert torch.equal(run(True), run(False))
+
+
+def test_a_stage_stops_when_converged_with_the_fixed_schedules_result(setup):
+    """Issue 22: with a tolerance a stage moves down its step schedule as each phase converges and stops
+    when the last one has: on this easy clip it runs fewer iterations than asked for and ends where the
+    fixed schedule (tol 0, every iteration) does, within the tolerance's worth of loss and a fraction of
+    a millimetre."""
+    from engine.fit import stages as S
+
+    model, prior, gt, _, est = setup
+    args = (model, prior, est, est["keypoints_2d"], est["confidence"], K, FPS)
+    runs = {}
+    for tol in (0.0, 1e-3):
+        counted = []
+        optimise = S._optimise
+
+        def counting(params, closure, iters, options, reporter=None, tol=None):
+            calls = [0]
+
+            def counted_closure():
+                calls[0] += 1
+                return closure()
+
+            result = optimise(params, counted_closure, iters, options, reporter, tol)
+            counted.append((calls[0], iters, result[1]))
+            return result
+
+        S._optimise = counting
+        try:
+            out, _ = fit_sequence(*args, stages=1, options=FitOptions(iters_stage1=300, tol1=tol))
+        finally:
+            S._optimise = optimise
+        runs[tol] = (out, counted[0])
+    (fixed, (n_fixed, _, loss_fixed)), (stopped, (n_stopped, iters, loss_stopped)) = runs[0.0], runs[1e-3]
+    assert n_fixed == iters == 300 and n_stopped < iters
+    assert loss_stopped <= loss_fixed * (1 + 1e-2)
+    assert np.linalg.norm(stopped["joints"] - fixed["joints"], axis=-1).mean() < 1e-3  # metres
+    assert all_metrics(stopped["joints"], gt)["PA-MPJPE"] < all_metrics(fixed["joints"], gt)["PA-MPJPE"] * 1.05

@@ -112,8 +112,9 @@ def test_gap_retry_recovers_frames_on_the_predicted_crop(short, short_tracks):
 
 
 def test_gap_retry_holds_one_gap_of_frames_at_a_time(short, short_tracks):
-    """Two gaps far apart: each is read and held on its own (memory bounded by a gap, not the clip),
-    and both are recovered as before."""
+    """Two gaps far apart: one read of the clip from the first gap to the last (not one read per gap,
+    each from frame 0), each gap's frames held only until it is passed (memory bounded by a gap, not
+    the clip), and both are recovered as before."""
     track = HandTrack(*(np.array(getattr(short_tracks["right"], k), copy=True) for k in
                         ("keypoints_2d", "confidence", "source", "world_landmarks", "frame_ids", "handedness")))
     for gap in (slice(5, 8), slice(45, 48)):
@@ -133,7 +134,7 @@ def test_gap_retry_holds_one_gap_of_frames_at_a_time(short, short_tracks):
     finally:
         del short.frames
     assert recovered == 6
-    assert reads == [(5, 8), (45, 48)]  # before: one read over frames 5-47, every gap's frames held at once
+    assert reads == [(5, 48)]  # before issue 22: one read per gap, each decoding the clip from frame 0
 
 
 def test_cache_hit_skips_detection(short, tmp_path, monkeypatch):
@@ -331,3 +332,50 @@ def test_image_mode_finds_the_hand_without_tracking(short):
     assert dets[0].keypoints_2d.shape == (21, 2) and dets[0].world.shape == (21, 3)
     # world landmarks are metres around the hand: a hand spans about 10-25 cm
     assert 0.08 < np.ptp(dets[0].world, axis=0).max() < 0.3
+
+
+def test_views_run_only_for_the_hands_asked_for_one_batch_per_frame():
+    """Issue 22: the confidence views run on the hands that will be fitted, every hand of a frame in one
+    batch, and only where a detection is uncertain (anchors plus the frames between two anchors that
+    disagree): a real run on the real two-hand clip, the landmark network's runs counted."""
+    from engine.video import open_video
+
+    video = open_video(str(DATA / "squats_two_hands.mp4"))
+    counts = {}
+    for sides in (("right",), ("right", "left")):
+        C.LandmarkNet.runs = C.LandmarkNet.crops = 0
+        tracks = detect_hands(video, sides=sides, options=KeypointOptions(views=4, use_cache=False, retry_gaps=False))
+        kept = {side: int(tracks[side].detected.sum()) for side in sides}
+        counts[sides] = (C.LandmarkNet.runs, C.LandmarkNet.crops, kept)
+    runs1, crops1, kept1 = counts[("right",)]
+    runs2, crops2, kept2 = counts[("right", "left")]
+    # frames are held only between two anchors of a hand (never the clip's)
+    assert 0 < C.HELD_MAX["views"] < 2 * C.VIEW_STRIDE and C.HELD_MAX["gaps"] == 0
+    assert crops1 % 5 == 0 and crops2 % 5 == 0  # the plain crop and 4 views per hand and frame
+    assert 0 < crops1 <= 5 * kept1["right"] and crops1 < crops2 <= 5 * (kept2["right"] + kept2["left"])
+    assert runs1 == crops1 // 5  # one hand: one batch per frame with views
+    assert runs2 < crops2 // 5  # two hands: frames where both need views share one batch
+    assert runs2 <= kept2["right"] + kept2["left"]
+    # and only where uncertain: fewer frames than detections have views computed
+    assert crops1 // 5 < kept1["right"]
+    conf = tracks["right"].confidence[tracks["right"].detected]
+    assert ((conf > 0) & (conf <= 1)).any(1).all()  # every kept frame has a confidence (computed or interpolated)
+
+
+def test_interpolated_views_stay_near_the_views_of_every_frame(short):
+    """The views on anchor frames only (interpolated between anchors that agree) against the views on
+    every frame (stride 1, the rule before issue 22): same keypoints, alpha within the calibration."""
+    from engine.keypoints import confidence as conf_mod
+
+    every = detect_hands(short, options=KeypointOptions(views=4, use_cache=False, retry_gaps=False))["right"]
+    stride = conf_mod.VIEW_STRIDE
+    try:
+        conf_mod.VIEW_STRIDE = 1
+        full = detect_hands(short, options=KeypointOptions(views=4, use_cache=False, retry_gaps=False))["right"]
+    finally:
+        conf_mod.VIEW_STRIDE = stride
+    assert np.array_equal(every.keypoints_2d, full.keypoints_2d)
+    kept = full.detected
+    err = np.abs(every.confidence - full.confidence)[kept]
+    assert err.mean() < 0.05 and np.percentile(err, 90) < 0.15
+    assert np.array_equal(every.confidence[::stride][kept[::stride]], full.confidence[::stride][kept[::stride]])

@@ -105,3 +105,21 @@ def test_live_events_round_trip():
     quiet = io.StringIO()
     progress.Reporter("quiet", stream=quiet).event("pose", frame=1, hands={})
     assert quiet.getvalue() == ""
+
+
+def test_done_carries_the_seconds_of_each_stage():
+    """Issue 22: the done event says how long the run and each stage took; they add up."""
+    import time
+
+    buf = io.StringIO()
+    rep = progress.Reporter("jsonl", stream=buf)
+    rep.start("capture", "0.1.0")
+    rep.stage("read", "Opening video")
+    rep.stage("detect", "Detecting hands", total=2)
+    time.sleep(0.05)
+    rep.stage("fit1", "Fitting stage I")
+    rep.done("/tmp/r.npz")
+    done = progress.parse_line(buf.getvalue().splitlines()[-1])
+    assert list(done["stage_seconds"]) == ["startup", "read", "detect", "fit1"]
+    assert done["stage_seconds"]["detect"] >= 0.05
+    assert abs(sum(done["stage_seconds"].values()) - done["seconds"]) < 0.01

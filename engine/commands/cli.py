@@ -248,6 +248,9 @@ def _run_capture(argv, reporter):
         check_options(args)
         reporter.start("capture", __version__)
         from engine.capture import CaptureOptions, capture
+        from engine.util.device import set_cpu_threads
+
+        set_cpu_threads()  # torch's threads on the CPU (engine.util.device: one, unless HMP_TORCH_THREADS says)
 
         out = capture(args.video, args.out, CaptureOptions.from_args(args), reporter)
         reporter.done(out["result"], out.get("preview"))

@@ -15,8 +15,13 @@ stdout (diagnostics go to stderr). Events:
     ``done`` out of ``total`` units of the current stage (``total`` may be null when unknown).
 ``{"event": "log", "level": "info" | "warning", "message": "..."}``
     something a user should read.
-``{"event": "done", "result": "/abs/result.npz", "preview": "/abs/preview.mp4" | null}``
-    last line of a successful run; the result file is complete and validated.
+``{"event": "done", "result": "/abs/result.npz", "preview": "/abs/preview.mp4" | null, "seconds": 9.7,
+"stage_seconds": {"read": 0.4, "detect": 5.1, ...}}``
+    last line of a successful run; the result file is complete and validated. ``seconds``: wall time
+    since the engine's reporter started (the process's start, less the imports before it);
+    ``stage_seconds``: ``startup`` (from the reporter's start to the first stage: the imports of
+    torch and the pipeline), then each stage's wall time, from its ``stage`` event to the next one
+    (or to ``done``), in the order run; they add up to ``seconds``.
 ``{"event": "error", "message": "..."}``
     last line of a failed run (exit code non-zero); no result file was written.
 
@@ -110,6 +115,11 @@ class Reporter:
         self._done = 0
         self._bar = None
         self._last_emit = 0.0
+        import time
+
+        self._t0 = time.monotonic()
+        self._stage_t = None
+        self.stage_seconds = {}  # stage name -> wall seconds (a stage entered twice adds up)
 
     def _emit(self, **event):
         self.stream.write(json.dumps(event) + "\n")
@@ -123,6 +133,7 @@ class Reporter:
         if name not in STAGES:
             raise ValueError(f"unknown progress stage {name!r} (engine.contract.choices: {', '.join(STAGES)})")
         self._close_bar()
+        self._clock_stage()
         self._stage, self._total, self._done = name, total, 0
         if self.mode == "jsonl":
             self._emit(event="stage", stage=name, message=message)
@@ -162,12 +173,37 @@ class Reporter:
         if self.mode == "jsonl":
             self._emit(event=kind, **fields)
 
+    def _clock_stage(self) -> None:
+        """Close the running stage's clock (stage_seconds) and start the next one's."""
+        import time
+
+        now = time.monotonic()
+        if self._stage_t is None:  # the first stage: what came before it is the start-up
+            self.stage_seconds["startup"] = now - self._t0
+        elif self._stage is not None:
+            self.stage_seconds[self._stage] = self.stage_seconds.get(self._stage, 0.0) + now - self._stage_t
+        self._stage_t = now
+
+    @property
+    def seconds(self) -> float:
+        """Wall seconds since this reporter was made."""
+        import time
+
+        return time.monotonic() - self._t0
+
     def done(self, result: str, preview: str | None = None, **extra: object) -> None:
+        """The run's end: ``seconds`` and ``stage_seconds`` (start-up, then each stage) unless ``extra``
+        (fields of the command's own, e.g. engine live's) gives its own."""
         self._close_bar()
+        self._clock_stage()
+        self._stage = None
         if self.mode == "jsonl":
-            self._emit(event="done", result=result, preview=preview, **extra)
+            fields = {"seconds": round(self.seconds, 3),
+                      "stage_seconds": {k: round(v, 3) for k, v in self.stage_seconds.items()}, **extra}
+            self._emit(event="done", result=result, preview=preview, **fields)
         elif self.mode == "bar":
-            self._write_stderr(f"result written to {result}" + (f", preview {preview}" if preview else ""))
+            self._write_stderr(f"result written to {result}" + (f", preview {preview}" if preview else "")
+                               + f" ({self.seconds:.1f} s)")
 
     def error(self, message: str) -> None:
         self._close_bar()

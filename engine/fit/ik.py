@@ -24,6 +24,7 @@ import roma
 import torch
 
 from engine.fit.anatomy import joint_axes, limit_penalty
+from engine.fit.optim import Adam
 
 PALM = [0, 5, 9, 13, 17]  # MediaPipe indices of the wrist and the four finger MCPs
 
@@ -64,8 +65,7 @@ def ik_from_keypoints3d(model, keypoints3d, weights=None, iters=200, lr=0.05, fi
     log_s = torch.zeros((), device=device, requires_grad=fit_scale)
     params = [go, pose, transl] + ([b] if fit_betas else []) + ([log_s] if fit_scale else [])
     axes = joint_axes(model) if limit_weight else None
-    opt = torch.optim.Adam(params, lr=lr)
-    sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=[int(iters * 0.6), int(iters * 0.85)], gamma=0.3)
+    opt = Adam(params, lr=lr, milestones=[int(iters * 0.6), int(iters * 0.85)], gamma=0.3)
     wsum = w.sum().clamp(min=1)
     for _ in range(iters):
         opt.zero_grad()
@@ -76,7 +76,6 @@ def ik_from_keypoints3d(model, keypoints3d, weights=None, iters=200, lr=0.05, fi
             loss = loss + limit_weight * limit_penalty(pose, axes) / T
         loss.backward()
         opt.step()
-        sched.step()
     with torch.no_grad():
         kp = model(go, pose, b, transl, vertices=False).keypoints * torch.exp(log_s)
         residual = (kp - target).norm(dim=-1).mean(-1)

@@ -34,6 +34,7 @@ import torch
 from engine.contract import result as R
 from engine.util.camera import project
 from engine.util.errors import EngineError
+from engine.fit.optim import Adam
 from engine.fit.temporal import hold_nearest, lerp_fill, slerp_fill
 
 # confidence given to keypoints that are projections of the interpolated estimate (gap fill)
@@ -100,7 +101,7 @@ def forward_joints(model, global_orient: np.ndarray, hand_pose: np.ndarray, beta
         T = global_orient.shape[0]
         dev = _device(model)
         f = lambda a: torch.as_tensor(np.asarray(a), dtype=torch.float32, device=dev)
-        out = model(f(global_orient), f(hand_pose), f(np.tile(betas, (T, 1))), f(transl), vertices=False)
+        out = model(f(global_orient), f(hand_pose), f(betas), f(transl), vertices=False)  # betas (10,): one shape
         return out.keypoints.cpu().numpy().astype(np.float64)
 
 
@@ -299,7 +300,7 @@ def refine_on_detections(model, global_orient, hand_pose, betas, transl, keypoin
         go0, pose0 = f(global_orient[sl]), f(hand_pose[sl])
         go, pose = go0.clone().requires_grad_(), pose0.clone().requires_grad_()
         tr_v = (f(transl[sl]) * L.TRANSL_UNIT).requires_grad_()
-        b = f(np.tile(betas, (n, 1)))
+        b = f(betas)  # (10,): one shape, shared by the frames (engine.hand_model)
         Kt, kp, alpha = f(K), f(keypoints_2d[sl]), f(np.clip(confidence[sl], 0, 1))
         unit = L.hand_units(kp, alpha.max(1).values > 0).float()
         w_np = np.asarray(world[sl], dtype=np.float64)
@@ -312,7 +313,7 @@ def refine_on_detections(model, global_orient, hand_pose, betas, transl, keypoin
         if world_weight is not None:
             w3 = w3 * f(world_weight[sl])[:, None]
         pull = torch.where(has3d > 0, torch.full_like(has3d, REFINE_POSE_PULL), torch.full_like(has3d, PULL_WITHOUT_3D))
-        opt = torch.optim.Adam([go, pose, tr_v], lr=lr)
+        opt = Adam([go, pose, tr_v], lr=lr)
         for _ in range(iters):
             opt.zero_grad()
             pts = model(go, pose, b, tr_v / L.TRANSL_UNIT, vertices=False).keypoints

@@ -122,6 +122,7 @@ import torch
 from engine.contract import choices
 from engine.fit import losses as L
 from engine.fit.anatomy import joint_axes, limit_penalty
+from engine.fit.optim import Adam, clip_grad_norm
 from engine.fit.temporal import one_euro_rotations_zero_phase, uneven_times
 from engine.fit.windows import blend_rotations, crossfade_chunks, layout, resample_windows
 
@@ -156,8 +157,12 @@ class FitOptions:
     iters_stage1: int = 200  # the authors use 400 per stage (--quality best)
     iters_stage2: int = 200
     lr: float = 0.05
-    tol: float = 1e-6  # early stop: relative loss change below tol over `patience` iterations
-    patience: int = 25
+    # convergence (issue 22): a phase of a stage's schedule ends, and the stage stops in its last phase,
+    # when its best loss improved by less than this share of itself over ``patience`` iterations
+    # (``_optimise``); 0 runs every iteration (``iters_stage1`` / ``iters_stage2`` are then exact)
+    tol1: float = 1e-3
+    tol2: float = 1e-3
+    patience: int = 20
     overlap: int = 16  # prior frames shared by consecutive windows
     chunk_frames: int = 2048
     # L_MP: "anchored" = mean((z - z0)^2), z0 the clip's own encoding (default, see 9. in the module
@@ -313,18 +318,28 @@ class _Chunk:
         return {k: f() for k, f in terms.items() if names is None or k in names}
 
 
-def _optimise(params, closure, iters, options, reporter=None):
+def _optimise(params, closure, iters, options, reporter=None, tol=None):
     """Adam with the step schedule. Leaves params at the best iterate and returns (converged, best
     loss). Divergence is judged on what is returned, the best iterate: converged is False when the
     loss became non-finite (params are left at the best finite iterate) or when no step brought it
     back to its start (every iterate worse than the first: the best is the start, nothing was
     fitted). A loss that rose again after its best (Adam overshooting late in the run) is not a
-    divergence: the best iterate is what is kept."""
-    opt = torch.optim.Adam(params, lr=options.lr)
-    sched = torch.optim.lr_scheduler.MultiStepLR(opt, [int(iters * 0.6), int(iters * 0.85)], gamma=0.5)
-    history = []
+    divergence: the best iterate is what is kept.
+
+    The schedule has three phases, at lr, lr / 2 and lr / 4, of at most 60 %, 25 % and 15 % of
+    ``iters``. With a tolerance ``tol`` (the stage's: ``FitOptions.tol1`` / ``tol2``) a phase also ends
+    when it has converged: its best loss improved by less than ``tol`` of itself over the last
+    ``options.patience`` iterations; the last phase converged, the stage stops. ``tol`` 0 (or None):
+    the fixed schedule, every iteration run."""
+    opt = Adam(params, lr=options.lr)
+    ends = [int(iters * 0.6), int(iters * 0.85), iters]  # where each phase ends at the latest
+    phase, phase_start = 0, 0
+    history, bests = [], []
     best = (float("inf"), [p.detach().clone() for p in params])
     for it in range(iters):
+        while phase < 2 and it >= ends[phase]:
+            phase, phase_start = phase + 1, it
+        opt.base_lr = options.lr * 0.5 ** phase
         opt.zero_grad()
         loss = closure()
         value = float(loss.detach())
@@ -336,18 +351,20 @@ def _optimise(params, closure, iters, options, reporter=None):
         if value < best[0]:
             best = (value, [p.detach().clone() for p in params])
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, options.clip_grad)
+        clip_grad_norm(params, options.clip_grad)
         opt.step()
-        sched.step()
         history.append(value)
+        bests.append(best[0])
         if reporter is not None:
             reporter.advance()
-        if len(history) > options.patience:
-            old = history[-options.patience - 1]
-            if abs(old - value) <= options.tol * max(abs(old), 1e-12):
+        p = options.patience
+        if tol and it - phase_start >= p and bests[-p - 1] - best[0] <= tol * abs(best[0]):
+            if phase == 2:  # converged in the last phase: done
                 if reporter is not None:
                     reporter.advance(iters - it - 1)
                 break
+            phase, phase_start = phase + 1, it + 1  # converged at this rate: on to the next, smaller one
+            ends[phase - 1] = it + 1
     with torch.no_grad():
         for p, b in zip(params, best[1]):
             p.copy_(b)
@@ -384,7 +401,7 @@ def _stage1(chunk, beta0, fit_beta, options, reporter):
         return sum(w[k] * terms[k] for k in w)
 
     params = [phi, tau_v] + ([beta] if fit_beta else []) + ([pose] if options.stage1_fingers else [])
-    ok, _ = _optimise(params, closure, options.iters_stage1, options, reporter)
+    ok, _ = _optimise(params, closure, options.iters_stage1, options, reporter, tol=options.tol1)
     return phi.detach(), (tau_v / TAU_SCALE).detach(), beta.detach(), pose.detach(), ok
 
 
@@ -469,7 +486,7 @@ def _stage2(chunk, prior, phi0, tau0, pose0, beta0, fps, fit_beta, options, repo
     delta.requires_grad_(options.finger_residual)
     params = [phi_w if options.root_from_prior else phi, tau_v, z] + ([beta] if fit_beta else [])
     params += [delta] if options.finger_residual else []
-    ok, _ = _optimise(params, closure, options.iters_stage2, options, reporter)
+    ok, _ = _optimise(params, closure, options.iters_stage2, options, reporter, tol=options.tol2)
     with torch.no_grad():
         pose, phi_t = decoded(z)
     ok = ok and bool(torch.isfinite(pose).all()) and bool(torch.isfinite(phi_t).all())
@@ -494,7 +511,7 @@ def _filter_root(chunk, phi, pose, beta, tau, fps, weights, options, reporter):
         values = chunk.data_terms(phi_f, pose, beta, tau_v / TAU_SCALE, terms)
         return sum(terms[k] * values[k] for k in terms)
 
-    _optimise([tau_v], closure, options.refit_iters, options, reporter)  # the best iterate, never worse
+    _optimise([tau_v], closure, options.refit_iters, options, reporter, tol=options.tol2)  # the best iterate, never worse
     return phi_f, (tau_v / TAU_SCALE).detach()
 
 

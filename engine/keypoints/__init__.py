@@ -56,15 +56,10 @@ def detect_hands(video: "Video", sides: tuple[str, ...] = ("right",), options: K
                 reporter.advance(total)
                 reporter.log("detections read from the cache (use --no-cache to detect again)")
             return {side: cached[side] for side in sides}
-    conf_views = None
-    if options.views > 0:
-        from engine.keypoints.confidence import ConfidenceEstimator
-
-        conf_views = ConfidenceEstimator(views=options.views, gamma=options.gamma)
     # Plain MediaPipe's settings whatever the sides asked for: with max_num_hands=1 MediaPipe stops
     # looking for a hand while it tracks one, so a frame where tracking fails is lost, where with two
     # it is found again in the same frame (the one-hand setting was faster and lost those frames).
-    frame_ids, per_frame, times = _detect_pass(video, options, 2, conf_views, reporter)
+    frame_ids, per_frame, times = _detect_pass(video, options, 2, reporter)
     counts = new_stats()
     chosen = assign_sides(per_frame, sides=R.HAND_SIDES, stats=counts)
     any_frames = sum(1 for dets in per_frame if dets)
@@ -72,7 +67,6 @@ def detect_hands(video: "Video", sides: tuple[str, ...] = ("right",), options: K
     for side in R.HAND_SIDES:
         track = HandTrack.empty(frame_ids)
         track.frame_times = np.asarray(times, dtype=np.float64)
-        low = 0
         for row, det in enumerate(chosen[side]):
             if det is None:
                 continue
@@ -82,44 +76,45 @@ def detect_hands(video: "Video", sides: tuple[str, ...] = ("right",), options: K
             # one minus it where the clip-level identity overruled the label)
             track.handedness[row] = det.score if det.side == side else 1.0 - det.score
             track.source[row] = R.SOURCE_MEDIAPIPE
-            # views=0: MediaPipe is trusted fully where it detects (as the authors' code does)
-            conf = det.confidence if det.confidence is not None else np.ones(21)
-            if conf.max() < MIN_CONFIDENCE:  # views disagreeing is doubt, not proof the hand is not there
-                conf = np.maximum(conf, MIN_CONFIDENCE)
-                low += 1
-            track.confidence[row] = conf
+            track.confidence[row] = 1.0  # views=0: MediaPipe is trusted fully where it detects (as the authors' code does)
         c = counts[side]
         track.stats = {"mediapipe_frames": c["mediapipe_frames"], "mediapipe_any_frames": any_frames,
                        "kept_frames": int(track.detected.sum()), "filled_frames": 0,
                        "duplicate_frames": c["duplicate"], "nested_frames": c["nested"],
                        "other_side_frames": c["other_side"], "relabelled_frames": c["relabelled"],
                        "swapped_frames": c["swapped"], "extra_hand_frames": c["extra_hand"],
-                       "low_confidence_frames": low}
+                       "low_confidence_frames": 0}
         tracks[side] = track
-    if options.retry_gaps:
-        from engine.keypoints.confidence import retry_gaps
+    if options.views > 0 or options.retry_gaps:
+        from engine.keypoints.confidence import views_and_gaps
 
-        for side in sides:  # the hands asked for (the cache key holds the sides)
-            tracks[side].stats["filled_frames"] = retry_gaps(
-                video, tracks[side], estimator=conf_views, others=[track for other, track in tracks.items() if other != side])
+        # the hands asked for only (the cache key holds the sides): their views, batched per frame,
+        # and their missed frames retried, in one more decode of the clip
+        filled = views_and_gaps(video, tracks, sides, views=options.views, gamma=options.gamma,
+                                retry=options.retry_gaps)
+        for side, n in filled.items():
+            tracks[side].stats["filled_frames"] = n
+    for side in sides:
+        track = tracks[side]
+        kept = track.source == R.SOURCE_MEDIAPIPE
+        low = kept & (track.confidence.max(1) < MIN_CONFIDENCE)
+        # views disagreeing is doubt, not proof the hand is not there
+        track.confidence[low] = np.maximum(track.confidence[low], MIN_CONFIDENCE)
+        track.stats["low_confidence_frames"] = int(low.sum())
     if key is not None:
         cache_mod.save(key, tracks)
     return {side: tracks[side] for side in sides}
 
 
-def _detect_pass(video, options, max_hands, conf_views, reporter):
+def _detect_pass(video, options, max_hands, reporter):
     from engine.keypoints.detector import HandDetector
 
     frame_ids, per_frame, times = [], [], []
     with HandDetector(max_hands=max_hands, tracking=True) as detector:
         for frame_id, rgb, t in video.frames(start=options.start, end=options.end, with_time=True):
             times.append(t)
-            dets = detector(rgb, t)
-            if conf_views is not None:
-                for det in dets:
-                    det.confidence = conf_views(rgb, det)
+            per_frame.append(detector(rgb, t))
             frame_ids.append(frame_id)
-            per_frame.append(dets)
             if reporter is not None:
                 reporter.advance()
     return frame_ids, per_frame, times

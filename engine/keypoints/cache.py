@@ -33,9 +33,10 @@ def cache_dir() -> Path:
 
 def key_for(video_path: str | os.PathLike, options: "KeypointOptions", sides: tuple[str, ...]) -> str:
     """The cache key: the video's content, the options, the sides, the engine's and MediaPipe's versions."""
-    import mediapipe
-
     from engine import __version__
+    from engine.keypoints.detector import import_mediapipe
+
+    mediapipe = import_mediapipe()
 
     h = hashlib.sha256()
     with open(video_path, "rb") as fh:

@@ -45,28 +45,39 @@ class LandmarkNet:
     world (N,21,3) metres in the crop's rotated frame.
     """
 
+    MAX_SIZES = 4  # batch sizes kept allocated (one interpreter each): one or two hands' views, a retry's 1
+    runs = 0  # network runs (batches) and crops run, by every instance of this process (tests, benchmarks)
+    crops = 0
+
     def __init__(self, threads=None):
         import os
 
+        self._threads = threads or min(4, os.cpu_count() or 1)
+        self._model = landmark_model_bytes()
+        self._by_size = {}  # batch size -> (interpreter, quiet); a size change re-allocates, so each keeps its own
+
+    def _interpreter(self, n):
         from ai_edge_litert.interpreter import Interpreter
 
-        threads = threads or min(4, os.cpu_count() or 1)
-        with quiet_native_stderr():
-            self._it = Interpreter(model_content=landmark_model_bytes(), num_threads=threads)
-        self._input = self._it.get_input_details()[0]["index"]
-        outs = {o["name"]: o["index"] for o in self._it.get_output_details()}
-        self._screen, self._presence, self._world = outs["Identity"], outs["Identity_1"], outs["Identity_3"]
-        self._batch = None
-        self._quiet = True
+        if n not in self._by_size:
+            if len(self._by_size) >= self.MAX_SIZES:
+                self._by_size.pop(next(iter(self._by_size)))
+            with quiet_native_stderr():  # allocation applies the XNNPACK delegate, which says so
+                it = Interpreter(model_content=self._model, num_threads=self._threads)
+                it.resize_tensor_input(it.get_input_details()[0]["index"], [n, CROP, CROP, 3])
+                it.allocate_tensors()
+            outs = {o["name"]: o["index"] for o in it.get_output_details()}
+            self._by_size[n] = [it, it.get_input_details()[0]["index"], outs["Identity"], outs["Identity_1"],
+                                outs["Identity_3"], True]
+        return self._by_size[n]
 
     def run(self, crops):
         crops = np.ascontiguousarray(crops, dtype=np.float32)
-        if self._batch != len(crops):
-            with quiet_native_stderr():  # (re)allocation applies the XNNPACK delegate, which says so
-                self._it.resize_tensor_input(self._input, [len(crops), CROP, CROP, 3])
-                self._it.allocate_tensors()
-            self._batch = len(crops)
-            self._quiet = True
+        entry = self._interpreter(len(crops))
+        self._it, self._input, self._screen, self._presence, self._world, self._quiet = entry
+        entry[5] = False
+        LandmarkNet.runs += 1
+        LandmarkNet.crops += len(crops)
         self._it.set_tensor(self._input, crops)
         if self._quiet:  # the XNNPACK delegate announces itself on the first run
             with quiet_native_stderr():
@@ -179,47 +190,188 @@ class ConfidenceEstimator:
         sigma, _ = self.spread(rgb, detection.keypoints_2d)
         return alpha_from_sigma(sigma, self.gamma)
 
+    def frame(self, rgb, keypoint_sets):
+        """alpha (21,) for each of several hands of one frame (keypoints (21,2) each), all their views
+        in one batch through the landmark network (the same answers as one call per hand)."""
+        affines, bright = [], []
+        for kp in keypoint_sets:
+            affines += [base_crop(kp)[0]] + [view_affine(kp, v) for v in self.views]
+            bright += [1.0] + [v["brightness"] for v in self.views]
+        if not affines:
+            return []
+        crops = np.stack([warp(rgb, M, b) for M, b in zip(affines, bright)])
+        lm, _, _ = self.net.run(crops)
+        n = len(self.views) + 1
+        out = []
+        for h in range(len(keypoint_sets)):
+            A = affines[h * n:(h + 1) * n]
+            back = np.stack([apply_affine(invert_affine(M), lm[h * n + i, :, :2]) for i, M in enumerate(A)])
+            dev = back[1:] - back[0]
+            sigma = np.sqrt((dev ** 2).sum(-1).mean(0)) * np.linalg.norm(A[0][:, 0])
+            out.append(alpha_from_sigma(sigma, self.gamma))
+        return out
+
+
+def _gap_rows(track, max_chain):
+    """The rows the gap retry tries for one track: missed frames within ``max_chain`` of a detection."""
+    from engine.contract import result as R
+
+    T = len(track.frame_ids)
+    missing = track.source == R.SOURCE_NONE
+    if not missing.any() or not (~missing).any():
+        return np.zeros(T, bool)
+    det_rows = np.flatnonzero(~missing)
+    # distance to the nearest detection, by a search over the sorted detected rows (O(T log T))
+    pos = np.searchsorted(det_rows, np.arange(T))
+    before = det_rows[np.clip(pos - 1, 0, len(det_rows) - 1)]
+    after = det_rows[np.clip(pos, 0, len(det_rows) - 1)]
+    dist = np.minimum(np.abs(np.arange(T) - before), np.abs(after - np.arange(T)))
+    return missing & (dist <= max_chain)
+
+
+# Views only where a detection is uncertain (issue 22). The views' alpha is computed on anchor frames
+# (every VIEW_STRIDE-th frame of a run of detections, and the run's first and last); between two
+# anchors whose alphas agree within VIEW_AGREE on every joint, the frames take the alphas linearly
+# interpolated; where they disagree (the detection is uncertain somewhere between), the midpoint is
+# computed and each half is judged again, down to every frame. Calibrated on five real one-hand clips
+# (the demo's first 300 frames at 640x480, and tests/data's thumbs_up_fist, asl_fists, pinch_fist,
+# asl_hand_50; 965 detected frames): views on 48 % of the frames; where interpolated, alpha within
+# 0.033 of the views' own (mean; 90th percentile 0.084), below the noise of the 4-view estimate
+# itself (docs/benchmarks.md, "Speed"). VIEW_STRIDE 1: every frame, as before.
+VIEW_STRIDE = 4
+VIEW_AGREE = 0.3
+HELD_MAX = {"views": 0, "gaps": 0}  # the most frames views_and_gaps held at once, last call (tests)
+
+
+def _anchors(detected, stride):
+    """Rows of ``detected`` (T,) bool whose views are always computed: each run's first and last row
+    and the rows on the stride's grid inside it."""
+    anchor = detected & (np.arange(len(detected)) % max(1, stride) == 0)
+    if detected.any():
+        rows = np.flatnonzero(detected)
+        breaks = np.flatnonzero(np.diff(rows) > 1)
+        anchor[rows[np.r_[0, breaks + 1]]] = True
+        anchor[rows[np.r_[breaks, len(rows) - 1]]] = True
+    return anchor
+
+
+def views_and_gaps(video, tracks, sides, views=0, gamma=None, retry=True, max_chain=15, min_presence=0.5,
+                   net=None, estimator=None, stride=None, agree=None):
+    """One more decode of the clip for the hands ``sides`` of ``tracks`` (HandTracks over the same
+    frames, changed in place): per-joint confidence from ``views`` augmented views on their MediaPipe
+    frames where a detection is uncertain (VIEW_STRIDE, VIEW_AGREE above; every hand of a frame in
+    one batch through the landmark network), and with ``retry`` the gap retry (``retry_gaps``) on
+    their missed frames. Frames are held only between two anchors of the views and within a run of
+    missed frames (memory bounded by a gap, not by the clip). The other hands of ``tracks`` are
+    read only (a retry answer lying on one of them is refused). Returns {side: frames recovered}."""
+    from engine.contract import result as R
+
+    stride = VIEW_STRIDE if stride is None else stride
+    agree = VIEW_AGREE if agree is None else agree
+    sides = [side for side in sides if side in tracks]
+    if estimator is None and views > 0:
+        estimator = ConfidenceEstimator(views=views, gamma=gamma, net=net)
+    T = len(tracks[sides[0]].frame_ids)
+    none = np.zeros(T, bool)
+    detected = {side: (tracks[side].source == R.SOURCE_MEDIAPIPE) if estimator is not None else none for side in sides}
+    anchor = {side: _anchors(detected[side], stride) for side in sides}
+    wanted = {side: _gap_rows(tracks[side], max_chain) if retry else none for side in sides}
+    recovered = {side: 0 for side in sides}
+    if not any(w.any() for w in list(detected.values()) + list(wanted.values())):
+        return recovered
+    if any(w.any() for w in wanted.values()):
+        net = net or (estimator.net if estimator is not None else LandmarkNet())
+    frame_ids = np.asarray(tracks[sides[0]].frame_ids)
+    row_of = {int(f): r for r, f in enumerate(frame_ids)}
+    union = np.logical_or.reduce([wanted[side] for side in sides])
+    # runs of consecutive rows any hand retries: a run's frames are held until the run is passed, then
+    # each hand's gaps in it are retried (hand by hand, as retry_gaps does one track after the other)
+    gap_rows = np.flatnonzero(union)
+    runs = np.split(gap_rows, np.flatnonzero(np.diff(gap_rows) > 1) + 1) if union.any() else []
+    run_end = {int(run[-1]): run for run in runs}
+    needed = np.logical_or.reduce([detected[side] for side in sides] + [union])
+    first, last = int(np.flatnonzero(needed)[0]), int(np.flatnonzero(needed)[-1])
+    held, gap_frames, last_anchor = {}, {}, {side: None for side in sides}
+    HELD_MAX.update(views=0, gaps=0)
+    for frame_id, rgb in video.frames(start=int(frame_ids[first]), end=int(frame_ids[last]) + 1):
+        row = row_of.get(int(frame_id))
+        if row is None:
+            continue
+        if any(detected[side][row] and not anchor[side][row] for side in sides):
+            held[row] = rgb  # between two anchors: kept until the next anchor says whether it needs views
+        hands = [side for side in sides if anchor[side][row]]
+        if hands:
+            for side, alpha in zip(hands, estimator.frame(rgb, [tracks[side].keypoints_2d[row] for side in hands])):
+                tracks[side].confidence[row] = alpha
+            spans = [(side, last_anchor[side], row) for side in hands
+                     if last_anchor[side] is not None and row - last_anchor[side] > 1
+                     and detected[side][last_anchor[side]:row + 1].all()]
+            _fill_between(spans, tracks, held, estimator, agree)
+            for side in hands:
+                last_anchor[side] = row
+            for r in [r for r in held if not any(detected[side][r] and not anchor[side][r] and
+                                                 (last_anchor[side] is None or r > last_anchor[side]) for side in sides)]:
+                del held[r]  # every hand that had it between two anchors has passed its next anchor
+        if union[row]:
+            gap_frames[row] = rgb
+        HELD_MAX.update(views=max(HELD_MAX["views"], len(held)), gaps=max(HELD_MAX["gaps"], len(gap_frames)))
+        if row in run_end:
+            run = run_end[row]
+            for side in sides:
+                gap = run[wanted[side][run]]
+                for piece in np.split(gap, np.flatnonzero(np.diff(gap) > 1) + 1) if len(gap) else []:
+                    others = [t for other, t in tracks.items() if other != side]
+                    recovered[side] += _retry_gap(gap_frames, tracks[side], piece, estimator, net, min_presence,
+                                                  others)
+            gap_frames = {}
+    return recovered
+
+
+def _fill_between(spans, tracks, held, estimator, agree):
+    """The views' alpha on the frames between two anchors (side, a, b) of each span: interpolated where
+    the ends agree within ``agree`` on every joint, else the midpoint computed (the hands that need one
+    row in one batch) and each half judged again."""
+    todo = list(spans)
+    while todo:
+        mids, nxt = {}, []
+        for side, a, b in todo:
+            conf = tracks[side].confidence
+            if b - a <= 1:
+                continue
+            if np.abs(conf[a] - conf[b]).max() <= agree:
+                w = ((np.arange(a + 1, b) - a) / (b - a))[:, None]
+                conf[a + 1:b] = (1 - w) * conf[a] + w * conf[b]
+                continue
+            m = (a + b) // 2
+            mids.setdefault(m, []).append(side)
+            nxt += [(side, a, m), (side, m, b)]
+        for m, hands in mids.items():
+            alphas = estimator.frame(held[m], [tracks[side].keypoints_2d[m] for side in hands])
+            for side, alpha in zip(hands, alphas):
+                tracks[side].confidence[m] = alpha
+        todo = nxt
+
 
 def retry_gaps(video, track, estimator=None, max_chain=15, min_presence=0.5, net=None, others=()):
     """Frames MediaPipe missed, next to detected ones: run the landmark network on the crop of the
     nearest detected (or just recovered) frame, forwards then backwards, up to ``max_chain`` frames
     from a detection. Accepted answers get source SOURCE_TRACKED_CROP; the rest stay missing. An
     answer lying on a hand of ``others`` (the other hand's tracks) is refused: a hand hidden behind
-    the other one must not take its keypoints. Returns the number of frames recovered."""
+    the other one must not take its keypoints. Returns the number of frames recovered.
+
+    One decode of the clip from the first gap to the last, each gap's frames held only until it is
+    passed (``views_and_gaps``, which the detection runs for every hand at once)."""
+    tracks = {"this": track, **{f"other{i}": t for i, t in enumerate(others)}}
+    return views_and_gaps(video, tracks, ["this"], views=0, retry=True, max_chain=max_chain,
+                          min_presence=min_presence, net=net, estimator=estimator)["this"]
+
+
+def _retry_gap(frames, track, gap, estimator, net, min_presence, others):
+    """The gap retry on one run of consecutive wanted rows ``gap`` of ``track``, ``frames`` {row: rgb}
+    holding its frames; returns the frames recovered."""
     from engine.contract import result as R
 
     T = len(track.frame_ids)
-    missing = track.source == R.SOURCE_NONE
-    if not missing.any() or not (~missing).any():
-        return 0
-    # candidate frames: within max_chain of a detection
-    det_rows = np.flatnonzero(~missing)
-    dist = np.abs(np.arange(T)[:, None] - det_rows[None]).min(1)
-    wanted = missing & (dist <= max_chain)
-    if not wanted.any():
-        return 0
-    net = net or (estimator.net if estimator is not None else LandmarkNet())
-    # one gap at a time (its wanted frames are at most 2 * max_chain): memory is bounded by a gap's
-    # frames, not by every missed frame of the clip (full-size images: about 25 MB each at 4K). Each
-    # gap is bounded by detected frames, so gap by gap is the same as one pass over the clip.
-    rows = np.flatnonzero(wanted)
-    gaps = np.split(rows, np.flatnonzero(np.diff(rows) > 1) + 1)
-    recovered = 0
-    for gap in gaps:
-        recovered += _retry_gap(video, track, gap, estimator, net, min_presence, others)
-    return recovered
-
-
-def _retry_gap(video, track, gap, estimator, net, min_presence, others):
-    """retry_gaps on one run of consecutive wanted rows ``gap``; returns the frames recovered."""
-    from engine.contract import result as R
-
-    T = len(track.frame_ids)
-    frames = {}
-    row_of = {int(track.frame_ids[r]): int(r) for r in gap}
-    for frame_id, rgb in video.frames(start=int(track.frame_ids[gap[0]]), end=int(track.frame_ids[gap[-1]]) + 1):
-        if frame_id in row_of:
-            frames[row_of[frame_id]] = rgb
     recovered = 0
     for direction in (1, -1):
         order = gap if direction == 1 else gap[::-1]

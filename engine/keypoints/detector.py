@@ -25,6 +25,7 @@ frame on its own).
 import contextlib
 import os
 import sys
+import types
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,6 +59,40 @@ def quiet_native_stderr():
     finally:
         os.dup2(saved, 2)
         os.close(saved)
+
+
+class _DeferredModule(types.ModuleType):
+    """A stand-in for a module that imports the real one on its first attribute access (the stand-in
+    then forwards to it, and ``sys.modules`` holds the real one)."""
+
+    def __getattr__(self, attr):
+        import importlib
+
+        name = self.__name__
+        if sys.modules.get(name) is self:
+            del sys.modules[name]
+        real = importlib.import_module(name)
+        self.__dict__["_real"] = real
+        return getattr(real, attr)
+
+
+def import_mediapipe():
+    """``mediapipe``, imported without running ``matplotlib.pyplot``: ``import mediapipe`` imports every
+    Tasks API, whose drawing utilities import pyplot (about 0.8-1.3 s on a 2-core CPU, issue 22) that
+    the engine never uses. pyplot stands deferred (``_DeferredModule``) while mediapipe imports, so it
+    runs only if something uses it (drawing with MediaPipe's utilities still works)."""
+    if "mediapipe" not in sys.modules and "matplotlib.pyplot" not in sys.modules:
+        stand_in = _DeferredModule("matplotlib.pyplot")
+        stand_in.__spec__ = None
+        sys.modules["matplotlib.pyplot"] = stand_in
+        try:
+            import mediapipe
+        finally:
+            if sys.modules.get("matplotlib.pyplot") is stand_in:
+                del sys.modules["matplotlib.pyplot"]  # a later import of pyplot gets the real module
+    import mediapipe
+
+    return mediapipe
 
 
 def _read_bundle(member=None):
@@ -107,6 +142,7 @@ class HandDetector:
 
     def __init__(self, max_hands=2, tracking=True, min_detection_confidence=0.5, min_presence_confidence=0.5,
                  min_tracking_confidence=0.5):
+        import_mediapipe()
         from mediapipe.tasks.python import vision
         from mediapipe.tasks.python.core.base_options import BaseOptions
 
@@ -131,8 +167,7 @@ class HandDetector:
 
     def __call__(self, rgb, t=None):
         """Hands in one RGB frame (H,W,3) uint8 at ``t`` seconds (VIDEO mode's timestamp)."""
-        import mediapipe as mp
-
+        mp = import_mediapipe()
         h, w = rgb.shape[:2]
         image = mp.Image(image_format=mp.ImageFormat.SRGB, data=np.ascontiguousarray(rgb))
         with quiet_native_stderr():  # graph nodes start lazily (e.g. palm detection when a hand is lost)

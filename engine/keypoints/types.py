@@ -28,7 +28,7 @@ class KeypointOptions:
 
     def cache_key(self) -> dict:
         return {"views": self.views, "gamma": self.gamma, "start": self.start, "end": self.end,
-                "retry_gaps": self.retry_gaps, "version": 6}
+                "retry_gaps": self.retry_gaps, "version": 7}
 
 
 # HandTrack.stats, frames per side: what plain MediaPipe (same settings) found and what the front end kept

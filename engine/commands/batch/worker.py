@@ -43,9 +43,13 @@ class ClipWorker:
         self.init_error = None  # a bad --device, --mano-dir or --prior: each clip reports it
         try:
             device = resolve_device(device)
-            sides = C.sides_of(hands)
-            self._warm = [load_hand_model(side, mano_dir=mano_dir, device=device) for side in sides]
-            self._warm.append(load_prior(prior, device=device))
+            from engine.capture import _load, keep_models
+
+            keep_models()  # the models loaded here are the ones every clip's capture() uses
+            self._warm = [_load(("hand", side, mano_dir, device, None),
+                                lambda side=side: load_hand_model(side, mano_dir=mano_dir, device=device))
+                          for side in C.sides_of(hands)]
+            self._warm.append(_load(("prior", prior, device), lambda: load_prior(prior, device=device)))
         except EngineError as exc:
             self.init_error = str(exc)
         HandDetector().close()  # MediaPipe's graph and model files, loaded once per worker
