@@ -365,7 +365,7 @@ def test_engine_start_up_imports_neither_dynamo_nor_matplotlib():
     engine.keypoints.detector.import_mediapipe), before its ``start`` event or after its whole work."""
     code = (
         "import sys\n"
-        "from engine import cli\n"
+        "from engine.commands import cli\n"
         "before = sorted(m for m in sys.modules if m.startswith(('torch', 'matplotlib', 'mediapipe')))\n"
         "from engine import capture\n"
         "from engine.keypoints.detector import HandDetector\n"
