@@ -30,7 +30,7 @@ import torch
 
 from engine.fit import losses as L
 from engine.fit.anatomy import joint_axes, limit_penalty
-from engine.fit.optim import Adam, clip_grad_norm
+from engine.fit.optim import optimise as _optimise
 from engine.fit.options import (LIMIT_WEIGHT, NO_WORSE_CONFIDENCE, NO_WORSE_MARGIN, REFERENCE_FPS,  # noqa: F401
                                 RESIDUAL_ANCHORS, ROOT_MOTIONS, STAGE1_ADDED, STAGE1_WEIGHTS, STAGE2_ADDED,
                                 STAGE2_WEIGHTS, FitOptions)
@@ -110,61 +110,6 @@ class _Chunk:
                                           NO_WORSE_MARGIN, NO_WORSE_CONFIDENCE),
                  "lim": lambda: limit_penalty(pose, self.axes)}
         return {k: f() for k, f in terms.items() if names is None or k in names}
-
-
-def _optimise(params, closure, iters, options, reporter=None, tol=None):
-    """Adam with the step schedule. Leaves params at the best iterate and returns (converged, best
-    loss). Divergence is judged on what is returned, the best iterate: converged is False when the
-    loss became non-finite (params are left at the best finite iterate) or when no step brought it
-    back to its start (every iterate worse than the first: the best is the start, nothing was
-    fitted). A loss that rose again after its best (Adam overshooting late in the run) is not a
-    divergence: the best iterate is what is kept.
-
-    The schedule has three phases, at lr, lr / 2 and lr / 4, of at most 60 %, 25 % and 15 % of
-    ``iters``. With a tolerance ``tol`` (the stage's: ``FitOptions.tol1`` / ``tol2``) a phase also ends
-    when it has converged: its best loss improved by less than ``tol`` of itself over the last
-    ``options.patience`` iterations; the last phase converged, the stage stops. ``tol`` 0 (or None):
-    the fixed schedule, every iteration run."""
-    opt = Adam(params, lr=options.lr)
-    ends = [int(iters * 0.6), int(iters * 0.85), iters]  # where each phase ends at the latest
-    phase, phase_start = 0, 0
-    history, bests = [], []
-    best = (float("inf"), [p.detach().clone() for p in params])
-    for it in range(iters):
-        while phase < 2 and it >= ends[phase]:
-            phase, phase_start = phase + 1, it
-        opt.base_lr = options.lr * 0.5 ** phase
-        opt.zero_grad()
-        loss = closure()
-        value = float(loss.detach())
-        if not np.isfinite(value):
-            with torch.no_grad():  # restore the best finite state and stop
-                for p, b in zip(params, best[1]):
-                    p.copy_(b)
-            return False, best[0]
-        if value < best[0]:
-            best = (value, [p.detach().clone() for p in params])
-        loss.backward()
-        clip_grad_norm(params, options.clip_grad)
-        opt.step()
-        history.append(value)
-        bests.append(best[0])
-        if reporter is not None:
-            reporter.advance()
-        p = options.patience
-        if tol and it - phase_start >= p and bests[-p - 1] - best[0] <= tol * abs(best[0]):
-            if phase == 2:  # converged in the last phase: done
-                if reporter is not None:
-                    reporter.advance(iters - it - 1)
-                break
-            phase, phase_start = phase + 1, it + 1  # converged at this rate: on to the next, smaller one
-            ends[phase - 1] = it + 1
-    with torch.no_grad():
-        for p, b in zip(params, best[1]):
-            p.copy_(b)
-    if not history:  # no iteration at all (iters 0): nothing to keep
-        return False, best[0]
-    return len(history) == 1 or min(history[1:]) <= history[0], best[0]
 
 
 # Translation is optimised in centimetres (tau = variable / TRANSL_UNIT): Adam's step is about lr per
