@@ -29,93 +29,15 @@ import numpy as np
 import torch
 
 from engine.fit import losses as L
-from engine.fit.anatomy import joint_axes, limit_penalty
 from engine.fit.optim import optimise as _optimise
 from engine.fit.options import (LIMIT_WEIGHT, NO_WORSE_CONFIDENCE, NO_WORSE_MARGIN, REFERENCE_FPS,  # noqa: F401
                                 RESIDUAL_ANCHORS, ROOT_MOTIONS, STAGE1_ADDED, STAGE1_WEIGHTS, STAGE2_ADDED,
                                 STAGE2_WEIGHTS, FitOptions)
 from engine.fit.options import stage_weights as _weights
 from engine.fit.temporal import one_euro_rotations_zero_phase, uneven_times
+from engine.fit.terms import TAU_SCALE, to_tensor
+from engine.fit.terms import Chunk as _Chunk
 from engine.fit.windows import blend_rotations, crossfade_chunks, layout, resample_windows
-
-
-def _t(x, device, dtype=torch.float32):
-    return torch.as_tensor(np.asarray(x), dtype=dtype, device=device)
-
-
-class _Chunk:
-    """One chunk of frames: targets and the forward pass shared by both stages."""
-
-    def __init__(self, model, init, kp2d, alpha, K, sl, device, options, fps, times=None):
-        self.model, self.device = model, device
-        # smoothness terms per second, not per frame pair: sum_t ||x_{t+1} - x_t||^2 * fps / 30 is the
-        # same for the same motion at any frame rate (the table's weights are the authors' at 30 fps)
-        self.smooth_scale = fps / REFERENCE_FPS if options.smooth_per_second else 1.0
-        # uneven frame times (a variable frame rate; ``times`` (T,) s, None when even): each frame
-        # pair's own time step, in 1/30 s, so that the per-second terms measure real velocities
-        self.times = None if times is None else np.asarray(times, dtype=np.float64)[sl]
-        self.steps = None
-        if self.times is not None and options.smooth_per_second and len(self.times) > 1:
-            self.steps = _t(np.maximum(np.diff(self.times), 1e-4) * REFERENCE_FPS, device)  # (t-1,)
-        self.phi_hat = _t(init["global_orient"][sl], device)
-        self.tau_hat = _t(init["transl"][sl], device)
-        self.pose_hat = _t(init["hand_pose"][sl], device)
-        self.kp = _t(kp2d[sl], device)
-        self.alpha = _t(alpha[sl], device)
-        self.K = _t(K, device)
-        self.T = self.phi_hat.shape[0]
-        self.rot_unit, self.transl_unit = options.unit_scales
-        # px per hand unit (T,), or None: L_2D and L_ja in pixels
-        self.unit = L.hand_units(self.kp, self.alpha.max(1).values > 0).float().to(device) if options.scale_free_2d else None
-        # "nw": the per-frame estimate's distance to each keypoint (T,21), in the 2D term's unit
-        self.nw_unit = self.unit if self.unit is not None else torch.ones(self.T, device=device)
-        with torch.no_grad():
-            start = self.keypoints(self.phi_hat, self.pose_hat, _t(init["betas"], device), self.tau_hat)
-            self.reference = L.keypoint_distance(start, self.K, self.kp, self.nw_unit)
-        self.axes = joint_axes(model)  # "lim": the fingers' flexion, abduction and twist axes
-
-    def keypoints(self, phi, pose, beta, tau):
-        return self.model(phi, pose, beta, tau, vertices=False).keypoints
-
-    def velocity(self, term, x, unit):
-        """A frame-pair smoothness term of engine.fit.losses (orient_smooth, transl_smooth,
-        residual_smooth) of x (t,...) per second: x fps/30, or on uneven frame times each pair / its
-        own step (in 1/30 s)."""
-        if self.steps is None:
-            return term(x, unit) * self.smooth_scale
-        return term(x, unit, weights=1.0 / self.steps)
-
-    def acceleration(self, kp):
-        """L_ja of keypoints kp (t,21,3) per second: x (fps/30)^3, or on the frames' uneven steps."""
-        if self.steps is None:
-            return L.joint_accel(kp, self.K, px_per_unit=self.unit) * self.smooth_scale ** 3
-        return L.joint_accel(kp, self.K, steps=self.steps, px_per_unit=self.unit)
-
-    def data_terms(self, phi, pose, beta, tau, names=None):
-        """The terms (engine.fit.losses) at these values: {name: scalar tensor}, only ``names`` when given.
-
-        The smoothness terms are per second (``smooth_scale``): velocity terms x fps/30, the joint
-        acceleration x (fps/30)^3, the same sums for the same motion at any frame rate; on uneven
-        frame times, each frame pair and triple by its own time steps (``velocity``, ``acceleration``)."""
-        ru, tu = self.rot_unit, self.transl_unit
-        kp = self.keypoints(phi, pose, beta, tau)
-        terms = {"o": lambda: L.orient_data(phi, self.phi_hat, ru), "tr": lambda: L.transl_data(tau, self.tau_hat, tu),
-                 "os": lambda: self.velocity(L.orient_smooth, phi, ru),
-                 "ts": lambda: self.velocity(L.transl_smooth, tau, tu),
-                 "beta": lambda: L.shape_reg(beta),
-                 "2d": lambda: L.keypoints_2d(kp, self.K, self.kp, self.alpha, px_per_unit=self.unit),
-                 "ja": lambda: self.acceleration(kp),
-                 "pd": lambda: L.pose_data(pose, self.pose_hat, ru),
-                 "nw": lambda: L.no_worse(kp, self.K, self.kp, self.alpha, self.reference, self.nw_unit,
-                                          NO_WORSE_MARGIN, NO_WORSE_CONFIDENCE),
-                 "lim": lambda: limit_penalty(pose, self.axes)}
-        return {k: f() for k, f in terms.items() if names is None or k in names}
-
-
-# Translation is optimised in centimetres (tau = variable / TRANSL_UNIT): Adam's step is about lr per
-# variable, and 0.05 m (5 cm) per step would throw the hand around; 0.05 cm is the scale of the
-# rotations' 0.05 rad (3 degrees). A change of variable only, whatever the units of the loss terms.
-TAU_SCALE = L.TRANSL_UNIT
 
 
 def _stage1(chunk, beta0, fit_beta, options, reporter):
@@ -232,7 +154,7 @@ def _filter_root(chunk, phi, pose, beta, tau, fps, weights, options, reporter):
     rotation phi (t,3), then the translation tau (t,3) re-fitted to it (``options.refit_iters``
     iterations of stage II's translation terms, pose (t,45) and beta held). -> (filtered phi (t,3),
     tau (t,3))."""
-    phi_f = _t(one_euro_rotations_zero_phase(phi.cpu().numpy(), fps, times=chunk.times), chunk.device)
+    phi_f = to_tensor(one_euro_rotations_zero_phase(phi.cpu().numpy(), fps, times=chunk.times), chunk.device)
     terms = {k: v for k, v in weights.items() if k in ("tr", "ts", "2d", "ja")}  # the terms tau enters
     if options.refit_iters == 0 or not terms:
         return phi_f, tau
@@ -324,8 +246,8 @@ def _finish(model, out, init, warnings):
     anything is not finite."""
     device = model.device
     with torch.no_grad():
-        kp = model(_t(out["global_orient"], device), _t(out["hand_pose"], device), _t(out["betas"], device),
-                   _t(out["transl"], device), vertices=False).keypoints
+        kp = model(to_tensor(out["global_orient"], device), to_tensor(out["hand_pose"], device), to_tensor(out["betas"], device),
+                   to_tensor(out["transl"], device), vertices=False).keypoints
     out["joints"] = kp.cpu().numpy().astype(np.float64)
     for key, value in out.items():
         if not np.all(np.isfinite(value)):  # never let a NaN out: fall back to the per-frame estimate
@@ -365,7 +287,7 @@ def fit_stages(model, prior, init, keypoints_2d, confidence, K, fps, stages=2, o
     warnings = []
     kp2d, alpha = _targets(keypoints_2d, confidence)
     out = {k: np.array(init[k], dtype=np.float64, copy=True) for k in ("global_orient", "transl", "hand_pose")}
-    beta = _t(init["betas"], model.device)
+    beta = to_tensor(init["betas"], model.device)
     window_frames = int(np.floor((prior.window - 1) / prior.fps * fps)) + 1 if prior is not None else 64
     spans = _chunks(T, max(options.chunk_frames, 2 * window_frames), window_frames)
     chunks = [_Chunk(model, init, kp2d, alpha, K, slice(a, b), model.device, options, fps, times) for a, b in spans]
