@@ -34,28 +34,11 @@ from engine.fit.options import (LIMIT_WEIGHT, NO_WORSE_CONFIDENCE, NO_WORSE_MARG
                                 RESIDUAL_ANCHORS, ROOT_MOTIONS, STAGE1_ADDED, STAGE1_WEIGHTS, STAGE2_ADDED,
                                 STAGE2_WEIGHTS, FitOptions)
 from engine.fit.options import stage_weights as _weights
+from engine.fit.stage1 import stage1 as _stage1
 from engine.fit.temporal import one_euro_rotations_zero_phase, uneven_times
 from engine.fit.terms import TAU_SCALE, to_tensor
 from engine.fit.terms import Chunk as _Chunk
 from engine.fit.windows import blend_rotations, crossfade_chunks, layout, resample_windows
-
-
-def _stage1(chunk, beta0, fit_beta, options, reporter):
-    phi = chunk.phi_hat.clone().requires_grad_(True)
-    tau_v = (chunk.tau_hat * TAU_SCALE).requires_grad_(True)
-    beta = beta0.clone().requires_grad_(fit_beta)
-    pose = chunk.pose_hat.clone().requires_grad_(options.stage1_fingers)
-    w = _weights(options.weights1, chunk.T, options)
-    if not options.stage1_fingers:
-        w = {k: v for k, v in w.items() if k not in ("pd", "lim")}
-
-    def closure():
-        terms = chunk.data_terms(phi, pose, beta, tau_v / TAU_SCALE, w)
-        return sum(w[k] * terms[k] for k in w)
-
-    params = [phi, tau_v] + ([beta] if fit_beta else []) + ([pose] if options.stage1_fingers else [])
-    ok, _ = _optimise(params, closure, options.iters_stage1, options, reporter, tol=options.tol1)
-    return phi.detach(), (tau_v / TAU_SCALE).detach(), beta.detach(), pose.detach(), ok
 
 
 def _stage2(chunk, prior, phi0, tau0, pose0, beta0, fps, fit_beta, options, reporter):

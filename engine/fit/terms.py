@@ -10,7 +10,7 @@ term, L_2D on the detections and the anatomical limits; stage II adds its prior 
 """
 
 from collections.abc import Callable, Iterable, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 import torch
@@ -28,6 +28,15 @@ if TYPE_CHECKING:
 # variable, and 0.05 m (5 cm) per step would throw the hand around; 0.05 cm is the scale of the
 # rotations' 0.05 rad (3 degrees). A change of variable only, whatever the units of the loss terms.
 TAU_SCALE = L.TRANSL_UNIT
+
+
+class StageFit(NamedTuple):
+    """What a stage fitted on a chunk of t frames (a tuple in this order)."""
+    global_orient: Tensor  # (t,3) axis-angle
+    transl: Tensor  # (t,3) m
+    betas: Tensor  # (10,)
+    hand_pose: Tensor  # (t,45) axis-angle
+    converged: bool  # False: the stage diverged on this chunk (engine.fit.optim.optimise)
 
 
 def to_tensor(x: "np.ndarray | Sequence | Tensor", device: str | torch.device,
