@@ -283,7 +283,7 @@ def refine_on_detections(model, global_orient, hand_pose, betas, transl, keypoin
       (REFINE_POSE_PULL per degree^2; PULL_WITHOUT_3D where no landmark holds the depth of the
       fingers, which 2D alone leaves free);
     - the joints' anatomical limits (``engine.fit.anatomy``, REFINE_LIMITS per degree^2 outside).
-    Adam at ``lr``, translation in centimetres (see stages.TAU_SCALE), in chunks of IK_CHUNK frames.
+    Adam at ``lr``, translation in centimetres (see terms.TAU_SCALE), in chunks of IK_CHUNK frames.
     """
     from engine.fit import losses as L
     from engine.fit.anatomy import joint_axes, limit_penalty

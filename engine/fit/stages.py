@@ -10,8 +10,11 @@ translation tau and the shape beta (and the fingers); stage II adds one latent z
 per window, the finger pose being the prior's decoding of z. The options, the weights and every
 departure from the method's table are in engine.fit.options.
 
-Adam at lr 0.05 with a step schedule (x0.5 at 60 % and 85 % of the iterations) and gradient
-clipping (norm 1), as the authors' code; iterations and an early stop on a flat loss are options.
+The fit's modules: engine.fit.options (FitOptions, the weight tables, the departures from the table),
+engine.fit.terms (a chunk's targets and loss terms), engine.fit.optim (the optimiser loop: Adam at lr
+0.05 with a step schedule, gradient clipping, an early stop on a flat loss, the best iterate kept),
+engine.fit.stage1 and engine.fit.stage2 (each stage on one chunk, as functions of its tensors and
+the options), and this module: the chunks, each stage over them, the blended result.
 
 Long clips are cut into chunks of at most ``chunk_frames`` frames that overlap by one prior window
 and are cross-faded (rotations as quaternions, ``windows.crossfade_chunks``), so memory is bounded
@@ -28,127 +31,18 @@ previous stage's values are kept and a warning says so. No NaN ever leaves.
 import numpy as np
 import torch
 
-from engine.fit import losses as L
-from engine.fit.optim import optimise as _optimise
-from engine.fit.options import (LIMIT_WEIGHT, NO_WORSE_CONFIDENCE, NO_WORSE_MARGIN, REFERENCE_FPS,  # noqa: F401
-                                RESIDUAL_ANCHORS, ROOT_MOTIONS, STAGE1_ADDED, STAGE1_WEIGHTS, STAGE2_ADDED,
-                                STAGE2_WEIGHTS, FitOptions)
-from engine.fit.options import stage_weights as _weights
 from engine.fit.stage1 import stage1 as _stage1
-from engine.fit.temporal import one_euro_rotations_zero_phase, uneven_times
-from engine.fit.terms import TAU_SCALE, to_tensor
+from engine.fit.stage2 import stage2 as _stage2
+from engine.fit.temporal import uneven_times
 from engine.fit.terms import Chunk as _Chunk
-from engine.fit.windows import blend_rotations, crossfade_chunks, layout, resample_windows
+from engine.fit.terms import to_tensor
+from engine.fit.windows import crossfade_chunks
 
-
-def _stage2(chunk, prior, phi0, tau0, pose0, beta0, fps, fit_beta, options, reporter):
-    import roma
-
-    from engine.hand_model import mirror_pose
-
-    device = chunk.device
-    left = chunk.model.side == "left"
-    to_prior = (lambda p: mirror_pose(p)) if left else (lambda p: p)  # an involution: also back again
-    lay = layout(chunk.T, fps, prior.window, prior.fps, options.overlap, device, times=chunk.times)
-    W, n = lay.frame_index.shape
-    prior_times = prior.default_times(W, device=device)
-    with torch.no_grad():
-        init_windows = resample_windows(to_prior(pose0), lay, fps, prior.window, prior.fps)
-        orient_windows = resample_windows(to_prior(phi0), lay, fps, prior.window, prior.fps)
-        z0, _ = prior.encode(init_windows.reshape(W, prior.window, 45),
-                             orient_windows.reshape(W, prior.window, 3) if options.root_from_prior else None)
-    z = z0.clone().requires_grad_(True)
-    if options.root_from_prior:
-        # Phi_t = Phi_w D_root(z)(t) D_root(z)(0)^T: one base rotation per window, the turning inside
-        # the window from the prior (the variable Phi of the table, parameterised through the prior)
-        phi_w = phi0[torch.as_tensor(lay.starts, device=device)].clone().requires_grad_(True)
-    else:
-        phi = phi0.clone().requires_grad_(True)
-    tau_v = (tau0 * TAU_SCALE).requires_grad_(True)
-    beta = beta0.clone().requires_grad_(fit_beta)
-    delta = torch.zeros(chunk.T, 45, device=device)
-    delta0 = torch.zeros(chunk.T, 45, device=device)  # what the residual's size is measured from
-    w = _weights(options.weights2, chunk.T, options)
-    if not options.finger_residual:
-        w = {k: v for k, v in w.items() if k not in ("res", "res_s")}
-    reference = pose0.reshape(chunk.T, 15, 3)
-    # each window's share of a window's worth of frames (its blend weights sum to that many frames)
-    cover = lay.weight.sum(1) / lay.length if options.prior_per_window else None  # (W,)
-
-    def decoded(z_):
-        """Blended finger poses (T,45) and, with root_from_prior, global rotations (T,3)."""
-        rot = prior.decode_rot(z_, lay.times)  # (W,n,16,3,3) in the prior's (right-hand) space
-        fingers = to_prior(roma.rotmat_to_rotvec(rot[:, :, 1:]).reshape(W, n, 45))
-        pose = blend_rotations(fingers.reshape(W, n, 15, 3), lay, chunk.T, reference).reshape(chunk.T, 45)
-        if options.finger_residual:  # R_j = D(z)_j exp(delta_j), per joint in its parent's frame
-            pose = roma.rotvec_composition([pose.reshape(-1, 3), delta.reshape(-1, 3)]).reshape(chunk.T, 45)
-        if not options.root_from_prior:
-            return pose, phi
-        turn = rot[:, :1, 0].transpose(-1, -2) @ rot[:, :, 0]  # (W,n,3,3) relative to the window start
-        turn = to_prior(roma.rotmat_to_rotvec(turn))
-        orient = roma.rotvec_to_rotmat(phi_w)[:, None] @ roma.rotvec_to_rotmat(turn)
-        phi_t = blend_rotations(roma.rotmat_to_rotvec(orient)[:, :, None], lay, chunk.T, phi0[:, None])[:, 0]
-        return pose, phi_t
-
-    def prior_term():
-        if options.prior_term == "anchored":  # how far z moved from the clip's own encoding
-            per_window = ((z - z0) ** 2).mean(-1)  # (W,)
-        elif options.prior_term == "unit":
-            per_window = (z ** 2).mean(-1)  # (W,)
-        else:  # the poster's -log N(z; mu(theta), sigma(theta)), theta = D(z) the current poses
-            mu, sigma = prior.encode(prior.decode(z, prior_times))
-            per_window = prior.neg_log_likelihood(z, mu, sigma)
-        if cover is not None:
-            return (per_window * cover).sum()
-        return per_window.sum() if options.prior_term == "posterior" else per_window.mean()
-
-    def closure():
-        pose, phi_t = decoded(z)
-        terms = chunk.data_terms(phi_t, pose, beta, tau_v / TAU_SCALE, w)
-        terms["mp"] = prior_term()
-        if options.finger_residual:
-            terms["res"] = L.residual_size(delta - delta0, chunk.rot_unit)
-            terms["res_s"] = chunk.velocity(L.residual_smooth, delta, chunk.rot_unit)
-        return sum(w[k] * terms[k] for k in w)
-
-    if options.finger_residual and options.residual_anchor == "per-frame":
-        # the residual starts where stage I's fingers are (D(z0) exp(delta0) = stage I's pose) and its
-        # size is measured from there: the fingers keep stage I's pose unless the prior's motion and
-        # the detections say otherwise, instead of being pulled to the decoding, which opens a fist
-        with torch.no_grad():
-            dec0, _ = decoded(z0)
-            delta0 = roma.rotvec_composition([-dec0.reshape(-1, 3), pose0.reshape(-1, 3)]).reshape(chunk.T, 45)
-            delta.copy_(delta0)
-    delta.requires_grad_(options.finger_residual)
-    params = [phi_w if options.root_from_prior else phi, tau_v, z] + ([beta] if fit_beta else [])
-    params += [delta] if options.finger_residual else []
-    ok, _ = _optimise(params, closure, options.iters_stage2, options, reporter, tol=options.tol2)
-    with torch.no_grad():
-        pose, phi_t = decoded(z)
-    ok = ok and bool(torch.isfinite(pose).all()) and bool(torch.isfinite(phi_t).all())
-    tau = (tau_v / TAU_SCALE).detach()
-    if ok and options.root_motion == "filtered":
-        phi_t, tau = _filter_root(chunk, phi_t.detach(), pose.detach(), beta.detach(), tau, fps, w, options, reporter)
-    return phi_t.detach(), tau, beta.detach(), pose.detach(), ok
-
-
-def _filter_root(chunk, phi, pose, beta, tau, fps, weights, options, reporter):
-    """Stage II's "filtered" global rotation: the zero-lag One Euro filter on the chunk's per-frame
-    rotation phi (t,3), then the translation tau (t,3) re-fitted to it (``options.refit_iters``
-    iterations of stage II's translation terms, pose (t,45) and beta held). -> (filtered phi (t,3),
-    tau (t,3))."""
-    phi_f = to_tensor(one_euro_rotations_zero_phase(phi.cpu().numpy(), fps, times=chunk.times), chunk.device)
-    terms = {k: v for k, v in weights.items() if k in ("tr", "ts", "2d", "ja")}  # the terms tau enters
-    if options.refit_iters == 0 or not terms:
-        return phi_f, tau
-    tau_v = (tau * TAU_SCALE).requires_grad_(True)
-
-    def closure():
-        values = chunk.data_terms(phi_f, pose, beta, tau_v / TAU_SCALE, terms)
-        return sum(terms[k] * values[k] for k in terms)
-
-    _optimise([tau_v], closure, options.refit_iters, options, reporter, tol=options.tol2)  # the best iterate, never worse
-    return phi_f, (tau_v / TAU_SCALE).detach()
+# the names other code and the tests import from here, from their modules
+from engine.fit.optim import optimise as _optimise  # noqa: F401,E402
+from engine.fit.options import ROOT_MOTIONS, STAGE1_WEIGHTS, STAGE2_WEIGHTS, FitOptions  # noqa: F401,E402
+from engine.fit.options import stage_weights as _weights  # noqa: F401,E402
+from engine.fit.terms import TAU_SCALE  # noqa: F401,E402
 
 
 def _chunks(T, size, overlap):
