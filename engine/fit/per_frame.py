@@ -1,4 +1,5 @@
-"""The per-frame estimate: the hatted targets of the two-stage fit, and the "per-frame" baseline.
+"""The per-frame estimate: the hatted targets of the two-stage fit, and the "per-frame" baseline
+(docs/method.md section 3).
 
 For each frame where a hand was detected (``per_frame_estimate``: ``track_arrays``, then one function
 per step):
@@ -55,7 +56,7 @@ IK_CHUNK = 512
 @dataclass
 class PerFrameOptions:
     max_gap_s: float = 1.0  # longer gaps are "hand absent" (valid=False), not interpolated
-    # keypoint sources for the fit (HMP_METHOD.md section 2): "blend" = MediaPipe where it found the
+    # keypoint sources for the fit (docs/method.md section 2, "Keypoint sources"): "blend" = MediaPipe where it found the
     # hand, the projection of the dense (interpolated per-frame) estimate elsewhere, at low
     # confidence; "mediapipe" = detected keypoints only (gaps carry no 2D term; the prior fills them)
     keypoint_source: str = "blend"

@@ -1,6 +1,6 @@
 """Per-joint confidence from augmented views, and a second chance for missed frames.
 
-HMP_METHOD.md section 2: run the detector on N augmented views of a frame, map each view's
+docs/method.md section 2: run the detector on N augmented views of a frame, map each view's
 keypoints back to the image and take, per joint, sigma_j^2 = 1/N sum_n ||P_n,j - P_0,j||^2 (the norm
 of the per-axis deviations: the formula, not the authors' code, which takes the standard deviation
 of (sigma_x, sigma_y)); sigma_j = min(sigma_j, gamma); alpha_j = 1 - sigma_j / gamma.
