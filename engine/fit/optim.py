@@ -17,7 +17,7 @@ phase's loss is flat, and the best iterate kept.
 """
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
 import torch
@@ -33,7 +33,8 @@ class Adam:
     tensors, with the learning rate multiplied by ``gamma`` at each of ``milestones`` steps (as
     ``torch.optim.lr_scheduler.MultiStepLR`` stepped once per optimiser step)."""
 
-    def __init__(self, params, lr, milestones=(), gamma=0.1, betas=(0.9, 0.999), eps=1e-8):
+    def __init__(self, params: Iterable[Tensor], lr: float, milestones: Iterable[int] = (), gamma: float = 0.1,
+                 betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8):
         self.params = [p for p in params]
         self.base_lr = float(lr)
         self.milestones = sorted(int(m) for m in milestones)
@@ -45,16 +46,16 @@ class Adam:
         self.exp_avg_sq = [torch.zeros_like(p, memory_format=torch.preserve_format) for p in self.params]
 
     @property
-    def lr(self):
+    def lr(self) -> float:
         """The learning rate of the next step."""
         return self.base_lr * self.gamma ** sum(1 for m in self.milestones if m <= self.steps)
 
-    def zero_grad(self):
+    def zero_grad(self) -> None:
         for p in self.params:
             p.grad = None
 
     @torch.no_grad()
-    def step(self):
+    def step(self) -> None:
         lr = self.lr
         self.steps += 1
         step = self.steps
@@ -72,7 +73,7 @@ class Adam:
 
 
 @torch.no_grad()
-def clip_grad_norm(params, max_norm):
+def clip_grad_norm(params: list[Tensor], max_norm: float) -> Tensor:
     """Scale the gradients of ``params`` so that their joint 2-norm is at most ``max_norm`` (as
     ``torch.nn.utils.clip_grad_norm_``); returns the norm before clipping."""
     grads = [p.grad for p in params if p.grad is not None]

@@ -28,6 +28,8 @@ loss became non-finite, or never came back to its start (divergence), is undone 
 previous stage's values are kept and a warning says so. No NaN ever leaves.
 """
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import torch
 
@@ -43,6 +45,13 @@ from engine.fit.optim import optimise as _optimise  # noqa: F401,E402
 from engine.fit.options import ROOT_MOTIONS, STAGE1_WEIGHTS, STAGE2_WEIGHTS, FitOptions  # noqa: F401,E402
 from engine.fit.options import stage_weights as _weights  # noqa: F401,E402
 from engine.fit.terms import TAU_SCALE  # noqa: F401,E402
+
+if TYPE_CHECKING:
+    from engine.contract.progress import Reporter
+    from engine.hand_model import HandModel
+    from engine.prior.model import MotionPrior
+
+FitResult = tuple[dict[str, np.ndarray], list[str]]  # (fitted arrays, warnings)
 
 
 def _chunks(T, size, overlap):
@@ -134,8 +143,10 @@ def _finish(model, out, init, warnings):
     return out
 
 
-def fit_sequence(model, prior, init, keypoints_2d, confidence, K, fps, stages=2, options=None, reporter=None,
-                 frame_times=None):
+def fit_sequence(model: "HandModel", prior: "MotionPrior | None", init: dict[str, np.ndarray],
+                 keypoints_2d: np.ndarray, confidence: np.ndarray, K: np.ndarray, fps: float, stages: int = 2,
+                 options: FitOptions | None = None, reporter: "Reporter | None" = None,
+                 frame_times: np.ndarray | None = None) -> FitResult:
     """Run stages 1..``stages`` on one hand's clip (see the module docstring).
 
     init: the per-frame estimate (global_orient (T,3), transl (T,3), hand_pose (T,45), betas (10,),
@@ -149,8 +160,10 @@ def fit_sequence(model, prior, init, keypoints_2d, confidence, K, fps, stages=2,
                       frame_times)[-1]
 
 
-def fit_stages(model, prior, init, keypoints_2d, confidence, K, fps, stages=2, options=None, reporter=None,
-               frame_times=None):
+def fit_stages(model: "HandModel", prior: "MotionPrior | None", init: dict[str, np.ndarray],
+               keypoints_2d: np.ndarray, confidence: np.ndarray, K: np.ndarray, fps: float, stages: int = 2,
+               options: FitOptions | None = None, reporter: "Reporter | None" = None,
+               frame_times: np.ndarray | None = None) -> list[FitResult]:
     """``fit_sequence``'s run, keeping what each stage finished with: [(out, warnings)] for stages
     1..``stages``, item k being what ``fit_sequence(..., stages=k + 1)`` returns (stage II starts from
     stage I's result, so a comparison of the stages needs only this one run)."""
