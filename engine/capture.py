@@ -321,7 +321,8 @@ def fit_hands(estimates: dict, models: dict, prior: "MotionPrior | None", K: np.
 
 
 def result_arrays(video: "Video", video_path: str | os.PathLike, options: CaptureOptions, K: np.ndarray, fps: float,
-                  frame_ids: np.ndarray, frame_times: np.ndarray | None, models: dict, found: dict, estimates: dict, fits: dict) -> dict:
+                  frame_ids: np.ndarray, frame_times: np.ndarray | None, models: dict, found: dict, estimates: dict,
+                  fits: dict) -> dict:
     """The result file's entries (schema: engine.contract.result): clip-level ones, then each hand's (the fit's,
     or the estimate's with ``--stages 0``) and its keypoint counts."""
     arrays = {
