@@ -226,10 +226,11 @@ class FitOptions:
         return L.UNITS[self.units]
 
 
-def stage_weights(weights: dict[str, float], T: int, options: FitOptions) -> dict[str, float]:
+def stage_weights(weights: dict[str, float], T: int, options: FitOptions,
+                  without: tuple[str, ...] = ()) -> dict[str, float]:
     """The table's weights (name -> weight) for a chunk of T frames, L_beta scaled by T when
-    ``options.shape_reg_per_frame``."""
+    ``options.shape_reg_per_frame``, the terms ``without`` left out."""
     w = dict(weights)
     if options.shape_reg_per_frame:
         w["beta"] = w["beta"] * T
-    return w
+    return {k: v for k, v in w.items() if k not in without} if without else w

@@ -20,10 +20,7 @@ if TYPE_CHECKING:
 def stage1_weights(chunk: Chunk, options: FitOptions) -> dict[str, float]:
     """Stage I's terms and weights on this chunk (``options.weights1``, L_beta x t; without
     ``stage1_fingers`` no finger terms, "pd" and "lim")."""
-    w = stage_weights(options.weights1, chunk.T, options)
-    if not options.stage1_fingers:
-        w = {k: v for k, v in w.items() if k not in ("pd", "lim")}
-    return w
+    return stage_weights(options.weights1, chunk.T, options, without=() if options.stage1_fingers else ("pd", "lim"))
 
 
 def stage1(chunk: Chunk, beta0: Tensor, fit_beta: bool, options: FitOptions,

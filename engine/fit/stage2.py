@@ -163,10 +163,8 @@ def prior_term(win: PriorWindows, z: Tensor, z0: Tensor, options: FitOptions) ->
 def stage2_weights(chunk: Chunk, options: FitOptions) -> dict[str, float]:
     """Stage II's terms and weights on this chunk (``options.weights2``, L_beta x t; without
     ``finger_residual`` no residual terms, "res" and "res_s")."""
-    w = stage_weights(options.weights2, chunk.T, options)
-    if not options.finger_residual:
-        w = {k: v for k, v in w.items() if k not in ("res", "res_s")}
-    return w
+    return stage_weights(options.weights2, chunk.T, options,
+                         without=() if options.finger_residual else ("res", "res_s"))
 
 
 def stage2_loss(chunk: Chunk, win: PriorWindows, v: StageTwoVariables, w: dict[str, float],
