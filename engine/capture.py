@@ -5,8 +5,10 @@ Bad input raises ``EngineError`` before anything is written; the result (and the
 only once complete (atomic writes), so a failure never leaves a partial file.
 """
 
+import argparse
 import os
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -16,6 +18,10 @@ from engine.contract import result as R
 from engine.util.device import resolve_device
 from engine.util.errors import EngineError
 from engine.contract.progress import Reporter
+
+if TYPE_CHECKING:
+    from engine.prior.model import MotionPrior
+    from engine.video import Video
 
 # --quality presets: augmented views for per-joint confidence, Adam iterations per fitting stage.
 # "best" is the authors' setting (400 iterations per stage); fewer views/iterations trade accuracy
@@ -50,7 +56,8 @@ class CaptureOptions:
     hand_size: float = None  # mm, wrist to middle-finger knuckle (engine.contract.choices.HAND_SIZE_MM); None: the model's
 
     @classmethod
-    def from_args(cls, args):
+    def from_args(cls, args: argparse.Namespace) -> "CaptureOptions":
+        """The options of a parsed ``capture`` command line (engine.commands.cli)."""
         return cls(hands=args.hands, device=args.device, mano_dir=args.mano_dir, stages=args.stages,
                    quality=args.quality, fov=args.fov, K=args.K, start=args.start, end=args.end,
                    keypoints=args.keypoints, prior=args.prior, no_cache=args.no_cache, views=args.views,
@@ -59,12 +66,13 @@ class CaptureOptions:
                    literal=getattr(args, "literal", False), hand_size=getattr(args, "hand_size", None))
 
     @property
-    def sides(self):
+    def sides(self) -> tuple[str, ...]:
+        """The sides captured: ('right',), ('left',) or both."""
         return C.sides_of(self.hands)
 
 
-def check_writable(path, what="output"):
-    """Fail early (before hours of work) when ``path`` cannot be written."""
+def check_writable(path: str | os.PathLike, what: str = "output") -> str:
+    """Fail early (before hours of work) when ``path`` cannot be written; -> the absolute path."""
     path = os.path.abspath(os.fspath(path))
     if os.path.isdir(path):
         raise EngineError(f"{what} path is a directory: {path}")
@@ -102,7 +110,8 @@ def _detect(video, options, quality, reporter):
     return kp.detect_hands(video, sides=options.sides, options=kp_options, reporter=reporter)
 
 
-def capture(video_path, out_path, options: CaptureOptions = None, reporter: Reporter = None) -> dict:
+def capture(video_path: str | os.PathLike, out_path: str | os.PathLike, options: CaptureOptions | None = None,
+            reporter: Reporter | None = None) -> dict:
     """Run the whole capture. Returns {"result": abs path, "preview": abs path or None}.
 
     The steps, each below: check the options and the output paths (no work yet), open the models, the
@@ -132,7 +141,7 @@ def capture(video_path, out_path, options: CaptureOptions = None, reporter: Repo
     return {"result": out_path, "preview": preview_path}
 
 
-def check_capture_options(options: CaptureOptions, out_path) -> tuple:
+def check_capture_options(options: CaptureOptions, out_path: str | os.PathLike) -> tuple:
     """Everything about ``options`` and the output paths that is known before any work; removes the
     temporary files of killed runs beside the result. -> (result path, preview path or None), absolute."""
     if options.hands not in C.HANDS:
@@ -170,7 +179,7 @@ _KEPT = {}
 _KEEP = False
 
 
-def keep_models(keep=True):
+def keep_models(keep: bool = True) -> None:
     """Keep the hand models and priors that ``capture`` loads for the next captures of this process
     (``engine.commands.batch``'s workers: one load per worker, not per clip); False forgets them."""
     global _KEEP
@@ -187,7 +196,7 @@ def _load(key, make):
     return _KEPT[key]
 
 
-def open_inputs(video_path, options: CaptureOptions, device: str, reporter: Reporter) -> tuple:
+def open_inputs(video_path: str | os.PathLike, options: CaptureOptions, device: str, reporter: Reporter) -> tuple:
     """-> (models {side: HandModel}, prior (MotionPrior or None), video (engine.video.Video), K (3,3) px).
 
     The prior is read whenever stage II or ``--prior`` asks for it, before minutes of detection, so a
@@ -227,7 +236,7 @@ def open_inputs(video_path, options: CaptureOptions, device: str, reporter: Repo
 MIN_SECOND_HAND_FRAMES = 5
 
 
-def hands_found(tracks: dict, video, options: CaptureOptions, reporter: Reporter) -> tuple:
+def hands_found(tracks: dict, video: "Video", options: CaptureOptions, reporter: Reporter) -> tuple:
     """The hands with at least one detected frame -> (found {side: HandTrack}, frame_ids (T,) int64,
     frame_times (T,) s or None); of two hands from MediaPipe, one kept in fewer than
     MIN_SECOND_HAND_FRAMES frames while the other is kept in more is left out. No hand at all is an
@@ -280,8 +289,9 @@ def estimate_per_frame(found: dict, models: dict, K: np.ndarray, fps: float, opt
     return estimates
 
 
-def fit_hands(estimates: dict, models: dict, prior, K: np.ndarray, fps: float, options: CaptureOptions,
-              quality: dict, reporter: Reporter, frame_times=None) -> dict:
+def fit_hands(estimates: dict, models: dict, prior: "MotionPrior | None", K: np.ndarray, fps: float,
+              options: CaptureOptions, quality: dict, reporter: Reporter,
+              frame_times: np.ndarray | None = None) -> dict:
     """Stages I (and II with the prior) per hand -> {side: fitted dict (as the estimate's, plus the fit's
     entries)}; {} with ``--stages 0``. The fit's warnings go to the reporter, prefixed with the hand.
     frame_times (T,) s or None: the frames' times, used by the fit where they are uneven (logged)."""
@@ -310,8 +320,9 @@ def fit_hands(estimates: dict, models: dict, prior, K: np.ndarray, fps: float, o
     return fits
 
 
-def result_arrays(video, video_path, options: CaptureOptions, K: np.ndarray, fps: float, frame_ids: np.ndarray,
-                  frame_times, models: dict, found: dict, estimates: dict, fits: dict) -> dict:
+def result_arrays(video: "Video", video_path: str | os.PathLike, options: CaptureOptions, K: np.ndarray, fps: float,
+                  frame_ids: np.ndarray, frame_times: np.ndarray | None, models: dict, found: dict, estimates: dict,
+                  fits: dict) -> dict:
     """The result file's entries (schema: engine.contract.result): clip-level ones, then each hand's (the fit's,
     or the estimate's with ``--stages 0``) and its keypoint counts."""
     arrays = {

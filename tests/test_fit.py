@@ -348,14 +348,14 @@ def test_a_stage_stops_when_converged_with_the_fixed_schedules_result(setup):
     when the last one has: on this easy clip it runs fewer iterations than asked for and ends where the
     fixed schedule (tol 0, every iteration) does, within the tolerance's worth of loss and a fraction of
     a millimetre."""
-    from engine.fit import stages as S
+    from engine.fit import stage1 as S  # stage I's optimiser loop, counted
 
     model, prior, gt, _, est = setup
     args = (model, prior, est, est["keypoints_2d"], est["confidence"], K, FPS)
     runs = {}
     for tol in (0.0, 1e-3):
         counted = []
-        optimise = S._optimise
+        optimise = S.optimise
 
         def counting(params, closure, iters, options, reporter=None, tol=None):
             calls = [0]
@@ -368,11 +368,11 @@ def test_a_stage_stops_when_converged_with_the_fixed_schedules_result(setup):
             counted.append((calls[0], iters, result[1]))
             return result
 
-        S._optimise = counting
+        S.optimise = counting
         try:
             out, _ = fit_sequence(*args, stages=1, options=FitOptions(iters_stage1=300, tol1=tol))
         finally:
-            S._optimise = optimise
+            S.optimise = optimise
         runs[tol] = (out, counted[0])
     (fixed, (n_fixed, _, loss_fixed)), (stopped, (n_stopped, iters, loss_stopped)) = runs[0.0], runs[1e-3]
     assert n_fixed == iters == 300 and n_stopped < iters

@@ -14,6 +14,7 @@ jsonl ``error`` event with ``--progress jsonl``) and exit code 2, never a traceb
 partial result file. Anything else is a bug: exit code 1 with the traceback on stderr.
 """
 
+import argparse
 import contextlib
 import importlib
 import io
@@ -22,6 +23,7 @@ import re
 import signal
 import sys
 import threading
+from collections.abc import Iterator, Sequence
 
 from engine import __version__
 from engine.contract import choices as C
@@ -41,7 +43,8 @@ DELEGATED = {
 }
 
 
-def capture_parser():
+def capture_parser() -> Parser:
+    """The ``capture`` command's argument parser."""
     p = Parser(prog="python -m engine capture", description="Capture MANO hands from a video.", allow_abbrev=False)
     p.add_argument("video", help="input video file")
     p.add_argument("--out", required=True, help="result file to write (.npz, schema in engine/contract/result.py)")
@@ -104,7 +107,7 @@ def _progress_mode(argv):
     return mode
 
 
-def check_options(args):
+def check_options(args: argparse.Namespace) -> None:
     """Everything about the options that can be known before any work (the video is opened later): fail
     now rather than after minutes of detection."""
     if args.end is not None and args.end <= args.start:
@@ -117,7 +120,7 @@ def check_options(args):
 _WATCHING = False
 
 
-def exit_with_parent(interval=1.0):
+def exit_with_parent(interval: float = 1.0) -> None:
     """Exit when the process that launched us dies (a program that ran us with --progress jsonl and
     was killed, e.g. Blender by SIGKILL, cannot terminate us itself): a daemon thread watches for
     being re-parented. Nothing is written after that: results are only ever renamed into place."""
@@ -146,7 +149,7 @@ class Terminated(BaseException):
 
 
 @contextlib.contextmanager
-def terminate_cleanly():
+def terminate_cleanly() -> Iterator[None]:
     """Turn SIGTERM / SIGHUP into ``Terminated`` while a command runs (their default ends the process
     without running ``finally`` blocks or ``atexit``, leaving half-written files)."""
     previous = {}
@@ -173,7 +176,7 @@ NATIVE_CHATTER = re.compile(
 
 
 @contextlib.contextmanager
-def filter_native_stderr():
+def filter_native_stderr() -> Iterator[None]:
     """While a command runs, pass file descriptor 2 through a thread that drops ``NATIVE_CHATTER`` lines;
     Python's own ``sys.stderr`` (the progress bar, errors, tracebacks) keeps writing to the real stderr
     directly, so no native line is glued into the bar. A no-op without a real fd 2."""
@@ -234,7 +237,8 @@ def filter_native_stderr():
             os.close(read_end)
 
 
-def run_capture(argv):
+def run_capture(argv: Sequence[str]) -> int:
+    """``python -m engine capture ARGV``: the exit code."""
     reporter = Reporter(_progress_mode(argv))
     if reporter.mode == "jsonl":
         exit_with_parent()
@@ -273,7 +277,7 @@ def _run_capture(argv, reporter):
         return 1
 
 
-def main(argv=None):
+def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help"):
         print(__doc__.strip())

@@ -24,10 +24,15 @@ flexion -5..115, DIP -15..95, abduction and twist +-10. The thumb's joints bend 
 own that the palm's normal does not give; only their twist is limited (+-25).
 """
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import torch
 
 from engine.contract import joints as J
+
+if TYPE_CHECKING:
+    from engine.hand_model import HandModel
 
 # (min, max) degrees per angle (flexion, abduction, twist) for the three joints of a finger
 FINGER_LIMITS = (((-30.0, 100.0), (-30.0, 30.0), (-15.0, 15.0)),  # MCP (MANO's 1)
@@ -37,7 +42,7 @@ THUMB_TWIST = 25.0
 NO_LIMIT = (-360.0, 360.0)
 
 
-def limits_table():
+def limits_table() -> np.ndarray:
     """(15,3,2) degrees: [joint, (flexion, abduction, twist), (min, max)] in MANO's pose order."""
     table = np.empty((15, 3, 2))
     for j, name in enumerate(J.MANO_JOINT_NAMES[1:]):
@@ -55,7 +60,7 @@ def _unit(v):
     return v / np.linalg.norm(v, axis=-1, keepdims=True).clip(1e-9)
 
 
-def joint_axes(model):
+def joint_axes(model: "HandModel") -> torch.Tensor:
     """(15,3,3) float32 tensor on the model's device: per pose joint the rows (flexion, abduction,
     twist) axes in the rest pose's frame (see the module docstring)."""
     with torch.no_grad():
@@ -75,14 +80,15 @@ def joint_axes(model):
     return torch.as_tensor(axes, dtype=torch.float32, device=model.device)
 
 
-def joint_angles(hand_pose, axes):
+def joint_angles(hand_pose: torch.Tensor, axes: torch.Tensor) -> torch.Tensor:
     """hand_pose (...,45) axis-angle -> (...,15,3) degrees about (flexion, abduction, twist)."""
     r = hand_pose.reshape(*hand_pose.shape[:-1], 15, 1, 3)
     return (r * axes).sum(-1) * (180.0 / np.pi)
 
 
-def limit_penalty(hand_pose, axes, limits=None):
-    """Sum over frames and joints of the squared degrees by which each angle leaves its limits."""
+def limit_penalty(hand_pose: torch.Tensor, axes: torch.Tensor, limits: np.ndarray | None = None) -> torch.Tensor:
+    """Sum (a scalar) over frames and joints of the squared degrees by which each angle of hand_pose
+    (...,45) leaves its limits (15,3,2) (default LIMITS); axes (15,3,3) from ``joint_axes``."""
     lim = torch.as_tensor(LIMITS if limits is None else limits, dtype=hand_pose.dtype, device=hand_pose.device)
     ang = joint_angles(hand_pose, axes)
     over = torch.relu(ang - lim[..., 1]) + torch.relu(lim[..., 0] - ang)

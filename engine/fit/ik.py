@@ -19,6 +19,8 @@ model's size) is absorbed by the shape space, whose first direction is overall s
 Rows with NaN are skipped and get the identity pose at the mean of the others' placement.
 """
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import roma
 import torch
@@ -26,11 +28,17 @@ import torch
 from engine.fit.anatomy import joint_axes, limit_penalty
 from engine.fit.optim import Adam
 
+if TYPE_CHECKING:
+    from engine.hand_model import HandModel
+
 PALM = [0, 5, 9, 13, 17]  # MediaPipe indices of the wrist and the four finger MCPs
 
 
-def ik_from_keypoints3d(model, keypoints3d, weights=None, iters=200, lr=0.05, fit_betas=True,
-                        pose_reg=1e-4, betas_reg=1e-3, betas=None, fit_scale=False, limit_weight=0.0):
+def ik_from_keypoints3d(model: "HandModel", keypoints3d: np.ndarray | torch.Tensor,
+                        weights: np.ndarray | torch.Tensor | None = None, iters: int = 200, lr: float = 0.05,
+                        fit_betas: bool = True, pose_reg: float = 1e-4, betas_reg: float = 1e-3,
+                        betas: np.ndarray | torch.Tensor | None = None, fit_scale: bool = False,
+                        limit_weight: float = 0.0) -> dict[str, torch.Tensor]:
     """See the module docstring. ``fit_scale``: the targets' overall size is not trusted (MediaPipe's
     world landmarks are metric only roughly, and shrink curled fingers): a free scale factor for
     the whole sequence absorbs it, so the pose does not bend to fit a size (the scale itself is not

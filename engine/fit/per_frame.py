@@ -1,4 +1,5 @@
-"""The per-frame estimate: the hatted targets of the two-stage fit, and the "per-frame" baseline.
+"""The per-frame estimate: the hatted targets of the two-stage fit, and the "per-frame" baseline
+(docs/method.md section 3).
 
 For each frame where a hand was detected (``per_frame_estimate``: ``track_arrays``, then one function
 per step):
@@ -26,6 +27,7 @@ Everything here is batched over frames; nothing depends on the clip length beyon
 """
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import roma
@@ -36,6 +38,11 @@ from engine.util.camera import project
 from engine.util.errors import EngineError
 from engine.fit.optim import Adam
 from engine.fit.temporal import hold_nearest, lerp_fill, slerp_fill
+
+if TYPE_CHECKING:
+    from engine.contract.progress import Reporter
+    from engine.hand_model import HandModel
+    from engine.keypoints.types import HandTrack
 
 # confidence given to keypoints that are projections of the interpolated estimate (gap fill)
 FILL_CONFIDENCE = 0.1
@@ -55,7 +62,7 @@ IK_CHUNK = 512
 @dataclass
 class PerFrameOptions:
     max_gap_s: float = 1.0  # longer gaps are "hand absent" (valid=False), not interpolated
-    # keypoint sources for the fit (HMP_METHOD.md section 2): "blend" = MediaPipe where it found the
+    # keypoint sources for the fit (docs/method.md section 2, "Keypoint sources"): "blend" = MediaPipe where it found the
     # hand, the projection of the dense (interpolated per-frame) estimate elsewhere, at low
     # confidence; "mediapipe" = detected keypoints only (gaps carry no 2D term; the prior fills them)
     keypoint_source: str = "blend"
@@ -64,7 +71,7 @@ class PerFrameOptions:
     refine_iters: int = REFINE_ITERS  # refine_on_detections (0: IK and placement only, as before)
 
 
-def translation_from_2d(points, keypoints_2d, weights, K):
+def translation_from_2d(points: np.ndarray, keypoints_2d: np.ndarray, weights: np.ndarray, K: np.ndarray) -> np.ndarray:
     """Least-squares translation t so that project(points + t) ~ keypoints_2d.
 
     points (T,21,3) camera-oriented, root at the origin; keypoints_2d (T,21,2) px; weights (T,21).
@@ -92,7 +99,7 @@ def _device(model):
     return next(model.buffers()).device
 
 
-def forward_joints(model, global_orient: np.ndarray, hand_pose: np.ndarray, betas: np.ndarray,
+def forward_joints(model: "HandModel", global_orient: np.ndarray, hand_pose: np.ndarray, betas: np.ndarray,
                    transl: np.ndarray) -> np.ndarray:
     """The hand model's keypoints for numpy poses, no gradient: global_orient (T,3), hand_pose (T,45),
     betas (10,) shared by all frames, transl (T,3) -> keypoints (T,21,3) MediaPipe order, float64,
@@ -116,8 +123,11 @@ def _reproj_error(points, keypoints_2d, weights, K):
     return (err * weights).sum(-1) / np.maximum(weights.sum(-1), 1e-9)
 
 
-def place_in_camera(model, global_orient, hand_pose, betas, keypoints_2d, weights, K, pnp_refine=True):
-    """Camera-frame global_orient (T,3) and transl (T,3) for posed hands seen at keypoints_2d."""
+def place_in_camera(model: "HandModel", global_orient: np.ndarray, hand_pose: np.ndarray, betas: np.ndarray,
+                    keypoints_2d: np.ndarray, weights: np.ndarray, K: np.ndarray,
+                    pnp_refine: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """Camera-frame global_orient (T,3) and transl (T,3) for posed hands (global_orient (T,3),
+    hand_pose (T,45), betas (10,)) seen at keypoints_2d (T,21,2) px with weights (T,21); K (3,3)."""
     import cv2
 
     T = global_orient.shape[0]
@@ -154,7 +164,7 @@ def place_in_camera(model, global_orient, hand_pose, betas, keypoints_2d, weight
     return go, transl
 
 
-def side_probability(track, T):
+def side_probability(track: "HandTrack", T: int) -> np.ndarray:
     """(T,) MediaPipe's probability that each frame's detection is this side's hand (the track's
     ``handedness``), 1 where it gave none (external keypoints, frames recovered on a crop)."""
     p = getattr(track, "handedness", None)
@@ -164,7 +174,7 @@ def side_probability(track, T):
     return np.where(np.isfinite(p), np.clip(p, 0.0, 1.0), 1.0)
 
 
-def track_arrays(track):
+def track_arrays(track: "HandTrack") -> tuple[np.ndarray, ...]:
     """The track as float64 arrays fit for the estimate, and which frames have what.
 
     track: keypoints_2d (T,21,2) px, confidence (T,21), source (T,) uint8, world_landmarks (T,21,3)
@@ -187,7 +197,9 @@ def track_arrays(track):
     return kp2d, conf, source, world, has2d, has3d
 
 
-def ik_in_batches(model, world, has3d, iters=None, reporter=None, chunk=None, confidence=None):
+def ik_in_batches(model: "HandModel", world: np.ndarray, has3d: np.ndarray, iters: int | None = None,
+                  reporter: "Reporter | None" = None, chunk: int | None = None,
+                  confidence: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Pose from the 3D landmarks by inverse kinematics, in batches of ``chunk`` (default IK_CHUNK)
     landmark frames: memory and progress (``reporter`` advanced per batch) by the batch, not the clip.
 
@@ -219,7 +231,8 @@ def ik_in_batches(model, world, has3d, iters=None, reporter=None, chunk=None, co
     return go, pose
 
 
-def start_without_landmarks(global_orient, hand_pose, has2d, has3d):
+def start_without_landmarks(global_orient: np.ndarray, hand_pose: np.ndarray, has2d: np.ndarray,
+                            has3d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """A starting pose for the frames with 2D keypoints but no landmarks: the nearest landmark
     frame's, or where no frame has landmarks a flat hand, fingers up, palm to the camera.
 
@@ -237,8 +250,11 @@ def start_without_landmarks(global_orient, hand_pose, has2d, has3d):
     return go, pose
 
 
-def place_detected(model, global_orient, hand_pose, betas, keypoints_2d, confidence, has2d, has3d, K,
-                   pnp_refine=True, world=None, refine_iters=REFINE_ITERS, world_weight=None):
+def place_detected(model: "HandModel", global_orient: np.ndarray, hand_pose: np.ndarray, betas: np.ndarray,
+                   keypoints_2d: np.ndarray, confidence: np.ndarray, has2d: np.ndarray, has3d: np.ndarray,
+                   K: np.ndarray, pnp_refine: bool = True, world: np.ndarray | None = None,
+                   refine_iters: int = REFINE_ITERS,
+                   world_weight: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Every frame with 2D keypoints placed in the camera (``place_in_camera``), then fitted to all
     its evidence (``refine_on_detections``: the 2D keypoints, the 3D landmarks where there are
     any, the joints' limits).
@@ -260,8 +276,10 @@ def place_detected(model, global_orient, hand_pose, betas, keypoints_2d, confide
     return go, pose, transl
 
 
-def refine_on_detections(model, global_orient, hand_pose, betas, transl, keypoints_2d, confidence, world, K,
-                         iters=REFINE_ITERS, lr=0.02, chunk=None, world_weight=None):
+def refine_on_detections(model: "HandModel", global_orient: np.ndarray, hand_pose: np.ndarray, betas: np.ndarray,
+                         transl: np.ndarray, keypoints_2d: np.ndarray, confidence: np.ndarray, world: np.ndarray,
+                         K: np.ndarray, iters: int = REFINE_ITERS, lr: float = 0.02, chunk: int | None = None,
+                         world_weight: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Each frame's pose and placement fitted to everything MediaPipe gave for it, frames batched.
 
     global_orient (N,3), hand_pose (N,45), transl (N,3) the start (IK + placement); keypoints_2d
@@ -283,7 +301,7 @@ def refine_on_detections(model, global_orient, hand_pose, betas, transl, keypoin
       (REFINE_POSE_PULL per degree^2; PULL_WITHOUT_3D where no landmark holds the depth of the
       fingers, which 2D alone leaves free);
     - the joints' anatomical limits (``engine.fit.anatomy``, REFINE_LIMITS per degree^2 outside).
-    Adam at ``lr``, translation in centimetres (see stages.TAU_SCALE), in chunks of IK_CHUNK frames.
+    Adam at ``lr``, translation in centimetres (see terms.TAU_SCALE), in chunks of IK_CHUNK frames.
     """
     from engine.fit import losses as L
     from engine.fit.anatomy import joint_axes, limit_penalty
@@ -331,7 +349,8 @@ def refine_on_detections(model, global_orient, hand_pose, betas, transl, keypoin
     return go_out, pose_out, tr_out
 
 
-def fill_gaps(global_orient, hand_pose, transl, known, max_gap):
+def fill_gaps(global_orient: np.ndarray, hand_pose: np.ndarray, transl: np.ndarray, known: np.ndarray,
+              max_gap: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """SLERP of every joint rotation and linear translation over gaps of at most ``max_gap`` frames
     between known frames; the rest (longer gaps, before the first / after the last known frame)
     holds the nearest estimate and is not valid.
@@ -350,7 +369,9 @@ def fill_gaps(global_orient, hand_pose, transl, known, max_gap):
     return rot[:, 0], rot[:, 1:].reshape(T, 45), transl, filled, valid
 
 
-def keypoints_for_fit(keypoints_2d, confidence, source, joints, K, filled, valid, keypoint_source="blend"):
+def keypoints_for_fit(keypoints_2d: np.ndarray, confidence: np.ndarray, source: np.ndarray, joints: np.ndarray,
+                      K: np.ndarray, filled: np.ndarray, valid: np.ndarray,
+                      keypoint_source: str = "blend") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The fit's 2D keypoints: the detections, and on gap-filled frames with ``keypoint_source``
     "blend" the projection of the interpolated estimate at FILL_CONFIDENCE (source
     SOURCE_INTERPOLATED); with "mediapipe" filled frames carry none. Frames not valid carry none.
@@ -373,7 +394,9 @@ def keypoints_for_fit(keypoints_2d, confidence, source, joints, K, filled, valid
     return kp2d, conf, source
 
 
-def per_frame_estimate(model, track, K, fps, options=None, reporter=None):
+def per_frame_estimate(model: "HandModel", track: "HandTrack", K: np.ndarray, fps: float,
+                       options: "PerFrameOptions | None" = None,
+                       reporter: "Reporter | None" = None) -> dict[str, np.ndarray]:
     """Per-frame MANO estimate of one hand over a clip (``reporter``: advanced by one per frame with
     3D landmarks, as the inverse kinematics goes). The steps of the module docstring, in order.
 

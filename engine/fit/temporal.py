@@ -78,7 +78,7 @@ def hold_nearest(values: np.ndarray, known: np.ndarray) -> np.ndarray:
 EVEN_TOLERANCE = 0.25
 
 
-def uneven_times(frame_times, fps: float):
+def uneven_times(frame_times: np.ndarray | None, fps: float) -> np.ndarray | None:
     """The frame times (T,) s as float64 when they are uneven: some step between frames differs from
     1 / fps by more than EVEN_TOLERANCE of a frame (a variable frame rate, dropped frames); None
     when they are even, absent (None), not finite or not increasing (the constant rate is used)."""

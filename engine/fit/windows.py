@@ -35,7 +35,8 @@ class Layout:
     frame_times: np.ndarray = None  # (T,) s from the first frame when laid on uneven times, else None
 
 
-def layout(T, fps, prior_window, prior_fps, overlap=16, device="cpu", times=None):
+def layout(T: int, fps: float, prior_window: int, prior_fps: float, overlap: int = 16,
+           device: str | torch.device = "cpu", times: np.ndarray | None = None) -> Layout:
     """The prior's windows over a clip of T frames at ``fps`` (see the module docstring); ``times``
     (T,) seconds, increasing: lay them on these (uneven) frame times instead of the constant rate."""
     if times is not None:
@@ -107,7 +108,7 @@ def _layout_on_times(times, fps, prior_window, prior_fps, overlap, device):
                   times=torch.as_tensor(rel, dtype=torch.float32, device=device), frame_times=t)
 
 
-def blend_rotations(rotvecs, lay, T, reference):
+def blend_rotations(rotvecs: torch.Tensor, lay: Layout, T: int, reference: torch.Tensor) -> torch.Tensor:
     """Per clip frame, the weighted average of the windows' rotations (unit quaternions, signs
     aligned to ``reference``). rotvecs (W,n,J,3); reference (T,J,3) -> (T,J,3)."""
     q = roma.rotvec_to_unitquat(rotvecs)  # (W,n,J,4)
@@ -120,7 +121,8 @@ def blend_rotations(rotvecs, lay, T, reference):
     return roma.unitquat_to_rotvec(roma.quat_normalize(acc))
 
 
-def resample_windows(values, lay, fps, prior_window, prior_fps):
+def resample_windows(values: torch.Tensor, lay: Layout, fps: float, prior_window: int,
+                     prior_fps: float) -> torch.Tensor:
     """Per window, rotations (T,J*3) resampled from clip frames to the prior's frames: (W,prior_window,J*3).
 
     Linear interpolation of quaternions (then normalised) between the two nearest clip frames; past the
@@ -140,7 +142,8 @@ def resample_windows(values, lay, fps, prior_window, prior_fps):
     return roma.unitquat_to_rotvec(out).reshape(*pos.shape, -1)
 
 
-def crossfade_chunks(spans, results, T, overlap):
+def crossfade_chunks(spans: list[tuple[int, int]], results: list[dict[str, np.ndarray]], T: int,
+                     overlap: int) -> dict[str, np.ndarray]:
     """Blend per-chunk results over a clip of T frames.
 
     spans: [(a, b)] chunk frame ranges that overlap by up to ``overlap`` frames; results: per chunk a

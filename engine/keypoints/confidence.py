@@ -1,6 +1,6 @@
 """Per-joint confidence from augmented views, and a second chance for missed frames.
 
-HMP_METHOD.md section 2: run the detector on N augmented views of a frame, map each view's
+docs/method.md section 2: run the detector on N augmented views of a frame, map each view's
 keypoints back to the image and take, per joint, sigma_j^2 = 1/N sum_n ||P_n,j - P_0,j||^2 (the norm
 of the per-axis deviations: the formula, not the authors' code, which takes the standard deviation
 of (sigma_x, sigma_y)); sigma_j = min(sigma_j, gamma); alpha_j = 1 - sigma_j / gamma.
@@ -30,9 +30,16 @@ joint the views disagree on by a finger segment or more. It is an option (``--ga
 KeypointOptions).
 """
 
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from engine.keypoints.detector import landmark_model_bytes, quiet_native_stderr
+
+if TYPE_CHECKING:
+    from engine.keypoints.types import HandTrack
+    from engine.video import Video
 
 CROP = 224  # the landmark network's input size
 DEFAULT_GAMMA = 8.0  # crop pixels (see the module docstring)
@@ -49,7 +56,7 @@ class LandmarkNet:
     runs = 0  # network runs (batches) and crops run, by every instance of this process (tests, benchmarks)
     crops = 0
 
-    def __init__(self, threads=None):
+    def __init__(self, threads: int | None = None):
         import os
 
         self._threads = threads or min(4, os.cpu_count() or 1)
@@ -71,7 +78,7 @@ class LandmarkNet:
                                 outs["Identity_3"], True]
         return self._by_size[n]
 
-    def run(self, crops):
+    def run(self, crops: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         crops = np.ascontiguousarray(crops, dtype=np.float32)
         entry = self._interpreter(len(crops))
         self._it, self._input, self._screen, self._presence, self._world, self._quiet = entry
@@ -91,7 +98,7 @@ class LandmarkNet:
         return lm, presence, world
 
 
-def base_crop(keypoints_2d):
+def base_crop(keypoints_2d: np.ndarray) -> tuple[np.ndarray, float]:
     """Affine (2,3) image -> crop like MediaPipe's tracking ROI; and the crop's rotation (rad)."""
     kp = np.asarray(keypoints_2d, dtype=np.float64)
     up = kp[9] - kp[0]
@@ -101,7 +108,7 @@ def base_crop(keypoints_2d):
     return crop_affine(centre, size, angle), angle
 
 
-def crop_affine(centre, size, angle, flip=False):
+def crop_affine(centre: np.ndarray, size: float, angle: float, flip: bool = False) -> np.ndarray:
     """The affine (2,3) taking image pixels to crop pixels: rotate by -angle about centre, scale
     size -> CROP, optionally mirror horizontally."""
     c, s = np.cos(-angle), np.sin(-angle)
@@ -114,16 +121,18 @@ def crop_affine(centre, size, angle, flip=False):
     return M
 
 
-def invert_affine(M):
+def invert_affine(M: np.ndarray) -> np.ndarray:
+    """The inverse (2,3) of the affine M (2,3)."""
     A = np.linalg.inv(M[:, :2])
     return np.concatenate([A, -(A @ M[:, 2])[:, None]], axis=1)
 
 
-def apply_affine(M, points):
+def apply_affine(M: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """points (...,2) through the affine M (2,3)."""
     return np.asarray(points) @ M[:, :2].T + M[:, 2]
 
 
-def augmentations(n, seed=0):
+def augmentations(n: int, seed: int = 0) -> list[dict]:
     """n view parameters (rotation rad, scale, shift (2,) crop fraction, flip, brightness).
 
     Deterministic (fixed seed) so the same frame always gets the same confidence. Ranges follow
@@ -142,7 +151,7 @@ def augmentations(n, seed=0):
     return views
 
 
-def view_affine(keypoints_2d, view):
+def view_affine(keypoints_2d: np.ndarray, view: dict) -> np.ndarray:
     """Affine image -> crop of one augmented view around the hand at keypoints_2d."""
     kp = np.asarray(keypoints_2d, dtype=np.float64)
     _, angle = base_crop(kp)
@@ -153,7 +162,7 @@ def view_affine(keypoints_2d, view):
     return crop_affine(centre, size, angle + view["rotation"], flip=view["flip"])
 
 
-def warp(rgb, M, brightness=1.0):
+def warp(rgb: np.ndarray, M: np.ndarray, brightness: float = 1.0) -> np.ndarray:
     import cv2
 
     crop = cv2.warpAffine(rgb, M, (CROP, CROP), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
@@ -161,7 +170,7 @@ def warp(rgb, M, brightness=1.0):
     return np.clip(crop, 0.0, 1.0)
 
 
-def alpha_from_sigma(sigma, gamma):
+def alpha_from_sigma(sigma: np.ndarray, gamma: float) -> np.ndarray:
     """alpha_j = 1 - min(sigma_j, gamma) / gamma."""
     return 1.0 - np.minimum(sigma, gamma) / gamma
 
@@ -169,12 +178,12 @@ def alpha_from_sigma(sigma, gamma):
 class ConfidenceEstimator:
     """Per-joint confidence of one detection from ``views`` augmented views (see module doc)."""
 
-    def __init__(self, views=4, gamma=None, net=None, seed=0):
+    def __init__(self, views: int = 4, gamma: float | None = None, net: LandmarkNet | None = None, seed: int = 0):
         self.views = augmentations(views, seed)
         self.gamma = DEFAULT_GAMMA if gamma is None else float(gamma)
         self.net = net or LandmarkNet()
 
-    def spread(self, rgb, keypoints_2d):
+    def spread(self, rgb: np.ndarray, keypoints_2d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """sigma_j (21,) in crop pixels, and the back-mapped keypoints of every view (N+1,21,2)."""
         affines = [base_crop(keypoints_2d)[0]] + [view_affine(keypoints_2d, v) for v in self.views]
         bright = [1.0] + [v["brightness"] for v in self.views]
@@ -190,7 +199,7 @@ class ConfidenceEstimator:
         sigma, _ = self.spread(rgb, detection.keypoints_2d)
         return alpha_from_sigma(sigma, self.gamma)
 
-    def frame(self, rgb, keypoint_sets):
+    def frame(self, rgb: np.ndarray, keypoint_sets: Sequence[np.ndarray]) -> list[np.ndarray]:
         """alpha (21,) for each of several hands of one frame (keypoints (21,2) each), all their views
         in one batch through the landmark network (the same answers as one call per hand)."""
         affines, bright = [], []
@@ -255,8 +264,10 @@ def _anchors(detected, stride):
     return anchor
 
 
-def views_and_gaps(video, tracks, sides, views=0, gamma=None, retry=True, max_chain=15, min_presence=0.5,
-                   net=None, estimator=None, stride=None, agree=None):
+def views_and_gaps(video: "Video", tracks: dict[str, "HandTrack"], sides: Sequence[str], views: int = 0,
+                   gamma: float | None = None, retry: bool = True, max_chain: int = 15, min_presence: float = 0.5,
+                   net: LandmarkNet | None = None, estimator: "ConfidenceEstimator | None" = None,
+                   stride: int | None = None, agree: float | None = None) -> dict[str, int]:
     """One more decode of the clip for the hands ``sides`` of ``tracks`` (HandTracks over the same
     frames, changed in place): per-joint confidence from ``views`` augmented views on their MediaPipe
     frames where a detection is uncertain (VIEW_STRIDE, VIEW_AGREE above; every hand of a frame in
@@ -352,7 +363,9 @@ def _fill_between(spans, tracks, held, estimator, agree):
         todo = nxt
 
 
-def retry_gaps(video, track, estimator=None, max_chain=15, min_presence=0.5, net=None, others=()):
+def retry_gaps(video: "Video", track: "HandTrack", estimator: "ConfidenceEstimator | None" = None,
+               max_chain: int = 15, min_presence: float = 0.5, net: LandmarkNet | None = None,
+               others: Sequence["HandTrack"] = ()) -> int:
     """Frames MediaPipe missed, next to detected ones: run the landmark network on the crop of the
     nearest detected (or just recovered) frame, forwards then backwards, up to ``max_chain`` frames
     from a detection. Accepted answers get source SOURCE_TRACKED_CROP; the rest stay missing. An

@@ -27,6 +27,7 @@ import os
 import sys
 import types
 import zipfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,7 +40,7 @@ _DEVNULL_FD = None
 
 
 @contextlib.contextmanager
-def quiet_native_stderr():
+def quiet_native_stderr() -> Iterator[None]:
     """Silence what native code writes to file descriptor 2 (MediaPipe's TFLite/absl chatter, e.g.
     "Created TensorFlow Lite XNNPACK delegate" whenever a graph node starts, ignores
     GLOG_minloglevel), restoring it afterwards. Python-level errors still raise. Two dup2 calls:
@@ -76,7 +77,7 @@ class _DeferredModule(types.ModuleType):
         return getattr(real, attr)
 
 
-def import_mediapipe():
+def import_mediapipe() -> types.ModuleType:
     """``mediapipe``, imported without running ``matplotlib.pyplot``: ``import mediapipe`` imports every
     Tasks API, whose drawing utilities import pyplot (about 0.8-1.3 s on a 2-core CPU, issue 22) that
     the engine never uses. pyplot stands deferred (``_DeferredModule``) while mediapipe imports, so it
@@ -109,12 +110,12 @@ def _read_bundle(member=None):
                           "rebuild it with tools/make_hand_landmarker_bundle.py or reinstall the extension") from None
 
 
-def model_bundle_bytes():
+def model_bundle_bytes() -> bytes:
     """The hand landmarker bundle's bytes, for the Tasks landmarker (see ``_read_bundle``'s error)."""
     return _read_bundle()
 
 
-def landmark_model_bytes():
+def landmark_model_bytes() -> bytes:
     """The landmark network alone (the bundle's ``hand_landmarks_detector.tflite``), for LiteRT."""
     return _read_bundle(LANDMARK_MEMBER)
 
@@ -140,8 +141,8 @@ class HandDetector:
     (IoU) above which a palm found again is taken for a hand already tracked.
     """
 
-    def __init__(self, max_hands=2, tracking=True, min_detection_confidence=0.5, min_presence_confidence=0.5,
-                 min_tracking_confidence=0.5):
+    def __init__(self, max_hands: int = 2, tracking: bool = True, min_detection_confidence: float = 0.5,
+                 min_presence_confidence: float = 0.5, min_tracking_confidence: float = 0.5):
         import_mediapipe()
         from mediapipe.tasks.python import vision
         from mediapipe.tasks.python.core.base_options import BaseOptions
@@ -156,7 +157,7 @@ class HandDetector:
             self._landmarker = vision.HandLandmarker.create_from_options(options)
         self._last_ms = None
 
-    def timestamp_ms(self, t):
+    def timestamp_ms(self, t: float | None) -> int:
         """The VIDEO-mode timestamp for a frame at ``t`` seconds (None: 1 ms past the previous
         frame): its own time in ms, or 1 ms past the previous one where that would not increase."""
         ms = None if t is None or not np.isfinite(t) else int(round(float(t) * 1000.0))
@@ -183,7 +184,7 @@ class HandDetector:
             out.append(Detection(LABEL_TO_SIDE.get(cls.category_name, "right"), float(cls.score), img, wl))
         return out
 
-    def close(self):
+    def close(self) -> None:
         with quiet_native_stderr():  # LiteRT announces each accelerator it destroys
             self._landmarker.close()
 

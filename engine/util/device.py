@@ -30,7 +30,7 @@ def resolve_device(name: str | None) -> str:
 DEFAULT_CPU_THREADS = 1
 
 
-def set_cpu_threads(threads=None) -> int:
+def set_cpu_threads(threads: int | str | None = None) -> int:
     """Set torch's intra-op threads (``threads``, else env HMP_TORCH_THREADS, else
     DEFAULT_CPU_THREADS); returns the number set."""
     import os
