@@ -8,16 +8,10 @@ from bpy.app.handlers import persistent
 from . import runner
 from .engine_link import choices as C
 from .live import cancel_current, current, forget, is_file_source, run_to_end, start
+from .modal_job import ModalJob
 from .properties import BLEND_RELATIVE
 
 TICK_S = 1.0 / 30.0  # the modal operator's timer: poses are applied at the rate they arrive, up to this
-
-
-def _sync(context, job):
-    st = context.window_manager.hmp_live_state
-    st.running = not job.finished
-    st.message = job.message
-    st.progress = job.fraction
 
 
 def _report(op, context, job):
@@ -32,27 +26,21 @@ def _report(op, context, job):
     return {"FINISHED"} if job.state == "done" else {"CANCELLED"}
 
 
-def _redraw(context):
-    screen = getattr(context, "screen", None)
-    for area in getattr(screen, "areas", ()):
-        if area.type in {"VIEW_3D", "IMAGE_EDITOR", "STATUSBAR"}:
-            area.tag_redraw()
-
-
-class HMP_OT_live_start(bpy.types.Operator):
+class HMP_OT_live_start(ModalJob, bpy.types.Operator):
     """Record a take from the camera while the hand rig follows it live; Stop fits and bakes the take"""
 
     bl_idname = "hmp.live_start"
     bl_label = "Start"
     bl_options = {"REGISTER", "UNDO"}
-    _timer = None
+    tick_s = TICK_S
+    job_current = staticmethod(current)
 
     @classmethod
     def poll(cls, context):
         job = current()
         return job is None or job.finished
 
-    def _start(self, context):
+    def job_start(self, context):
         st = context.window_manager.hmp_live_state
         st.last_error = st.last_info = ""
         try:
@@ -61,39 +49,20 @@ class HMP_OT_live_start(bpy.types.Operator):
             st.last_error = f"Camera capture: {exc}"
             self.report({"ERROR"}, st.last_error)
             return None
-        _sync(context, job)
+        self.job_sync(context, job)
         return job
 
-    def invoke(self, context, event):
-        job = self._start(context)
-        if job is None:
-            return {"CANCELLED"}
-        wm = context.window_manager
-        self._timer = wm.event_timer_add(TICK_S, window=context.window)
-        wm.modal_handler_add(self)
-        return {"RUNNING_MODAL"}
+    def job_sync(self, context, job):
+        st = context.window_manager.hmp_live_state
+        st.running = not job.finished
+        st.message = job.message
+        st.progress = job.fraction
 
-    def modal(self, context, event):
-        job = current()
-        if job is None:
-            return self._finish(context, {"CANCELLED"})
-        if event.type == "ESC":
-            job.stop() if job.state == "recording" else job.cancel()
-        if event.type == "TIMER" or job.finished:
-            job.step(context)
-            _sync(context, job)
-            _redraw(context)
-            if job.finished:
-                return self._finish(context, _report(self, context, job))
-            return {"RUNNING_MODAL"}
-        return {"PASS_THROUGH"}
+    def job_escape(self, context, job):
+        job.stop() if job.state == "recording" else job.cancel()
 
-    def _finish(self, context, result):
-        if self._timer is not None:
-            context.window_manager.event_timer_remove(self._timer)
-            self._timer = None
-        _redraw(context)
-        return result
+    def job_report(self, context, job):
+        return _report(self, context, job)
 
     def execute(self, context):
         """Scripts: blocks until the take ends (a file's end, or Seconds) and is fitted."""
@@ -103,7 +72,7 @@ class HMP_OT_live_start(bpy.types.Operator):
             st.last_error = "Camera capture from a script: set Seconds (a camera never ends by itself)"
             self.report({"ERROR"}, st.last_error)
             return {"CANCELLED"}
-        job = self._start(context)
+        job = self.job_start(context)
         if job is None:
             return {"CANCELLED"}
         run_to_end(job, context)
@@ -111,7 +80,7 @@ class HMP_OT_live_start(bpy.types.Operator):
 
     def cancel(self, context):
         cancel_current()
-        self._finish(context, None)
+        self.job_end(context, None)
 
 
 class HMP_OT_live_stop(bpy.types.Operator):

@@ -8,23 +8,8 @@ from bpy_extras.io_utils import ImportHelper
 
 from . import importer, jobs, runner
 from .engine_link import choices as C
+from .modal_job import ModalJob
 from .settings import settings
-
-
-def _redraw(context):
-    screen = getattr(context, "screen", None)
-    if screen is None:
-        return
-    for area in screen.areas:
-        if area.type in {"VIEW_3D", "STATUSBAR"}:
-            area.tag_redraw()
-
-
-def _sync_state(context, job):
-    state = context.window_manager.hmp_state
-    state.running = not job.finished
-    state.progress = job.fraction
-    state.message = job.message
 
 
 def _finish_report(op, context, job):
@@ -51,21 +36,21 @@ def _finish_report(op, context, job):
     return {"CANCELLED"}
 
 
-class HMP_OT_capture(bpy.types.Operator):
+class HMP_OT_capture(ModalJob, bpy.types.Operator):
     """Run the engine on the video and bake the captured hands (Esc cancels)"""
 
     bl_idname = "hmp.capture"
     bl_label = "Capture"
     bl_options = {"REGISTER", "UNDO"}  # the whole import is one undo step
 
-    _timer = None
+    job_current = staticmethod(jobs.current)
 
     @classmethod
     def poll(cls, context):
         job = jobs.current()
         return job is None or job.finished
 
-    def _start(self, context):
+    def job_start(self, context):
         state = context.window_manager.hmp_state
         state.last_error = state.last_info = ""
         state.cancel_requested = False
@@ -75,44 +60,27 @@ class HMP_OT_capture(bpy.types.Operator):
             state.last_error = str(exc)
             self.report({"ERROR"}, str(exc))
             return None
-        _sync_state(context, job)
+        self.job_sync(context, job)
         return job
 
-    def invoke(self, context, event):
-        job = self._start(context)
-        if job is None:
-            return {"CANCELLED"}
-        wm = context.window_manager
-        self._timer = wm.event_timer_add(0.1, window=context.window)
-        wm.modal_handler_add(self)
-        _redraw(context)
-        return {"RUNNING_MODAL"}
+    def job_sync(self, context, job):
+        state = context.window_manager.hmp_state
+        state.running = not job.finished
+        state.progress = job.fraction
+        state.message = job.message
 
-    def modal(self, context, event):
-        job = jobs.current()
-        if job is None:
-            return self._stop(context, {"CANCELLED"})
-        if event.type == "ESC" or context.window_manager.hmp_state.cancel_requested:
-            job.cancel()
-        if event.type == "TIMER" or job.finished:
-            job.step(context)
-            _sync_state(context, job)
-            _redraw(context)
-            if job.finished:
-                return self._stop(context, _finish_report(self, context, job))
-            return {"RUNNING_MODAL"}
-        return {"PASS_THROUGH"}
+    def job_cancel_requested(self, context):
+        return context.window_manager.hmp_state.cancel_requested
 
-    def _stop(self, context, result):
-        if self._timer is not None:
-            context.window_manager.event_timer_remove(self._timer)
-            self._timer = None
-        _redraw(context)
-        return result
+    def job_escape(self, context, job):
+        job.cancel()
+
+    def job_report(self, context, job):
+        return _finish_report(self, context, job)
 
     def execute(self, context):
         """Blocking path (scripts, EXEC_DEFAULT): same job, polled in a loop."""
-        job = self._start(context)
+        job = self.job_start(context)
         if job is None:
             return {"CANCELLED"}
         jobs.run_to_end(job, context)
@@ -120,7 +88,7 @@ class HMP_OT_capture(bpy.types.Operator):
 
     def cancel(self, context):  # Blender tears the operator down (window closed, file loaded)
         jobs.cancel_current()
-        self._stop(context, None)
+        self.job_end(context, None)
 
 
 class HMP_OT_cancel_capture(bpy.types.Operator):

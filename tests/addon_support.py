@@ -116,3 +116,18 @@ def fake_engine(tmp_path, body):
         out = args[args.index("--out") + 1]
     """) + textwrap.dedent(body))
     return str(root)
+
+
+def operator_driver(op_class):
+    """A stand-in for the instance of a modal operator that Blender's window manager would hold
+    (background bpy runs execute() for INVOKE_DEFAULT and has no event loop, so tests call the real
+    invoke / modal with events they make): the operator's own methods and those of its mixins (not
+    bpy's), with report() recording into ``.reports``."""
+    ns = {}
+    for klass in reversed(op_class.__mro__):
+        if klass is object or klass.__module__.startswith(("bpy", "_bpy")):
+            continue
+        ns.update({k: v for k, v in vars(klass).items() if not k.startswith("__")})
+    ns["__init__"] = lambda self: setattr(self, "reports", [])
+    ns["report"] = lambda self, kind, message: self.reports.append((kind, message))
+    return type(f"{op_class.__name__}Driver", (), ns)

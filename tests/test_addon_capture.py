@@ -16,7 +16,7 @@ import pytest
 import bpy
 
 import hmp_addon
-from addon_support import datablock_counts, fake_engine, make_result
+from addon_support import datablock_counts, fake_engine, make_result, operator_driver
 from hmp_addon import jobs, operators, runner
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -149,18 +149,7 @@ def test_run_to_end_times_out_by_cancelling(scene, tmp_path):
     assert len(seen) > 5 and seen == sorted(seen)  # called after every step, progress never goes back
 
 
-class _Driver:
-    """Stands in for the operator instance Blender's window manager would hold: background bpy runs
-    execute() for INVOKE_DEFAULT and has no event loop, so the real modal() is called directly."""
-
-    _timer = None
-    _stop = operators.HMP_OT_capture._stop
-
-    def __init__(self):
-        self.reports = []
-
-    def report(self, kind, message):
-        self.reports.append((kind, message))
+_Driver = operator_driver(operators.HMP_OT_capture)
 
 
 def test_modal_step_escape_cancels(scene, tmp_path):

@@ -18,7 +18,7 @@ import pytest
 import bpy
 
 import hmp_addon
-from addon_support import datablock_counts, forward_kinematics
+from addon_support import datablock_counts, forward_kinematics, operator_driver
 from engine.contract import result as R
 from hmp_addon import coords, live, live_ui, live_view, rig
 
@@ -50,19 +50,7 @@ def scene(monkeypatch, tmp_path):
     hmp_addon.unregister()
 
 
-class _Driver:
-    """The operator instance Blender's window manager would hold (background bpy has no event loop:
-    the real invoke/modal are called with events made here)."""
-
-    _timer = None
-    _finish = live_ui.HMP_OT_live_start._finish
-    _start = live_ui.HMP_OT_live_start._start
-
-    def __init__(self):
-        self.reports = []
-
-    def report(self, kind, message):
-        self.reports.append((kind, message))
+_Driver = operator_driver(live_ui.HMP_OT_live_start)
 
 
 def _drive(drv, until, timeout=600):
@@ -100,7 +88,7 @@ def test_live_argv():
 def test_start_live_rig_stop_fit_bake_equals_direct_capture(scene, tmp_path):
     scene.hmp_live.source = CLIP
     drv = _Driver()
-    job = drv._start(bpy.context)
+    job = drv.job_start(bpy.context)
     assert job is not None, drv.reports
     # the recording: the rig follows the engine's pose events (a take long enough to fit before Stop)
     _drive(drv, lambda j: j.poses_applied >= 3 and j.last_pose["frame"] >= 2 * live.LIVE_MIN_FRAMES, timeout=120)
