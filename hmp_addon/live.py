@@ -62,12 +62,7 @@ def live_argv(engine_python, source, take, hands, frame_image=None, realtime=Fal
         argv += ["--realtime"]
     if seconds:
         argv += ["--seconds", f"{float(seconds):.6g}"]
-    if K is not None:
-        argv += ["--K", ",".join(f"{float(v):.6g}" for v in K)]
-    elif fov is not None:
-        argv += ["--fov", f"{float(fov):.6g}"]
-    if hand_size:
-        argv += ["--hand-size", f"{float(hand_size):.6g}"]
+    argv += runner.camera_argv(fov, K, hand_size)
     if mano_dir:
         argv += ["--mano-dir", os.fspath(mano_dir)]
     return argv

@@ -67,6 +67,13 @@ def capture_argv(engine_python: str, video, out, hands: str = C.DEFAULT_HANDS, d
         argv += ["--mano-dir", os.fspath(mano_dir)]
     if root_motion:
         argv += ["--root-motion", root_motion]
+    return argv + camera_argv(fov, K, hand_size)
+
+
+def camera_argv(fov: float | None = None, K=None, hand_size: float | None = None) -> list[str]:
+    """The camera and hand-size options every engine command that fits a hand takes (capture, live):
+    K (fx, fy, cx, cy) over fov (horizontal degrees); neither: the engine estimates them."""
+    argv = []
     if K is not None:
         argv += ["--K", ",".join(f"{float(v):.6g}" for v in K)]
     elif fov is not None:
