@@ -60,8 +60,8 @@ def clip(model, frames, seed=0):
     import torch
 
     from engine.contract import result as R
-    from engine.util.camera import project
     from engine.keypoints import HandTrack
+    from engine.util.camera import project
     seq = max(held_out_sequences(), key=lambda s: len(s["hand_pose"]))
     idx = np.arange(frames) % len(seq["hand_pose"])  # loops only if the take is shorter than asked
     hp = torch.as_tensor(seq["hand_pose"][idx], dtype=torch.float32)
@@ -106,12 +106,12 @@ def main(argv=None):
     torch.manual_seed(0)
 
     from engine.capture import QUALITY_PRESETS
-    from engine.util.device import resolve_device
+    from engine.evaluation.metrics import METRICS, all_metrics
     from engine.fit.per_frame import per_frame_estimate
     from engine.fit.stages import FitOptions, fit_sequence
     from engine.hand_model import load_hand_model
-    from engine.evaluation.metrics import METRICS, all_metrics
     from engine.prior import load_prior
+    from engine.util.device import resolve_device
 
     device = resolve_device(args.device)
     iters = QUALITY_PRESETS[args.quality]["iters"]

@@ -47,10 +47,10 @@ def detect_clip(path, hands, quality, device="cpu"):
 
 def run_clip(path, hands, quality, overrides, device="cpu"):
     from engine.contract import result as R
+    from engine.evaluation.report import hand_report
     from engine.fit.per_frame import per_frame_estimate
     from engine.fit.stages import FitOptions, fit_sequence
     from engine.hand_model import load_hand_model
-    from engine.evaluation.report import hand_report
 
     video, K, tracks, prior, preset = detect_clip(path, hands, quality, device)
     rows = {}

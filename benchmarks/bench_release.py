@@ -158,8 +158,7 @@ def _front_end_image_mode(video):
     own ``HandDetector(tracking=False)`` put in place of the tracking one for this call only."""
     import numpy as np
 
-    from engine.keypoints import KeypointOptions, detect_hands
-    from engine.keypoints import detector
+    from engine.keypoints import KeypointOptions, detect_hands, detector
 
     tracking_detector = detector.HandDetector
 
@@ -179,7 +178,6 @@ def _front_end_image_mode(video):
 
 def worker_report(specs, quality, threads):
     import torch
-
     from bench_real import run_clip
 
     torch.set_num_threads(threads)

@@ -50,10 +50,10 @@ def main(argv=None):
     import argparse
 
     from engine.contract import result as R
+    from engine.evaluation.report import hand_report
     from engine.fit.per_frame import per_frame_estimate
     from engine.fit.stages import FitOptions, fit_sequence
     from engine.hand_model import load_hand_model
-    from engine.evaluation.report import hand_report
 
     extra = argparse.ArgumentParser(add_help=False)
     extra.add_argument("--variant", action="append", default=[])

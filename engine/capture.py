@@ -15,9 +15,9 @@ import numpy as np
 from engine import __version__
 from engine.contract import choices as C
 from engine.contract import result as R
+from engine.contract.progress import Reporter
 from engine.util.device import resolve_device
 from engine.util.errors import EngineError
-from engine.contract.progress import Reporter
 
 if TYPE_CHECKING:
     from engine.prior.model import MotionPrior

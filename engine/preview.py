@@ -11,10 +11,10 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from engine.contract import result as R
+from engine.contract.joints import MEDIAPIPE_PARENTS
 from engine.util.atomic import atomic_path
 from engine.util.camera import project
 from engine.util.errors import EngineError
-from engine.contract.joints import MEDIAPIPE_PARENTS
 
 if TYPE_CHECKING:
     from engine.contract.progress import Reporter

@@ -5,7 +5,6 @@ import bpy
 from .engine_link import choices as C  # the option values are the engine's (engine/contract/choices.py)
 from .preferences import DEVICE_ITEMS
 
-
 # file paths a user may give relative to the .blend ("//clip.mp4"); Blender 5 asks properties to say so
 BLEND_RELATIVE = {"PATH_SUPPORTS_BLEND_RELATIVE"} if bpy.app.version >= (5, 0, 0) else set()
 

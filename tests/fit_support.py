@@ -39,8 +39,8 @@ def track_of(kp3d, seed=0, px=1.5, mm=3.0, missing=()):
     """What a detector gives: 2D keypoints with pixel noise and metric 3D landmarks with mm noise;
     frames in ``missing`` have none."""
     from engine.contract import result as R
-    from engine.util.camera import project
     from engine.keypoints import HandTrack
+    from engine.util.camera import project
 
     rng = np.random.default_rng(seed)
     T = len(kp3d)

@@ -1,13 +1,12 @@
 """Importing/baking real result files (engine.contract.result.write) into a real bpy scene (5.2.3, and 4.2.23
 under Python 3.11: scripts/test.sh runs the add-on's tests under both)."""
 
+import bpy
 import numpy as np
 import pytest
-
-import bpy
+from addon_support import bone_heads_world, datablock_counts, make_result
 
 import hmp_addon
-from addon_support import bone_heads_world, datablock_counts, make_result
 from engine.contract import joints as J
 from hmp_addon import bake, coords
 

@@ -11,12 +11,11 @@ import sys
 import time
 import types
 
-import pytest
-
 import bpy
+import pytest
+from addon_support import datablock_counts, fake_engine, make_result, operator_driver
 
 import hmp_addon
-from addon_support import datablock_counts, fake_engine, make_result, operator_driver
 from hmp_addon import jobs, operators, runner
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -9,8 +9,8 @@ import math
 
 import numpy as np
 import pytest
-
 from addon_support import REST_RIGHT
+
 from engine.contract import joints as J
 from hmp_addon import coords, poses, retarget
 

@@ -6,13 +6,12 @@ import os
 import subprocess
 import sys
 
+import bpy
 import numpy as np
 import pytest
-
-import bpy
+from addon_support import bone_heads_world, datablock_counts
 
 import hmp_addon
-from addon_support import bone_heads_world, datablock_counts
 from engine.contract import joints as J
 from engine.contract import result as R
 from hmp_addon import bake, coords, jobs

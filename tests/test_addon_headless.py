@@ -6,12 +6,11 @@ import os
 import subprocess
 import sys
 
+import bpy
 import numpy as np
 import pytest
-
-import bpy
-
 from addon_support import bone_heads_world, make_result
+
 from engine.contract import joints as J
 from hmp_addon import bake, coords
 

@@ -12,13 +12,12 @@ import sys
 import time
 import types
 
+import bpy
 import numpy as np
 import pytest
-
-import bpy
+from addon_support import datablock_counts, forward_kinematics, operator_driver
 
 import hmp_addon
-from addon_support import datablock_counts, forward_kinematics, operator_driver
 from engine.contract import result as R
 from hmp_addon import coords, live, live_ui, live_view, rig
 

@@ -72,6 +72,7 @@ def test_operators_poll_with_the_capture_state(tmp_path):
     """Capture is available only while no capture runs, Cancel only while one does (a real engine
     process, a stand-in that waits); the others whenever the add-on is registered."""
     from addon_support import fake_engine
+
     from hmp_addon import jobs
 
     bpy.ops.wm.read_factory_settings(use_empty=True)

@@ -3,13 +3,12 @@
 import json
 from pathlib import Path
 
+import bpy
 import numpy as np
 import pytest
-
-import bpy
+from addon_support import make_result
 
 import hmp_addon
-from addon_support import make_result
 from engine.contract import joints as J
 from engine.contract import result as R
 from hmp_addon import bonemaps, coords, retarget, rotations

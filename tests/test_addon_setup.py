@@ -4,10 +4,9 @@ import os
 import sys
 import zipfile
 
+import bpy
 import numpy as np
 import pytest
-
-import bpy
 
 import hmp_addon
 from hmp_addon import engine_setup, preview
@@ -182,6 +181,7 @@ def test_save_as_elsewhere_keeps_retarget_working(tmp_path):
     """Issue 12.4: Blender remaps the Movie Clip's relative path on Save As into another folder, but
     not the add-on's own paths: the retarget panel's "//hand_capture/..." then pointed nowhere."""
     from addon_support import make_result
+
     from hmp_addon import retarget_ui
 
     bpy.ops.wm.read_factory_settings(use_empty=True)

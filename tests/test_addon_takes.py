@@ -11,13 +11,12 @@ import os
 import shutil
 import sys
 
+import bpy
 import numpy as np
 import pytest
-
-import bpy
+from addon_support import fake_engine, make_result
 
 import hmp_addon
-from addon_support import fake_engine, make_result
 from engine.contract import result as R
 from hmp_addon import bake, jobs, retarget, session_files
 

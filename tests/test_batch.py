@@ -23,8 +23,8 @@ import pytest
 
 from engine.commands import batch
 from engine.contract import result as R
-from engine.util.errors import EngineError
 from engine.contract.progress import parse_line
+from engine.util.errors import EngineError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DATA = os.path.join(ROOT, "tests", "data")
@@ -348,6 +348,7 @@ def test_ctrl_c_or_sigterm_stops_cleanly_keeping_only_finished_results(tmp_path,
 def test_headless_batch_bakes_one_action_per_clip(tmp_path, one_rig):
     bpy = pytest.importorskip("bpy")
     from addon_support import make_result
+
     from hmp_addon import bake
 
     out = tmp_path / "batch"

@@ -4,8 +4,8 @@
 Each bad input must give one clear error line, exit code 2, no traceback and no result file.
 """
 
-import json
 import atexit
+import json
 import os
 import shutil
 import subprocess

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from engine.contract import result as R
-from engine.util.errors import EngineError
 from engine.keypoints import external
+from engine.util.errors import EngineError
 from engine.video import open_video
 from tests.test_cli import CLIP, assert_clean_failure, run_main
 

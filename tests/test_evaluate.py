@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 
 from engine.contract import joints as J
-from engine.util.errors import EngineError
 from engine.evaluation.evaluate import GL_TO_CV, READERS, evaluate, main, read_meta_pkl
+from engine.util.errors import EngineError
 
 CLIP = __import__("pathlib").Path(__file__).parent / "data" / "hand_short.mp4"
 N = 12

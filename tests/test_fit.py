@@ -5,15 +5,15 @@ import pytest
 import torch
 
 from engine.contract import result as R
+from engine.evaluation.metrics import all_metrics
 from engine.fit import baselines, temporal
-from engine.util.camera import project
 from engine.fit.per_frame import PerFrameOptions, per_frame_estimate
 from engine.fit.stages import STAGE1_WEIGHTS, FitOptions, fit_sequence, fit_stages
 from engine.fit.windows import layout
 from engine.hand_model import load_hand_model
 from engine.keypoints import HandTrack
-from engine.evaluation.metrics import all_metrics
 from engine.prior import load_prior
+from engine.util.camera import project
 
 K = np.array([[900.0, 0, 320], [0, 900.0, 240], [0, 0, 1]])
 FPS = 30.0
@@ -262,8 +262,8 @@ def test_cpu_and_cuda_agree(setup):
 def test_per_frame_estimate_reports_progress_in_batches_and_matches_one_batch(setup, monkeypatch):
     import io
 
-    from engine.fit import per_frame as per_frame_module
     from engine.contract.progress import Reporter, parse_line
+    from engine.fit import per_frame as per_frame_module
 
     model, _, _, track, est = setup
     stream = io.StringIO()

@@ -5,9 +5,9 @@ and prior windows on the frames' real times."""
 import numpy as np
 import pytest
 import torch
+from fit_support import FPS, K, held_out_motion, keypoints_of, track_of
 
 from engine.fit.stages import FitOptions, _optimise
-from fit_support import FPS, K, held_out_motion, keypoints_of, track_of
 
 
 def _lopsided_loss(x):
@@ -127,10 +127,10 @@ def test_the_translation_is_fitted_to_the_filtered_rotation(model):
     import io
     import json
 
+    from engine.contract.progress import Reporter
     from engine.fit.per_frame import PerFrameOptions, per_frame_estimate
     from engine.fit.stages import fit_sequence
     from engine.prior import load_prior
-    from engine.contract.progress import Reporter
 
     go, pose = held_out_motion(60)
     est = per_frame_estimate(model, track_of(keypoints_of(model, go, pose, np.zeros(10)), px=2.0), K, FPS,

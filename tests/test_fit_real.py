@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 
 from engine.capture import QUALITY_PRESETS
+from engine.evaluation.report import hand_report
 from engine.fit.per_frame import per_frame_estimate
 from engine.fit.stages import FitOptions, fit_stages
 from engine.hand_model import load_hand_model
 from engine.keypoints import KeypointOptions, detect_hands
 from engine.prior import load_prior
-from engine.evaluation.report import hand_report
 from engine.video import guess_intrinsics, open_video
 
 CLIP = Path(__file__).parent / "data" / "hand_short.mp4"

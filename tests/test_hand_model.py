@@ -9,8 +9,8 @@ import scipy.sparse
 import torch
 
 from engine.contract import joints as J
-from engine.util.errors import EngineError
 from engine.hand_model import load_hand_model, mirror_pose
+from engine.util.errors import EngineError
 
 
 def zeros(B=1):

@@ -13,12 +13,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from fit_support import FPS, K, held_out_motion, keypoints_of, track_of
+from test_hand_model import write_fake_mano
 
 from engine.contract import choices as C
 from engine.contract import result as R
 from engine.hand_model import SIZE_JOINTS, load_hand_model
-from fit_support import FPS, K, held_out_motion, keypoints_of, track_of
-from test_hand_model import write_fake_mano
 
 ROOT = Path(__file__).resolve().parents[1]
 CLIP = ROOT / "tests" / "data" / "hand_short.mp4"

@@ -118,10 +118,10 @@ def test_the_capture_takes_no_second_hand_from_a_handful_of_frames():
     import json
     from types import SimpleNamespace
 
-    from engine.contract import result as R
     from engine.capture import MIN_SECOND_HAND_FRAMES, CaptureOptions, hands_found
-    from engine.keypoints import HandTrack
+    from engine.contract import result as R
     from engine.contract.progress import Reporter
+    from engine.keypoints import HandTrack
 
     def track(frames):
         t = HandTrack.empty(np.arange(60))

@@ -14,10 +14,10 @@ import time
 import cv2
 import numpy as np
 import pytest
+from live_support import MJPEGServer
 
 from engine.contract import progress
 from engine.video import open_video, recorded_times
-from live_support import MJPEGServer
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CLIP = os.path.join(ROOT, "tests", "data", "hand_short.mp4")  # 60 frames, 640x360, 30 fps, a right hand
@@ -122,10 +122,10 @@ def test_file_played_in_real_time_records_every_frame(tmp_path):
 def test_pose_events_follow_the_hand(tmp_path):
     """The live pose, posed on the hand model and projected, lands on MediaPipe's keypoints of the
     same frame (run again here, VIDEO mode, every frame)."""
-    from engine.util.camera import project
     from engine.fit.per_frame import forward_joints
     from engine.hand_model import load_hand_model
     from engine.keypoints.detector import HandDetector
+    from engine.util.camera import project
 
     eng = Engine("--source", CLIP, "--record", tmp_path / "take.mp4", "--realtime").finish()
     assert eng.proc.returncode == 0, eng.stderr[-2000:]
@@ -154,11 +154,11 @@ def test_fast_pose_matches_the_ik_on_the_landmarks():
     keypoints against MediaPipe's world landmarks of real frames, within 20 % of the IK's error."""
     import torch
 
+    from engine.commands.live import FastPose
     from engine.fit.ik import ik_from_keypoints3d
     from engine.fit.per_frame import forward_joints
     from engine.hand_model import load_hand_model
     from engine.keypoints.detector import HandDetector
-    from engine.commands.live import FastPose
 
     model = load_hand_model("right")
     fast = FastPose(model)
@@ -294,8 +294,8 @@ def test_recorded_times_only_for_the_file_they_fit(tmp_path):
 
 
 def test_pick_hands_for_the_live_view():
-    from engine.keypoints.detector import Detection
     from engine.commands.live import pick_hands
+    from engine.keypoints.detector import Detection
 
     def det(side, score):
         return Detection(side, score, np.zeros((21, 2)), np.zeros((21, 3)))

@@ -5,13 +5,13 @@ import numpy as np
 import pytest
 import torch
 
+from engine.contract.joints import MEDIAPIPE_PARENTS
 from engine.evaluation.benchmark import CLIPS, make_clip, motion_source, pick_motions, render, rescaled_hand
-from engine.util.camera import project
+from engine.evaluation.metrics import all_metrics
 from engine.fit.per_frame import per_frame_estimate
 from engine.hand_model import load_hand_model
-from engine.contract.joints import MEDIAPIPE_PARENTS
 from engine.keypoints import KeypointOptions, detect_hands
-from engine.evaluation.metrics import all_metrics
+from engine.util.camera import project
 from engine.video import guess_intrinsics, open_video
 
 

@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from engine.util import atomic
 from engine.commands import cli
 from engine.contract import result as R
+from engine.util import atomic
 from tests.addon_support import make_result
 
 ROOT = Path(__file__).resolve().parents[1]

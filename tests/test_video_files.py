@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from engine.contract import result as R
-from engine.util.errors import EngineError
 from engine.keypoints import KeypointOptions, detect_hands
+from engine.util.errors import EngineError
 from engine.video import open_video
 
 CLIP = __import__("pathlib").Path(__file__).parent / "data" / "hand_short.mp4"

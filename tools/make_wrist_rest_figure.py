@@ -20,9 +20,9 @@ import matplotlib  # noqa: E402
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from addon_support import make_result  # noqa: E402
 
 import hmp_addon  # noqa: E402
-from addon_support import make_result  # noqa: E402
 from engine.contract import result as R  # noqa: E402
 from hmp_addon import bonemaps, retarget  # noqa: E402
 

@@ -26,11 +26,11 @@ import threading
 from collections.abc import Iterator, Sequence
 
 from engine import __version__
-from engine.contract import choices as C
 from engine.commands.args import Parser, intrinsics, number
-from engine.util.errors import EngineError
-from engine.keypoints import MAX_VIEWS
+from engine.contract import choices as C
 from engine.contract.progress import Reporter
+from engine.keypoints import MAX_VIEWS
+from engine.util.errors import EngineError
 
 # command -> module exposing main(argv) -> int (each parses its own arguments)
 DELEGATED = {

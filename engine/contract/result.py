@@ -71,8 +71,8 @@ import zipfile
 
 import numpy as np
 
-from .choices import SIDES
 from ..util.atomic import atomic_path  # relative: this module is also imported inside the installed add-on
+from .choices import SIDES
 
 SCHEMA_VERSION = 1
 TEMP_PREFIX = ".hmp-result-"  # a result being written: .hmp-result-{host}.{pid}.{random}.npz

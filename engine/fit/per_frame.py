@@ -34,10 +34,10 @@ import roma
 import torch
 
 from engine.contract import result as R
-from engine.util.camera import project
-from engine.util.errors import EngineError
 from engine.fit.optim import Adam
 from engine.fit.temporal import hold_nearest, lerp_fill, slerp_fill
+from engine.util.camera import project
+from engine.util.errors import EngineError
 
 if TYPE_CHECKING:
     from engine.contract.progress import Reporter

@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from engine.contract import result as R
-from engine.util.atomic import atomic_path, remove_stale
 from engine.keypoints.types import HandTrack
+from engine.util.atomic import atomic_path, remove_stale
 
 if TYPE_CHECKING:
     from engine.keypoints.types import KeypointOptions

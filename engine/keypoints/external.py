@@ -25,8 +25,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from engine.contract import result as R
-from engine.util.errors import EngineError
 from engine.keypoints.types import HandTrack
+from engine.util.errors import EngineError
 
 if TYPE_CHECKING:
     from engine.video import Video

@@ -26,8 +26,8 @@ from engine.util.errors import EngineError
 if TYPE_CHECKING:  # for the hints only: torch is imported when training starts
     import torch
 
-    from engine.prior.model import MotionPrior
     from engine.contract.progress import Reporter
+    from engine.prior.model import MotionPrior
 
 LEAP_BUNDLE = "engine/assets/prior/leap_mano.npz"
 # the shipped training data (docs/prior.md): real Leap Motion recordings of two repositories and
@@ -153,8 +153,8 @@ def train(args: argparse.Namespace, reporter: "Reporter | None" = None) -> tuple
     checkpoint and the held-out figures (``finish``)."""
     import torch
 
-    from engine.util.device import resolve_device
     from engine.contract.progress import Reporter
+    from engine.util.device import resolve_device
 
     reporter = reporter or Reporter(args.progress)
     if args.threads:

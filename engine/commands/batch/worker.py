@@ -7,8 +7,8 @@ import time
 from typing import TYPE_CHECKING
 
 from engine.contract import choices as C
-from engine.util.errors import EngineError
 from engine.contract.progress import Reporter
+from engine.util.errors import EngineError
 
 if TYPE_CHECKING:  # imported in the worker, when it starts
     from engine.capture import CaptureOptions
@@ -35,10 +35,10 @@ class ClipWorker:
         import torch
 
         torch.set_num_threads(max(1, int(threads)))
-        from engine.util.device import resolve_device
         from engine.hand_model import load_hand_model
         from engine.keypoints.detector import HandDetector
         from engine.prior import load_prior
+        from engine.util.device import resolve_device
 
         self.init_error = None  # a bad --device, --mano-dir or --prior: each clip reports it
         try:
@@ -63,8 +63,8 @@ class ClipWorker:
 
         import ray
 
-        from engine.contract import result as R
         from engine.capture import capture
+        from engine.contract import result as R
 
         t0, c0 = time.monotonic(), time.process_time()
         first = self.clips == 0

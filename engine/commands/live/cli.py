@@ -9,11 +9,11 @@ import time
 from collections.abc import Sequence
 
 from engine import __version__
-from engine.contract import choices as C
 from engine.commands.args import Parser, intrinsics, number
-from engine.util.errors import EngineError
 from engine.commands.live.session import Live, LiveError
+from engine.contract import choices as C
 from engine.contract.progress import Reporter
+from engine.util.errors import EngineError
 
 FRAME_TIMEOUT_S = 5.0  # no frame from a camera for this long: it stopped sending
 RESERVE_MB = 200.0  # the take stops (and is closed) when its disk has less free space than this

@@ -9,12 +9,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from engine.contract import choices as C
-from engine.util.errors import EngineError
 from engine.commands.live.pose import FastPose, pick_hands
 from engine.commands.live.source import describe, open_source, parse_source
 from engine.commands.live.take import TIMES_SUFFIX, Take, check_frame_image, check_record, write_frame_image
+from engine.contract import choices as C
 from engine.contract.progress import Reporter
+from engine.util.errors import EngineError
 
 if TYPE_CHECKING:
     import cv2

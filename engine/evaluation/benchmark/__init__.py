@@ -42,14 +42,15 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from engine.util.atomic import save_npz, write_text
 from engine.contract.choices import QUALITIES
-from engine.util.errors import EngineError
 from engine.evaluation.methods import BASELINE_METHODS, evaluate_hands, stage_methods
+from engine.util.atomic import save_npz, write_text
+from engine.util.errors import EngineError
 
 from .hand import SPREAD, rescaled_hand
 from .render import RENDER_SCRIPT, load_fits, render, same_scene, save_fits, wait_for_other_render
 from .report import REFERENCE, SMOOTH_SIGMA, TARGETS, mean_over_tracks, ratios, report_text
+
 if TYPE_CHECKING:
     from engine.prior.model import MotionPrior
 
@@ -144,9 +145,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(sys.argv[1:] if argv is None else argv)
     import torch
 
-    from engine.util.device import resolve_device
     from engine.hand_model import load_hand_model
     from engine.prior import load_prior
+    from engine.util.device import resolve_device
     from engine.video import guess_intrinsics
 
     t_start = time.time()

@@ -29,8 +29,8 @@ from pathlib import Path
 import numpy as np
 
 from engine.contract import joints as J
-from engine.util.atomic import write_text
 from engine.contract.choices import QUALITIES
+from engine.util.atomic import write_text
 from engine.util.errors import EngineError
 
 GL_TO_CV = np.array([1.0, -1.0, -1.0])
@@ -162,8 +162,8 @@ def evaluate(dataset: str, root: str | Path, quality: str = "best", device: str 
              max_sequences: int | None = None, log: Callable[[str], object] = print) -> dict[str, dict[str, float]]:
     """Every method's metrics on ``dataset``'s sequences under ``root``, mean over sequences (mm)."""
     from engine.evaluation.methods import METHODS, evaluate_clip
-    from engine.hand_model import load_hand_model
     from engine.evaluation.metrics import all_metrics
+    from engine.hand_model import load_hand_model
     from engine.prior import load_prior
 
     if not Path(root).is_dir():
