@@ -7,6 +7,7 @@ only once complete (atomic writes), so a failure never leaves a partial file.
 
 import argparse
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -188,7 +189,8 @@ def keep_models(keep: bool = True) -> None:
         _KEPT.clear()
 
 
-def _load(key, make):
+def load_kept(key: tuple, make: Callable[[], object]) -> object:
+    """``make()``, or, while models are kept (``keep_models``), the one made before under ``key``."""
     if not _KEEP:
         return make()
     if key not in _KEPT:
@@ -207,7 +209,7 @@ def open_inputs(video_path: str | os.PathLike, options: CaptureOptions, device: 
     from engine.video import fps_message, open_video
 
     size = None if options.hand_size is None else options.hand_size / 1000.0  # mm -> m
-    models = {side: _load(("hand", side, options.mano_dir, device, size),
+    models = {side: load_kept(("hand", side, options.mano_dir, device, size),
                           lambda side=side: load_hand_model(side=side, mano_dir=options.mano_dir, device=device,
                                                             hand_size=size))
               for side in options.sides}
@@ -215,7 +217,7 @@ def open_inputs(video_path: str | os.PathLike, options: CaptureOptions, device: 
     if options.stages >= 2 or options.prior:
         from engine.prior import load_prior
 
-        prior = _load(("prior", options.prior, device), lambda: load_prior(options.prior, device=device))
+        prior = load_kept(("prior", options.prior, device), lambda: load_prior(options.prior, device=device))
     video = open_video(video_path)
     if fps_message(video):
         reporter.warn(fps_message(video))

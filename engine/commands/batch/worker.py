@@ -43,13 +43,13 @@ class ClipWorker:
         self.init_error = None  # a bad --device, --mano-dir or --prior: each clip reports it
         try:
             device = resolve_device(device)
-            from engine.capture import _load, keep_models
+            from engine.capture import keep_models, load_kept
 
             keep_models()  # the models loaded here are the ones every clip's capture() uses
-            self._warm = [_load(("hand", side, mano_dir, device, None),
+            self._warm = [load_kept(("hand", side, mano_dir, device, None),
                                 lambda side=side: load_hand_model(side, mano_dir=mano_dir, device=device))
                           for side in C.sides_of(hands)]
-            self._warm.append(_load(("prior", prior, device), lambda: load_prior(prior, device=device)))
+            self._warm.append(load_kept(("prior", prior, device), lambda: load_prior(prior, device=device)))
         except EngineError as exc:
             self.init_error = str(exc)
         HandDetector().close()  # MediaPipe's graph and model files, loaded once per worker
