@@ -1,6 +1,6 @@
 """Fingers on real footage of hard poses: finger states and distance to confident detections, per stage.
 
-    .venv/bin/python benchmarks/bench_fingers.py [CLIP[:hands] ...] [--quality balanced] [--threads 2]
+    .venv/bin/python benchmarks/bench_fingers.py [CLIP[:hands] ...] [--quality balanced] [--threads 1]
         [--set KEY=VALUE ...]   # FitOptions overrides, e.g. --set prior_term='unit'
 
 Default clips: the real clips of hard poses in tests/data (a thumbs-up and fists seen end-on, a

@@ -1,6 +1,6 @@
 """Real footage, per stage: how the fit sits on the detections it was made from (no ground truth).
 
-    .venv/bin/python benchmarks/bench_real.py [CLIP[:hands] ...] [--quality balanced] [--threads 2]
+    .venv/bin/python benchmarks/bench_real.py [CLIP[:hands] ...] [--quality balanced] [--threads 1]
         [--set KEY=VALUE ...]   # FitOptions overrides, e.g. --set prior_weighting=literal
 
 Default clips: the bundled demo clip, tests/data/asl_hand_50.mp4 and the two-hand test clip when
@@ -83,7 +83,8 @@ def real_footage_args(doc, default_clips, argv=None):
     ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("clips", nargs="*", help="VIDEO[:right|left|both] (default: see above)")
     ap.add_argument("--quality", default="balanced", choices=("draft", "balanced", "best"))
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=1,
+                    help="torch threads (1, as engine capture: on 2 shared cores a second thread cost 10x the CPU)")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="FitOptions override")
     args = ap.parse_args(argv)
 
