@@ -142,15 +142,18 @@ def main():
             print(f"\nclip '{name}': {Path(clip).name}, --hands {hands}, {duration:.0f} s of video "
                   f"(median of {args.rounds}; seconds)")
             labels = list(trees)
-            print(f"{'stage':10s} " + " ".join(f"{lab:>12s}" for lab in labels)
-                  + ("   new/base" if len(labels) == 2 else ""))
+            two = len(labels) == 2
+            print(f"\n**{name}, {args.quality}**\n")  # the table's title (tools/benchmark_tables.py)
+            print("| seconds | " + " | ".join(labels) + (" | new / base |" if two else " |"))
+            print("|---" * (len(labels) + 1 + two) + "|")
             for key in STAGES + ("total", "cpu", "rss_mib"):
                 vals = [med[lab][key] for lab in labels]
-                ratio = f"   {vals[1] / vals[0]:8.2f}" if len(labels) == 2 and vals[0] > 0 else ""
-                title = {"total": "wall", "cpu": "CPU s", "rss_mib": "peak MiB"}.get(key, key)
-                print(f"{title:10s} " + " ".join(f"{v:12.2f}" for v in vals) + ratio)
-            print(f"{'x realtime':10s} " + " ".join(f"{med[lab]['total'] / duration:12.2f}" for lab in labels)
-                  + "   (whole capture / clip duration; 1 or less is real time)")
+                ratio = f" {vals[1] / vals[0]:.2f}x |" if two and vals[0] > 0 else (" - |" if two else "")
+                title = {"total": "whole capture, wall", "cpu": "CPU seconds", "rss_mib": "peak memory, MiB",
+                         "startup": "start-up to `start`"}.get(key, key)
+                print(f"| {title} | " + " | ".join(f"{v:.2f}" for v in vals) + " |" + ratio)
+            print("| x real time (wall / clip length) | " + " | ".join(f"{med[lab]['total'] / duration:.2f}"
+                                                               for lab in labels) + (" | |" if two else " |"))
             stage_s = rows["this tree"][-1]["done_event"].get("stage_seconds")
             if stage_s:
                 print(f"this tree's done event (last round): stage_seconds {stage_s}")
