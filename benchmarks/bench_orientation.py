@@ -21,6 +21,8 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import roma
+import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -29,21 +31,14 @@ METHODS = ("per-frame", "stage I", "stage II")
 
 
 def best_rotations(pred, gt):
-    """Per frame, the rotation R (T,3,3) with R @ pred_j ~ gt_j of root-aligned joints (Kabsch)."""
+    """Per frame, the rotation R (T,3,3) with R @ pred_j ~ gt_j of root-aligned joints (Kabsch about
+    the wrist: roma's nearest rotation to sum_j g p^T)."""
     P, G = pred - pred[:, :1], gt - gt[:, :1]
-    H = np.einsum("tji,tjk->tik", G, P)  # sum_j g p^T
-    U, _, Vt = np.linalg.svd(H)
-    d = np.sign(np.linalg.det(U @ Vt))
-    D = np.ones((len(d), 3))
-    D[:, 2] = d
-    return U @ (D[..., None] * Vt)
+    return roma.special_procrustes(torch.as_tensor(np.einsum("tji,tjk->tik", G, P))).numpy()
 
 
 def turn_and_tilt(R, ray):
     """Swing-twist of R (T,3,3) about the unit rays (T,3): (turn about the ray, tilt off it), degrees."""
-    import roma
-    import torch
-
     q = roma.rotmat_to_unitquat(torch.as_tensor(R)).numpy()  # (T,4) xyzw
     proj = (q[:, :3] * ray).sum(1, keepdims=True) * ray
     twist = np.concatenate([proj, q[:, 3:]], 1)
@@ -57,7 +52,9 @@ def turn_and_tilt(R, ray):
 
 
 def angle(R):
-    return np.degrees(np.arccos(np.clip((np.trace(R, axis1=-2, axis2=-1) - 1) / 2, -1, 1)))
+    """Rotation angle(s) of R (...,3,3), degrees."""
+    R = torch.as_tensor(R)
+    return np.degrees(roma.rotmat_geodesic_distance(R, torch.eye(3, dtype=R.dtype).expand_as(R)).numpy())
 
 
 def main(argv=None):
@@ -67,18 +64,16 @@ def main(argv=None):
     ap.add_argument("--size", default="480x360", help="the benchmark's --size")
     args = ap.parse_args(argv)
 
-    from engine.evaluation.benchmark import CLIPS, make_clip, motion_source, pick_motions
+    from engine.evaluation.benchmark import CLIPS, clip_plan, make_clip, motion_source
 
     size = tuple(int(v) for v in args.size.split("x"))
     _, seqs = motion_source(None)
-    motions = iter(pick_motions(seqs, sum(len(c.hands) for c in CLIPS), args.frames))
     rows = []
-    for i, clip in enumerate(CLIPS):  # the benchmark's own order and seeds: the same truth
-        clip_motions = [next(motions) for _ in clip.hands]
+    for clip, clip_motions, seed in clip_plan(CLIPS, seqs, args.frames):  # the benchmark's own: the same truth
         fits_path = Path(args.workdir) / f"{clip.name}.fits.npz"
         if not fits_path.is_file():
             continue
-        _, truth, _, _ = make_clip(clip, clip_motions, args.frames, size, seed=1000 + i)
+        _, truth, _, _ = make_clip(clip, clip_motions, args.frames, size, seed=seed)
         with np.load(fits_path) as fits:
             for side in clip.hands:
                 gt = truth[side]
@@ -92,8 +87,7 @@ def main(argv=None):
                     ra = np.linalg.norm(P - G, axis=-1).mean() * 1000
                     shape = np.linalg.norm(np.einsum("tik,tjk->tji", R, P) - G, axis=-1).mean() * 1000
                     turn, tilt = turn_and_tilt(R, ray)
-                    u, _, vt = np.linalg.svd(R.mean(0))
-                    mean_R = u @ np.diag([1, 1, np.sign(np.linalg.det(u @ vt))]) @ vt
+                    mean_R = roma.special_procrustes(torch.as_tensor(R.mean(0))).numpy()  # the clip's bias
                     rows.append((f"{clip.name} {side}", meth, ra, shape, turn.mean(), tilt.mean(), angle(mean_R),
                                  angle(np.einsum("tij,kj->tik", R, mean_R)).mean()))
     print("| hand track | method | RA-MPJPE mm | without orientation mm | turn deg | tilt deg | clip bias deg | "

@@ -54,10 +54,11 @@ from .report import REFERENCE, SMOOTH_SIGMA, TARGETS, mean_over_tracks, ratios, 
 if TYPE_CHECKING:
     from engine.prior.model import MotionPrior
 
-from .scene import CLIPS, FPS, HELD_OUT_SOURCE, ROOT, Clip, make_clip, motion_source, pick_motions, place, pose_hand
+from .scene import (CLIPS, FPS, HELD_OUT_SOURCE, ROOT, Clip, clip_plan, make_clip, motion_source, pick_motions, place,
+                    pose_hand)
 
 __all__ = ["CLIPS", "FPS", "HELD_OUT_SOURCE", "REFERENCE", "RENDER_SCRIPT", "ROOT", "SMOOTH_SIGMA", "SPREAD",
-           "TARGETS", "Clip", "main", "make_clip", "mean_over_tracks", "motion_source", "parser", "pick_motions",
+           "TARGETS", "Clip", "clip_plan", "main", "make_clip", "mean_over_tracks", "motion_source", "parser", "pick_motions",
            "place", "pose_hand", "ratios", "render", "report_text", "rescaled_hand", "run_clips"]
 
 
@@ -95,18 +96,16 @@ def run_clips(args: argparse.Namespace, clips: tuple[Clip, ...], seqs: list[dict
     from engine.evaluation.metrics import all_metrics
 
     T = args.frames
-    motions = iter(pick_motions(seqs, sum(len(c.hands) for c in clips), T))
     methods = BASELINE_METHODS + tuple(m for m, _, _ in stage_methods())
     tracks, notes = [], []  # tracks: (label, occluded, {method: metrics})
     only = None if args.only is None else set(args.only.split(","))
     if only is not None and not only <= {c.name for c in clips}:
         raise EngineError(f"--only: unknown clip(s) {', '.join(sorted(only - {c.name for c in clips}))}")
-    for i, clip in enumerate(clips):
+    for clip, clip_motions, seed in clip_plan(clips, seqs, T):
         t0 = time.time()
-        clip_motions = [next(motions) for _ in clip.hands]
         if only is not None and clip.name not in only:
             continue
-        scene, truth, K_true, note = make_clip(clip, clip_motions, T, size, seed=1000 + i)
+        scene, truth, K_true, note = make_clip(clip, clip_motions, T, size, seed=seed)
         scene_path, video_path = work / f"{clip.name}.npz", work / f"{clip.name}.mp4"
         wait_for_other_render(video_path)
         if not (video_path.is_file() and same_scene(scene_path, scene)):

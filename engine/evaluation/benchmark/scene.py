@@ -2,6 +2,7 @@
 the prior never trained on), the posed rescaled hand in camera orientation, and its path across the
 image and in depth; ``make_clip`` -> the scene for ``benchmarks/render_gt.py`` and the truth."""
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -91,6 +92,15 @@ def pick_motions(seqs: list[dict], n: int, T: int) -> list[tuple[str, np.ndarray
             idx = np.where(idx < L, idx, period - idx)
         out.append((f"{s['name']} [{idx[0]}:{idx[-1] + 1}]", s["hand_pose"][idx], s["global_orient"][idx]))
     return out
+
+
+def clip_plan(clips: "tuple[Clip, ...]", seqs: list[dict], T: int) -> "Iterator[tuple[Clip, list, int]]":
+    """(clip, its hands' motions (``pick_motions``' tuples), its scene seed) for each clip in order: the
+    one place that decides which motion and which seed a clip gets, so that anything re-making a clip's
+    truth (``make_clip``) gets the benchmark's own."""
+    motions = iter(pick_motions(seqs, sum(len(c.hands) for c in clips), T))
+    for i, clip in enumerate(clips):
+        yield clip, [next(motions) for _ in clip.hands], 1000 + i
 
 
 def _view_matrix(view):
