@@ -12,7 +12,8 @@
    (the take is the clip encoded once more, so detections differ by the encoding); and how far the
    live poses were from that fit (joints, mm, wrist-relative and in the camera).
 4. In Blender (bpy as a module): the time of each tick of the live operator's timer while recording.
-Prints the figures (docs/benchmarks.md, "Live capture").
+Prints one markdown table, ``**Live capture**``: each figure, issue 23's target where it sets one,
+and what was measured.
 """
 
 import argparse
@@ -74,7 +75,7 @@ def main():
     env["HMP_CACHE_DIR"] = os.path.join(work, "cache")
     clip, take = os.path.join(work, "clip.mp4"), os.path.join(work, "take.mp4")
     frames = make_clip(clip, args.seconds)
-    print(f"machine: {os.cpu_count()} CPUs, engine pinned to {args.cores}; clip 640x480, 30 fps, {frames} frames")
+    rows = []  # (figure, target, measured)
 
     proc = subprocess.Popen([sys.executable, "-m", "engine", "live", "--source", clip, "--record", take, "--realtime",
                              "--progress", "jsonl"], cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True,
@@ -92,12 +93,15 @@ def main():
     outside_ms = np.array([1000 * (t - e["wall"]) for e, t in poses])
     n_take, size = count(take)
     n_clip, size_clip = count(clip)
-    print(f"live: {len(poses)} pose events over a {take_seconds:.2f} s take = {len(poses) / take_seconds:.1f} per second "
-          f"({done['dropped']} frames skipped for the live view, {sum(1 for e, _ in poses if e['hands'])} with a hand)")
-    print(f"latency, frame arrival -> pose event: engine median {np.median(engine_ms):.0f} ms (p90 "
-          f"{np.percentile(engine_ms, 90):.0f}); read by this script median {np.median(outside_ms):.0f} ms (p90 "
-          f"{np.percentile(outside_ms, 90):.0f}, max {outside_ms.max():.0f})")
-    print(f"recording: {n_take} frames {size[0]}x{size[1]} (source {n_clip} frames {size_clip[0]}x{size_clip[1]})")
+    rows.append(("live `pose` events per second of the take", ">= 15",
+                 f"{len(poses) / take_seconds:.1f} ({len(poses)} events in {take_seconds:.2f} s; {done['dropped']} "
+                 f"frames skipped for the live view, {sum(1 for e, _ in poses if e['hands'])} with a hand)"))
+    rows.append(("latency, frame due -> its `pose` event, median", "<= 150 ms",
+                 f"{np.median(outside_ms):.0f} ms (p90 {np.percentile(outside_ms, 90):.0f}, max "
+                 f"{outside_ms.max():.0f}; the engine's own `latency_ms`: median {np.median(engine_ms):.0f}, p90 "
+                 f"{np.percentile(engine_ms, 90):.0f})"))
+    rows.append(("the take", "every frame, same size",
+                 f"{n_take} frames, {size[0]}x{size[1]} (source: {n_clip}, {size_clip[0]}x{size_clip[1]})"))
 
     from engine.contract import result as R
 
@@ -109,36 +113,44 @@ def main():
                         "--device", "cpu", "--progress", "quiet"], cwd=ROOT, env=env, check=True,
                        preexec_fn=pinned(args.cores))
         results[name] = R.read(out)
-        print(f"capture of the {name}: {time.monotonic() - t0:.0f} s ({args.quality})")
+        rows.append((f"`engine capture` of the {name}, seconds ({args.quality})", "-", f"{time.monotonic() - t0:.0f}"))
     a, b = results["take"], results["clip"]
     ja, jb = a.hands["right"]["joints"], b.hands["right"]["joints"]
     both = a.hands["right"]["valid"] & b.hands["right"]["valid"]
     d = np.linalg.norm(ja[both] - jb[both], axis=-1) * 1000
     rel = np.linalg.norm((ja - ja[:, :1])[both] - (jb - jb[:, :1])[both], axis=-1) * 1000
-    print(f"after Stop: capture of the take {len(a['frame_ids'])} frames, of the clip {len(b['frame_ids'])}; joints "
-          f"take vs clip: median {np.median(d):.2f} mm, p90 {np.percentile(d, 90):.2f}, max {d.max():.1f} "
-          f"(wrist-relative median {np.median(rel):.2f} mm)")
+    rows.append((f"`engine capture TAKE.mp4` against `engine capture clip.mp4` ({args.quality}), joints", "-",
+                 f"{len(a['frame_ids'])} / {len(b['frame_ids'])} rows; median {np.median(d):.2f} mm, p90 "
+                 f"{np.percentile(d, 90):.2f}, max {d.max():.1f} (wrist-relative median {np.median(rel):.2f})"))
 
     from engine.fit.per_frame import forward_joints
     from engine.hand_model import load_hand_model
 
     model = load_hand_model("right")
-    rows = [(e["frame"], e["hands"]["right"]) for e, _ in poses if "right" in e["hands"]]
-    idx = np.array([f for f, _ in rows])
-    live = forward_joints(model, np.array([h["global_orient"] for _, h in rows]), np.array([h["hand_pose"] for _, h in rows]),
-                          np.zeros(10), np.array([h["transl"] for _, h in rows]))
+    live_rows = [(e["frame"], e["hands"]["right"]) for e, _ in poses if "right" in e["hands"]]
+    idx = np.array([f for f, _ in live_rows])
+    live = forward_joints(model, np.array([h["global_orient"] for _, h in live_rows]),
+                          np.array([h["hand_pose"] for _, h in live_rows]), np.zeros(10),
+                          np.array([h["transl"] for _, h in live_rows]))
     fit = ja[idx]
     cam = np.linalg.norm(live - fit, axis=-1) * 1000
     rel = np.linalg.norm((live - live[:, :1]) - (fit - fit[:, :1]), axis=-1) * 1000
-    print(f"live poses vs the fit of the take ({len(rows)} frames): joints median {np.median(cam):.1f} mm in the camera, "
-          f"{np.median(rel):.1f} mm wrist-relative")
-
-    blender_step(clip, work, env)
+    rows.append((f"the live poses against the fit of the take ({len(live_rows)} frames), joints", "-",
+                 f"median {np.median(cam):.1f} mm in the camera, {np.median(rel):.1f} mm wrist-relative"))
+    rows.append(blender_step(clip, work, env))
+    print("**Live capture**\n")  # the table's title (tools/benchmark_tables.py)
+    print(f"{os.cpu_count()} CPUs, the engine pinned to {args.cores}; a 640x480 30 fps clip of {frames} frames played "
+          f"in real time\n")
+    print("| figure | target | measured |")
+    print("|---|---|---|")
+    for row in rows:
+        print("| " + " | ".join(row) + " |")
 
 
 def blender_step(clip, work, env):
     """4. In Blender (bpy): what the modal operator's 1/30 s timer does per tick while recording (read
-    the engine's events, pose the rig with the newest one, reload the camera image), timed."""
+    the engine's events, pose the rig with the newest one, reload the camera image), timed -> a row of
+    the table."""
     os.environ.update({k: env[k] for k in ("HMP_CACHE_DIR",)})
     os.environ["HMP_ENGINE_PYTHON"] = sys.executable
     import bpy
@@ -159,10 +171,10 @@ def blender_step(clip, work, env):
         steps.append(time.perf_counter() - t0)
         time.sleep(max(0.0, live_ui.TICK_S - steps[-1]))
     ms = np.array(steps) * 1000
-    print(f"in Blender ({bpy.app.version_string}): {len(ms)} timer ticks while recording, each {np.median(ms):.2f} ms "
-          f"median (p99 {np.percentile(ms, 99):.1f}, max {ms.max():.1f}); {job.poses_applied} of {job.poses_seen} pose "
-          "events applied to the rig (the newest at each tick)")
     hmp_addon.unregister()
+    return (f"Blender {bpy.app.version_string}: the live operator's timer tick while recording", "responsive",
+            f"{np.median(ms):.2f} ms median (p99 {np.percentile(ms, 99):.1f}, max {ms.max():.1f}; {len(ms)} ticks; "
+            f"{job.poses_applied} of the {job.poses_seen} pose events seen applied, the newest at each tick)")
 
 
 if __name__ == "__main__":

@@ -90,12 +90,13 @@ def main(argv=None):
                     mean_R = roma.special_procrustes(torch.as_tensor(R.mean(0))).numpy()  # the clip's bias
                     rows.append((f"{clip.name} {side}", meth, ra, shape, turn.mean(), tilt.mean(), angle(mean_R),
                                  angle(np.einsum("tij,kj->tik", R, mean_R)).mean()))
+    print("**Per hand track**\n")  # the tables' titles (tools/benchmark_tables.py)
     print("| hand track | method | RA-MPJPE mm | without orientation mm | turn deg | tilt deg | clip bias deg | "
           "about the bias deg |")
     print("|---|---|---|---|---|---|---|---|")
     for r in rows:
         print(f"| {r[0]} | {r[1]} | {r[2]:.1f} | {r[3]:.1f} | {r[4]:.1f} | {r[5]:.1f} | {r[6]:.1f} | {r[7]:.1f} |")
-    print("\nMean over hand tracks:\n")
+    print("\n**Mean over hand tracks**\n")
     print("| method | RA-MPJPE mm | without orientation mm | turn deg | tilt deg | clip bias deg | about the bias deg |")
     print("|---|---|---|---|---|---|---|")
     for meth in METHODS:

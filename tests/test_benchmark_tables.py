@@ -31,3 +31,28 @@ def test_rows_are_selected_and_the_bold_row_marks_its_column_minima():
     tool.render = lambda spec: "| fresh |\n"
     new, changed = tool.regenerate(page)
     assert new == f"before\n<!-- table source=x title=All -->\n| fresh |\n{tool.CLOSE}\nafter\n" and changed == ["All"]
+
+
+def test_a_run_saves_its_output_with_a_header_and_a_failed_run_keeps_the_previous_one(tmp_path, monkeypatch):
+    tool = _tool()
+    monkeypatch.setattr(tool, "RUNS_DIR", tmp_path)
+    table = "print('**Speed**'); print(); print('| a | b |'); print('|---|---|'); print('| x | {v} |')"
+    run = tool.Run("demo", (("-c", table.format(v="1.5")),), "a test run", 0.1)
+    ok, _ = tool.execute(run, tmp_path)
+    saved = (tmp_path / "demo.txt").read_text()
+    header = tool.parse_pairs(tool.HEADER.search(saved).group("spec"))
+    assert ok and header["name"] == "demo" and float(header["minutes"]) >= 0 and header["commit"]
+    assert tool.find_table(saved, "Speed")[2] == "| x | 1.5 |"
+    failing = tool.Run("demo", (("-c", table.format(v="2.5")), ("-c", "raise SystemExit(3)")), "fails", 0.1)
+    ok, _ = tool.execute(failing, tmp_path)
+    assert not ok and (tmp_path / "demo.txt").read_text() == saved
+    assert not list(tmp_path.glob("*.new*"))
+
+
+def test_every_run_of_the_suite_names_a_script_that_exists():
+    tool = _tool()
+    for run in tool.RUNS:
+        for command in run.commands:
+            script = command[0]
+            assert script == "-m" or (ROOT / script).is_file(), (run.name, script)
+    assert len({run.name for run in tool.RUNS}) == len(tool.RUNS)
