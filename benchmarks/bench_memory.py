@@ -10,6 +10,11 @@ the hand model, the prior: the baseline, measured in the same process before the
 the per-frame estimate, then after the two-stage fit (quality draft, for time). Memory that does not
 grow with the clip means the work is bounded by a batch (the estimate's IK_CHUNK, the fit's
 chunk_frames), and the 1-hour figure follows by extrapolating the per-frame slope, if any.
+
+Prints two markdown tables (benchmarks/mdtable.py): **Peak memory by clip length** (a row per
+measurement: the ``--frames`` runs, then the ``--fit-frames`` runs) and, with two or more
+``--frames``, **Per-frame estimate memory growth** (the slope in kB per frame above start-up between
+the first and the last of them, and the peak extrapolated to 1 hour at 30 fps).
 """
 
 import argparse
@@ -20,6 +25,8 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from mdtable import print_table  # noqa: E402
 
 
 def _peak_mb():
@@ -72,18 +79,22 @@ def main(argv=None):
         child(args.child, args.fit)
         return 0
     rows = [measure(n, False) for n in args.frames] + [measure(n, True) for n in args.fit_frames]
-    print("| frames | seconds at 30 fps | start-up peak MB | after per-frame estimate MB | after stages I+II MB |")
-    print("|---|---|---|---|---|")
-    for r in rows:
-        fit = f"{r['fit_mb']:.0f}" if r["fit_mb"] is not None else "-"
-        print(f"| {r['frames']} | {r['frames'] / 30:.0f} | {r['baseline_mb']:.0f} | {r['estimate_mb']:.0f} | {fit} |")
+    print_table("Peak memory by clip length",
+                ["frames", "seconds at 30 fps", "start-up peak MB", "after per-frame estimate MB",
+                 "after stages I+II (draft) MB"],
+                [[r["frames"], f"{r['frames'] / 30:.0f}", f"{r['baseline_mb']:.0f}", f"{r['estimate_mb']:.0f}",
+                  f"{r['fit_mb']:.0f}" if r["fit_mb"] is not None else None] for r in rows],
+                "peak resident memory (ru_maxrss), each row a fresh Python; the first rows the per-frame "
+                "estimate alone, the rows with a stages I+II figure the estimate then the fit")
     est = [r for r in rows if r["fit_mb"] is None]
     if len(est) >= 2:
         a, b = est[0], est[-1]
         slope = ((b["estimate_mb"] - b["baseline_mb"]) - (a["estimate_mb"] - a["baseline_mb"])) / (b["frames"] - a["frames"])
         hour = b["estimate_mb"] + slope * (108000 - b["frames"])
-        print(f"\nper-frame estimate: {1000 * slope:.1f} kB per frame above start-up; 1 h at 30 fps "
-              f"(108,000 frames) extrapolated: {hour:.0f} MB peak")
+        print_table("Per-frame estimate memory growth",
+                    ["work", "between frames", "above start-up kB per frame",
+                     "1 h at 30 fps (108,000 frames) extrapolated peak MB"],
+                    [["per-frame estimate", f"{a['frames']} and {b['frames']}", f"{1000 * slope:.1f}", f"{hour:.0f}"]])
     return 0
 
 
