@@ -11,6 +11,12 @@ held-out takes of the Leap bundle and of the synthetic bundle (``train-prior``'s
 trained on by the shipped prior). ``--prior`` takes several
 checkpoints (``name=path`` or a path; default: the shipped weights), so an old and a new prior are
 measured on the same windows. Speed: encode + decode of 1,000 frames (in windows), batched, CPU.
+
+Prints markdown tables (benchmarks/mdtable.py): **Held-out sets** (each set's file, sequences,
+frames, windows, takes), **Reconstruction error on held-out motion** (mean joint error in mm: a row
+for the mean-pose baseline and one per prior, a column per held-out set, the shape of docs/prior.md's
+table), **Prior size and error against the mean-pose baseline** (parameters, each error / the
+baseline's) and **Prior encode + decode speed** (the last prior).
 """
 
 import argparse
@@ -20,6 +26,16 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from mdtable import print_table  # noqa: E402
+
+
+def _frames(seqs, fps):
+    return sum(len(s["hand_pose"]) * fps / s["fps"] for s in seqs)
+
+
+def _takes(seqs):
+    return ", ".join(sorted({s["name"].split("@")[0] for s in seqs}))
 
 
 def main():
@@ -44,28 +60,37 @@ def main():
     hp_src, go_src = make_windows(held, window, fps, augment=False)
     _, tr, _ = training_sequences([ROOT / d for d in TRAINING_DATA])
     hp_tr, _ = make_windows(tr, window, fps, augment=False)
-    frames = sum(len(s["hand_pose"]) * fps / s["fps"] for s in held)
-    print(f"held-out source: {held_path.name}: {len(held)} sequences, {frames:.0f} frames at {fps:g} fps, "
-          f"{len(hp_src)} windows of {window} frames")
+    sets = [("held-out source", held_path.name, held, hp_src)]
     columns = [("held-out source", hp_src, go_src)]
     for label, path in (("Leap held-out takes", LEAP_BUNDLE), ("synthetic held-out", TRAINING_DATA[-1])):
         _, _, te = training_sequences([ROOT / path])
         hp_te, go_te = make_windows(te, window, fps, augment=False)
-        print(f"{label} (train-prior's split of {Path(path).name}): {len(hp_te)} windows "
-              f"({sorted({s['name'].split('@')[0] for s in te})})")
+        sets.append((label, f"{Path(path).name} (train-prior's split)", te, hp_te))
         columns.append((label, hp_te, go_te))
     m = priors[0][1]
-    print(f"{'':24s}" + "".join(f"{c[0]:>22s}" for c in columns))
     base = [mean_pose_error(m, hp_tr, c[1]) for c in columns]
-    print(f"{'mean-pose baseline':24s}" + "".join(f"{b:19.2f} mm" for b in base))
+    errors, sizes = [], []
     for name, prior in priors:
         if (prior.window, prior.fps) != (window, fps):
             print(f"{name}: window {prior.window} at {prior.fps:g} fps differs from the first prior's: skipped")
             continue
-        params = sum(p.numel() for p in prior.parameters())
-        errs = [evaluate(prior, c[1], c[2]) for c in columns]
-        print(f"{name + f' ({params / 1e6:.2f} M)':24s}" + "".join(f"{e:19.2f} mm" for e in errs)
-              + f"   (held-out source: {errs[0] / base[0]:.2f} of the baseline)")
+        errors.append((name, [evaluate(prior, c[1], c[2]) for c in columns]))
+        sizes.append((name, sum(p.numel() for p in prior.parameters())))
+    print_table("Held-out sets", ["set", "file", "sequences", f"frames at {fps:g} fps", "windows", "takes"],
+                [[label, file, len(seqs), f"{_frames(seqs, fps):.0f}", len(hp), _takes(seqs)]
+                 for label, file, seqs, hp in sets],
+                f"windows of {window} frames at {fps:g} fps, stride {max(1, window // 4)} (engine.prior.data.windows)")
+    print_table("Reconstruction error on held-out motion",
+                ["mean joint error, mm", f"held-out source ({held_path.stem}, {len(hp_src)} windows)"]
+                + [f"{c[0]} ({len(c[1])} windows)" for c in columns[1:]],
+                [["mean-pose baseline"] + [f"{b:.2f}" for b in base]]
+                + [[name] + [f"{e:.2f}" for e in errs] for name, errs in errors],
+                "encode to mu + decode; the true root, the decoded finger joints; mean-pose baseline: "
+                "the training windows' mean pose for every frame")
+    print_table("Prior size and error against the mean-pose baseline",
+                ["prior", "parameters M"] + [f"{c[0]} / baseline" for c in columns],
+                [[name, f"{params / 1e6:.2f}"] + [f"{e / b:.2f}" for e, b in zip(errs, base)]
+                 for (name, params), (_, errs) in zip(sizes, errors)])
     prior = priors[-1][1]
     W = -(-1000 // prior.window)
     hp = torch.zeros(W, prior.window, 45)
@@ -76,8 +101,10 @@ def main():
             mu, _ = prior.encode(hp)
             prior.decode(mu, prior.default_times(W))
         sec = (time.perf_counter() - t0) / 5
-    print(f"encode + decode of 1,000 frames ({W} windows, {priors[-1][0]}): {sec * 1000:.1f} ms on CPU "
-          f"({torch.get_num_threads()} threads)")
+    print_table("Prior encode + decode speed", ["prior", "frames", "windows", "encode + decode ms on CPU",
+                                                "torch threads"],
+                [[priors[-1][0], "1,000", W, f"{sec * 1000:.1f}", torch.get_num_threads()]],
+                "batched, mean of 5 runs after a warm-up")
 
 
 if __name__ == "__main__":
