@@ -42,7 +42,7 @@ def main():
     rest = np.zeros((16, 3))
     for j in range(1, 16):  # any non-degenerate skeleton will do for timing
         rest[j] = rest[J.MANO_PARENTS[j]] + [0.01 * (j % 4 - 1.5), -0.03, 0.002]
-    hand = {"rest_joints": rest}
+    hand = {"rest_joints": rest, "valid": np.zeros(0, bool)}  # no frames: the rig's extrapolated fingertips
 
     class Hand(dict):
         has_mesh = False
