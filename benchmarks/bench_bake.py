@@ -3,7 +3,9 @@ keyframe_insert, measured in the same run on the same rigs.
 
     .venv/bin/python benchmarks/bench_bake.py [--frames 3000] [--hands 2]
 
-2 hands x 16 joints (quaternions) + root location, 3000 frames by default. Prints seconds and the ratio.
+2 hands x 16 joints (quaternions) + root location, 3000 frames by default. Prints a markdown table
+(benchmarks/mdtable.py), **Baking speed**, in docs/blender.md's shape (path | time): the seconds of
+each path and the speed-up (keyframe_insert's time / the fast path's).
 """
 
 import argparse
@@ -15,11 +17,13 @@ import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
+sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
 
 import bpy  # noqa: E402
 
 from hmp_addon import bake, poses, rig  # noqa: E402
 from hmp_addon.engine_link import joints as J  # noqa: E402
+from mdtable import print_table  # noqa: E402
 
 
 def channels(rng, frames, rig_obj):
@@ -75,11 +79,12 @@ def main():
     fast_keys = sum(len(fc.keyframe_points) for a in bpy.data.actions if a.name.startswith("fast_")
                     for fc in bake.iter_fcurves(a))
     assert keys == fast_keys, (keys, fast_keys)
-    print(f"bake {args.hands} hands x 16 joints x {args.frames} frames ({fast_keys} keyframes, bpy {bpy.app.version_string})")
-    print(f"  fast path (foreach_set): {fast:8.3f} s")
-    print(f"  keyframe_insert:         {slow:8.3f} s")
-    print(f"  speed-up:                {slow / fast:8.1f}x")
-
+    print_table("Baking speed", ["path", "time"],
+                [["fast path (`keyframe_points.add` + `foreach_set`)", f"{fast:.3f} s"],
+                 ["`keyframe_insert` per key", f"{slow:.3f} s"],
+                 ["speed-up", f"{slow / fast:.1f}x"]],
+                f"{args.hands} hands x 16 joints x {args.frames} frames ({fast_keys} keyframes), "
+                f"bpy {bpy.app.version_string}")
 
 if __name__ == "__main__":
     main()
