@@ -9,8 +9,10 @@ repository than the training data's; without that file, the longest take of the 
 split), seen from 0.5 m, projected with a 900 px camera, with 2 px of 2D noise, 4 mm of noise on the
 3D landmarks and a 6-frame gap, then through the per-frame estimate. Times the per-frame estimate,
 stage I alone (``stages=1``), and stages I + II (``stages=2``); stage II's own time is the difference.
-Prints seconds, frames per second and milliseconds per iteration for each, and the accuracy of each
-against the known motion (engine.evaluation.metrics: root-aligned and camera-space errors, wrist, 2D).
+Prints a line describing the run, then two markdown tables (benchmarks/mdtable.py): **Fit speed per
+stage** (seconds, frames per second and milliseconds per iteration of each step) and **Fit accuracy
+per stage** (each step's errors against the known motion, engine.evaluation.metrics: root-aligned and
+camera-space errors, wrist, 2D; a column per metric, as ``engine benchmark``'s tables).
 ``--threads 1`` by default (a shared machine); pass 0 for torch's default.
 """
 
@@ -24,6 +26,8 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from mdtable import print_table  # noqa: E402
 
 K = np.array([[900.0, 0, 320], [0, 900.0, 240], [0, 0, 1]])
 FPS = 30.0
@@ -150,13 +154,14 @@ def main(argv=None):
                      iters[0] if stages == 1 else iters[0] + iters[1], all_metrics(out["joints"], gt, K=K)))
     rows.insert(2, ("stage II alone (difference)", times[2] - times[1], iters[1], None))
 
-    print(f"\n{'step':28s} {'seconds':>8s} {'frames/s':>9s} {'ms/iter':>8s} "
-          + " ".join(f"{name:>12s}" for name in METRICS))
-    for label, sec, n_iter, m in rows:
-        ms = f"{1000 * sec / n_iter:8.1f}" if n_iter else f"{'':8s}"
-        acc = " ".join(f"{m[name]:12.2f}" for name in METRICS) if m else ""
-        print(f"{label:28s} {sec:8.2f} {args.frames / sec:9.1f} {ms} {acc}")
-    print("(ms/iter is an upper bound when the early stop ends a stage before its iteration count)")
+    print_table("Fit speed per stage", ["step", "seconds", "frames/s", "ms/iter"],
+                [[label, f"{sec:.2f}", f"{args.frames / sec:.1f}", f"{1000 * sec / n_iter:.1f}" if n_iter else None]
+                 for label, sec, n_iter, _ in rows],
+                "every iteration run (no early stop)" if args.no_early_stop else
+                "ms/iter is an upper bound when the early stop ends a stage before its iteration count")
+    print_table("Fit accuracy per stage", ["step", *METRICS],
+                [[label] + [f"{m[name]:.2f}" for name in METRICS] for label, _, _, m in rows if m],
+                "against the known motion: mm; RA-ACC and wrist acc. mm/frame^2; 2D px")
 
 
 if __name__ == "__main__":
