@@ -86,5 +86,6 @@ def main():
                 f"{args.hands} hands x 16 joints x {args.frames} frames ({fast_keys} keyframes), "
                 f"bpy {bpy.app.version_string}")
 
+
 if __name__ == "__main__":
     main()
