@@ -10,6 +10,9 @@
    MediaPipe per side, frames filled on the tracked crop, and what was set aside and why.
 2. Speed, on the demo clip (its first ``--frames`` frames, detection cache off): plain MediaPipe
    tracking vs + per-joint confidence (N = 4, 8), frames per second and the ratio to the plain pass.
+
+Each is a markdown table (benchmarks/mdtable.py): **Frames kept: plain MediaPipe and the front end**
+(a row per clip, printed as each is done) and **Detection speed with per-joint confidence**.
 """
 
 import argparse
@@ -21,6 +24,9 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from mdtable import print_table, print_title, row  # noqa: E402
+
 CLIPS = [ROOT / "demo" / "human_hand_video.mp4", ROOT / "tests" / "data" / "hand_short.mp4",
          ROOT / "tests" / "data" / "asl_hand_50.mp4", ROOT / "tests" / "data" / "squats_two_hands.mp4"]
 
@@ -55,9 +61,10 @@ def frames_kept(clips, views):
     from engine.keypoints import KeypointOptions, detect_hands
     from engine.video import open_video
 
-    print(f"frames kept (front end: both hands, views = {views}, gap retries on)")
-    print(f"{'clip':24s} {'frames':>6s} {'plain: any':>10s} {'R':>4s} {'L':>4s} | {'kept: any':>9s} {'R':>4s} {'L':>4s} "
-          f"{'crop R':>6s} {'crop L':>6s} | set aside / notes")
+    print_title("Frames kept: plain MediaPipe and the front end",
+                ["clip", "frames", "plain: any", "plain: R", "plain: L", "kept: any", "kept: R", "kept: L",
+                 "crop R", "crop L", "set aside / notes"],
+                f"front end: both hands, views = {views}, gap retries on")
     for clip in clips:
         video = open_video(clip)
         plain = plain_mediapipe(video)
@@ -71,9 +78,9 @@ def frames_kept(clips, views):
                               ("extra_hand_frames", "third hand"), ("low_confidence_frames", "views in doubt, kept")):
                 if st[key]:
                     notes.append(f"{side[0].upper()} {st[key]} {what}")
-        print(f"{Path(clip).name:24s} {len(right.source):6d} {plain['any']:10d} {plain['right']:4d} {plain['left']:4d} | "
-              f"{kept_any:9d} {right.stats['kept_frames']:4d} {left.stats['kept_frames']:4d} "
-              f"{right.stats['filled_frames']:6d} {left.stats['filled_frames']:6d} | {', '.join(notes) or '-'}", flush=True)
+        print(row([Path(clip).name, len(right.source), plain["any"], plain["right"], plain["left"], kept_any,
+                   right.stats["kept_frames"], left.stats["kept_frames"], right.stats["filled_frames"],
+                   left.stats["filled_frames"], ", ".join(notes) or None]), flush=True)
 
 
 def speed(video_path, frames):
@@ -89,11 +96,10 @@ def speed(video_path, frames):
         sec = time.perf_counter() - t0
         rows.append((views, sec, float(tracks["right"].detected.mean())))
     base = rows[0][1]
-    print(f"\nspeed: {Path(video_path).name}, {end} frames {video.width}x{video.height}")
-    print(f"{'setting':32s} {'seconds':>8s} {'fps':>7s} {'x plain':>8s} {'detected':>9s}")
-    for views, sec, det in rows:
-        name = "plain (MediaPipe tracking)" if views == 0 else f"+ confidence, N = {views}"
-        print(f"{name:32s} {sec:8.2f} {end / sec:7.1f} {sec / base:8.2f} {det:9.0%}")
+    print_table("Detection speed with per-joint confidence", ["setting", "seconds", "frames/s", "x plain", "detected"],
+                [["plain (MediaPipe tracking)" if views == 0 else f"+ confidence, N = {views}", f"{sec:.2f}",
+                  f"{end / sec:.1f}", f"{sec / base:.2f}", f"{det:.0%}"] for views, sec, det in rows],
+                f"{Path(video_path).name}, {end} frames {video.width}x{video.height}, detection cache off")
 
 
 def main():
