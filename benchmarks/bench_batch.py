@@ -4,8 +4,12 @@ local Ray cluster shares the work.
     nice -n 10 .venv/bin/python benchmarks/bench_batch.py [--clips 8] [--end 12] [--quality draft] [--cpus 2]
 
 Clips: copies of tests/data/hand_short.mp4 and tests/data/asl_hand_50.mp4 (alternating), each
-trimmed with --end; detection cache off (--no-cache) so every run detects. Prints a Markdown
-table; figures are recorded in docs/benchmarks.md.
+trimmed with --end; detection cache off (--no-cache) so every run detects. Progress goes to stderr;
+once every run is done, stdout gets markdown tables (benchmarks/mdtable.py): **Sequential calls per
+clip** (wall and CPU seconds of each `engine capture`), **Batch throughput against sequential calls**
+(wall, clips/hour, frames/s and the ratio to the sequential calls, a row per run, the 2-node cluster
+included), **Cost per clip** (capture and CPU seconds per clip, start-up, the batch's overhead) and
+**2-node local cluster: clips per node**. Figures are recorded in docs/benchmarks.md.
 """
 
 import argparse
@@ -20,6 +24,9 @@ import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
+from mdtable import print_table  # noqa: E402
+
 SOURCES = [os.path.join(ROOT, "tests", "data", n) for n in ("hand_short.mp4", "asl_hand_50.mp4")]
 
 
@@ -61,7 +68,7 @@ def main():
     frames = a.clips * a.end
     load = os.getloadavg()
     print(f"{a.clips} clips x {a.end} frames, --quality {a.quality}, {os.cpu_count()} CPUs, "
-          f"load average at start {load[0]:.1f}", flush=True)
+          f"load average at start {load[0]:.1f}", file=sys.stderr, flush=True)
 
     # import cost a sequential call pays each time (a batch worker pays it once)
     imp = subprocess.run([sys.executable, "-c", "import time; t=time.monotonic(); import engine.capture, torch, "
@@ -75,15 +82,14 @@ def main():
                            os.path.join(work, f"seq{k}.npz"), *opts, env=env)
         seq.append(wall)
         seq_cpu.append(cpu)
-        print(f"  sequential clip {k}: {wall:.1f} s, {cpu:.1f} CPU s", flush=True)
+        print(f"  sequential clip {k}: {wall:.1f} s, {cpu:.1f} CPU s", file=sys.stderr, flush=True)
     seq_wall = sum(seq)
 
-    rows, notes = [], []
+    rows, costs = [], []
     if seq:
         rows.append(("sequential `engine capture` calls", seq_wall))
-        notes.append(f"- sequential: {seq_wall / a.clips:.1f} s and {sum(seq_cpu) / a.clips:.1f} CPU s per clip, "
-                     f"of which about {import_s:.1f} s is importing the engine (torch, MediaPipe, OpenCV, smplx) "
-                     f"in each new process")
+        costs.append(("sequential `engine capture` calls", f"{seq_wall / a.clips:.1f}", f"{sum(seq_cpu) / a.clips:.1f}",
+                      f"{import_s:.1f}", None, None))
     for n in [int(w) for w in a.workers.split(",")]:
         out = os.path.join(work, f"batch{n}")
         batch_wall, _ = engine("batch", clips, "--out", out, "--num-cpus", a.cpus, "--workers", n, *opts, env=env)
@@ -94,21 +100,13 @@ def main():
         cpu = sum(r["cpu_s"] for r in recs) / len(recs)
         startup_cpu = sum(r["startup_cpu_s"] for r in recs) / max(1, len(startup))
         overhead = (batch_wall * workers - busy) / a.clips
-        rows.append((f"`engine batch`, local Ray, {workers} worker(s)", batch_wall))
-        notes.append(f"- batch, {workers} worker(s): capture {busy / len(recs):.1f} s and {cpu:.1f} CPU s per clip "
-                     f"inside a worker; worker start-up (imports + hand model, prior, MediaPipe loaded once) "
-                     f"{sum(startup) / max(1, len(startup)):.1f} s ({startup_cpu:.1f} CPU s) per worker; "
-                     f"overhead (Ray start, start-up, "
-                     f"dispatch, idle) {overhead:.1f} s per clip = (wall x workers - capture time) / clips")
-    print()
-    print("| run | wall s | clips/hour | frames/s | vs sequential |")
-    print("|---|---|---|---|---|")
-    for name, wall in rows:
-        ratio = f"{seq_wall / wall:.2f}x" if seq else "-"
-        print(f"| {name} | {wall:.1f} | {3600 * a.clips / wall:.0f} | {frames / wall:.2f} | {ratio} |")
-    print()
-    print("\n".join(notes))
+        name = f"`engine batch`, local Ray, {workers} worker(s)"
+        rows.append((name, batch_wall))
+        costs.append((name, f"{busy / len(recs):.1f}", f"{cpu:.1f}", f"{sum(startup) / max(1, len(startup)):.1f}",
+                      f"{startup_cpu:.1f}", f"{overhead:.1f}"))
+        print(f"  {name}: {batch_wall:.1f} s", file=sys.stderr, flush=True)
 
+    per = None
     if not a.no_cluster:
         from ray.cluster_utils import Cluster
 
@@ -127,17 +125,31 @@ def main():
         for r in summary(out2):
             per[r["node"]][0] += 1
             per[r["node"]][1] += r["seconds"]
-        print()
-        print(f"2-node local cluster (1 CPU each, both on this machine): wall {wall:.1f} s, "
-              f"{3600 * a.clips / wall:.0f} clips/hour")
-        print("| node | clips | capture s |")
-        print("|---|---|---|")
-        for node, (n, s) in sorted(per.items(), key=lambda kv: kv[0] != head):
-            print(f"| {'head' if node == head else 'worker'} ({node[:8]}) | {n} | {s:.1f} |")
-    print(f"\nload average at the end {os.getloadavg()[0]:.1f}")
+        rows.append(("`engine batch`, 2-node local cluster (1 CPU each)", wall))
+        print(f"  2-node cluster: {wall:.1f} s", file=sys.stderr, flush=True)
+
+    if seq:
+        print_table("Sequential calls per clip", ["clip", "wall s", "CPU s"],
+                    [[f"clip{k}", f"{w:.1f}", f"{c:.1f}"] for k, (w, c) in enumerate(zip(seq, seq_cpu))])
+    print_table("Batch throughput against sequential calls",
+                ["run", "wall s", "clips/hour", "frames/s", "vs sequential"],
+                [[name, f"{wall:.1f}", f"{3600 * a.clips / wall:.0f}", f"{frames / wall:.2f}",
+                  f"{seq_wall / wall:.2f}x" if seq else None] for name, wall in rows],
+                f"{a.clips} clips x {a.end} frames, --quality {a.quality}, {os.cpu_count()} CPUs, "
+                f"load average {load[0]:.1f} at the start, {os.getloadavg()[0]:.1f} at the end")
+    print_table("Cost per clip", ["run", "capture s per clip", "CPU s per clip", "start-up s", "start-up CPU s",
+                                  "overhead s per clip"], costs,
+                "sequential: a whole `engine capture` call per clip, start-up = importing the engine (torch, "
+                "MediaPipe, OpenCV, smplx) in each new process; batch: capture inside a worker, start-up once "
+                "per worker (imports + hand model, prior, MediaPipe loaded once), overhead (Ray start, start-up, "
+                "dispatch, idle) = (wall x workers - capture time) / clips")
+    if per is not None:
+        print_table("2-node local cluster: clips per node", ["node", "node id", "clips", "capture s"],
+                    [["head" if node == head else "worker", node[:8], n, f"{s:.1f}"]
+                     for node, (n, s) in sorted(per.items(), key=lambda kv: kv[0] != head)],
+                    "2 nodes of 1 CPU each, both on this machine")
     shutil.rmtree(work, ignore_errors=True)
     shutil.rmtree(env["RAY_TMPDIR"], ignore_errors=True)
-
 
 if __name__ == "__main__":
     main()
