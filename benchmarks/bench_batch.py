@@ -9,7 +9,8 @@ once every run is done, stdout gets markdown tables (benchmarks/mdtable.py): **S
 clip** (wall and CPU seconds of each `engine capture`), **Batch throughput against sequential calls**
 (wall, clips/hour, frames/s and the ratio to the sequential calls, a row per run, the 2-node cluster
 included), **Cost per clip** (capture and CPU seconds per clip, start-up, the batch's overhead) and
-**2-node local cluster: clips per node**. Figures are recorded in docs/benchmarks.md.
+**2-node local cluster: clips per node**. Its saved run makes docs/benchmarks.md's "Batch" tables
+(benchmarks/suite.py).
 """
 
 import argparse

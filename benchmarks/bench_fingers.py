@@ -28,6 +28,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from bench_real import detect_clip, real_footage_args  # noqa: E402  (one way to read real clips)
+from mdtable import print_table, print_title, row  # noqa: E402
 
 DEFAULT_CLIPS = ["tests/data/thumbs_up_fist.mp4:right", "tests/data/pinch_fist.mp4:right",
                  "tests/data/asl_fists.mp4:right", "tests/data/asl_hand_50.mp4:right"]
@@ -92,12 +93,11 @@ def run_clip(path, hands, quality, overrides, device="cpu"):
 def main(argv=None):
     args, overrides, clips = real_footage_args(__doc__, DEFAULT_CLIPS, argv)
     print(f"quality {args.quality}; overrides {overrides or 'none'}; torch threads {args.threads}")
-    print("\n**Finger states and distance, per clip and stage**\n")
-    print(f"finger states against MediaPipe's 3D landmarks of the same frames; distance over joints with "
-          f"confidence >= {CONFIDENT}\n")
-    print("| clip | hand | frames | folded in MediaPipe (T,I,M,R,P) | stage | finger states agree | "
-          "per finger (T,I,M,R,P) | distance px | vs per-frame |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print_title("Finger states and distance, per clip and stage",
+                ["clip", "hand", "frames", "folded in MediaPipe (T,I,M,R,P)", "stage", "finger states agree",
+                 "per finger (T,I,M,R,P)", "distance px", "vs per-frame"],
+                detail=f"finger states against MediaPipe's 3D landmarks of the same frames; distance over joints with "
+                       f"confidence >= {CONFIDENT}")
     checks = []
     for spec in clips:
         path, _, hands = spec.partition(":")
@@ -106,22 +106,20 @@ def main(argv=None):
             base = fig["per-frame"]["dist"]
             for name, f in fig.items():
                 per = " ".join(f"{x:.0%}" for x in f["agree_per_finger"])
-                print(f"| {Path(path).name} | {side} | {n} | {' '.join(f'{x:.0%}' for x in folded)} | {name} | "
-                      f"{f['agree']:.1%} | {per} | {f['dist']:.2f} | {f['dist'] / base:.2f}x |")
+                print(row([Path(path).name, side, n, " ".join(f"{x:.0%}" for x in folded), name, f"{f['agree']:.1%}",
+                           per, f"{f['dist']:.2f}", f"{f['dist'] / base:.2f}x"]), flush=True)
             held = Path(path).name in HELD_POSES
             checks.append((Path(path).name, side, "held poses" if held else "moving", fig["per-frame"],
                            fig["stage II"], 1.1 if held else 1.2))
-    print("\n**Targets (issue 21)**\n")
-    print("stage II's finger states at least as right as the per-frame estimate's; its distance to confident "
-          "detections within 1.1x the per-frame estimate's on held poses, 1.2x on moving clips\n")
-    print("| clip | hand | kind | finger states: per-frame | stage II | distance: per-frame px | stage II px "
-          "| stage II vs per-frame | targets |")
-    print("|---|---|---|---|---|---|---|---|---|")
-    for clip, side, kind, pf, s2, bound in checks:
-        ratio = s2["dist"] / pf["dist"]
-        ok = "met" if s2["agree"] >= pf["agree"] and ratio <= bound else "**not met**"
-        print(f"| {clip} | {side} | {kind} | {pf['agree']:.1%} | {s2['agree']:.1%} | {pf['dist']:.2f} | "
-              f"{s2['dist']:.2f} | {ratio:.2f}x (<= {bound}x) | {ok} |")
+    print_table("Targets (issue 21)",
+                ["clip", "hand", "kind", "finger states: per-frame", "stage II", "distance: per-frame px", "stage II px",
+                 "stage II vs per-frame", "targets"],
+                [(clip, side, kind, f"{pf['agree']:.1%}", f"{s2['agree']:.1%}", f"{pf['dist']:.2f}", f"{s2['dist']:.2f}",
+                  f"{s2['dist'] / pf['dist']:.2f}x (<= {bound}x)",
+                  "met" if s2["agree"] >= pf["agree"] and s2["dist"] / pf["dist"] <= bound else "**not met**")
+                 for clip, side, kind, pf, s2, bound in checks],
+                detail="stage II's finger states at least as right as the per-frame estimate's; its distance to "
+                       "confident detections within 1.1x the per-frame estimate's on held poses, 1.2x on moving clips")
     return 0
 
 

@@ -28,6 +28,9 @@ import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
+sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
+
+from mdtable import print_table  # noqa: E402
 
 
 def make_clip(path, seconds):
@@ -138,13 +141,9 @@ def main():
     rows.append((f"the live poses against the fit of the take ({len(live_rows)} frames), joints", "-",
                  f"median {np.median(cam):.1f} mm in the camera, {np.median(rel):.1f} mm wrist-relative"))
     rows.append(blender_step(clip, work, env))
-    print("**Live capture**\n")  # the table's title (tools/benchmark_tables.py)
-    print(f"{os.cpu_count()} CPUs, the engine pinned to {args.cores}; a 640x480 30 fps clip of {frames} frames played "
-          f"in real time\n")
-    print("| figure | target | measured |")
-    print("|---|---|---|")
-    for row in rows:
-        print("| " + " | ".join(row) + " |")
+    print_table("Live capture", ["figure", "target", "measured"], rows,
+                detail=f"{os.cpu_count()} CPUs, the engine pinned to {args.cores}; a 640x480 30 fps clip of {frames} "
+                       "frames played in real time")
 
 
 def blender_step(clip, work, env):

@@ -26,6 +26,9 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from mdtable import print_table  # noqa: E402
 
 METHODS = ("per-frame", "stage I", "stage II")
 
@@ -90,19 +93,16 @@ def main(argv=None):
                     mean_R = roma.special_procrustes(torch.as_tensor(R.mean(0))).numpy()  # the clip's bias
                     rows.append((f"{clip.name} {side}", meth, ra, shape, turn.mean(), tilt.mean(), angle(mean_R),
                                  angle(np.einsum("tij,kj->tik", R, mean_R)).mean()))
-    print("**Per hand track**\n")  # the tables' titles (tools/benchmark_tables.py)
-    print("| hand track | method | RA-MPJPE mm | without orientation mm | turn deg | tilt deg | clip bias deg | "
-          "about the bias deg |")
-    print("|---|---|---|---|---|---|---|---|")
-    for r in rows:
-        print(f"| {r[0]} | {r[1]} | {r[2]:.1f} | {r[3]:.1f} | {r[4]:.1f} | {r[5]:.1f} | {r[6]:.1f} | {r[7]:.1f} |")
-    print("\n**Mean over hand tracks**\n")
-    print("| method | RA-MPJPE mm | without orientation mm | turn deg | tilt deg | clip bias deg | about the bias deg |")
-    print("|---|---|---|---|---|---|---|")
+    print_table("Per hand track", ["hand track", "method", "RA-MPJPE mm", "without orientation mm", "turn deg",
+                                   "tilt deg", "clip bias deg", "about the bias deg"],
+                [(r[0], r[1], *(f"{v:.1f}" for v in r[2:])) for r in rows])
+    means = []
     for meth in METHODS:
         sel = np.array([r[2:] for r in rows if r[1] == meth])
         if len(sel):
-            print(f"| {meth} | " + " | ".join(f"{v:.1f}" for v in sel.mean(0)) + " |")
+            means.append((meth, *(f"{v:.1f}" for v in sel.mean(0))))
+    print_table("Mean over hand tracks", ["method", "RA-MPJPE mm", "without orientation mm", "turn deg", "tilt deg",
+                                          "clip bias deg", "about the bias deg"], means)
     return 0
 
 

@@ -25,6 +25,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from bench_fit import parse_overrides  # noqa: E402  (one parser of FitOptions overrides)
+from mdtable import print_table  # noqa: E402
 
 DEFAULT_CLIPS = ["demo/human_hand_video.mp4:right", "tests/data/asl_hand_50.mp4:right",
                  "tests/data/squats_two_hands.mp4:both"]
@@ -110,23 +111,22 @@ def main(argv=None):
         for side, (fig, times) in rows.items():
             pf, s1, s2 = fig["per-frame"], fig["stage I"], fig["stage II"]
             # the table's title (tools/benchmark_tables.py), then this run's own details
-            print(f"\n**{Path(path).name}, {side} hand**\n")
+            print(f"\n**{Path(path).name}, {side} hand**")
             print(f"{pf['detected']}/{pf['frames']} frames detected; fit seconds: "
                   + ", ".join(f"{k} {v:.1f}" for k, v in times.items()) + "\n")
             print(table([(name, f) for name, f in fig.items()]))
             checks.append((f"{Path(path).name}, {side}", s2["dist_px"], s2["dist_px"] / pf["dist_px"],
                            s2["img_acc_px"] / pf["raw_acc_px"], s2["wrist_acc_mm"] / pf["wrist_acc_mm"],
                            s1["wrist_acc_mm"] / pf["wrist_acc_mm"]))
-    print("\n**Targets (issue 11)**\n")
-    print("stage II's distance to confident detections at most 1.2x the per-frame estimate's, its image "
-          "acceleration at most 0.6x the raw detections', its camera-space wrist acceleration at most 0.5x "
-          "the per-frame estimate's\n")
-    print("| clip, hand | stage II px | distance vs per-frame | image acc vs raw | wrist acc vs per-frame "
-          "| stage I wrist acc vs per-frame | targets |")
-    print("|---|---|---|---|---|---|---|")
-    for name, px, d, a, w, w1 in checks:
-        ok = "met" if d <= 1.2 and a <= 0.6 and w <= 0.5 else "**not met**"
-        print(f"| {name} | {px:.2f} | {d:.2f}x | {a:.2f}x | {w:.2f}x | {w1:.2f}x | {ok} |")
+    print_table("Targets (issue 11)",
+                ["clip, hand", "stage II px", "distance vs per-frame", "image acc vs raw", "wrist acc vs per-frame",
+                 "stage I wrist acc vs per-frame", "targets"],
+                [(name, f"{px:.2f}", f"{d:.2f}x", f"{a:.2f}x", f"{w:.2f}x", f"{w1:.2f}x",
+                  "met" if d <= 1.2 and a <= 0.6 and w <= 0.5 else "**not met**")
+                 for name, px, d, a, w, w1 in checks],
+                detail="stage II's distance to confident detections at most 1.2x the per-frame estimate's, its image "
+                       "acceleration at most 0.6x the raw detections', its camera-space wrist acceleration at most "
+                       "0.5x the per-frame estimate's")
     return 0
 
 

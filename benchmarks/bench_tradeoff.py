@@ -26,6 +26,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from bench_real import DEFAULT_CLIPS, detect_clip, real_footage_args  # noqa: E402
+from mdtable import print_table, print_title, row  # noqa: E402
 
 # stage II weight changes measured by default, each against the defaults (engine/fit/options.py
 # STAGE2_WEIGHTS / STAGE2_ADDED: res_s 0.1, ja 0.01, res 0.02, 2d 0.05): the finger residual's
@@ -79,11 +80,10 @@ def main(argv=None):
             pf = hand_report(est["joints"], est["keypoints_2d"], est["confidence"], est["keypoint_source"],
                              est["valid"], K)
             tracks.append(f"{Path(path).name}, {side}")
-            print(f"\n**{tracks[-1]} hand**\n")  # the table's title (tools/benchmark_tables.py)
-            print(f"per-frame estimate {pf['dist_px']:.2f} px from the detections; raw detections' image "
-                  f"acceleration {pf['raw_acc_px']:.2f} px/f^2\n")
-            print("| variant | distance px | x per-frame | image acc x raw | tips px | both targets |")
-            print("|---|---|---|---|---|---|")
+            print_title(f"{tracks[-1]} hand", ["variant", "distance px", "x per-frame", "image acc x raw", "tips px",
+                                               "both targets"],
+                        detail=f"per-frame estimate {pf['dist_px']:.2f} px from the detections; raw detections' "
+                               f"image acceleration {pf['raw_acc_px']:.2f} px/f^2")
             for name, changes in variants:
                 opts = FitOptions(iters_stage1=preset["iters"][0], iters_stage2=preset["iters"][1], **overrides)
                 opts.weights2 = {**opts.weights2, **changes}
@@ -93,18 +93,16 @@ def main(argv=None):
                                 est["valid"], K)
                 d, a = f["dist_px"] / pf["dist_px"], f["img_acc_px"] / pf["raw_acc_px"]
                 ok = "met" if d <= 1.2 and a <= 0.6 else "-"
-                print(f"| {name} | {f['dist_px']:.2f} | {d:.2f}x | {a:.2f}x | {f['tips_px']:.2f} | {ok} |", flush=True)
+                print(row([name, f"{f['dist_px']:.2f}", f"{d:.2f}x", f"{a:.2f}x", f"{f['tips_px']:.2f}", ok]), flush=True)
                 lines.append((tracks[-1], name, d, a))
-    print("\n**Stage II variants on every clip**\n")
-    print("each cell: distance to confident detections vs the per-frame estimate's, image acceleration vs the "
-          "raw detections' (targets: at most 1.2x and 0.6x)\n")
-    print("| variant | " + " | ".join(tracks) + " | tracks meeting both |")
-    print("|---" * (len(tracks) + 2) + "|")
+    summary = []
     for name, _ in variants:
         cells = {t: (d, a) for t, n, d, a in lines if n == name}
         met = sum(d <= 1.2 and a <= 0.6 for d, a in cells.values())
-        print(f"| {name} | " + " | ".join(f"{cells[t][0]:.2f}x, {cells[t][1]:.2f}x" for t in tracks)
-              + f" | {met}/{len(tracks)} |")
+        summary.append([name, *(f"{cells[t][0]:.2f}x, {cells[t][1]:.2f}x" for t in tracks), f"{met}/{len(tracks)}"])
+    print_table("Stage II variants on every clip", ["variant", *tracks, "tracks meeting both"], summary,
+                detail="each cell: distance to confident detections vs the per-frame estimate's, image acceleration "
+                       "vs the raw detections' (targets: at most 1.2x and 0.6x)")
     return 0
 
 

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
 # --quality presets: augmented views for per-joint confidence, Adam iterations per fitting stage.
 # "best" is the authors' setting (400 iterations per stage); fewer views/iterations trade accuracy
-# for speed (see docs/benchmarks.md for what each costs).
+# for speed (see docs/history.md for what each costs).
 QUALITY_PRESETS = {
     "draft": {"views": 0, "iters": (100, 100)},
     "balanced": {"views": 4, "iters": (200, 200)},

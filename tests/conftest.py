@@ -3,7 +3,7 @@
 Under pytest-xdist (``scripts/test.sh`` runs one worker per core) each worker, and every engine or
 Blender process a test starts, gets its share of the cores for torch's and OpenMP's thread pools.
 Left alone, each worker's torch starts a thread per core, so the workers' pools oversubscribe the
-machine and spin against each other (measured in docs/benchmarks.md, "Test suite"). This is set
+machine and spin against each other (measured in docs/history.md, "Test suite"). This is set
 before any test module imports torch; a value the caller set is kept.
 
 ``--addon-only`` collects only the add-on's tests (tests/test_addon_*.py): scripts/test.sh's second

@@ -1,5 +1,5 @@
 """benchmarks/bench_orientation.py's split of an orientation error into the turn about the camera's ray
-and the tilt off it (docs/benchmarks.md, issue 21's rendered targets): checked on rotations whose
+and the tilt off it (docs/history.md, issue 21's rendered targets): checked on rotations whose
 split is known, and on joints turned by them."""
 
 import importlib.util

@@ -89,7 +89,7 @@ def test_two_stages_smooth_without_losing_accuracy(setup, root_motion):
     assert scores["stage 2"]["RA-ACC"] < 0.5 * base["RA-ACC"], scores
     if root_motion == "prior":
         # the root-from-prior variant (not the default) smooths but loses accuracy on this clip since
-        # issue 21's per-frame estimate (PA-MPJPE 1.3x the per-frame estimate's; docs/benchmarks.md)
+        # issue 21's per-frame estimate (PA-MPJPE 1.3x the per-frame estimate's; docs/history.md)
         return
     assert scores["stage 2"]["PA-MPJPE"] < base["PA-MPJPE"] * 1.1, scores
     # stage I moves the fingers only where the detections insist: it must not bend the shape or turn

@@ -24,3 +24,17 @@ def test_every_citation_of_docs_method_names_a_section_it_has():
     for path in _sources():
         for number in re.findall(r"method\.md\)? section (\d+)", path.read_text(encoding="utf-8")):
             assert number in sections, (path, number)
+
+
+def test_every_cited_section_of_the_figures_pages_exists():
+    """``history.md, "Speed"`` / ``docs/benchmarks.md ("Batch")``: the quoted name starts a heading of that page."""
+    headings = {name: [h.strip() for h in re.findall(r"^#+ (.+)$", (ROOT / "docs" / name).read_text(encoding="utf-8"), re.M)]
+                for name in ("history.md", "benchmarks.md")}
+    cited = 0
+    for path in _sources():
+        text = path.read_text(encoding="utf-8")
+        for name, quoted in re.findall(r"(history\.md|benchmarks\.md)\)?,? \(?\"([^\"]+)\"", text):
+            quoted = " ".join(quoted.replace("#", "").split())
+            assert any(h.startswith(quoted) for h in headings[name]), (path.relative_to(ROOT), name, quoted)
+            cited += 1
+    assert cited > 10

@@ -14,13 +14,12 @@ its previous output. ``docs/runs/INDEX.md`` lists the saved runs (the table titl
 A generated table sits between two comments in a markdown page; the opening one says where its
 figures come from:
 
-    <!-- table source=docs/benchmark_gt.md title="All hand tracks" rows="per-frame;stage II" bold="stage II" -->
+    <!-- table source=docs/runs/rendered.md title="All hand tracks" rows="per-frame;stage II" bold="stage II" -->
     | method | PA-MPJPE | ... |
     <!-- /table -->
 
-- ``source``: a file a benchmark wrote (``python -m engine benchmark --out`` writes
-  docs/benchmark_gt.md; a script that prints its tables is saved with ``> docs/runs/NAME.txt``),
-  relative to the repository root;
+- ``source``: a benchmark's saved output (``--run`` keeps them in docs/runs/), relative to the
+  repository root;
 - ``title``: the line just above the table in that file (``engine.evaluation.methods.table`` writes
   ``**title**``; a plain line is matched too); the first markdown table after it is taken;
 - ``rows`` (optional): the rows to keep, by their first cell, ";"-separated, in this order (default: all);
@@ -169,7 +168,7 @@ def execute(run: Run, work: Path, python: str = sys.executable) -> tuple[bool, f
     -> (succeeded, seconds)."""
     out = run_path(run)
     page = out.with_suffix(".new" + out.suffix)  # where a page-writing command writes
-    changes = "yes" if _git("status", "--porcelain", "--untracked-files=no", "--", ".", ":!docs") else "none"
+    changes = "yes" if _git("status", "--porcelain", "--untracked-files=no", "--", ".", ":!docs", ":!README.md") else "none"
     head = {"name": run.name, "started": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
             "commit": _git("rev-parse", "--short", "HEAD"), "uncommitted": changes,
             "load": f"{os.getloadavg()[0]:.1f}", "cpus": str(os.cpu_count()), "python": platform.python_version()}

@@ -7,7 +7,7 @@ weights have no effect (measured: stage I left the wrist's jitter where the per-
 it). The fit therefore takes rotations in **degrees** and translations in **centimetres**
 (``ROT_UNIT``, ``TRANSL_UNIT``): a 1 degree or 1 cm step of the hand costs about what a pixel-scale
 residual costs, so L_o / L_os / L_tr / L_ts act at the table's weights. The literal radian / metre
-reading stays available (``FitOptions(units="rad-m")``); docs/benchmarks.md has both measured.
+reading stays available (``FitOptions(units="rad-m")``); docs/history.md has both measured.
 
 Every function takes plain tensors and returns a scalar (the sum over frames and joints).
 """

@@ -15,7 +15,7 @@ adds one latent z of the motion prior per window, the finger pose being the prio
 | II    | Phi, tau, beta, z (+delta)| L_o 2, L_tr 1, L_os 1, L_beta 10, L_2D 0.05, L_MP 300 (+ L_ts 5, |
 |       |                           | residual size 0.02, residual smoothness 0.1, L_ja 0.01)        |
 
-Where this departs from the table as written, and why (each measured in docs/benchmarks.md, on the
+Where this departs from the table as written, and why (each measured in docs/history.md, on the
 rendered benchmark whose hand and motion the prior has never seen and on real footage; the literal
 form is ``FitOptions.literal()``):
 
@@ -28,7 +28,7 @@ form is ``FitOptions.literal()``):
    composed, per frame and joint, with a small rotation delta_t, penalised by its size (0.02 per
    degree^2) and its frame-to-frame change (0.1 per degree^2). A prior trained on
    little open data cannot reach every real pose; without delta stage II pulled the fingertips
-   away from confident detections (docs/benchmarks.md has the figures). With it the prior
+   away from confident detections (docs/history.md has the figures). With it the prior
    still sets the motion (delta is cheap only where the detections insist, and smooth), and the
    fingers stay where they are seen. A 10 degree residual costs about what a 10 px error of one
    keypoint costs in L_2D, so confident detections win and noisy ones do not.
@@ -40,7 +40,7 @@ form is ``FitOptions.literal()``):
    scaled by fps / 30 (L_ja, an acceleration, by (fps / 30)^3): a penalty on velocity, not on the
    change between two frames. Per frame pair, a 5 fps clip's real motion (six times the step of a
    30 fps clip's) was smoothed away: stage I
-   pulled the hands of a 5 fps two-hand clip far from their detections (docs/benchmarks.md).
+   pulled the hands of a 5 fps two-hand clip far from their detections (docs/history.md).
    On uneven frame times (a variable frame rate: ``fit_sequence(..., frame_times=)``) each frame
    pair counts by its own time step and L_ja is the acceleration over the uneven steps
    (``losses.joint_accel``), the prior's windows are laid on the real times (``windows.layout``)
@@ -58,7 +58,7 @@ form is ``FitOptions.literal()``):
    px^2 against L_2D's 0.05 per px^2 (times confidence^2) is a light smoother whatever the hand's
    size in the image. The measured alternative ``weights2["pd"]`` (the finger pose held near the
    per-frame estimate, ``losses.pose_data``, off by default) trades PA-MPJPE for RA-MPJPE on
-   back-of-hand views (docs/benchmarks.md).
+   back-of-hand views (docs/history.md).
 8. Stage II's global rotation (``root_motion``): "filtered" (default) is per frame, as in the table,
    then a zero-lag (forward-backward) One Euro filter, the standard smoother of hand trackers;
    "free" is the table's per-frame rotation alone; "prior" is one base rotation per window turned
@@ -73,7 +73,7 @@ form is ``FitOptions.literal()``):
    (the hand turns about its wrist, so the fingers move in the image), and without the prior's
    decoding an iteration costs a fraction of a stage II one.
 
-9. Fingers the prior has not seen (issue 21; docs/benchmarks.md, "Fingers on hands the prior has not
+9. Fingers the prior has not seen (issue 21; docs/history.md, "Fingers on hands the prior has not
    seen"). The prior learnt from about 80 s of open recordings; its z = 0 decodes a relaxed hand, and
    a held fist, encoded and decoded, loses about 25 degrees of bend. So:
    - L_MP is ``prior_term="anchored"`` (default): mean((z - z0)^2), z0 the encoder's mean for the
@@ -91,7 +91,7 @@ form is ``FitOptions.literal()``):
    - stage I fits the fingers too (``stage1_fingers``), held near the per-frame estimate ("pd", 0.2 per
      degree^2) and inside the joints' anatomical limits ("lim", ``engine.fit.anatomy``), so that it
      sees the detections' fingers rather than keeping the per-frame IK's.
-   What each costs and buys is measured in docs/benchmarks.md.
+   What each costs and buys is measured in docs/history.md.
 
 L_MP has three forms. ``prior_term="anchored"`` (default) is above. ``prior_term="posterior"`` is the
 poster's -log N(z; mu(theta), sigma(theta)), (mu, sigma) the encoder's posterior of the current pose
@@ -108,7 +108,7 @@ from engine.fit import losses as L
 
 # "nw" (off by default; a weight in weights1 / weights2 turns it on): no confidently seen joint ends
 # farther from its keypoint than the per-frame estimate put it, beyond NO_WORSE_MARGIN hand units
-# (losses.no_worse). Measured (docs/benchmarks.md): at a weight of 10 it held stage II 0.5 px nearer the ASL
+# (losses.no_worse). Measured (docs/history.md): at a weight of 10 it held stage II 0.5 px nearer the ASL
 # clip's detections but stopped all smoothing of the image (acceleration 0.97x the raw detections'
 # against 0.51x without), at a 6-unit margin it was worse on both. "lim": the joints' anatomical
 # limits (engine.fit.anatomy), per degree^2 outside them
@@ -124,7 +124,7 @@ STAGE2_WEIGHTS = {"o": 2.0, "tr": 1.0, "os": 1.0, "beta": 10.0, "2d": 0.05, "mp"
 # and at 1 the residual's smoothness held stage II's fingertips 3x the per-frame estimate's distance from
 # real detections (benchmarks/bench_tradeoff.py: ASL clip 1.43x -> 1.15x, demo 1.26x -> 1.08x at 0.1, the
 # image still at 0.50x / 0.52x the raw detections' acceleration: L_ja, an acceleration, removes the
-# detections' noise; docs/benchmarks.md, "Fingers on hands the prior has not seen")
+# detections' noise; docs/history.md, "Fingers on hands the prior has not seen")
 STAGE2_ADDED = {"ts": 5.0, "res": 0.02, "res_s": 0.1, "ja": 0.01, "lim": LIMIT_WEIGHT}
 STAGE1_ADDED = {"pd": 0.2, "lim": LIMIT_WEIGHT}
 ROOT_MOTIONS = choices.ROOT_MOTIONS  # stage II's global rotation (see root_motion below)
@@ -170,7 +170,7 @@ class FitOptions:
     # frames except L_beta (one shape per clip), so read literally the shape's weight shrinks as a
     # clip grows: on 300 frames of known motion stage I then bends the shape to absorb the per-frame
     # poses' errors. Scaling L_beta by T is the same balance as taking every per-frame term as a mean
-    # over frames, as fitting codes commonly do (docs/benchmarks.md). False = the literal sums.
+    # over frames, as fitting codes commonly do (docs/history.md). False = the literal sums.
     shape_reg_per_frame: bool = True
     # L_os, L_ts and the residual's smoothness scaled by fps / 30: a penalty on velocity per second,
     # so that a 5 fps or a 60 fps clip is smoothed as a 30 fps one is. False = per frame pair.

@@ -246,7 +246,7 @@ def _gap_rows(track, max_chain):
 # (the demo's first 300 frames at 640x480, and tests/data's thumbs_up_fist, asl_fists, pinch_fist,
 # asl_hand_50; 965 detected frames): views on 48 % of the frames; where interpolated, alpha within
 # 0.033 of the views' own (mean; 90th percentile 0.084), below the noise of the 4-view estimate
-# itself (docs/benchmarks.md, "Speed"). VIEW_STRIDE 1: every frame, as before.
+# itself (docs/history.md, "Speed"). VIEW_STRIDE 1: every frame, as before.
 VIEW_STRIDE = 4
 VIEW_AGREE = 0.3
 HELD_MAX = {"views": 0, "gaps": 0}  # the most frames views_and_gaps held at once, last call (tests)

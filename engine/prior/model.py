@@ -161,7 +161,7 @@ class MotionPrior(nn.Module):
         between two grid frames is the normalised linear blend of their quaternions. NeMF's field is
         continuous in t, but trained, as here, only at its grid times its highest Fourier features
         (periods of 2-4 frames) are unconstrained in between: asked at a 25 fps clip's times, the
-        shipped weights' fingers jittered several times as much as on the grid (docs/benchmarks.md),
+        shipped weights' fingers jittered several times as much as on the grid (docs/history.md),
         and stage II passed that on to the fit. Times on the grid (any clip at the prior's rate)
         decode exactly as the field does."""
         pos = times * self.fps  # (B,T) grid positions

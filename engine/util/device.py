@@ -26,7 +26,7 @@ def resolve_device(name: str | None) -> str:
 # (a few hundred frames x 21 joints): a second thread saves little on an idle 2-core CPU, and where
 # the cores are shared (MediaPipe's own threads, other processes) torch's threads wait on each other:
 # on this project's shared 2-core machine a capture took 10-18x the CPU seconds with 2 threads as with
-# 1 (docs/benchmarks.md, "Speed"). HMP_TORCH_THREADS sets another number.
+# 1 (docs/history.md, "Speed"). HMP_TORCH_THREADS sets another number.
 DEFAULT_CPU_THREADS = 1
 
 

@@ -8,7 +8,7 @@ Known motion -> rendered clip -> the whole pipeline, as a user runs it -> errors
    joints are re-derived from those bone lengths and the mesh follows them bone by bone (skinning
    weights), so the truth's 21 keypoints (joints and fingertip vertices) belong to another hand,
    whose proportions the fit has to find from the video (the model's linear shape space can reach
-   such a skeleton, see docs/benchmarks.md: the mismatch is in the proportions to be estimated and
+   such a skeleton, see docs/history.md: the mismatch is in the proportions to be estimated and
    in the mesh, not an unreachable skeleton);
 2. the motion: Leap Motion recordings of another source than the prior's training data
    (``benchmarks/data/leap_javascript_v2.npz``, leapmotion/javascript v2, when present; otherwise
@@ -73,7 +73,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--motion", default=None,
                    help=f"motion file for the truth (default: {HELD_OUT_SOURCE.relative_to(ROOT)} when present, "
                         "else the prior's held-out takes)")
-    p.add_argument("--out", default=str(ROOT / "docs" / "benchmark_gt.md"), help="markdown table to write")
+    p.add_argument("--out", default="benchmark_gt.md",
+                   help="the markdown page to write (default: benchmark_gt.md in the current folder)")
     p.add_argument("--workdir", default=None,
                    help="keep the rendered clips here; a clip already there with the same scene is not rendered again")
     p.add_argument("--render-only", action="store_true", help="render the clips into --workdir and stop")
