@@ -163,8 +163,8 @@ def main():
                 vals = [med[lab][key] for lab in labels]
                 ratio = ([f"{vals[1] / vals[0]:.2f}x" if vals[0] > 0 else None] if two else [])
                 table.append([names.get(key, key), *(f"{v:.2f}" for v in vals), *ratio])
-            table.append(["x real time (wall / clip length)", *(f"{med[lab]['total'] / duration:.2f}" for lab in labels),
-                          *([""] if two else [])])
+            table.append(["x real time (wall / clip length)",
+                          *(f"{med[lab]['total'] / duration:.2f}" for lab in labels), *([""] if two else [])])
             print_table(f"{name}, {quality}", ["seconds", *labels, *(["new / base"] if two else [])], table,
                         detail=f"clip '{name}': {Path(clip).name}, --hands {hands}, {duration:.0f} s of video, "
                                f"quality {quality} (median of {args.rounds}; seconds)")

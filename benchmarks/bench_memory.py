@@ -89,7 +89,8 @@ def main(argv=None):
     est = [r for r in rows if r["fit_mb"] is None]
     if len(est) >= 2:
         a, b = est[0], est[-1]
-        slope = ((b["estimate_mb"] - b["baseline_mb"]) - (a["estimate_mb"] - a["baseline_mb"])) / (b["frames"] - a["frames"])
+        grown = (b["estimate_mb"] - b["baseline_mb"]) - (a["estimate_mb"] - a["baseline_mb"])
+        slope = grown / (b["frames"] - a["frames"])
         hour = b["estimate_mb"] + slope * (108000 - b["frames"])
         print_table("Per-frame estimate memory growth",
                     ["work", "between frames", "above start-up kB per frame",

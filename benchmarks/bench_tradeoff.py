@@ -93,7 +93,8 @@ def main(argv=None):
                                 est["valid"], K)
                 d, a = f["dist_px"] / pf["dist_px"], f["img_acc_px"] / pf["raw_acc_px"]
                 ok = "met" if d <= 1.2 and a <= 0.6 else "-"
-                print(row([name, f"{f['dist_px']:.2f}", f"{d:.2f}x", f"{a:.2f}x", f"{f['tips_px']:.2f}", ok]), flush=True)
+                print(row([name, f"{f['dist_px']:.2f}", f"{d:.2f}x", f"{a:.2f}x", f"{f['tips_px']:.2f}", ok]),
+                      flush=True)
                 lines.append((tracks[-1], name, d, a))
     summary = []
     for name, _ in variants:

@@ -56,3 +56,17 @@ def test_every_run_of_the_suite_names_a_script_that_exists():
             script = command[0]
             assert script == "-m" or (ROOT / script).is_file(), (run.name, script)
     assert len({run.name for run in tool.RUNS}) == len(tool.RUNS)
+
+
+def test_every_table_of_the_figures_page_is_generated():
+    """docs/benchmarks.md holds no hand-written table: each one sits in a block the tool rewrites."""
+    tool = _tool()
+    inside, tables = False, 0
+    for number, line in enumerate((ROOT / "docs" / "benchmarks.md").read_text(encoding="utf-8").splitlines(), 1):
+        if tool.OPEN.match(line + "\n"):
+            inside, tables = True, tables + 1
+        elif line.strip() == tool.CLOSE:
+            inside = False
+        elif line.startswith("|"):
+            assert inside, f"docs/benchmarks.md:{number} is a table row outside a generated table"
+    assert tables >= 20

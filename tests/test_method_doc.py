@@ -28,7 +28,8 @@ def test_every_citation_of_docs_method_names_a_section_it_has():
 
 def test_every_cited_section_of_the_figures_pages_exists():
     """``history.md, "Speed"`` / ``docs/benchmarks.md ("Batch")``: the quoted name starts a heading of that page."""
-    headings = {name: [h.strip() for h in re.findall(r"^#+ (.+)$", (ROOT / "docs" / name).read_text(encoding="utf-8"), re.M)]
+    headings = {name: [h.strip() for h in re.findall(r"^#+ (.+)$", (ROOT / "docs" / name).read_text(encoding="utf-8"),
+                                                     re.M)]
                 for name in ("history.md", "benchmarks.md")}
     cited = 0
     for path in _sources():

@@ -168,7 +168,9 @@ def execute(run: Run, work: Path, python: str = sys.executable) -> tuple[bool, f
     -> (succeeded, seconds)."""
     out = run_path(run)
     page = out.with_suffix(".new" + out.suffix)  # where a page-writing command writes
-    changes = "yes" if _git("status", "--porcelain", "--untracked-files=no", "--", ".", ":!docs", ":!README.md") else "none"
+    # the code that makes the figures: everything but the pages that show them
+    changed = _git("status", "--porcelain", "--untracked-files=no", "--", ".", ":!docs", ":!README.md")
+    changes = "yes" if changed else "none"
     head = {"name": run.name, "started": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
             "commit": _git("rev-parse", "--short", "HEAD"), "uncommitted": changes,
             "load": f"{os.getloadavg()[0]:.1f}", "cpus": str(os.cpu_count()), "python": platform.python_version()}
@@ -185,6 +187,7 @@ def execute(run: Run, work: Path, python: str = sys.executable) -> tuple[bool, f
             page.unlink(missing_ok=True)
             return False, time.monotonic() - t0
         body = page.read_text(encoding="utf-8") if run.page else done.stdout
+        body = body.replace(str(page), _shown(out)).replace(str(work), "WORK")  # as the command line shows them
         parts.append(f"command: `{shown}`\n\n{body.strip()}\n")
     page.unlink(missing_ok=True)
     seconds = time.monotonic() - t0
@@ -199,7 +202,8 @@ def index_page() -> str:
     lines = ["# Saved benchmark runs", "",
              "Written by `python tools/benchmark_tables.py --run` (benchmarks/suite.py); each file holds the "
              "run's whole output.", "", "**Runs**", "",
-             "| run | what it measures | started | minutes | commit | uncommitted changes | load average at the start |",
+             "| run | what it measures | started | minutes | commit | uncommitted changes "
+             "| load average at the start |",
              "|---|---|---|---|---|---|---|"]
     for run in RUNS:
         path = run_path(run)
@@ -208,7 +212,7 @@ def index_page() -> str:
             lines.append(f"| {run.name} | {run.about} | not run | | | | |")
             continue
         h = parse_pairs(m.group("spec"))
-        lines.append(f"| [{run.name}]({path.name}) | {run.about} | {h['started']} | {h['minutes']} | {h['commit']} "
+        lines.append(f"| {run.name} | {run.about} | {h['started']} | {h['minutes']} | {h['commit']} "
                      f"| {h['uncommitted']} | {h['load']} |")
     return "\n".join(lines) + "\n"
 
