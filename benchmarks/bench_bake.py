@@ -20,10 +20,10 @@ sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
 
 import bpy  # noqa: E402
+from mdtable import print_table  # noqa: E402
 
 from hmp_addon import bake, poses, rig  # noqa: E402
 from hmp_addon.engine_link import joints as J  # noqa: E402
-from mdtable import print_table  # noqa: E402
 
 
 def channels(rng, frames, rig_obj):

@@ -150,7 +150,7 @@ def main(argv=None):
         times[stages] = time.perf_counter() - t0
         for w in warnings:
             print("warning:", w)
-        rows.append((f"stage I" if stages == 1 else "stages I + II", times[stages],
+        rows.append(("stage I" if stages == 1 else "stages I + II", times[stages],
                      iters[0] if stages == 1 else iters[0] + iters[1], all_metrics(out["joints"], gt, K=K)))
     rows.insert(2, ("stage II alone (difference)", times[2] - times[1], iters[1], None))
 

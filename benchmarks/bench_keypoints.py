@@ -48,7 +48,8 @@ def plain_mediapipe(video):
     with quiet_native_stderr(), vision.HandLandmarker.create_from_options(options) as hands:  # no TFLite chatter
         for _, rgb, t in video.frames(with_time=True):
             last = max(last + 1, int(round(t * 1000)) if t is not None and np.isfinite(t) else 0)
-            res = hands.detect_for_video(mp.Image(image_format=mp.ImageFormat.SRGB, data=np.ascontiguousarray(rgb)), last)
+            image = mp.Image(image_format=mp.ImageFormat.SRGB, data=np.ascontiguousarray(rgb))
+            res = hands.detect_for_video(image, last)
             labels = {LABEL_TO_SIDE[h[0].category_name] for h in res.handedness}
             found["any"] += bool(labels)
             for side in labels:

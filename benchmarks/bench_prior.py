@@ -47,8 +47,8 @@ def main():
 
     from engine.prior import DEFAULT_WEIGHTS, load_prior
     from engine.prior.data import load_sequences
-    from engine.prior.train import (HELD_OUT_SOURCE, LEAP_BUNDLE, TRAINING_DATA, evaluate, make_windows, mean_pose_error,
-                                    training_sequences)
+    from engine.prior.train import (HELD_OUT_SOURCE, LEAP_BUNDLE, TRAINING_DATA, evaluate, make_windows,
+                                    mean_pose_error, training_sequences)
 
     priors = []
     for spec in args.prior or [f"shipped={DEFAULT_WEIGHTS}"]:

@@ -361,8 +361,6 @@ def hard_clip_checks(name, entry, truth):
 
 
 def run_frames(trees, opts):
-    import numpy as np
-
     folder = opts.workdir / "hard_clips"
     folder.mkdir(parents=True, exist_ok=True)
     hard, truth, source_ok = make_hard_clips(folder)
