@@ -7,6 +7,7 @@ import torch
 
 from engine.contract.joints import MEDIAPIPE_PARENTS
 from engine.evaluation.benchmark import CLIPS, make_clip, motion_source, pick_motions, render, rescaled_hand
+from engine.evaluation.benchmark.scene import pose_hand
 from engine.evaluation.metrics import all_metrics
 from engine.fit.per_frame import per_frame_estimate
 from engine.hand_model import load_hand_model
@@ -21,6 +22,25 @@ def bone_lengths(model):
         z = torch.zeros(1, 3)
         kp = model(z, torch.zeros(1, 45), torch.zeros(1, 10), z).keypoints[0].numpy()
     return np.linalg.norm(kp[1:] - kp[MEDIAPIPE_PARENTS[1:]], axis=-1)
+
+
+def test_each_view_shows_the_side_of_the_hand_it_names():
+    """A clip's view says which side of the hand faces the camera, judged by the palm's normal of
+    engine.fit.anatomy (the rule the finger limits curl towards), for right and mirrored left hands."""
+    hand = load_hand_model("right")
+    motion = ("rest", np.zeros((1, 45)), np.zeros((1, 3)))
+    facing = {}
+    for view in ("palm", "back", "side", "end"):
+        for side in ("right", "left"):
+            _, kp = pose_hand(hand, motion, view, side)
+            kp = kp[0]
+            towards_thumb, along_palm = kp[5] - kp[17], kp[9] - kp[0]  # little -> index knuckle, wrist -> middle
+            volar = np.cross(towards_thumb, along_palm) * (1 if side == "right" else -1)
+            facing[view, side] = -volar[2] / np.linalg.norm(volar)  # 1: the palm looks straight at the camera
+    assert all(facing["palm", s] > 0.9 and facing["back", s] < -0.9 for s in ("right", "left")), facing
+    assert all(abs(facing["side", s]) < 0.5 for s in ("right", "left")), facing  # an edge faces the camera
+    assert {c.view for c in CLIPS} == {"palm", "back", "side", "end"}
+    assert all(c.name.startswith(c.view) for c in CLIPS if c.view in ("palm", "back") and len(c.hands) == 1)
 
 
 def test_rescaled_hand_is_not_the_model():

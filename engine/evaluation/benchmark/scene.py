@@ -26,20 +26,23 @@ FPS = 30.0
 class Clip:
     name: str
     hands: tuple  # ("right",), ("left",) or ("right", "left")
-    view: str  # palm | back | side | end (towards the camera; end: the fingers pointing at it)
+    view: str  # the side towards the camera: palm | back | side (an edge) | end (the fingers pointing at it)
     fov: float  # the true field of view across the longer image side, degrees
     skin: tuple  # linear RGB
     background: tuple  # linear RGB
     occluder: bool  # a pole passing in front of the hand(s)
 
 
+# The names said "palm" for the back of the hand and "back" for the palm until 2026-12-05 (the view
+# matrices took +x for the palm's normal; the model's volar normal is -x): the clips are the same, their
+# names now say which side the camera sees (docs/history.md records results under the old names).
 CLIPS = (
-    Clip("palm-right", ("right",), "palm", 52.0, (0.80, 0.55, 0.42), (0.35, 0.35, 0.38), False),
-    Clip("back-left", ("left",), "back", 68.0, (0.25, 0.13, 0.08), (0.15, 0.25, 0.45), False),
+    Clip("back-right", ("right",), "back", 52.0, (0.80, 0.55, 0.42), (0.35, 0.35, 0.38), False),
+    Clip("palm-left", ("left",), "palm", 68.0, (0.25, 0.13, 0.08), (0.15, 0.25, 0.45), False),
     Clip("side-right-occluded", ("right",), "side", 60.0, (0.55, 0.33, 0.20), (0.20, 0.40, 0.20), True),
-    Clip("palm-left-occluded", ("left",), "palm", 74.0, (0.85, 0.62, 0.50), (0.50, 0.35, 0.25), True),
-    Clip("both-palm", ("right", "left"), "palm", 56.0, (0.65, 0.42, 0.30), (0.30, 0.30, 0.45), False),
-    Clip("back-right-occluded", ("right",), "back", 64.0, (0.45, 0.28, 0.18), (0.40, 0.40, 0.30), True),
+    Clip("back-left-occluded", ("left",), "back", 74.0, (0.85, 0.62, 0.50), (0.50, 0.35, 0.25), True),
+    Clip("both-back", ("right", "left"), "back", 56.0, (0.65, 0.42, 0.30), (0.30, 0.30, 0.45), False),
+    Clip("palm-right-occluded", ("right",), "palm", 64.0, (0.45, 0.28, 0.18), (0.40, 0.40, 0.30), True),
     Clip("end-right", ("right",), "end", 58.0, (0.70, 0.48, 0.36), (0.25, 0.32, 0.35), False),
 )
 
@@ -103,21 +106,23 @@ def clip_plan(clips: "tuple[Clip, ...]", seqs: list[dict], T: int) -> "Iterator[
         yield clip, [next(motions) for _ in clip.hands], 1000 + i
 
 
-def _view_matrix(view):
-    """Model frame (fingers -y, palm normal +x) -> camera (OpenCV) orientation at the clip's start."""
-    palm = np.array([[0.0, 0, 1], [0, 1, 0], [-1, 0, 0]])  # palm normal -> -z: towards the camera
-    if view == "palm":
-        return palm
+def view_matrix(view: str) -> np.ndarray:
+    """(3,3): the model frame (a right hand: fingers -y, thumb -z, the palm's volar normal -x by
+    ``engine.fit.anatomy``'s rule) -> the camera's (OpenCV: x right, y down, z forward) orientation at
+    the clip's start, for ``view``: the side of the hand that faces the camera."""
+    back = np.array([[0.0, 0, 1], [0, 1, 0], [-1, 0, 0]])  # volar -x -> +z: the back faces the camera
     if view == "back":
+        return back
+    if view == "palm":  # volar -x -> -z; fingers up, the right thumb on the image's right
         return np.array([[0.0, 0, -1], [0, 1, 0], [1, 0, 0]])
-    if view == "side":  # palm turned 70 degrees away: the thumb's edge towards the camera
+    if view == "side":  # the back turned 70 degrees away: the little finger's edge towards the camera
         a = np.radians(70.0)
         Ry = np.array([[np.cos(a), 0, np.sin(a)], [0, 1, 0], [-np.sin(a), 0, np.cos(a)]])
-        return Ry @ palm
-    if view == "end":  # the fingers tipped 65 degrees towards the camera: the hand seen end-on
+        return Ry @ back
+    if view == "end":  # from the back view, the fingers tipped 65 degrees towards the camera: end-on
         a = np.radians(65.0)
         Rx = np.array([[1.0, 0, 0], [0, np.cos(a), -np.sin(a)], [0, np.sin(a), np.cos(a)]])
-        return Rx @ palm
+        return Rx @ back
     raise ValueError(f"unknown view {view!r}")
 
 
@@ -131,7 +136,7 @@ def pose_hand(hand: "HandModel", motion: tuple, view: str, side: str) -> tuple[n
     T = len(hand_pose)
     Rl = roma.rotvec_to_rotmat(torch.as_tensor(orient, dtype=torch.float32))
     rel = Rl[:1].transpose(-1, -2) @ Rl  # the recorded turning, relative to its first frame
-    go = roma.rotmat_to_rotvec(torch.as_tensor(_view_matrix(view), dtype=torch.float32) @ rel)
+    go = roma.rotmat_to_rotvec(torch.as_tensor(view_matrix(view), dtype=torch.float32) @ rel)
     with torch.no_grad():
         out = hand(go, torch.as_tensor(hand_pose, dtype=torch.float32), torch.zeros(10), torch.zeros(T, 3))
     verts, kp = out.vertices.numpy().astype(np.float64), out.keypoints.numpy().astype(np.float64)
