@@ -57,8 +57,9 @@ form is ``FitOptions.literal()``):
    of the frequency); video fitting methods commonly smooth joints this way. A weight of 0.01 per
    px^2 against L_2D's 0.05 per px^2 (times confidence^2) is a light smoother whatever the hand's
    size in the image. The measured alternative ``weights2["pd"]`` (the finger pose held near the
-   per-frame estimate, ``losses.pose_data``, off by default) trades PA-MPJPE for RA-MPJPE on
-   back-of-hand views (docs/history.md).
+   per-frame estimate, ``losses.pose_data``, off by default) trades PA-MPJPE for RA-MPJPE on the
+   rendered clips where RA-MPJPE was lost (the palm towards the camera: history.md's records call
+   them back views, the names were swapped then; docs/history.md, "Accuracy: rendered ground truth").
 8. Stage II's global rotation (``root_motion``): "filtered" (default) is per frame, as in the table,
    then a zero-lag (forward-backward) One Euro filter, the standard smoother of hand trackers;
    "free" is the table's per-frame rotation alone; "prior" is one base rotation per window turned
