@@ -175,21 +175,22 @@ def execute(run: Run, work: Path, python: str = sys.executable) -> tuple[bool, f
             "commit": _git("rev-parse", "--short", "HEAD"), "uncommitted": changes,
             "load": f"{os.getloadavg()[0]:.1f}", "cpus": str(os.cpu_count()), "python": platform.python_version()}
     t0, parts = time.monotonic(), []
-    for command in run.commands:
-        argv = [python] + [a.format(work=work, out=page) for a in command]
-        shown = " ".join(["python"] + [shlex.quote(a.format(work="WORK", out=_shown(out)))
-                                       for a in command])
-        print(f"[{run.name}] {shown}", file=sys.stderr, flush=True)
-        done = subprocess.run(argv, cwd=ROOT, stdout=subprocess.PIPE, text=True)
-        if done.returncode != 0:
-            print(f"[{run.name}] failed (exit {done.returncode}); {_shown(out)} kept as it was",
-                  file=sys.stderr)
-            page.unlink(missing_ok=True)
-            return False, time.monotonic() - t0
-        body = page.read_text(encoding="utf-8") if run.page else done.stdout
-        body = body.replace(str(page), _shown(out)).replace(str(work), "WORK")  # as the command line shows them
-        parts.append(f"command: `{shown}`\n\n{body.strip()}\n")
-    page.unlink(missing_ok=True)
+    try:
+        for command in run.commands:
+            argv = [python] + [a.format(work=work, out=page) for a in command]
+            shown = " ".join(["python"] + [shlex.quote(a.format(work="WORK", out=_shown(out)))
+                                           for a in command])
+            print(f"[{run.name}] {shown}", file=sys.stderr, flush=True)
+            done = subprocess.run(argv, cwd=ROOT, stdout=subprocess.PIPE, text=True)
+            if done.returncode != 0:
+                print(f"[{run.name}] failed (exit {done.returncode}); {_shown(out)} kept as it was",
+                      file=sys.stderr)
+                return False, time.monotonic() - t0
+            body = page.read_text(encoding="utf-8") if run.page else done.stdout
+            body = body.replace(str(page), _shown(out)).replace(str(work), "WORK")  # as the command shows them
+            parts.append(f"command: `{shown}`\n\n{body.strip()}\n")
+    finally:  # a failed or interrupted run leaves no half-written page behind
+        page.unlink(missing_ok=True)
     seconds = time.monotonic() - t0
     head["minutes"] = f"{seconds / 60:.1f}"
     spec = " ".join(f"{k}={shlex.quote(v)}" for k, v in head.items())
@@ -241,7 +242,12 @@ def main(argv: list[str] | None = None) -> int:
         Path(args.work).mkdir(parents=True, exist_ok=True)
         for k, run in enumerate(chosen, 1):
             print(f"[{k}/{len(chosen)}] {run.name}: {run.about} (about {run.minutes:g} min)", file=sys.stderr)
-            ok, seconds = execute(run, Path(args.work))
+            try:
+                ok, seconds = execute(run, Path(args.work))
+            except KeyboardInterrupt:
+                print(f"[{run.name}] interrupted: the runs before it are saved, the rest not run", file=sys.stderr)
+                failed += [r.name for r in chosen[k - 1:]]
+                break
             print(f"[{run.name}] {'done' if ok else 'FAILED'} in {seconds / 60:.1f} min", file=sys.stderr)
             if not ok:
                 failed.append(run.name)
@@ -257,7 +263,7 @@ def main(argv: list[str] | None = None) -> int:
     for line in stale:
         print(("differs from its source: " if args.check else "rewritten: ") + line)
     if failed:
-        print("failed runs (their previous output kept): " + ", ".join(failed), file=sys.stderr)
+        print("runs not saved (their previous output kept): " + ", ".join(failed), file=sys.stderr)
     return 1 if (stale and args.check) or failed else 0
 
 
