@@ -27,13 +27,14 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from bench_real import detect_clip, real_footage_args  # noqa: E402  (one way to read real clips)
+from bench_real import estimated_hands, fit_options, real_footage_args  # noqa: E402  (one way to read real clips)
 from mdtable import print_table, print_title, row  # noqa: E402
+
+from engine.evaluation.report import CONFIDENT  # noqa: E402  (a confident detection, as the real-footage report)
 
 DEFAULT_CLIPS = ["tests/data/thumbs_up_fist.mp4:right", "tests/data/pinch_fist.mp4:right",
                  "tests/data/asl_fists.mp4:right", "tests/data/asl_hand_50.mp4:right"]
 HELD_POSES = {"thumbs_up_fist.mp4", "pinch_fist.mp4", "asl_fists.mp4"}  # poses held still (issue 21: 1.1x)
-CONFIDENT = 0.5
 FINGERS = {"thumb": (1, 2, 3, 4), "index": (5, 6, 7, 8), "middle": (9, 10, 11, 12), "ring": (13, 14, 15, 16),
            "pinky": (17, 18, 19, 20)}
 
@@ -60,28 +61,23 @@ def finger_states(joints):
 
 def run_clip(path, hands, quality, overrides, device="cpu"):
     from engine.contract import result as R
-    from engine.fit.per_frame import per_frame_estimate
-    from engine.fit.stages import FitOptions, fit_stages
-    from engine.hand_model import load_hand_model
+    from engine.fit.stages import fit_stages
+    from engine.util.camera import project
 
-    video, K, tracks, prior, preset = detect_clip(path, hands, quality, device)
+    video, K, prior, preset, found = estimated_hands(path, hands, quality, device)
     rows = {}
-    for side, track in tracks.items():
+    for side, track, model, est, _ in found:
         mp = track.source == R.SOURCE_MEDIAPIPE
         if not mp.any():
             continue
-        model = load_hand_model(side, device=device)
-        est = per_frame_estimate(model, track, K, video.fps)
-        opts = FitOptions(iters_stage1=preset["iters"][0], iters_stage2=preset["iters"][1], **overrides)
         (s1, _), (s2, _) = fit_stages(model, prior, est, est["keypoints_2d"], est["confidence"], K, video.fps,
-                                      stages=2, options=opts)
+                                      stages=2, options=fit_options(preset, overrides))
         truth = finger_states(track.world_landmarks[mp])
         kp, conf = np.asarray(track.keypoints_2d)[mp], np.asarray(est["confidence"])[mp]
         fig = {}
         for name, joints in (("per-frame", est["joints"]), ("stage I", s1["joints"]), ("stage II", s2["joints"])):
             j = np.asarray(joints)[mp]
-            uv = j[..., :2] / j[..., 2:] * np.diag(K)[:2] + K[:2, 2]
-            dist = np.linalg.norm(uv - kp, axis=-1)
+            dist = np.linalg.norm(project(j, K) - kp, axis=-1)
             sure = conf >= CONFIDENT
             fig[name] = {"agree": float((finger_states(j) == truth).mean()),
                          "agree_per_finger": (finger_states(j) == truth).mean(0),
@@ -99,10 +95,8 @@ def main(argv=None):
                 detail=f"finger states against MediaPipe's 3D landmarks of the same frames; distance over joints with "
                        f"confidence >= {CONFIDENT}")
     checks = []
-    for spec in clips:
-        path, _, hands = spec.partition(":")
-        path = str(ROOT / path) if (ROOT / path).is_file() else path
-        for side, (fig, n, folded) in run_clip(path, hands or "right", args.quality, overrides).items():
+    for path, hands in clips:
+        for side, (fig, n, folded) in run_clip(path, hands, args.quality, overrides).items():
             base = fig["per-frame"]["dist"]
             for name, f in fig.items():
                 per = " ".join(f"{x:.0%}" for x in f["agree_per_finger"])

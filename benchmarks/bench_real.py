@@ -47,30 +47,49 @@ def detect_clip(path, hands, quality, device="cpu"):
     return video, K, tracks, load_prior(device=device), preset
 
 
-def run_clip(path, hands, quality, overrides, device="cpu"):
+def estimated_hands(path, hands, quality, device="cpu"):
+    """``detect_clip``, then the per-frame estimate of each hand the clip shows: (video, K, prior,
+    preset, [(side, track, model, estimate, the estimate's seconds)])."""
     from engine.contract import result as R
-    from engine.evaluation.report import hand_report
     from engine.fit.per_frame import per_frame_estimate
-    from engine.fit.stages import FitOptions, fit_sequence
     from engine.hand_model import load_hand_model
 
     video, K, tracks, prior, preset = detect_clip(path, hands, quality, device)
-    rows = {}
+    found = []
     for side, track in tracks.items():
         if track is None or not np.any(track.source != R.SOURCE_NONE):
             continue
         model = load_hand_model(side, device=device)
         t0 = time.time()
         est = per_frame_estimate(model, track, K, video.fps)
-        times = {"per-frame": time.time() - t0}
+        found.append((side, track, model, est, time.time() - t0))
+    return video, K, prior, preset, found
+
+
+def fit_options(preset, overrides):
+    """FitOptions at a quality preset's iterations, with ``--set`` overrides."""
+    from engine.fit.stages import FitOptions
+
+    return FitOptions(iters_stage1=preset["iters"][0], iters_stage2=preset["iters"][1], **overrides)
+
+
+def run_clip(path, hands, quality, overrides, device="cpu"):
+    """{side: (figures per stage, seconds per step)}: the per-frame estimate, then stages I and II in
+    one run (``fit_stages``: stage I's result is the one stage II starts from)."""
+    from engine.evaluation.report import hand_report
+    from engine.fit.stages import fit_stages
+
+    video, K, prior, preset, found = estimated_hands(path, hands, quality, device)
+    rows = {}
+    for side, _, model, est, seconds in found:
+        times = {"per-frame": seconds}
         fig = {"per-frame": hand_report(est["joints"], est["keypoints_2d"], est["confidence"],
                                         est["keypoint_source"], est["valid"], K)}
-        for stages, name in ((1, "stage I"), (2, "stage II")):
-            opts = FitOptions(iters_stage1=preset["iters"][0], iters_stage2=preset["iters"][1], **overrides)
-            t0 = time.time()
-            out, warnings = fit_sequence(model, prior, est, est["keypoints_2d"], est["confidence"], K, video.fps,
-                                         stages=stages, options=opts)
-            times[name] = time.time() - t0
+        t0 = time.time()
+        fits = fit_stages(model, prior, est, est["keypoints_2d"], est["confidence"], K, video.fps, stages=2,
+                          options=fit_options(preset, overrides))
+        times["stages I + II"] = time.time() - t0
+        for name, (out, warnings) in zip(("stage I", "stage II"), fits):
             fig[name] = hand_report(out["joints"], est["keypoints_2d"], est["confidence"],
                                     est["keypoint_source"], est["valid"], K)
             for w in warnings:
@@ -80,8 +99,8 @@ def run_clip(path, hands, quality, overrides, device="cpu"):
 
 
 def real_footage_args(doc, default_clips, argv=None):
-    """The command line of a benchmark on real clips: (args, FitOptions overrides, clips), with
-    torch's threads set and its seed fixed."""
+    """The command line of a benchmark on real clips: (args, FitOptions overrides, clips as (path,
+    hands) with a path in the repository made absolute), with torch's threads set and its seed fixed."""
     ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("clips", nargs="*", help="VIDEO[:right|left|both] (default: see above)")
     ap.add_argument("--quality", default="balanced", choices=("draft", "balanced", "best"))
@@ -94,7 +113,12 @@ def real_footage_args(doc, default_clips, argv=None):
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    clips = args.clips or [c for c in default_clips if (ROOT / c.split(":")[0]).is_file()]
+    clips = []
+    for spec in args.clips or [c for c in default_clips if (ROOT / c.split(":")[0]).is_file()]:
+        path, _, hands = spec.partition(":")
+        if not Path(path).is_absolute() and (ROOT / path).is_file():
+            path = str(ROOT / path)
+        clips.append((path, hands or "right"))
     return args, parse_overrides(args.set), clips
 
 
@@ -104,10 +128,8 @@ def main(argv=None):
     args, overrides, clips = real_footage_args(__doc__, DEFAULT_CLIPS, argv)
     print(f"quality {args.quality}; overrides {overrides or 'none'}; torch threads {args.threads}")
     checks = []
-    for spec in clips:
-        path, _, hands = spec.partition(":")
-        path = str(ROOT / path) if not Path(path).is_absolute() and (ROOT / path).is_file() else path
-        rows = run_clip(path, hands or "right", args.quality, overrides)
+    for path, hands in clips:
+        rows = run_clip(path, hands, args.quality, overrides)
         for side, (fig, times) in rows.items():
             pf, s1, s2 = fig["per-frame"], fig["stage I"], fig["stage II"]
             # the table's title (tools/benchmark_tables.py), then this run's own details

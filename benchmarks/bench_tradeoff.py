@@ -8,7 +8,9 @@ per-frame estimate's and an image acceleration at most 0.6x the raw detections'.
 estimate fits each frame's keypoints (its distance is the detections' own noise plus the model's
 misfit), so the two pull against each other: this prints, per clip and hand, each variant's distance
 ratio and acceleration ratio, so the trade-off is a measured curve rather than one point. Each clip is
-detected (cache), estimated per frame and fitted by stage I once; only stage II runs per variant.
+detected (cache) and estimated per frame once; each variant then runs both stages (stage I does not
+depend on stage II's weights, so it comes out the same every time: the engine has no entry point for
+stage II alone).
 
 Prints ``**CLIP, SIDE hand**`` (a row per variant: distance, its ratio to the per-frame estimate's,
 image acceleration against the raw detections', fingertips' distance), then ``**Stage II variants on
@@ -19,13 +21,11 @@ how many hand tracks meet both targets).
 import sys
 from pathlib import Path
 
-import numpy as np
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from bench_real import DEFAULT_CLIPS, detect_clip, real_footage_args  # noqa: E402
+from bench_real import DEFAULT_CLIPS, estimated_hands, fit_options, real_footage_args  # noqa: E402
 from mdtable import print_table, print_title, row  # noqa: E402
 
 # stage II weight changes measured by default, each against the defaults (engine/fit/options.py
@@ -56,11 +56,8 @@ def parse_variant(spec):
 def main(argv=None):
     import argparse
 
-    from engine.contract import result as R
     from engine.evaluation.report import hand_report
-    from engine.fit.per_frame import per_frame_estimate
-    from engine.fit.stages import FitOptions, fit_sequence
-    from engine.hand_model import load_hand_model
+    from engine.fit.stages import fit_sequence
 
     extra = argparse.ArgumentParser(add_help=False)
     extra.add_argument("--variant", action="append", default=[])
@@ -68,15 +65,9 @@ def main(argv=None):
     args, overrides, clips = real_footage_args(__doc__, DEFAULT_CLIPS, rest)
     variants = [parse_variant(v) for v in (known.variant or DEFAULT_VARIANTS)]
     lines, tracks = [], []
-    for spec in clips:
-        path, _, hands = spec.partition(":")
-        path = str(ROOT / path) if not Path(path).is_absolute() and (ROOT / path).is_file() else path
-        video, K, tracks_by_side, prior, preset = detect_clip(path, hands or "right", args.quality)
-        for side, track in tracks_by_side.items():
-            if track is None or not np.any(track.source != R.SOURCE_NONE):
-                continue
-            model = load_hand_model(side)
-            est = per_frame_estimate(model, track, K, video.fps)
+    for path, hands in clips:
+        video, K, prior, preset, found = estimated_hands(path, hands, args.quality)
+        for side, _, model, est, _ in found:
             pf = hand_report(est["joints"], est["keypoints_2d"], est["confidence"], est["keypoint_source"],
                              est["valid"], K)
             tracks.append(f"{Path(path).name}, {side}")
@@ -85,7 +76,7 @@ def main(argv=None):
                         detail=f"per-frame estimate {pf['dist_px']:.2f} px from the detections; raw detections' "
                                f"image acceleration {pf['raw_acc_px']:.2f} px/f^2")
             for name, changes in variants:
-                opts = FitOptions(iters_stage1=preset["iters"][0], iters_stage2=preset["iters"][1], **overrides)
+                opts = fit_options(preset, overrides)
                 opts.weights2 = {**opts.weights2, **changes}
                 out, _ = fit_sequence(model, prior, est, est["keypoints_2d"], est["confidence"], K, video.fps,
                                       stages=2, options=opts)
