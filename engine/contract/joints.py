@@ -43,6 +43,9 @@ FINGER_NAMES = ("thumb", "index", "middle", "ring", "pinky")  # the order of eve
 # MediaPipe index of each MANO joint: keypoints21[MANO_TO_MEDIAPIPE] == joints16
 MANO_TO_MEDIAPIPE = np.array([0, 5, 6, 7, 9, 10, 11, 17, 18, 19, 13, 14, 15, 1, 2, 3], dtype=np.int64)
 
+# MediaPipe indices of the palm's rigid points: the wrist and the four finger knuckles (MCPs)
+PALM_MEDIAPIPE = [0, 5, 9, 13, 17]
+
 # MediaPipe indices of the five fingertips, thumb..pinky (not MANO joints: taken from mesh vertices)
 FINGERTIPS_MEDIAPIPE = np.array([4, 8, 12, 16, 20], dtype=np.int64)
 

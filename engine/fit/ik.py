@@ -8,14 +8,16 @@ One shape for the whole sequence (a person's hand does not change size), per-fra
 Initialisation: the root rotation and translation by Kabsch/Umeyama on the palm points (wrist and
 the four MCPs, rigid in a hand), so the optimisation starts with the palm in place and only the
 fingers to bend. Then Adam on all frames at once (the field's usual choice for batched fitting)
-on the squared keypoint error (in cm^2), with small regularisers that keep an under-determined fit sensible:
-a pull of the pose towards zero (the flat hand; 1e-4 per rad^2) and of the shape towards the mean
-(1e-3), and optionally the joints' anatomical limits (``engine.fit.anatomy``, ``limit_weight`` per
-degree^2 outside them; the per-frame estimate uses 1e-2: IK_LIMIT_WEIGHT there). Without the limits the IK is free in what keypoints do not show: a phalanx's twist
-about its own axis moves no keypoint, and a sideways bend of one joint can trade against a flexion
-of the next, so on real frames the IK returned DIP twists past 100 degrees and sideways bends of
-90 (measured on the ASL clip), poses no hand makes, which then reached the prior and the rig. The scale of the target skeleton (MediaPipe's world landmarks are metric but not the
-model's size) is absorbed by the shape space, whose first direction is overall scale.
+on the squared keypoint error (in cm^2), with small regularisers that keep an under-determined fit
+sensible: a pull of the pose towards zero (the flat hand; 1e-4 per rad^2) and of the shape towards
+the mean (1e-3), and optionally the joints' anatomical limits (``engine.fit.anatomy``,
+``limit_weight`` per degree^2 outside them; the per-frame estimate uses 1e-2: IK_LIMIT_WEIGHT
+there). Without the limits the IK is free in what keypoints do not show: a phalanx's twist about
+its own axis moves no keypoint, and a sideways bend of one joint can trade against a flexion of the
+next, so on real frames the IK returned DIP twists past 100 degrees and sideways bends of 90
+(measured on the ASL clip), poses no hand makes, which then reached the prior and the rig. The scale
+of the target skeleton (MediaPipe's world landmarks are metric but not the model's size) is
+absorbed by the shape space, whose first direction is overall scale.
 Rows with NaN are skipped and get the identity pose at the mean of the others' placement.
 """
 
@@ -25,13 +27,14 @@ import numpy as np
 import roma
 import torch
 
+from engine.contract import joints as J
 from engine.fit.anatomy import joint_axes, limit_penalty
 from engine.fit.optim import Adam
 
 if TYPE_CHECKING:
     from engine.hand_model import HandModel
 
-PALM = [0, 5, 9, 13, 17]  # MediaPipe indices of the wrist and the four finger MCPs
+PALM = J.PALM_MEDIAPIPE  # the wrist and the four finger MCPs
 
 
 def ik_from_keypoints3d(model: "HandModel", keypoints3d: np.ndarray | torch.Tensor,

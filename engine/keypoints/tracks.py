@@ -41,6 +41,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from engine.contract import joints as J
 from engine.contract.choices import SIDES
 
 if TYPE_CHECKING:  # for the hints only: the detector's module loads MediaPipe's wrappers
@@ -49,7 +50,7 @@ if TYPE_CHECKING:  # for the hints only: the detector's module loads MediaPipe's
 # a tracklet: (frame row, that frame's detection) in frame order; a hand: its tracklets in time order
 Tracklet = list[tuple[int, "Detection"]]
 
-PALM = [0, 5, 9, 13, 17]
+PALM = J.PALM_MEDIAPIPE  # the wrist and the four knuckles
 MAX_MISSING = 5  # frames a tracklet may miss and still be continued
 LINK_DISTANCE = 0.75  # in hand sizes
 LABEL_PENALTY = 0.5  # hand sizes, times the detection's handedness score
@@ -287,8 +288,8 @@ def new_stats() -> dict[str, dict[str, int]]:
     clip-level identity overruled the label), ``relabelled`` frames kept here whose own label said
     the other side (the same overruling, seen from the side that kept them), ``extra_hand`` a third
     distinct hand in a frame."""
-    return {side: {"mediapipe_frames": 0, "assigned_frames": 0, "duplicate": 0, "nested": 0, "swapped": 0, "other_side": 0,
-                   "relabelled": 0, "extra_hand": 0} for side in SIDES}
+    return {side: {"mediapipe_frames": 0, "assigned_frames": 0, "duplicate": 0, "nested": 0, "swapped": 0,
+                   "other_side": 0, "relabelled": 0, "extra_hand": 0} for side in SIDES}
 
 
 def assign_sides(frames: list[list["Detection"]], sides: tuple = SIDES,

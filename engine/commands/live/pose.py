@@ -21,7 +21,7 @@ from engine.contract import joints as J
 if TYPE_CHECKING:
     from engine.keypoints.detector import Detection
 
-PALM = [0, 5, 9, 13, 17]  # MediaPipe: the wrist and the four knuckles (the root's Kabsch, as the IK's start)
+PALM = J.PALM_MEDIAPIPE  # the wrist and the four knuckles (the root's Kabsch, as the IK's start)
 _X, _Y = torch.tensor([1.0, 0.0, 0.0], dtype=torch.float64), torch.tensor([0.0, 1.0, 0.0], dtype=torch.float64)
 
 
